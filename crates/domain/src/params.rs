@@ -1,0 +1,337 @@
+//! Parameter schemas: each workflow declares its params once, and the same declaration validates
+//! a start request (naming the offending field) and is served as JSON Schema (`paramsSchema`).
+
+use serde_json::{Map, Value, json};
+
+/// The JSON type of one parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Array,
+    Object,
+}
+
+impl ParamKind {
+    fn json_type(self) -> &'static str {
+        match self {
+            ParamKind::String => "string",
+            ParamKind::Integer => "integer",
+            ParamKind::Number => "number",
+            ParamKind::Boolean => "boolean",
+            ParamKind::Array => "array",
+            ParamKind::Object => "object",
+        }
+    }
+
+    fn accepts(self, value: &Value) -> bool {
+        match self {
+            ParamKind::String => value.is_string(),
+            ParamKind::Integer => {
+                value.is_i64() || value.is_u64() || value.as_f64().is_some_and(|f| f.fract() == 0.0)
+            }
+            ParamKind::Number => value.is_number(),
+            ParamKind::Boolean => value.is_boolean(),
+            ParamKind::Array => value.is_array(),
+            ParamKind::Object => value.is_object(),
+        }
+    }
+}
+
+/// One declared parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub kind: ParamKind,
+    pub description: String,
+    pub required: bool,
+    pub default: Option<Value>,
+    pub minimum: Option<f64>,
+    pub maximum: Option<f64>,
+    pub allowed: Option<Vec<String>>,
+    pub max_length: Option<usize>,
+}
+
+impl ParamSpec {
+    pub fn new(name: &str, kind: ParamKind, description: &str) -> Self {
+        ParamSpec {
+            name: name.to_owned(),
+            kind,
+            description: description.to_owned(),
+            required: false,
+            default: None,
+            minimum: None,
+            maximum: None,
+            allowed: None,
+            max_length: None,
+        }
+    }
+
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    pub fn default_value(mut self, value: Value) -> Self {
+        self.default = Some(value);
+        self
+    }
+
+    pub fn range(mut self, minimum: f64, maximum: f64) -> Self {
+        self.minimum = Some(minimum);
+        self.maximum = Some(maximum);
+        self
+    }
+
+    pub fn one_of(mut self, allowed: &[&str]) -> Self {
+        self.allowed = Some(allowed.iter().map(|s| (*s).to_owned()).collect());
+        self
+    }
+
+    pub fn max_length(mut self, max: usize) -> Self {
+        self.max_length = Some(max);
+        self
+    }
+
+    fn check(&self, value: &Value) -> Result<(), ParamError> {
+        let field = || self.name.clone();
+        if !self.kind.accepts(value) {
+            return Err(ParamError::new(
+                field(),
+                format!("must be of type {}", self.kind.json_type()),
+            ));
+        }
+        if self.required && value.as_str().is_some_and(|s| s.trim().is_empty()) {
+            return Err(ParamError::new(field(), "must not be empty"));
+        }
+        if let Some(number) = value.as_f64() {
+            if self.minimum.is_some_and(|min| number < min)
+                || self.maximum.is_some_and(|max| number > max)
+            {
+                return Err(ParamError::new(
+                    field(),
+                    format!(
+                        "must be between {} and {}",
+                        self.minimum.unwrap_or(f64::MIN),
+                        self.maximum.unwrap_or(f64::MAX)
+                    ),
+                ));
+            }
+        }
+        if let (Some(allowed), Some(text)) = (&self.allowed, value.as_str()) {
+            if !allowed.iter().any(|a| a == text) {
+                return Err(ParamError::new(
+                    field(),
+                    format!("must be one of: {}", allowed.join(", ")),
+                ));
+            }
+        }
+        if let (Some(max), Some(text)) = (self.max_length, value.as_str()) {
+            if text.chars().count() > max {
+                return Err(ParamError::new(
+                    field(),
+                    format!("must be at most {max} characters"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn json_schema(&self) -> Value {
+        let mut schema = Map::new();
+        schema.insert("type".into(), json!(self.kind.json_type()));
+        if !self.description.is_empty() {
+            schema.insert("description".into(), json!(self.description));
+        }
+        if let Some(default) = &self.default {
+            schema.insert("default".into(), default.clone());
+        }
+        if let Some(min) = self.minimum {
+            schema.insert("minimum".into(), json!(min));
+        }
+        if let Some(max) = self.maximum {
+            schema.insert("maximum".into(), json!(max));
+        }
+        if let Some(allowed) = &self.allowed {
+            schema.insert("enum".into(), json!(allowed));
+        }
+        if let Some(max) = self.max_length {
+            schema.insert("maxLength".into(), json!(max));
+        }
+        Value::Object(schema)
+    }
+}
+
+/// A parameter that failed validation: `field` names it, `message` says what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ParamError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ParamError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ParamError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The declared parameters of a workflow.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParamsSchema {
+    params: Vec<ParamSpec>,
+    /// Groups of which at least one member must be present (e.g. `scriptContent` or `scenes`).
+    any_of: Vec<Vec<String>>,
+}
+
+impl ParamsSchema {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn param(mut self, spec: ParamSpec) -> Self {
+        self.params.push(spec);
+        self
+    }
+
+    /// At least one of `names` must be given (non-null, non-empty).
+    pub fn require_any_of(mut self, names: &[&str]) -> Self {
+        self.any_of
+            .push(names.iter().map(|s| (*s).to_owned()).collect());
+        self
+    }
+
+    pub fn params(&self) -> &[ParamSpec] {
+        &self.params
+    }
+
+    /// Checks `params` and returns them with defaults filled in. Unknown keys are kept as they
+    /// are: the frontend sends extra context that handlers may read.
+    pub fn validate(&self, params: &Value) -> Result<Value, ParamError> {
+        let object = match params {
+            Value::Object(object) => object,
+            Value::Null => &Map::new(),
+            _ => return Err(ParamError::new("params", "must be a JSON object")),
+        };
+        let mut out = object.clone();
+        for spec in &self.params {
+            match object.get(&spec.name) {
+                None | Some(Value::Null) => {
+                    if spec.required {
+                        return Err(ParamError::new(spec.name.clone(), "is required"));
+                    }
+                    if let Some(default) = &spec.default {
+                        out.insert(spec.name.clone(), default.clone());
+                    }
+                }
+                Some(value) => spec.check(value)?,
+            }
+        }
+        for group in &self.any_of {
+            let present = group.iter().any(|name| is_present(object.get(name)));
+            if !present {
+                return Err(ParamError::new(
+                    group.join(" or "),
+                    format!("one of {} is required", group.join(", ")),
+                ));
+            }
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// The JSON Schema served as `paramsSchema`.
+    pub fn to_json_schema(&self) -> Value {
+        let properties: Map<String, Value> = self
+            .params
+            .iter()
+            .map(|spec| (spec.name.clone(), spec.json_schema()))
+            .collect();
+        let required: Vec<&str> = self
+            .params
+            .iter()
+            .filter(|spec| spec.required)
+            .map(|spec| spec.name.as_str())
+            .collect();
+        let mut schema = json!({
+            "type": "object",
+            "properties": properties,
+            "required": required,
+        });
+        if !self.any_of.is_empty() {
+            let any_of: Vec<Value> = self
+                .any_of
+                .iter()
+                .flat_map(|group| group.iter().map(|name| json!({"required": [name]})))
+                .collect();
+            schema["anyOf"] = Value::Array(any_of);
+        }
+        schema
+    }
+}
+
+fn is_present(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => !s.trim().is_empty(),
+        Some(Value::Array(items)) => !items.is_empty(),
+        Some(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> ParamsSchema {
+        ParamsSchema::new()
+            .param(ParamSpec::new("prompt", ParamKind::String, "what to draw").required())
+            .param(
+                ParamSpec::new("duration", ParamKind::Integer, "seconds")
+                    .range(1.0, 10.0)
+                    .default_value(json!(5)),
+            )
+            .param(ParamSpec::new("kind", ParamKind::String, "").one_of(&["image", "video"]))
+    }
+
+    #[test]
+    fn fills_defaults_and_keeps_unknown_keys() {
+        let out = schema()
+            .validate(&json!({"prompt": "a cat", "extra": 1}))
+            .unwrap();
+        assert_eq!(out, json!({"prompt": "a cat", "duration": 5, "extra": 1}));
+    }
+
+    #[test]
+    fn names_the_offending_field() {
+        let cases = [
+            (json!({}), "prompt"),
+            (json!({"prompt": "  "}), "prompt"),
+            (json!({"prompt": 3}), "prompt"),
+            (json!({"prompt": "x", "duration": 11}), "duration"),
+            (json!({"prompt": "x", "duration": 2.5}), "duration"),
+            (json!({"prompt": "x", "kind": "audio"}), "kind"),
+            (json!([1]), "params"),
+        ];
+        for (params, field) in cases {
+            let err = schema().validate(&params).unwrap_err();
+            assert_eq!(err.field, field, "{params}");
+        }
+    }
+
+    #[test]
+    fn any_of_groups_need_one_member() {
+        let schema = ParamsSchema::new().require_any_of(&["scriptContent", "scenes"]);
+        assert!(schema.validate(&json!({"scenes": [{"a": 1}]})).is_ok());
+        let err = schema.validate(&json!({"scenes": []})).unwrap_err();
+        assert_eq!(err.field, "scriptContent or scenes");
+        assert_eq!(
+            schema.to_json_schema()["anyOf"][0],
+            json!({"required": ["scriptContent"]})
+        );
+    }
+}

@@ -1,0 +1,92 @@
+//! Checkpoints: a handler saves what it needs to resume external work (a provider's task id, the
+//! images already made) before it waits; after a crash the next attempt receives the last one.
+
+use std::sync::Arc;
+
+use nosyntask_domain::TaskError;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::ports::{Clock, Fence, JobStore, StoreError};
+
+/// The checkpoint store of one claim. Writes are fenced: after the lease is lost they fail.
+#[derive(Clone)]
+pub struct Checkpoints {
+    inner: Option<Arc<Inner>>,
+    last: Arc<Mutex<Option<Value>>>,
+}
+
+struct Inner {
+    store: Arc<dyn JobStore>,
+    clock: Arc<dyn Clock>,
+    fence: Fence,
+}
+
+impl Checkpoints {
+    pub(crate) fn new(
+        store: Arc<dyn JobStore>,
+        clock: Arc<dyn Clock>,
+        fence: Fence,
+        last: Option<Value>,
+    ) -> Self {
+        Checkpoints {
+            inner: Some(Arc::new(Inner {
+                store,
+                clock,
+                fence,
+            })),
+            last: Arc::new(Mutex::new(last)),
+        }
+    }
+
+    /// Checkpoints kept in memory only (tests, direct handler calls).
+    pub fn in_memory(last: Option<Value>) -> Self {
+        Checkpoints {
+            inner: None,
+            last: Arc::new(Mutex::new(last)),
+        }
+    }
+
+    /// The last saved checkpoint: from a previous attempt, or saved earlier in this one.
+    pub async fn last(&self) -> Option<Value> {
+        self.last.lock().await.clone()
+    }
+
+    /// Saves `value` durably before returning.
+    pub async fn save(&self, value: Value) -> Result<(), TaskError> {
+        self.write(value, None).await
+    }
+
+    /// Saves `value` and records the provider's task id in the task's `external_task_id`.
+    pub async fn save_external(
+        &self,
+        external_task_id: &str,
+        value: Value,
+    ) -> Result<(), TaskError> {
+        self.write(value, Some(external_task_id)).await
+    }
+
+    async fn write(&self, value: Value, external_task_id: Option<&str>) -> Result<(), TaskError> {
+        if let Some(inner) = &self.inner {
+            let now = inner.clock.now();
+            inner
+                .store
+                .save_checkpoint(&inner.fence, &value, external_task_id, now)
+                .await
+                .map_err(|err| match err {
+                    StoreError::Conflict(_) | StoreError::NotFound(_) => TaskError::Cancelled,
+                    other => TaskError::retryable(format!("saving checkpoint failed: {other}")),
+                })?;
+        }
+        *self.last.lock().await = Some(value);
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Checkpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoints")
+            .field("durable", &self.inner.is_some())
+            .finish_non_exhaustive()
+    }
+}

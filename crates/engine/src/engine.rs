@@ -1,0 +1,275 @@
+//! The engine facade: what the API layer calls. Every method checks who is asking; another user's
+//! job answers `NotFound`, never "forbidden", so ids do not leak.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nosyntask_domain::{
+    Job, JobId, JobStatus, JobWithTasks, ParamError, ProjectId, UserId, Viewer,
+};
+use serde_json::Value;
+
+use crate::metrics::Metrics;
+use crate::ports::{Clock, JobFilter, JobStore, NewJob, NewTask, StoreError, SystemClock};
+use crate::workflow::{Registry, WorkflowDefinition};
+
+/// Limits applied when jobs start.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Pending/running jobs one user may have (`None`: unlimited). Default 20.
+    pub max_active_jobs_per_user: Option<u64>,
+    /// How long an idempotency key is remembered. Default 24 h.
+    pub idempotency_window: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_active_jobs_per_user: Some(20),
+            idempotency_window: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// What can go wrong with an API call, by what the caller should do about it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    #[error("unknown workflow type `{0}`")]
+    UnknownWorkflow(String),
+    #[error("invalid params: {0}")]
+    InvalidParams(ParamError),
+    #[error("job {0} not found")]
+    NotFound(JobId),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many active jobs: {active} of {limit} allowed")]
+    QuotaExceeded { active: u64, limit: u64 },
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for EngineError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(id) => EngineError::NotFound(id),
+            StoreError::Conflict(message) => EngineError::Conflict(message),
+            StoreError::QuotaExceeded { active, limit, .. } => {
+                EngineError::QuotaExceeded { active, limit }
+            }
+            StoreError::Unavailable(message) => EngineError::Unavailable(message),
+            StoreError::Other(message) => EngineError::Internal(message),
+        }
+    }
+}
+
+/// A request to start a workflow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartRequest {
+    pub user_id: UserId,
+    pub project_id: ProjectId,
+    pub workflow_type: String,
+    pub params: Value,
+    pub idempotency_key: Option<String>,
+}
+
+/// A started (or deduplicated) job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Started {
+    pub job: JobWithTasks,
+    pub deduplicated: bool,
+}
+
+/// Filters of the job list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListQuery {
+    pub project_id: Option<ProjectId>,
+    pub workflow_type: Option<String>,
+    pub statuses: Vec<JobStatus>,
+    pub before: Option<JobId>,
+    pub limit: u64,
+}
+
+/// The engine: registry, store and clock, shared by the API and the workers of one process.
+#[derive(Clone)]
+pub struct Engine {
+    store: Arc<dyn JobStore>,
+    registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    config: EngineConfig,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn JobStore>, registry: Registry) -> Self {
+        Engine {
+            store,
+            registry: Arc::new(registry),
+            clock: Arc::new(SystemClock),
+            metrics: Arc::new(Metrics::new()),
+            config: EngineConfig::default(),
+        }
+    }
+
+    pub fn with_config(mut self, config: EngineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn store(&self) -> &Arc<dyn JobStore> {
+        &self.store
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The definition of a workflow type.
+    pub fn workflow(&self, workflow_type: &str) -> Result<&Arc<WorkflowDefinition>, EngineError> {
+        self.registry
+            .get(workflow_type)
+            .ok_or_else(|| EngineError::UnknownWorkflow(workflow_type.to_owned()))
+    }
+
+    /// Validates the params and creates the job with one task per step, atomically.
+    pub async fn start(&self, request: StartRequest) -> Result<Started, EngineError> {
+        let definition = self.workflow(&request.workflow_type)?;
+        let params = definition
+            .params
+            .validate(&request.params)
+            .map_err(EngineError::InvalidParams)?;
+        let unique_key = definition.unique_key.as_ref().and_then(|key| key(&params));
+        let tasks = definition
+            .steps
+            .iter()
+            .map(|step| NewTask {
+                task_type: step.task_type.clone(),
+                target_type: step.target_type.clone(),
+                target_id: step
+                    .target_id_param
+                    .as_ref()
+                    .and_then(|param| params.get(param))
+                    .and_then(integer_of),
+                max_attempts: i32::try_from(step.max_attempts).unwrap_or(i32::MAX),
+            })
+            .collect();
+        let new_job = NewJob {
+            user_id: request.user_id,
+            project_id: request.project_id,
+            workflow_type: request.workflow_type,
+            input_params: params,
+            tasks,
+            idempotency_key: request.idempotency_key.filter(|key| !key.is_empty()),
+            idempotency_window: self.config.idempotency_window,
+            unique_key,
+            max_active_per_user: self.config.max_active_jobs_per_user,
+        };
+        let outcome = self.store.create_job(new_job, self.clock.now()).await?;
+        Ok(Started {
+            job: outcome.job,
+            deduplicated: outcome.deduplicated,
+        })
+    }
+
+    /// A job with its tasks, if the viewer may read it.
+    pub async fn get(&self, viewer: &Viewer, id: JobId) -> Result<JobWithTasks, EngineError> {
+        match self.store.get_job(id).await? {
+            Some(job) if viewer.can_read(job.job.user_id) => Ok(job),
+            _ => Err(EngineError::NotFound(id)),
+        }
+    }
+
+    /// The viewer's jobs (every user's for admins), newest first.
+    pub async fn list(&self, viewer: &Viewer, query: ListQuery) -> Result<Vec<Job>, EngineError> {
+        let filter = JobFilter {
+            user_id: (!viewer.is_admin).then_some(viewer.user_id),
+            project_id: query.project_id,
+            workflow_type: query.workflow_type,
+            statuses: query.statuses,
+            active_only: false,
+            before: query.before,
+            limit: query.limit,
+        };
+        Ok(self.store.list_jobs(&filter).await?)
+    }
+
+    /// The viewer's own jobs in a project that are pending/running, or finished and not consumed.
+    pub async fn active(
+        &self,
+        viewer: &Viewer,
+        project_id: ProjectId,
+        limit: u64,
+    ) -> Result<Vec<Job>, EngineError> {
+        let filter = JobFilter {
+            user_id: Some(viewer.user_id),
+            project_id: Some(project_id),
+            active_only: true,
+            limit,
+            ..JobFilter::default()
+        };
+        Ok(self.store.list_jobs(&filter).await?)
+    }
+
+    pub async fn consume(&self, viewer: &Viewer, id: JobId) -> Result<Job, EngineError> {
+        self.own(viewer, id).await?;
+        Ok(self.store.consume_job(id, self.clock.now()).await?)
+    }
+
+    pub async fn cancel(&self, viewer: &Viewer, id: JobId) -> Result<Job, EngineError> {
+        self.own(viewer, id).await?;
+        Ok(self.store.cancel_job(id, self.clock.now()).await?)
+    }
+
+    pub async fn resume(&self, viewer: &Viewer, id: JobId) -> Result<Job, EngineError> {
+        self.own(viewer, id).await?;
+        Ok(self.store.resume_job(id, self.clock.now()).await?)
+    }
+
+    /// Only the owner changes a job; anyone else is told it does not exist.
+    async fn own(&self, viewer: &Viewer, id: JobId) -> Result<(), EngineError> {
+        match self.store.get_job(id).await? {
+            Some(job) if job.job.user_id == viewer.user_id => Ok(()),
+            _ => Err(EngineError::NotFound(id)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("backend", &self.store.backend_name())
+            .field("workflows", &self.registry.all().len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn integer_of(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}

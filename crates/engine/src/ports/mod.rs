@@ -1,0 +1,8 @@
+//! The engine's ports: the traits its adapters implement. Each is object-safe so the server wires
+//! `Arc<dyn …>`; constructors live on the implementations.
+
+mod clock;
+mod store;
+
+pub use clock::{Clock, SystemClock};
+pub use store::*;

@@ -1,0 +1,270 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use nosyntask_domain::{Job, JobId, JobStatus, JobWithTasks, ProjectId, Task, TaskId, UserId};
+use serde_json::Value;
+
+/// What a store call can fail with, in terms a caller can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("job {0} not found")]
+    NotFound(JobId),
+    /// The job is in a state that does not allow the operation (e.g. cancelling a completed job).
+    #[error("{0}")]
+    Conflict(String),
+    /// The user already has `limit` active jobs.
+    #[error("user {user_id} already has {active} active jobs (limit {limit})")]
+    QuotaExceeded {
+        user_id: UserId,
+        active: u64,
+        limit: u64,
+    },
+    /// The database cannot be reached or answered with a passing error; try again later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Any other database error (a bug or a schema problem); the message is for logs.
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+/// One step of a job to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTask {
+    pub task_type: String,
+    pub target_type: String,
+    pub target_id: Option<i64>,
+    pub max_attempts: i32,
+}
+
+/// A job to create, with one task per step, in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub user_id: UserId,
+    pub project_id: ProjectId,
+    pub workflow_type: String,
+    pub input_params: Value,
+    pub tasks: Vec<NewTask>,
+    /// Same user + same key within `idempotency_window` returns the existing job.
+    pub idempotency_key: Option<String>,
+    pub idempotency_window: Duration,
+    /// While a job of this user and workflow type with the same key is active (pending or
+    /// running), creating another returns it instead.
+    pub unique_key: Option<String>,
+    /// The most pending/running jobs a user may have; `None` means no limit.
+    pub max_active_per_user: Option<u64>,
+}
+
+/// The result of `create_job`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateOutcome {
+    pub job: JobWithTasks,
+    /// True when an existing job was returned (idempotency key or uniqueness key).
+    pub deduplicated: bool,
+}
+
+/// Which jobs `list_jobs` returns. Newest first (id descending).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobFilter {
+    /// `None` lists every user's jobs (admins).
+    pub user_id: Option<UserId>,
+    pub project_id: Option<ProjectId>,
+    pub workflow_type: Option<String>,
+    /// Empty means any status.
+    pub statuses: Vec<JobStatus>,
+    /// Only jobs that are pending/running, or completed/failed and not consumed.
+    pub active_only: bool,
+    /// Only jobs with an id below this (cursor for the next page).
+    pub before: Option<JobId>,
+    pub limit: u64,
+}
+
+/// The identity of one claim of a task: every write of a runner is fenced on it, so a runner
+/// whose lease was taken over can no longer change anything.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Fence {
+    pub task_id: TaskId,
+    pub job_id: JobId,
+    pub owner: String,
+    /// The task's `attempts` value set by this claim.
+    pub attempt: i32,
+}
+
+/// A task handed to a worker by `claim_tasks`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedTask {
+    pub fence: Fence,
+    pub task: Task,
+    /// The job as it was at claim time (for its params, user and project).
+    pub job: Job,
+    /// Results of the job's completed steps, by step index.
+    pub previous_results: BTreeMap<i32, Value>,
+    /// The last checkpoint a previous attempt saved, if any.
+    pub checkpoint: Option<Value>,
+}
+
+/// A progress (and, once per attempt, started-input) update, written in batches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgressUpdate {
+    pub fence: Fence,
+    pub progress: i32,
+    /// Overall job progress matching `progress`.
+    pub job_progress: i32,
+    /// The step input and model, written with the first update of an attempt.
+    pub started: Option<StepStarted>,
+}
+
+/// What the engine records when a step starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepStarted {
+    pub input_params: Value,
+    pub model_name: Option<String>,
+}
+
+/// A successful step, written in batches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub fence: Fence,
+    pub result: Value,
+    /// Set when the step's input was not written yet (fast steps finish before the first flush).
+    pub started: Option<StepStarted>,
+    /// Whether this step is the job's last: the job completes with it.
+    pub is_last_step: bool,
+    /// Overall job progress after this step.
+    pub job_progress: i32,
+}
+
+/// A failed attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub fence: Fence,
+    pub message: String,
+    /// `Some`: the task goes back to pending, claimable from then on. `None`: the task fails and
+    /// with it the job.
+    pub retry_at: Option<DateTime<Utc>>,
+    pub started: Option<StepStarted>,
+}
+
+/// Counts for metrics and the console.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Tasks pending and ready to claim now.
+    pub ready: u64,
+    /// Tasks pending with a later ready time (retry backoff).
+    pub scheduled: u64,
+    pub running: u64,
+    pub jobs_by_status: BTreeMap<String, u64>,
+}
+
+/// Durable state of jobs and tasks. Implementations: `nosyntask-store` (SQLite, PostgreSQL,
+/// MySQL/MariaDB). Every method is atomic: it commits all of its writes or none.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// `sqlite`, `postgres` or `mysql`.
+    fn backend_name(&self) -> &'static str;
+
+    /// Cheap round trip to the database (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    // --- API side ---------------------------------------------------------------------------
+
+    /// Creates the job and its tasks in one transaction (the first task ready at `now`), after
+    /// the idempotency, uniqueness and quota checks, all inside that transaction.
+    async fn create_job(
+        &self,
+        job: NewJob,
+        now: DateTime<Utc>,
+    ) -> Result<CreateOutcome, StoreError>;
+
+    async fn get_job(&self, id: JobId) -> Result<Option<JobWithTasks>, StoreError>;
+
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;
+
+    /// Marks the job consumed (idempotent).
+    async fn consume_job(&self, id: JobId, now: DateTime<Utc>) -> Result<Job, StoreError>;
+
+    /// Cancels the job and its pending/running tasks (idempotent; `Conflict` if completed).
+    async fn cancel_job(&self, id: JobId, now: DateTime<Utc>) -> Result<Job, StoreError>;
+
+    /// A failed or cancelled job continues from its first unfinished step: that task becomes
+    /// ready at `now` with attempts reset, finished steps keep their results. `Conflict` in any
+    /// other status, or when another active job holds the same uniqueness key.
+    async fn resume_job(&self, id: JobId, now: DateTime<Utc>) -> Result<Job, StoreError>;
+
+    // --- worker side ------------------------------------------------------------------------
+
+    /// Atomically claims up to `limit` ready tasks (pending, ready at or before `now`) for
+    /// `owner`: status running, attempts + 1, lease until `now + lease`; their jobs become
+    /// running. Uses `FOR UPDATE SKIP LOCKED` where the database has it.
+    async fn claim_tasks(
+        &self,
+        owner: &str,
+        limit: u32,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedTask>, StoreError>;
+
+    /// Extends the leases of the given claims to `now + lease` in one statement. Returns the
+    /// task ids whose fence no longer holds (lease lost or task cancelled).
+    async fn renew_leases(
+        &self,
+        fences: &[Fence],
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TaskId>, StoreError>;
+
+    /// Writes coalesced progress (task and job) in one transaction; stale fences are skipped.
+    async fn write_progress(
+        &self,
+        updates: &[ProgressUpdate],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Saves a checkpoint (and the provider's task id, if given) for the claim. `Conflict` if the
+    /// fence no longer holds.
+    async fn save_checkpoint(
+        &self,
+        fence: &Fence,
+        checkpoint: &Value,
+        external_task_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Completes tasks in one transaction: each task completed with its result and progress 100;
+    /// its job advances (next task ready at `now`) or completes. Returns, per completion in order,
+    /// whether its fence still held (false: the result was discarded).
+    async fn complete_tasks(
+        &self,
+        completions: &[Completion],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError>;
+
+    /// Records a failed attempt (retry later, or fail task and job). Returns whether the fence held.
+    async fn fail_task(&self, failure: &Failure, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Hands claims back without using up an attempt (graceful shutdown): pending, ready now,
+    /// attempts - 1, lease cleared.
+    async fn release_tasks(&self, fences: &[Fence], now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Task ids leased by `owner` whose status is no longer running (cancelled by a user).
+    async fn cancelled_claims(&self, owner: &str) -> Result<Vec<TaskId>, StoreError>;
+
+    /// Makes running tasks whose lease expired before `now` claimable again (their worker died).
+    /// Returns how many.
+    async fn requeue_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Deletes terminal jobs (and their tasks) finished before the cut-offs. Returns how many.
+    async fn prune(
+        &self,
+        consumed_before: DateTime<Utc>,
+        unconsumed_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Waits until new work may be ready (a job created, a step advanced, a retry scheduled, by
+    /// this or, on PostgreSQL, any process) or `max_wait` passes. Never errors: a broken
+    /// notification channel degrades to polling.
+    async fn wait_for_work(&self, max_wait: Duration);
+
+    async fn stats(&self, now: DateTime<Utc>) -> Result<StoreStats, StoreError>;
+}
