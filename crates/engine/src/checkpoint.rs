@@ -66,19 +66,59 @@ impl Checkpoints {
         self.write(value, Some(external_task_id)).await
     }
 
+    /// The `key` entry of the last checkpoint object.
+    pub async fn entry(&self, key: &str) -> Option<Value> {
+        self.last
+            .lock()
+            .await
+            .as_ref()
+            .and_then(|last| last.get(key))
+            .cloned()
+    }
+
+    /// Sets the `key` entry of the checkpoint object, keeping the other entries, and saves it
+    /// durably (with the provider's task id, if given). Concurrent merges from calls of one
+    /// handler are serialised, so none loses another's entry.
+    pub async fn merge_entry(
+        &self,
+        key: &str,
+        entry: Value,
+        external_task_id: Option<&str>,
+    ) -> Result<(), TaskError> {
+        let mut last = self.last.lock().await;
+        let mut object = match last.as_ref() {
+            Some(Value::Object(map)) => map.clone(),
+            _ => serde_json::Map::new(),
+        };
+        object.insert(key.to_owned(), entry);
+        let value = Value::Object(object);
+        self.persist(&value, external_task_id).await?;
+        *last = Some(value);
+        Ok(())
+    }
+
     async fn write(&self, value: Value, external_task_id: Option<&str>) -> Result<(), TaskError> {
+        self.persist(&value, external_task_id).await?;
+        *self.last.lock().await = Some(value);
+        Ok(())
+    }
+
+    async fn persist(
+        &self,
+        value: &Value,
+        external_task_id: Option<&str>,
+    ) -> Result<(), TaskError> {
         if let Some(inner) = &self.inner {
             let now = inner.clock.now();
             inner
                 .store
-                .save_checkpoint(&inner.fence, &value, external_task_id, now)
+                .save_checkpoint(&inner.fence, value, external_task_id, now)
                 .await
                 .map_err(|err| match err {
                     StoreError::Conflict(_) | StoreError::NotFound(_) => TaskError::Cancelled,
                     other => TaskError::retryable(format!("saving checkpoint failed: {other}")),
                 })?;
         }
-        *self.last.lock().await = Some(value);
         Ok(())
     }
 }

@@ -2,7 +2,9 @@
 //! `Arc<dyn …>`; constructors live on the implementations.
 
 mod clock;
+mod models;
 mod store;
 
 pub use clock::{Clock, SystemClock};
+pub use models::*;
 pub use store::*;
