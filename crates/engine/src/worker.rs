@@ -360,6 +360,7 @@ async fn claim_loop(
     }
 }
 
+/// Registers the attempt (so the claim loop counts it at once), then runs it on its own task.
 fn start_task(state: &Arc<State>, claimed: ClaimedTask, finished: mpsc::UnboundedSender<Finished>) {
     let task_id = claimed.task.id;
     let span = info_span!(
@@ -370,20 +371,31 @@ fn start_task(state: &Arc<State>, claimed: ClaimedTask, finished: mpsc::Unbounde
         step = claimed.task.step_index,
         attempt = claimed.fence.attempt,
     );
+    let prepared = span.in_scope(|| prepare_attempt(state, claimed));
     let state = state.clone();
     tokio::spawn(
         async move {
-            if let Some(outcome) = run_attempt(&state, claimed).await {
-                record_outcome(&state, task_id, outcome, &finished).await;
-            }
+            let outcome = match prepared {
+                Ok(attempt) => execute_attempt(&state, attempt).await,
+                Err(error) => Err(error),
+            };
+            record_outcome(&state, task_id, outcome, &finished).await;
         }
         .instrument(span),
     );
 }
 
-/// Builds the input and runs the handler. `None` when nothing is to be recorded (the attempt
-/// was taken away from us or could not even start).
-async fn run_attempt(state: &Arc<State>, claimed: ClaimedTask) -> Option<Result<Value, TaskError>> {
+/// An attempt ready to run.
+struct Attempt {
+    run: StepRun,
+    handler: Arc<dyn crate::workflow::StepHandler>,
+    timeout: Duration,
+    cancel: CancellationToken,
+}
+
+/// Builds the step's input and registers the attempt as running. An `Err` is recorded as the
+/// attempt's failure (unknown step, attempts used up by crashed workers).
+fn prepare_attempt(state: &Arc<State>, claimed: ClaimedTask) -> Result<Attempt, TaskError> {
     let engine = &state.engine;
     let job = &claimed.job;
     let task = &claimed.task;
@@ -395,11 +407,10 @@ async fn run_attempt(state: &Arc<State>, claimed: ClaimedTask) -> Option<Result<
     let cancel = CancellationToken::new();
     let progress = ProgressSlot::new();
 
-    let definition = engine.registry().get(&job.workflow_type).cloned();
-    let step = definition
-        .as_ref()
+    let step = engine
+        .registry()
+        .get(&job.workflow_type)
         .and_then(|d| d.steps.get(usize::try_from(task.step_index).ok()?).cloned());
-
     let context = StepContext {
         job_params: job.input_params.clone(),
         previous_results: claimed.previous_results.clone(),
@@ -435,17 +446,17 @@ async fn run_attempt(state: &Arc<State>, claimed: ClaimedTask) -> Option<Result<
     engine.metrics().tasks_started.get_or_create(&labels).inc();
 
     let Some(step) = step else {
-        return Some(Err(TaskError::permanent(format!(
+        return Err(TaskError::permanent(format!(
             "this worker has no step {} of workflow type `{}`",
             task.step_index, job.workflow_type
-        ))));
+        )));
     };
     let max_attempts = i32::try_from(step.max_attempts).unwrap_or(i32::MAX);
     if fence.attempt > max_attempts {
         // Earlier attempts never reported back: their process died holding the lease.
-        return Some(Err(TaskError::permanent(format!(
+        return Err(TaskError::permanent(format!(
             "gave up after {max_attempts} attempts: the worker running this step stopped responding"
-        ))));
+        )));
     }
     if claimed.checkpoint.is_some() {
         info!("resuming from checkpoint");
@@ -457,7 +468,7 @@ async fn run_attempt(state: &Arc<State>, claimed: ClaimedTask) -> Option<Result<
             engine.store().clone(),
             engine.clock().clone(),
             fence.clone(),
-            claimed.checkpoint.clone(),
+            claimed.checkpoint,
         ),
         cancel: cancel.clone(),
         job_id: job.id,
@@ -467,29 +478,43 @@ async fn run_attempt(state: &Arc<State>, claimed: ClaimedTask) -> Option<Result<
         user_id: job.user_id,
         project_id: job.project_id,
     };
-    let handler = step.handler.clone();
-    let mut attempt = tokio::spawn(async move { handler.run(run).await }.in_current_span());
-    let timeout = step.timeout;
+    Ok(Attempt {
+        run,
+        handler: step.handler.clone(),
+        timeout: step.timeout,
+        cancel,
+    })
+}
+
+/// Runs the handler on its own task (so a panic is caught) under the step's timeout, and gives a
+/// cancelled handler `cancel_grace` to clean up before it is dropped.
+async fn execute_attempt(state: &Arc<State>, attempt: Attempt) -> Result<Value, TaskError> {
+    let Attempt {
+        run,
+        handler,
+        timeout,
+        cancel,
+    } = attempt;
+    let mut joined = tokio::spawn(async move { handler.run(run).await }.in_current_span());
     let grace = state.config.cancel_grace;
-    let outcome = tokio::select! {
-        joined = &mut attempt => match joined {
+    tokio::select! {
+        result = &mut joined => match result {
             Ok(result) => result,
             Err(err) if err.is_panic() => Err(TaskError::permanent("the step handler panicked")),
             Err(_) => Err(TaskError::Cancelled),
         },
         _ = tokio::time::sleep(timeout) => {
             cancel.cancel();
-            attempt.abort();
+            joined.abort();
             Err(TaskError::retryable(format!(
                 "step timed out after {} s", timeout.as_secs_f64()
             )))
         }
         _ = async { cancel.cancelled().await; tokio::time::sleep(grace).await } => {
-            attempt.abort();
+            joined.abort();
             Err(TaskError::Cancelled)
         }
-    };
-    Some(outcome)
+    }
 }
 
 async fn record_outcome(
