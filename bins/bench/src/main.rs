@@ -1,1 +1,37 @@
-fn main() {}
+//! `nosyntask-bench`: measures the engine through its public API and real store.
+//!
+//! - `engine`: starts N jobs of S no-op steps one call at a time (`starts_per_s`), then drains them
+//!   with a worker pool (`jobs_per_s`, `steps_per_s`).
+//!
+//! Each command prints progress on stderr and ends its output with one JSON line of figures.
+
+mod engine;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "nosyntask-bench", about = "Benchmarks of the nosyntask engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Engine overhead: start N no-op jobs one by one, then drain them.
+    Engine(engine::EngineArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Engine(args) => engine::run(args).await,
+    }
+}

@@ -1,0 +1,69 @@
+//! A worker process for crash tests: runs the `crashy` workflow over a database until killed or
+//! sent SIGTERM. Each step saves a checkpoint, sleeps, and returns whether it resumed from one.
+//! Every finished handler run is appended to `--log` as `task_id attempt pid` so the test can tell
+//! which runs happened where.
+//!
+//! Usage: nosyntask-testkit-worker --db URL --log FILE [--concurrency N] [--sleep-ms MS] [--lease-ms MS]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use nosyntask_engine::{Engine, EngineConfig, JobStore, Registry, Worker, WorkerConfig};
+use nosyntask_testkit::workflows::crashy_workflow;
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(db) = arg(&args, "--db") else {
+        bail!("usage: nosyntask-testkit-worker --db URL --log FILE [--concurrency N] [--sleep-ms MS] [--lease-ms MS]");
+    };
+    let log_path = arg(&args, "--log").context("--log FILE is required")?;
+    let number = |name: &str, default: u64| -> anyhow::Result<u64> {
+        arg(&args, name).map_or(Ok(default), |v| v.parse().with_context(|| format!("{name} {v}")))
+    };
+    let concurrency = number("--concurrency", 16)? as usize;
+    let sleep = Duration::from_millis(number("--sleep-ms", 50)?);
+    let lease = Duration::from_millis(number("--lease-ms", 2000)?);
+
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {log_path}"))?;
+    let store: Arc<dyn JobStore> = Arc::new(nosyntask_store::Store::connect(&db).await?);
+    let mut registry = Registry::new();
+    registry.register(crashy_workflow(sleep, Arc::new(Mutex::new(log))));
+    let engine = Engine::new(store, registry).with_config(EngineConfig {
+        max_active_jobs_per_user: None,
+        ..EngineConfig::default()
+    });
+    let worker = Worker::new(
+        engine,
+        WorkerConfig {
+            concurrency,
+            claim_batch: concurrency as u32,
+            lease_ttl: lease,
+            heartbeat_interval: lease / 4,
+            sweep_interval: Duration::from_millis(250),
+            poll_interval: Duration::from_millis(100),
+            retention: None,
+            ..WorkerConfig::default()
+        },
+    )
+    .spawn();
+    println!("worker ready");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    worker.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! Crash safety with real processes on PostgreSQL: three worker processes share 1,000 jobs; one is
+//! killed with SIGKILL mid-run. Every job still completes, no step is completed twice, and steps
+//! that had saved a checkpoint resume with it.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nosyntask_domain::{JobStatus, TaskStatus, Viewer};
+use nosyntask_engine::{Engine, EngineConfig, ListQuery, Registry};
+use nosyntask_store::testing::TestDatabase;
+use nosyntask_testkit::workflows::crashy_workflow;
+use serde_json::json;
+
+const JOBS: usize = 1_000;
+
+struct WorkerProcess {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+fn spawn_worker(url: &str, dir: &std::path::Path, n: usize) -> WorkerProcess {
+    let log = dir.join(format!("worker-{n}.log"));
+    let child = Command::new(env!("CARGO_BIN_EXE_nosyntask-testkit-worker"))
+        .args(["--db", url, "--log"])
+        .arg(&log)
+        .args(["--concurrency", "16", "--sleep-ms", "100", "--lease-ms", "2000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning a worker process");
+    WorkerProcess { child, log }
+}
+
+/// `task_id → [(attempt, pid)]` of every handler run that finished.
+fn finished_runs(workers: &[WorkerProcess]) -> HashMap<i64, Vec<(i64, u32)>> {
+    let mut runs: HashMap<i64, Vec<(i64, u32)>> = HashMap::new();
+    for worker in workers {
+        let text = std::fs::read_to_string(&worker.log).unwrap_or_default();
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if let [task, attempt, pid] = fields[..] {
+                runs.entry(task.parse().unwrap())
+                    .or_default()
+                    .push((attempt.parse().unwrap(), pid.parse().unwrap()));
+            }
+        }
+    }
+    runs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_worker_process_loses_and_duplicates_nothing() {
+    let Some(database) = TestDatabase::create("postgres").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = Registry::new();
+    let unused_log = std::fs::File::create(dir.path().join("unused.log")).unwrap();
+    registry.register(crashy_workflow(Duration::ZERO, Arc::new(Mutex::new(unused_log))));
+    let engine = Engine::new(database.store(), registry).with_config(EngineConfig {
+        max_active_jobs_per_user: None,
+        ..Default::default()
+    });
+    for i in 0..JOBS {
+        engine
+            .start(nosyntask_engine::StartRequest {
+                user_id: 1,
+                project_id: 1,
+                workflow_type: "crashy".into(),
+                params: json!({"n": i}),
+                idempotency_key: None,
+            })
+            .await
+            .unwrap();
+    }
+
+    let mut workers: Vec<WorkerProcess> = (0..3).map(|n| spawn_worker(database.url(), dir.path(), n)).collect();
+    let viewer = Viewer::admin(0);
+    let completed = |engine: Engine| async move {
+        engine
+            .list(&viewer, ListQuery { statuses: vec![JobStatus::Completed], limit: 10_000, ..Default::default() })
+            .await
+            .map(|jobs| jobs.len())
+            .unwrap_or(0)
+    };
+    // Kill one process with SIGKILL once a quarter of the work is done.
+    nosyntask_testkit::wait_for("a quarter of the jobs", Duration::from_secs(60), || {
+        let engine = engine.clone();
+        async move { (completed(engine).await >= JOBS / 4).then_some(()) }
+    })
+    .await;
+    let victim_pid = workers[0].child.id();
+    workers[0].child.kill().unwrap();
+    workers[0].child.wait().unwrap();
+
+    nosyntask_testkit::wait_for("every job to complete", Duration::from_secs(120), || {
+        let engine = engine.clone();
+        async move { (completed(engine).await == JOBS).then_some(()) }
+    })
+    .await;
+    for worker in &mut workers[1..] {
+        let _ = Command::new("kill").args(["-INT", &worker.child.id().to_string()]).status();
+        worker.child.wait().unwrap();
+    }
+
+    let jobs = engine
+        .list(&viewer, ListQuery { limit: 10_000, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), JOBS);
+    let runs = finished_runs(&workers);
+    let mut resumed_from_victim = 0;
+    let mut retried = 0;
+    for summary in &jobs {
+        assert_eq!(summary.status, JobStatus::Completed);
+        let job = engine.get(&viewer, summary.id).await.unwrap();
+        for task in &job.tasks {
+            assert_eq!(task.status, TaskStatus::Completed);
+            let result = task.result_data.as_ref().unwrap();
+            // The stored result is the one of the last claim: nothing overwrote it.
+            assert_eq!(result["attempt"], json!(task.attempts), "task {}", task.id);
+            let finished = &runs[&task.id];
+            let survivors: Vec<_> = finished.iter().filter(|(_, pid)| *pid != victim_pid).collect();
+            assert_eq!(survivors.len(), 1, "task {} finished more than once outside the killed process: {finished:?}", task.id);
+            if task.attempts > 1 {
+                retried += 1;
+                if result["resumedFromCheckpoint"] == json!(true)
+                    && result["checkpoint"]["savedBy"] == json!(victim_pid)
+                {
+                    resumed_from_victim += 1;
+                }
+            }
+        }
+    }
+    assert!(retried > 0, "the killed process held tasks that had to run again");
+    assert!(resumed_from_victim > 0, "steps checkpointed by the killed process resumed with their checkpoint");
+}
