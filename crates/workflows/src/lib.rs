@@ -1,1 +1,67 @@
-//! placeholder
+//! # nosyntask workflows
+//!
+//! The NanoStory workflows on the nosyntask engine: storyboards, character and scene extraction,
+//! character views, scene images, first and last frames, shot videos and prompts. Each module
+//! holds one workflow's definition (params, steps, attempts, timeout, uniqueness), its handler and
+//! the prompts it sends; `common` holds what they share.
+//!
+//! Handlers only see the engine's model ports, so they run the same against real providers and
+//! the offline simulated models:
+//!
+//! ```no_run
+//! # fn wire(models: std::sync::Arc<dyn nosyntask_engine::ports::ModelCatalog>) {
+//! let registry = nosyntask_workflows::registry(models);
+//! assert_eq!(registry.all().len(), 9);
+//! # }
+//! ```
+
+mod character_views;
+mod common;
+mod extraction;
+mod frames;
+mod prompt_generate;
+mod scene_image;
+mod scene_video;
+mod script_to_storyboard;
+mod storyboard;
+
+use std::sync::Arc;
+
+use nosyntask_engine::Registry;
+use nosyntask_engine::ports::ModelCatalog;
+
+use extraction::characters::Characters;
+use extraction::scenes::Scenes;
+
+/// Checkpoint entries of `character_views_generation`, for tools that inspect a task.
+pub mod checkpoints {
+    pub use crate::character_views::{BACK_DONE, FRONT_DONE, PROMPTS_ENTRY, SIDE_DONE};
+}
+
+/// The workflow types, in the order `GET /api/workflows/types` lists them.
+pub const WORKFLOW_TYPES: [&str; 9] = [
+    storyboard::WORKFLOW,
+    "character_extraction",
+    "scene_extraction",
+    character_views::WORKFLOW,
+    scene_image::WORKFLOW,
+    frames::WORKFLOW,
+    scene_video::WORKFLOW,
+    prompt_generate::WORKFLOW,
+    script_to_storyboard::WORKFLOW,
+];
+
+/// Every NanoStory workflow, its handlers calling the models of `models`.
+pub fn registry(models: Arc<dyn ModelCatalog>) -> Registry {
+    let mut registry = Registry::new();
+    registry.register(storyboard::definition(models.clone()));
+    registry.register(extraction::definition::<Characters>(models.clone()));
+    registry.register(extraction::definition::<Scenes>(models.clone()));
+    registry.register(character_views::definition(models.clone()));
+    registry.register(scene_image::definition(models.clone()));
+    registry.register(frames::definition(models.clone()));
+    registry.register(scene_video::definition(models.clone()));
+    registry.register(prompt_generate::definition(models.clone()));
+    registry.register(script_to_storyboard::definition(models));
+    registry
+}

@@ -1,0 +1,251 @@
+//! `character_views_generation` (角色三视图生成): a character sheet of three pictures.
+//!
+//! Phases, as in the spec's `characterViewsGeneration`: 5 % started, 10 % models chosen, 10–30 %
+//! the text model writes the three prompts, 30–50 % front view, 50–70 % side view, 70–100 % back
+//! view. The prompts and each finished picture are checkpointed as separate entries, so a rerun
+//! after a crash skips what is done and resumes an unfinished picture's provider task.
+
+mod prompt;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use nosyntask_domain::{ParamsSchema, TaskError};
+use nosyntask_engine::ports::{MediaRequest, ModelCatalog};
+use nosyntask_engine::{StepHandler, StepRun, WorkflowDefinition};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::common::input::{non_empty, parse_input};
+use crate::common::language::Language;
+use crate::common::lenient;
+use crate::common::llm::{JsonQuestion, ask_json};
+use crate::common::media::{Slot, generate_once};
+use crate::common::params;
+use crate::common::steps::{IMAGE_TIMEOUT, single_step};
+
+/// The workflow type.
+pub const WORKFLOW: &str = "character_views_generation";
+
+/// Checkpoint entry of the three prompts.
+pub const PROMPTS_ENTRY: &str = "prompts";
+/// Checkpoint entries of the finished pictures (`{"url": …, "model": …}`).
+pub const FRONT_DONE: &str = "frontViewUrl";
+pub const SIDE_DONE: &str = "sideViewUrl";
+pub const BACK_DONE: &str = "backViewUrl";
+
+const FRONT: Slot = Slot {
+    call_key: "frontView",
+    done_key: FRONT_DONE,
+};
+const SIDE: Slot = Slot {
+    call_key: "sideView",
+    done_key: SIDE_DONE,
+};
+const BACK: Slot = Slot {
+    call_key: "backView",
+    done_key: BACK_DONE,
+};
+
+/// Params: **characterName**, characterId, appearance, personality, description, style,
+/// modelName, width=512, height=768.
+pub(crate) fn params() -> ParamsSchema {
+    ParamsSchema::new()
+        .param(
+            params::text("characterName", "The character's name.")
+                .max_length(200)
+                .required(),
+        )
+        .param(params::id(
+            "characterId",
+            "The character; one views job per character runs at a time.",
+        ))
+        .param(params::text("appearance", "What the character looks like."))
+        .param(params::text("personality", "The character's temperament."))
+        .param(params::text(
+            "description",
+            "The character's role in the story.",
+        ))
+        .param(params::style())
+        .param(params::model_name("image"))
+        .param(params::pixels("width", 512))
+        .param(params::pixels("height", 768))
+}
+
+pub(crate) fn definition(models: Arc<dyn ModelCatalog>) -> WorkflowDefinition {
+    let params = params();
+    let handler = Arc::new(CharacterViewsHandler { models });
+    let step = single_step(
+        "character_views",
+        "character",
+        handler,
+        &params,
+        IMAGE_TIMEOUT,
+    )
+    .target_id_param("characterId");
+    WorkflowDefinition::new(WORKFLOW, "角色三视图生成", params)
+        .step(step)
+        .unique_by_param("characterId")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Input {
+    character_name: String,
+    appearance: Option<String>,
+    personality: Option<String>,
+    description: Option<String>,
+    style: Option<String>,
+    model_name: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+}
+
+impl Input {
+    fn profile(&self, language: Language) -> String {
+        let mut lines = vec![format!(
+            "{}: {}",
+            language.pick("姓名", "Name"),
+            self.character_name.trim()
+        )];
+        for (value, zh, en) in [
+            (&self.appearance, "外貌", "Appearance"),
+            (&self.personality, "性格", "Personality"),
+            (&self.description, "简介", "Description"),
+        ] {
+            if let Some(value) = non_empty(value.as_deref()) {
+                lines.push(format!("{}: {value}", language.pick(zh, en)));
+            }
+        }
+        lines.join("\n")
+    }
+}
+
+/// The three prompts, as written by the model and kept in the checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ViewPrompts {
+    #[serde(default, alias = "front", deserialize_with = "lenient::string")]
+    pub front_prompt: String,
+    #[serde(default, alias = "side", deserialize_with = "lenient::string")]
+    pub side_prompt: String,
+    #[serde(default, alias = "back", deserialize_with = "lenient::string")]
+    pub back_prompt: String,
+    #[serde(default, alias = "negative", deserialize_with = "lenient::string")]
+    pub negative_prompt: String,
+}
+
+fn view_prompts(value: Value) -> Result<ViewPrompts, String> {
+    let prompts: ViewPrompts = serde_json::from_value(value).map_err(|err| err.to_string())?;
+    for (name, text) in [
+        ("frontPrompt", &prompts.front_prompt),
+        ("sidePrompt", &prompts.side_prompt),
+        ("backPrompt", &prompts.back_prompt),
+    ] {
+        if text.is_empty() {
+            return Err(format!("the answer has no \"{name}\""));
+        }
+    }
+    Ok(prompts)
+}
+
+/// Draws a character's front, side and back views.
+struct CharacterViewsHandler {
+    models: Arc<dyn ModelCatalog>,
+}
+
+impl CharacterViewsHandler {
+    /// The prompts saved by an earlier attempt, or newly written and saved.
+    async fn prompts(&self, input: &Input, run: &StepRun) -> Result<ViewPrompts, TaskError> {
+        if let Some(saved) = run.checkpoint.entry(PROMPTS_ENTRY).await
+            && let Ok(prompts) = serde_json::from_value::<ViewPrompts>(saved)
+        {
+            tracing::info!("view prompts written before a restart; reusing them");
+            return Ok(prompts);
+        }
+        let model = self.models.text(None)?;
+        let profile_text = format!(
+            "{} {} {} {}",
+            input.character_name,
+            input.appearance.as_deref().unwrap_or_default(),
+            input.personality.as_deref().unwrap_or_default(),
+            input.description.as_deref().unwrap_or_default()
+        );
+        let language = Language::detect(&profile_text);
+        let style = non_empty(input.style.as_deref())
+            .unwrap_or_else(|| language.pick("动漫风格", "anime style"));
+        let question = JsonQuestion {
+            task: "character view prompts",
+            system: prompt::system(language),
+            user: prompt::user(&input.profile(language), style, language),
+            example: prompt::example(language),
+            max_tokens: 2_000,
+            temperature: 0.5,
+        };
+        let answer = ask_json(
+            &model,
+            &question,
+            view_prompts,
+            &run.progress.scaled(10.0, 30.0),
+            &run.cancel,
+        )
+        .await?;
+        tracing::info!(
+            tokens = answer.usage.total(),
+            model = %answer.usage.model,
+            "view prompts written"
+        );
+        let entry = serde_json::to_value(&answer.value)
+            .map_err(|err| TaskError::permanent(format!("checkpoint: {err}")))?;
+        run.checkpoint
+            .merge_entry(PROMPTS_ENTRY, entry, None)
+            .await?;
+        Ok(answer.value)
+    }
+}
+
+#[async_trait]
+impl StepHandler for CharacterViewsHandler {
+    async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
+        let input: Input = parse_input(&run.input)?;
+        if input.character_name.trim().is_empty() {
+            return Err(TaskError::permanent("characterName is empty"));
+        }
+        run.progress.report(5.0);
+        let image_model = self.models.image(input.model_name.as_deref())?;
+        run.progress.report(10.0);
+        let prompts = self.prompts(&input, &run).await?;
+        run.progress.report(30.0);
+
+        let negative = non_empty(Some(&prompts.negative_prompt)).map(str::to_owned);
+        let draw = |slot: Slot, prompt: &str, from: f64, to: f64| {
+            let request = MediaRequest {
+                prompt: prompt.to_owned(),
+                negative_prompt: negative.clone(),
+                width: input.width.unwrap_or(512),
+                height: input.height.unwrap_or(768),
+                ..MediaRequest::default()
+            };
+            let progress = run.progress.scaled(from, to);
+            let (model, checkpoint, cancel) = (&image_model, &run.checkpoint, &run.cancel);
+            async move { generate_once(model, request, slot, checkpoint, progress, cancel).await }
+        };
+        let front = draw(FRONT, &prompts.front_prompt, 30.0, 50.0).await?;
+        run.progress.report(50.0);
+        let side = draw(SIDE, &prompts.side_prompt, 50.0, 70.0).await?;
+        run.progress.report(70.0);
+        let back = draw(BACK, &prompts.back_prompt, 70.0, 100.0).await?;
+        Ok(json!({
+            "frontViewUrl": front,
+            "sideViewUrl": side,
+            "backViewUrl": back,
+            "imageUrl": front,
+            "modelName": image_model.info().name,
+            "prompts": {
+                "front": prompts.front_prompt,
+                "side": prompts.side_prompt,
+                "back": prompts.back_prompt,
+            },
+        }))
+    }
+}

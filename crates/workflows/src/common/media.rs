@@ -1,0 +1,60 @@
+//! Image and video generation that survives a crash. Each generation has two checkpoint entries:
+//! the model's own (under the request's `checkpoint_key`: the provider task id while it waits)
+//! and the finished URL (under `done_key`). A rerun returns a finished URL without calling the
+//! model, and resumes an unfinished provider task instead of paying for a second one.
+
+use std::sync::Arc;
+
+use nosyntask_domain::TaskError;
+use nosyntask_engine::ports::{MediaContext, MediaModel, MediaRequest};
+use nosyntask_engine::{CancellationToken, Checkpoints, ProgressReporter};
+use serde_json::json;
+
+/// Where one generation keeps its state in the task's checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot {
+    /// The model call's own entry (provider task id while it runs).
+    pub call_key: &'static str,
+    /// The finished URL's entry.
+    pub done_key: &'static str,
+}
+
+/// The generated (or already generated) media's URL.
+pub(crate) async fn generate_once(
+    model: &Arc<dyn MediaModel>,
+    mut request: MediaRequest,
+    slot: Slot,
+    checkpoint: &Checkpoints,
+    progress: ProgressReporter,
+    cancel: &CancellationToken,
+) -> Result<String, TaskError> {
+    if let Some(url) = finished(checkpoint, slot.done_key).await {
+        tracing::info!(
+            entry = slot.done_key,
+            %url,
+            "already generated before a restart; not generating again"
+        );
+        progress.report(100.0);
+        return Ok(url);
+    }
+    request.checkpoint_key = slot.call_key.to_owned();
+    let ctx = MediaContext::new(progress, checkpoint.clone(), cancel.clone());
+    let output = model.generate(request, ctx).await?;
+    checkpoint
+        .merge_entry(
+            slot.done_key,
+            json!({"url": output.url, "model": model.info().name}),
+            None,
+        )
+        .await?;
+    Ok(output.url)
+}
+
+/// The URL a previous attempt finished under `key`.
+pub(crate) async fn finished(checkpoint: &Checkpoints, key: &str) -> Option<String> {
+    checkpoint
+        .entry(key)
+        .await
+        .and_then(|entry| entry.get("url")?.as_str().map(str::to_owned))
+        .filter(|url| !url.is_empty())
+}

@@ -1,0 +1,55 @@
+//! Param declarations shared by the workflows' schemas.
+
+use nosyntask_domain::{ParamKind, ParamSpec};
+use serde_json::json;
+
+/// Longest script accepted (characters): about a feature film; longer input is split upstream.
+pub(crate) const MAX_SCRIPT_CHARS: usize = 200_000;
+/// Longest description, prompt or name field accepted (characters).
+pub(crate) const MAX_TEXT_CHARS: usize = 8_000;
+
+/// A free-text param.
+pub(crate) fn text(name: &str, description: &str) -> ParamSpec {
+    ParamSpec::new(name, ParamKind::String, description).max_length(MAX_TEXT_CHARS)
+}
+
+/// The script a text workflow reads.
+pub(crate) fn script(name: &str) -> ParamSpec {
+    ParamSpec::new(
+        name,
+        ParamKind::String,
+        "The script text (Chinese or English; the answer is in the script's language).",
+    )
+    .max_length(MAX_SCRIPT_CHARS)
+}
+
+/// An id of the NanoStory backend (character, scene, script, project).
+pub(crate) fn id(name: &str, description: &str) -> ParamSpec {
+    ParamSpec::new(name, ParamKind::Integer, description)
+}
+
+/// `modelName`: a configured model of `kind`; the kind's default when absent.
+pub(crate) fn model_name(kind: &str) -> ParamSpec {
+    ParamSpec::new(
+        "modelName",
+        ParamKind::String,
+        &format!("Name of a configured {kind} model (GET /api/models); the default {kind} model when absent."),
+    )
+    .max_length(200)
+}
+
+/// A pixel size with its default.
+pub(crate) fn pixels(name: &str, default: u32) -> ParamSpec {
+    ParamSpec::new(
+        name,
+        ParamKind::Integer,
+        &format!("Image {name} in pixels."),
+    )
+    .range(64.0, 4096.0)
+    .default_value(json!(default))
+}
+
+/// The visual style (`动漫风格`, `watercolor`, ...).
+pub(crate) fn style() -> ParamSpec {
+    text("style", "Visual style, e.g. 动漫风格 or cinematic realism.").max_length(200)
+}
