@@ -1,0 +1,255 @@
+//! Building the actix `App`: shared state, routes by role, extractor error handlers, the fallback
+//! that tells 404 from 405, static artifacts and the API docs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ResourceDef, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header::LOCATION;
+use actix_web::{App, Error, HttpRequest, HttpResponse, middleware, web};
+use nosyntask_domain::Job as DomainJob;
+use nosyntask_engine::ports::ModelCatalog;
+use nosyntask_engine::{Engine, EngineError, WorkflowDefinition};
+use tokio_util::sync::CancellationToken;
+use utoipa::openapi::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::JwtAuth;
+use crate::config::Role;
+use crate::error::{self, ApiError};
+use crate::middleware::HttpMetrics;
+use crate::openapi;
+use crate::routes::{events, system, workflows};
+use crate::views::{JobList, JobSummary};
+
+/// Event stream timing.
+#[derive(Debug, Clone, Copy)]
+pub struct EventTiming {
+    /// How often a stream re-reads its job.
+    pub poll: Duration,
+    /// Longest silence before a keep-alive comment.
+    pub keepalive: Duration,
+}
+
+/// What handlers share.
+pub struct AppState {
+    pub engine: Engine,
+    pub models: Arc<dyn ModelCatalog>,
+    pub events: EventTiming,
+    /// `Retry-After` of a quota answer.
+    pub quota_retry_after_secs: u64,
+    /// Fires when the server starts shutting down: event streams end, readiness fails.
+    pub shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// The HTTP error of an engine error.
+    pub fn error(&self, err: EngineError) -> ApiError {
+        ApiError::from_engine(err, self.quota_retry_after_secs)
+    }
+
+    /// The definition of a registered workflow type.
+    pub fn definition(&self, workflow_type: &str) -> Option<&WorkflowDefinition> {
+        self.engine
+            .registry()
+            .get(workflow_type)
+            .map(|definition| definition.as_ref())
+    }
+
+    /// List views of jobs.
+    pub fn summaries(&self, jobs: &[DomainJob]) -> JobList {
+        JobList {
+            jobs: jobs
+                .iter()
+                .map(|job| JobSummary::new(job, self.definition(&job.workflow_type)))
+                .collect(),
+        }
+    }
+}
+
+/// Everything an app instance is built from; cloned into each HTTP worker thread.
+#[derive(Clone)]
+pub struct AppParts {
+    pub state: web::Data<AppState>,
+    pub auth: web::Data<JwtAuth>,
+    pub http_metrics: web::Data<HttpMetrics>,
+    pub role: Role,
+    pub body_limit_bytes: usize,
+    pub artifacts_dir: PathBuf,
+    routes: Arc<RouteTable>,
+    openapi: Arc<OpenApi>,
+}
+
+impl AppParts {
+    pub fn new(
+        state: AppState,
+        auth: JwtAuth,
+        role: Role,
+        body_limit_bytes: usize,
+        artifacts_dir: PathBuf,
+    ) -> Self {
+        let openapi = openapi::document();
+        let served = route_doc(role);
+        AppParts {
+            state: web::Data::new(state),
+            auth: web::Data::new(auth),
+            http_metrics: web::Data::new(HttpMetrics::new()),
+            role,
+            body_limit_bytes,
+            artifacts_dir,
+            routes: Arc::new(RouteTable::from_openapi(&served)),
+            openapi: Arc::new(openapi),
+        }
+    }
+}
+
+/// Registers the authenticated API routes. Order matters: fixed segments (`types`, `active`)
+/// before `{jobId}`.
+pub fn api_routes(cfg: &mut ServiceConfig) {
+    cfg.service(workflows::workflow_types)
+        .service(workflows::active_jobs)
+        .service(workflows::list_jobs)
+        .service(workflows::start_workflow)
+        .service(events::job_events)
+        .service(workflows::get_job)
+        .service(workflows::consume_job)
+        .service(workflows::cancel_job)
+        .service(workflows::resume_job)
+        .service(system::models);
+}
+
+/// Registers health, readiness and metrics (served in every role).
+pub fn system_routes(cfg: &mut ServiceConfig) {
+    cfg.service(system::healthz)
+        .service(system::readyz)
+        .service(system::metrics);
+}
+
+/// The OpenAPI paths a process of `role` serves.
+fn route_doc(role: Role) -> OpenApi {
+    let app = App::new().into_utoipa_app().configure(system_routes);
+    let app = if role.serves_api() {
+        app.configure(api_routes)
+    } else {
+        app
+    };
+    app.split_for_parts().1
+}
+
+/// Builds the app of one HTTP worker thread.
+pub fn build_app(
+    parts: &AppParts,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = Error,
+        InitError = (),
+    >,
+> {
+    let routes = Arc::clone(&parts.routes);
+    let app = App::new()
+        .app_data(parts.state.clone())
+        .app_data(parts.auth.clone())
+        .app_data(parts.http_metrics.clone())
+        .app_data(
+            web::JsonConfig::default()
+                .limit(parts.body_limit_bytes)
+                .content_type_required(false)
+                .error_handler(error::json_error),
+        )
+        .app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .app_data(web::PayloadConfig::default().limit(parts.body_limit_bytes))
+        .into_utoipa_app()
+        .configure(system_routes);
+    let app = if parts.role.serves_api() {
+        app.configure(api_routes)
+    } else {
+        app
+    };
+    let mut app = app.into_app();
+    if parts.role.serves_api() {
+        let openapi = (*parts.openapi).clone();
+        app = app
+            .route("/docs", web::get().to(docs_redirect))
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi))
+            .service(
+                actix_files::Files::new("/files", &parts.artifacts_dir)
+                    .default_handler(web::to(|| async {
+                        Err::<HttpResponse, _>(ApiError::not_found("no such file"))
+                    })),
+            );
+    }
+    app.default_service(web::to(move |req: HttpRequest| {
+        let routes = Arc::clone(&routes);
+        async move { Err::<HttpResponse, _>(routes.fallback(&req)) }
+    }))
+    .wrap(middleware::from_fn(crate::middleware::observe))
+}
+
+async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((LOCATION, "/docs/"))
+        .finish()
+}
+
+/// The served routes by pattern, to answer 405 (with `Allow`) for a known path with another
+/// method, and 404 for an unknown path.
+#[derive(Debug)]
+struct RouteTable {
+    routes: Vec<(ResourceDef, Vec<&'static str>)>,
+}
+
+impl RouteTable {
+    fn from_openapi(doc: &OpenApi) -> Self {
+        let routes = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(method, present)| present.then_some(method))
+                .collect();
+                (ResourceDef::new(path.as_str()), methods)
+            })
+            .collect();
+        RouteTable { routes }
+    }
+
+    fn fallback(&self, req: &HttpRequest) -> ApiError {
+        let mut allowed: Vec<&str> = self
+            .routes
+            .iter()
+            .filter(|(def, _)| def.is_match(req.path()))
+            .flat_map(|(_, methods)| methods.iter().copied())
+            .collect();
+        allowed.sort_unstable();
+        allowed.dedup();
+        if allowed.is_empty() {
+            ApiError::not_found(format!("no route for {} {}", req.method(), req.path()))
+        } else {
+            ApiError::method_not_allowed(allowed.join(", "))
+        }
+    }
+}

@@ -1,0 +1,626 @@
+//! Configuration: built-in defaults, then an optional TOML file, then environment overrides
+//! `NOSYNTASK__SECTION__KEY` (and `JWT_SECRET` for `auth.jwt_secret`, as the NanoStory backend
+//! reads it). Unknown keys and invalid values are errors that name the key.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat, Map, Source, Value, ValueKind};
+use serde::Deserialize;
+
+pub type ModelConfig = serde_json::Value; // TEMP until providers exports it
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Read(String),
+    #[error("invalid configuration key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A secret string: deserialized like a string, never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret value; keep it out of logs.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// What a process does: serve the API, run workers, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Role {
+    /// HTTP API only (plus health and metrics).
+    Api,
+    /// Worker pool only; HTTP serves `/healthz`, `/readyz` and `/metrics`.
+    Worker,
+    /// Both.
+    All,
+}
+
+impl Role {
+    pub fn serves_api(self) -> bool {
+        matches!(self, Role::Api | Role::All)
+    }
+
+    pub fn runs_workers(self) -> bool {
+        matches!(self, Role::Worker | Role::All)
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl TryFrom<String> for Role {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "api" => Ok(Role::Api),
+            "worker" => Ok(Role::Worker),
+            "all" => Ok(Role::All),
+            other => Err(format!("must be one of api, worker, all (got `{other}`)")),
+        }
+    }
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "pretty" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("must be pretty or json (got `{other}`)")),
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub artifacts: ArtifactSettings,
+    pub worker: WorkerSettings,
+    pub limits: LimitSettings,
+    pub retention: RetentionSettings,
+    /// `[[models]]`; absent: the simulated default models.
+    pub models: Option<Vec<ModelConfig>>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to listen on; port 0 picks a free port (the real one is printed).
+    pub bind: String,
+    pub role: Role,
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+    /// HTTP worker threads; absent: one per CPU.
+    pub http_workers: Option<usize>,
+    /// How often an event stream re-reads its job.
+    pub events_poll_ms: u64,
+    /// Keep-alive comment interval of event streams.
+    pub events_keepalive_secs: u64,
+    pub log_format: LogFormat,
+    /// `tracing` filter (`RUST_LOG` syntax); env `RUST_LOG` wins.
+    pub log_level: String,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            bind: "127.0.0.1:8080".to_owned(),
+            role: Role::All,
+            body_limit_bytes: 1024 * 1024,
+            http_workers: None,
+            events_poll_ms: 300,
+            events_keepalive_secs: 15,
+            log_format: LogFormat::Pretty,
+            log_level: "info".to_owned(),
+        }
+    }
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://…`, `postgres://…` or `mysql://…`; may hold a password.
+    pub url: Secret,
+    /// Connections of the PostgreSQL/MySQL pool of this process.
+    pub max_connections: u32,
+    /// SQLite file databases: read connections beside the single writer.
+    pub sqlite_read_connections: u32,
+    /// How long a call waits for a free connection before answering 503.
+    pub acquire_timeout_secs: u64,
+    /// Apply pending migrations at start. With several processes on one database, turn it off
+    /// and run `nosyntask-server migrate` once per upgrade instead.
+    pub auto_migrate: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: Secret::new("sqlite://data/nosyntask.db?mode=rwc"),
+            max_connections: 10,
+            sqlite_read_connections: 4,
+            acquire_timeout_secs: 5,
+            auto_migrate: true,
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// HS256 secret of the NanoStory backend; absent: a development secret kept in
+    /// `dev_secret_file` (created on first start).
+    pub jwt_secret: Option<Secret>,
+    pub dev_secret_file: PathBuf,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            jwt_secret: None,
+            dev_secret_file: PathBuf::from("data/jwt-secret"),
+        }
+    }
+}
+
+/// `[artifacts]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArtifactSettings {
+    /// Local directory of generated media, served under `/files/`.
+    pub dir: PathBuf,
+}
+
+impl Default for ArtifactSettings {
+    fn default() -> Self {
+        ArtifactSettings {
+            dir: PathBuf::from("data/artifacts"),
+        }
+    }
+}
+
+/// `[worker]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSettings {
+    /// Step handlers running at once in this process.
+    pub concurrency: usize,
+    pub lease_ttl_secs: u64,
+    pub heartbeat_interval_secs: u64,
+    pub poll_interval_ms: u64,
+    pub progress_interval_ms: u64,
+    pub cancel_check_interval_ms: u64,
+    pub sweep_interval_secs: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            concurrency: 32,
+            lease_ttl_secs: 30,
+            heartbeat_interval_secs: 10,
+            poll_interval_ms: 1000,
+            progress_interval_ms: 1000,
+            cancel_check_interval_ms: 1000,
+            sweep_interval_secs: 5,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Pending/running jobs one user may have; 0 means unlimited.
+    pub max_active_jobs_per_user: u64,
+    /// `Retry-After` sent with a 429.
+    pub quota_retry_after_secs: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            max_active_jobs_per_user: 20,
+            quota_retry_after_secs: 5,
+        }
+    }
+}
+
+/// `[retention]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// Whether this process prunes old terminal jobs (worker roles only).
+    pub enabled: bool,
+    pub consumed_days: u32,
+    pub unconsumed_days: u32,
+    pub interval_secs: u64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            enabled: true,
+            consumed_days: 7,
+            unconsumed_days: 30,
+            interval_secs: 3600,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            auth: AuthSettings::default(),
+            artifacts: ArtifactSettings::default(),
+            worker: WorkerSettings::default(),
+            limits: LimitSettings::default(),
+            retention: RetentionSettings::default(),
+            models: None,
+        }
+    }
+}
+
+/// `JWT_SECRET` from the environment, as `auth.jwt_secret`.
+#[derive(Debug, Clone)]
+struct JwtSecretEnv(Option<String>);
+
+impl Source for JwtSecretEnv {
+    fn clone_into_box(&self) -> Box<dyn Source + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn collect(&self) -> Result<Map<String, Value>, config::ConfigError> {
+        let mut map = Map::new();
+        if let Some(secret) = self.0.as_ref().filter(|s| !s.is_empty()) {
+            let origin = "env JWT_SECRET".to_owned();
+            map.insert(
+                "auth.jwt_secret".to_owned(),
+                Value::new(Some(&origin), ValueKind::String(secret.clone())),
+            );
+        }
+        Ok(map)
+    }
+}
+
+impl Settings {
+    /// Loads the configuration from the process environment and the optional file.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_from(file, None, std::env::var("JWT_SECRET").ok())
+    }
+
+    /// Loads with an explicit environment (`NOSYNTASK__…` variables) instead of the process's;
+    /// `None` reads the process environment.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: Option<Map<String, String>>,
+        jwt_secret_env: Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let mut builder = Config::builder();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::Read(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        }
+        let config = builder
+            .add_source(JwtSecretEnv(jwt_secret_env))
+            .add_source(
+                Environment::with_prefix("NOSYNTASK")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(env),
+            )
+            .build()
+            .map_err(|err| ConfigError::Read(err.to_string()))?;
+        let settings: Settings = serde_path_to_error::deserialize(config).map_err(|err| {
+            let key = err.path().to_string();
+            ConfigError::invalid(&key, strip_key_suffix(&err.inner().to_string()))
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server.bind_addr()?;
+        if self.server.body_limit_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                "server.body_limit_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if self.server.http_workers == Some(0) {
+            return Err(ConfigError::invalid(
+                "server.http_workers",
+                "must be at least 1",
+            ));
+        }
+        positive("server.events_poll_ms", self.server.events_poll_ms)?;
+        positive(
+            "server.events_keepalive_secs",
+            self.server.events_keepalive_secs,
+        )?;
+        tracing_subscriber::EnvFilter::try_new(&self.server.log_level)
+            .map_err(|err| ConfigError::invalid("server.log_level", err.to_string()))?;
+        let url = self.database.url.expose();
+        if !["sqlite:", "postgres:", "postgresql:", "mysql:", "mariadb:"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
+            return Err(ConfigError::invalid(
+                "database.url",
+                "must start with sqlite:, postgres:// or mysql://",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "database.max_connections",
+                "must be at least 1",
+            ));
+        }
+        if self.database.sqlite_read_connections == 0 {
+            return Err(ConfigError::invalid(
+                "database.sqlite_read_connections",
+                "must be at least 1",
+            ));
+        }
+        positive(
+            "database.acquire_timeout_secs",
+            self.database.acquire_timeout_secs,
+        )?;
+        if self
+            .auth
+            .jwt_secret
+            .as_ref()
+            .is_some_and(|s| s.expose().len() < 8)
+        {
+            return Err(ConfigError::invalid(
+                "auth.jwt_secret",
+                "must be at least 8 characters",
+            ));
+        }
+        let w = &self.worker;
+        if w.concurrency == 0 {
+            return Err(ConfigError::invalid(
+                "worker.concurrency",
+                "must be at least 1",
+            ));
+        }
+        positive("worker.lease_ttl_secs", w.lease_ttl_secs)?;
+        positive("worker.heartbeat_interval_secs", w.heartbeat_interval_secs)?;
+        if w.heartbeat_interval_secs >= w.lease_ttl_secs {
+            return Err(ConfigError::invalid(
+                "worker.heartbeat_interval_secs",
+                "must be shorter than worker.lease_ttl_secs",
+            ));
+        }
+        positive("worker.poll_interval_ms", w.poll_interval_ms)?;
+        positive("worker.progress_interval_ms", w.progress_interval_ms)?;
+        positive("worker.cancel_check_interval_ms", w.cancel_check_interval_ms)?;
+        positive("worker.sweep_interval_secs", w.sweep_interval_secs)?;
+        let r = &self.retention;
+        positive("retention.consumed_days", u64::from(r.consumed_days))?;
+        positive("retention.unconsumed_days", u64::from(r.unconsumed_days))?;
+        positive("retention.interval_secs", r.interval_secs)?;
+        if self.models.as_ref().is_some_and(Vec::is_empty) {
+            return Err(ConfigError::invalid(
+                "models",
+                "needs at least one [[models]] entry (leave it out for the simulated models)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ServerSettings {
+    /// The listen address; host names are resolved.
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        if let Ok(addr) = self.bind.parse::<SocketAddr>() {
+            return Ok(addr);
+        }
+        self.bind
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "server.bind",
+                    format!("`{}` is not a host:port address", self.bind),
+                )
+            })
+    }
+}
+
+impl WorkerSettings {
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_secs(self.lease_ttl_secs)
+    }
+}
+
+fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        Err(ConfigError::invalid(key, "must be greater than 0"))
+    } else {
+        Ok(())
+    }
+}
+
+// The config crate appends " for key `…`" itself for some errors; the path is already named.
+fn strip_key_suffix(message: &str) -> String {
+    match message.find(" for key `") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<Map<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        file
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let settings = Settings::load_from(None, env(&[]), None).unwrap();
+        assert_eq!(settings.server.bind, "127.0.0.1:8080");
+        assert_eq!(settings.server.role, Role::All);
+        assert_eq!(settings.server.body_limit_bytes, 1024 * 1024);
+        assert_eq!(
+            settings.database.url.expose(),
+            "sqlite://data/nosyntask.db?mode=rwc"
+        );
+        assert_eq!(settings.limits.max_active_jobs_per_user, 20);
+        assert_eq!(settings.retention.consumed_days, 7);
+        assert_eq!(settings.retention.unconsumed_days, 30);
+        assert!(settings.models.is_none());
+        assert!(settings.auth.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn env_overrides_file_and_jwt_secret_env_is_read() {
+        let f = file("[server]\nbind = \"0.0.0.0:9000\"\nrole = \"api\"\n[limits]\nmax_active_jobs_per_user = 3\n");
+        let settings = Settings::load_from(
+            Some(f.path()),
+            env(&[
+                ("NOSYNTASK__SERVER__BIND", "127.0.0.1:0"),
+                ("NOSYNTASK__DATABASE__URL", "postgres://u:p@h/db"),
+            ]),
+            Some("from-the-environment".to_owned()),
+        )
+        .unwrap();
+        assert_eq!(settings.server.bind, "127.0.0.1:0");
+        assert_eq!(settings.server.role, Role::Api);
+        assert_eq!(settings.limits.max_active_jobs_per_user, 3);
+        assert_eq!(settings.database.url.expose(), "postgres://u:p@h/db");
+        assert_eq!(
+            settings.auth.jwt_secret.as_ref().map(Secret::expose),
+            Some("from-the-environment")
+        );
+    }
+
+    #[test]
+    fn nosyntask_env_beats_jwt_secret_env() {
+        let settings = Settings::load_from(
+            None,
+            env(&[("NOSYNTASK__AUTH__JWT_SECRET", "explicit-secret")]),
+            Some("generic-secret".to_owned()),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.auth.jwt_secret.map(|s| s.expose().to_owned()),
+            Some("explicit-secret".to_owned())
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let f = file("[server]\nbindd = \"x\"\n");
+        let err = Settings::load_from(Some(f.path()), env(&[]), None).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("bindd"), "{message}");
+
+        let err = Settings::load_from(None, env(&[("NOSYNTASK__NOPE__X", "1")]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        let cases = [
+            ("[server]\nrole = \"boss\"\n", "server.role"),
+            ("[server]\nbind = \"not an address\"\n", "server.bind"),
+            (
+                "[limits]\nmax_active_jobs_per_user = \"many\"\n",
+                "limits.max_active_jobs_per_user",
+            ),
+            ("[worker]\nconcurrency = 0\n", "worker.concurrency"),
+            ("[database]\nurl = \"redis://x\"\n", "database.url"),
+            ("[server]\nbody_limit_bytes = -1\n", "server.body_limit_bytes"),
+        ];
+        for (text, key) in cases {
+            let f = file(text);
+            let err = Settings::load_from(Some(f.path()), env(&[]), None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let settings = Settings::load_from(
+            None,
+            env(&[("NOSYNTASK__DATABASE__URL", "postgres://u:hunter2@h/db")]),
+            Some("super-secret-value".to_owned()),
+        )
+        .unwrap();
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("super-secret-value"), "{debug}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+    }
+}

@@ -1,0 +1,12 @@
+//! The nosyntask server: the HTTP API of contract section 2 over the engine, plus the wiring of
+//! store, models, workflows and workers by configuration. `main.rs` is only the command line.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod middleware;
+pub mod openapi;
+pub mod routes;
+pub mod telemetry;
+pub mod views;

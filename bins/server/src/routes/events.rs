@@ -1,0 +1,155 @@
+//! `GET /api/workflows/{jobId}/events`: Server-Sent Events of one job.
+//!
+//! The stream re-reads the job from the store at a short interval and sends it whenever its JSON
+//! changed, so it sees changes made by any process (workers elsewhere, another API server). It
+//! ends after sending a terminal state, when the job disappears, or when the server shuts down.
+
+use std::time::Duration;
+
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use futures::Stream;
+use nosyntask_domain::{JobWithTasks, Viewer};
+use nosyntask_engine::EngineError;
+use tokio::time::Instant;
+
+use crate::app::AppState;
+use crate::auth::StreamCaller;
+use crate::error::{ApiError, ErrorBody};
+use crate::views::Job;
+
+/// Streams the job: a `job` event with the full Job (tasks included) on every change.
+#[utoipa::path(
+    tag = "workflows",
+    security(("bearer" = [])),
+    params(
+        ("jobId" = i64, Path, description = "Job id"),
+        ("access_token" = Option<String>, Query, description = "The bearer token, for clients \
+            that cannot send headers (browser EventSource); the Authorization header wins"),
+    ),
+    responses(
+        (status = 200, description = "`text/event-stream` of `event: job` / `data: <Job JSON>` \
+            messages, one per change, ending after a terminal status; comment lines keep the \
+            connection alive", content_type = "text/event-stream", body = Job),
+        (status = 400, description = "The job id is not an integer", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such job for this user", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    )
+)]
+#[get("/api/workflows/{jobId}/events")]
+pub async fn job_events(
+    caller: StreamCaller,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    _req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let first = state
+        .engine
+        .get(&caller.0, id)
+        .await
+        .map_err(|e| state.error(e))?;
+    let stream = events(state.into_inner(), caller.0, id, first);
+    Ok(HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, "text/event-stream"))
+        .insert_header((CACHE_CONTROL, "no-cache"))
+        // Tell reverse proxies (nginx) not to buffer the stream.
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream))
+}
+
+struct Cursor {
+    state: std::sync::Arc<AppState>,
+    viewer: Viewer,
+    id: i64,
+    pending: Option<JobWithTasks>,
+    last: Option<Vec<u8>>,
+    last_write: Instant,
+    started: bool,
+    done: bool,
+}
+
+fn events(
+    state: std::sync::Arc<AppState>,
+    viewer: Viewer,
+    id: i64,
+    first: JobWithTasks,
+) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
+    let cursor = Cursor {
+        state,
+        viewer,
+        id,
+        pending: Some(first),
+        last: None,
+        last_write: Instant::now(),
+        started: false,
+        done: false,
+    };
+    futures::stream::unfold(cursor, |mut cursor| async move {
+        let chunk = next_chunk(&mut cursor).await?;
+        cursor.last_write = Instant::now();
+        Some((Ok(Bytes::from(chunk)), cursor))
+    })
+}
+
+/// The next bytes to send, or `None` when the stream is over.
+async fn next_chunk(cursor: &mut Cursor) -> Option<Vec<u8>> {
+    if cursor.done {
+        return None;
+    }
+    if !cursor.started {
+        cursor.started = true;
+        // Reconnect quickly if the connection drops.
+        return Some(b"retry: 1000\n\n".to_vec());
+    }
+    let poll = cursor.state.events.poll;
+    let keepalive = cursor.state.events.keepalive;
+    loop {
+        if let Some(job) = cursor.pending.take() {
+            let view = Job::new(&job, cursor.state.definition(&job.job.workflow_type));
+            let json = match serde_json::to_vec(&view) {
+                Ok(json) => json,
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot serialize job event");
+                    return None;
+                }
+            };
+            if job.job.status.is_terminal() {
+                cursor.done = true;
+            }
+            if cursor.last.as_ref() != Some(&json) || cursor.done {
+                let frame = frame(&json);
+                cursor.last = Some(json);
+                return Some(frame);
+            }
+        }
+        if cursor.last_write.elapsed() >= keepalive {
+            return Some(b": keep-alive\n\n".to_vec());
+        }
+        let wait = poll.min(keepalive.saturating_sub(cursor.last_write.elapsed()));
+        tokio::select! {
+            () = cursor.state.shutdown.cancelled() => return None,
+            () = tokio::time::sleep(wait.max(Duration::from_millis(10))) => {}
+        }
+        if cursor.last_write.elapsed() >= keepalive {
+            continue;
+        }
+        match cursor.state.engine.get(&cursor.viewer, cursor.id).await {
+            Ok(job) => cursor.pending = Some(job),
+            // The job was pruned or deleted: nothing more will come.
+            Err(EngineError::NotFound(_)) => return None,
+            // A passing store failure: keep the stream and try again at the next tick.
+            Err(err) => tracing::debug!(error = %err, job_id = cursor.id, "event poll failed"),
+        }
+    }
+}
+
+fn frame(json: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(json.len() + 20);
+    frame.extend_from_slice(b"event: job\ndata: ");
+    frame.extend_from_slice(json);
+    frame.extend_from_slice(b"\n\n");
+    frame
+}

@@ -1,0 +1,5 @@
+//! The HTTP handlers, thin: extract, call one engine method, convert to a view.
+
+pub mod events;
+pub mod system;
+pub mod workflows;

@@ -1,0 +1,143 @@
+//! Health, readiness, Prometheus metrics and the model list.
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{HttpResponse, get, web};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::middleware::HttpMetrics;
+use crate::views::{Health, Model, ModelList};
+
+/// Liveness: the process answers.
+#[utoipa::path(
+    tag = "system",
+    responses((status = 200, description = "Alive", body = Health))
+)]
+#[get("/healthz")]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(r#"{"status":"ok"}"#)
+}
+
+/// Readiness: the store answers (and the process is not shutting down).
+#[utoipa::path(
+    tag = "system",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "Store unreachable or shutting down", body = ErrorBody),
+    )
+)]
+#[get("/readyz")]
+pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, ApiError> {
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::unavailable("shutting down"));
+    }
+    state.engine.store().ping().await.map_err(|err| {
+        tracing::warn!(error = %err, "readiness check failed");
+        ApiError::unavailable("the job store is unreachable")
+    })?;
+    Ok(web::Json(Health {
+        status: "ok".to_owned(),
+    }))
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: String,
+}
+
+/// Prometheus metrics: engine counters, HTTP counters, and store gauges computed now.
+#[utoipa::path(
+    tag = "system",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String))
+)]
+#[get("/metrics")]
+pub async fn metrics(
+    state: web::Data<AppState>,
+    http: web::Data<HttpMetrics>,
+) -> Result<HttpResponse, ApiError> {
+    let store = store_registry(&state).await;
+    let mut text = String::new();
+    encode_registry(&mut text, state.engine.metrics().registry())
+        .and_then(|()| encode_registry(&mut text, http.registry()))
+        .and_then(|()| encode_registry(&mut text, &store))
+        .and_then(|()| encode_eof(&mut text))
+        .map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ))
+        .body(text))
+}
+
+async fn store_registry(state: &AppState) -> Registry {
+    let mut registry = Registry::with_prefix("nosyntask");
+    let up = Gauge::<i64>::default();
+    registry.register("store_up", "Whether the store answered this scrape", up.clone());
+    let stats = match state.engine.store().stats(state.engine.clock().now()).await {
+        Ok(stats) => stats,
+        Err(err) => {
+            tracing::warn!(error = %err, "store stats failed");
+            return registry;
+        }
+    };
+    up.set(1);
+    let queue = Family::<StateLabel, Gauge>::default();
+    for (label, value) in [("ready", stats.ready), ("scheduled", stats.scheduled)] {
+        queue
+            .get_or_create(&StateLabel {
+                state: label.to_owned(),
+            })
+            .set(i64::try_from(value).unwrap_or(i64::MAX));
+    }
+    registry.register(
+        "queue_depth",
+        "Pending tasks: ready to claim now, or scheduled for a later retry",
+        queue,
+    );
+    let running = Gauge::<i64>::default();
+    running.set(i64::try_from(stats.running).unwrap_or(i64::MAX));
+    registry.register(
+        "running_tasks",
+        "Tasks running in any process",
+        running,
+    );
+    let jobs = Family::<StatusLabel, Gauge>::default();
+    for status in nosyntask_domain::JobStatus::ALL {
+        let count = stats.jobs_by_status.get(status.as_str()).copied().unwrap_or(0);
+        jobs.get_or_create(&StatusLabel {
+            status: status.as_str().to_owned(),
+        })
+        .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+    registry.register("jobs", "Jobs in the store by status", jobs);
+    registry
+}
+
+/// Lists the configured models (never their keys).
+#[utoipa::path(
+    tag = "models",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The models", body = ModelList),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+    )
+)]
+#[get("/api/models")]
+pub async fn models(_caller: Caller, state: web::Data<AppState>) -> web::Json<ModelList> {
+    let models = state.models.list().iter().map(Model::from).collect();
+    web::Json(ModelList { models })
+}

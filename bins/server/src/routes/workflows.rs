@@ -1,0 +1,539 @@
+//! `/api/workflows…`: start, read, list, consume, cancel and resume jobs.
+
+use actix_web::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use nosyntask_domain::JobStatus;
+use nosyntask_engine::{ListQuery, StartRequest};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use utoipa::IntoParams;
+
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::views::{
+    ConsumeResponse, Job, JobList, JobStatusChange, StartWorkflowRequest,
+    StartWorkflowResponse, WorkflowType, WorkflowTypes,
+};
+
+const MAX_LIST_LIMIT: u64 = 200;
+const DEFAULT_LIST_LIMIT: u64 = 50;
+const DEFAULT_ACTIVE_LIMIT: u64 = 5;
+const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+
+/// Lists the registered workflow types with their steps and params schemas.
+#[utoipa::path(
+    tag = "workflows",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The workflow types", body = WorkflowTypes),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+    )
+)]
+#[get("/api/workflows/types")]
+pub async fn workflow_types(_caller: Caller, state: web::Data<AppState>) -> web::Json<WorkflowTypes> {
+    let workflows = state
+        .engine
+        .registry()
+        .all()
+        .iter()
+        .map(|definition| WorkflowType::from(definition.as_ref()))
+        .collect();
+    web::Json(WorkflowTypes { workflows })
+}
+
+/// Starts a workflow job (or returns the job an idempotency key already started).
+#[utoipa::path(
+    tag = "workflows",
+    security(("bearer" = [])),
+    request_body = StartWorkflowRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Same as the body's idempotencyKey"),
+    ),
+    responses(
+        (status = 202, description = "Started (or deduplicated)", body = StartWorkflowResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 422, description = "Unknown workflow type or invalid params; the message names the field", body = ErrorBody),
+        (status = 429, description = "Too many active jobs; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    )
+)]
+#[post("/api/workflows")]
+pub async fn start_workflow(
+    caller: Caller,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let header_key = match req.headers().get("Idempotency-Key") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| {
+                    ApiError::bad_request("bad_request", "Idempotency-Key header is not ASCII")
+                })?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let request = parse_start(caller, body.into_inner(), header_key)?;
+    let started = state.engine.start(request).await.map_err(|e| state.error(e))?;
+    Ok(HttpResponse::Accepted().json(StartWorkflowResponse::new(
+        &started.job,
+        started.deduplicated,
+    )))
+}
+
+fn parse_start(
+    caller: Caller,
+    body: Value,
+    header_key: Option<String>,
+) -> Result<StartRequest, ApiError> {
+    let Value::Object(mut body) = body else {
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            "the request body must be a JSON object",
+        ));
+    };
+    let workflow_type = match body.remove("workflowType") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s,
+        None | Some(Value::Null) => {
+            return Err(ApiError::unprocessable(
+                "invalid_body",
+                "workflowType is required",
+            ));
+        }
+        Some(_) => {
+            return Err(ApiError::unprocessable(
+                "invalid_body",
+                "workflowType must be a non-empty string",
+            ));
+        }
+    };
+    let project_id = match body.remove("projectId") {
+        None | Some(Value::Null) => {
+            return Err(ApiError::unprocessable(
+                "invalid_body",
+                "projectId is required",
+            ));
+        }
+        Some(value) => integer_of(&value).ok_or_else(|| {
+            ApiError::unprocessable("invalid_body", "projectId must be an integer")
+        })?,
+    };
+    let params = match body.remove("params") {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(params @ Value::Object(_)) => params,
+        Some(_) => {
+            return Err(ApiError::unprocessable(
+                "invalid_params",
+                "params must be a JSON object",
+            ));
+        }
+    };
+    let body_key = match body.remove("idempotencyKey") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => {
+            return Err(ApiError::unprocessable(
+                "invalid_body",
+                "idempotencyKey must be a string",
+            ));
+        }
+    };
+    let idempotency_key = match (body_key, header_key) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::bad_request(
+                "bad_request",
+                "idempotencyKey and the Idempotency-Key header differ",
+            ));
+        }
+        (Some(key), _) | (None, Some(key)) => Some(key),
+        (None, None) => None,
+    };
+    if idempotency_key
+        .as_ref()
+        .is_some_and(|k| k.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS)
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            format!("idempotencyKey must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters"),
+        ));
+    }
+    Ok(StartRequest {
+        user_id: caller.0.user_id,
+        project_id,
+        workflow_type,
+        params,
+        idempotency_key,
+    })
+}
+
+/// Reads one job with its tasks. Answers 304 when `If-None-Match` holds its current ETag.
+#[utoipa::path(
+    tag = "workflows",
+    security(("bearer" = [])),
+    params(
+        ("jobId" = i64, Path, description = "Job id"),
+        ("If-None-Match" = Option<String>, Header, description = "ETag of a previous answer"),
+    ),
+    responses(
+        (status = 200, description = "The job", body = Job, headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the given ETag"),
+        (status = 400, description = "The job id is not an integer", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such job for this user", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    )
+)]
+#[get("/api/workflows/{jobId}")]
+pub async fn get_job(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let job = state
+        .engine
+        .get(&caller.0, path.into_inner())
+        .await
+        .map_err(|e| state.error(e))?;
+    let view = Job::new(&job, state.definition(&job.job.workflow_type));
+    let body = serde_json::to_vec(&view).map_err(|e| ApiError::internal(e.to_string()))?;
+    let etag = etag_of(&body);
+    if if_none_match(&req, &etag) {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((ETAG, etag))
+            .insert_header((CACHE_CONTROL, "no-cache"))
+            .finish());
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((ETAG, etag))
+        .insert_header((CACHE_CONTROL, "no-cache"))
+        .content_type("application/json")
+        .body(body))
+}
+
+/// A strong ETag over the JSON body (FNV-1a 64: stable across processes and versions).
+fn etag_of(body: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in body {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("\"{hash:016x}\"")
+}
+
+fn if_none_match(req: &HttpRequest, etag: &str) -> bool {
+    req.headers()
+        .get_all(IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|candidate| {
+            candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
+        })
+}
+
+/// Filters of the job list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only jobs of this project.
+    #[param(value_type = Option<i64>)]
+    project_id: Option<String>,
+    /// Only jobs of this workflow type.
+    workflow_type: Option<String>,
+    /// Comma-separated statuses (`pending,running`).
+    status: Option<String>,
+    /// 1–200, default 50.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 200)]
+    limit: Option<String>,
+    /// Only jobs with a smaller id (the last id of the previous page).
+    #[param(value_type = Option<i64>)]
+    before: Option<String>,
+}
+
+/// Lists the caller's jobs (every user's for admins), newest first, without tasks.
+#[utoipa::path(
+    tag = "workflows",
+    security(("bearer" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "The jobs", body = JobList),
+        (status = 400, description = "A query parameter is invalid", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    )
+)]
+#[get("/api/workflows")]
+pub async fn list_jobs(
+    caller: Caller,
+    state: web::Data<AppState>,
+    query: web::Query<ListParams>,
+) -> Result<web::Json<JobList>, ApiError> {
+    let query = query.into_inner();
+    let statuses = match query.status.as_deref().map(str::trim) {
+        None | Some("") => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<JobStatus>().map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_query",
+                        format!(
+                            "status: unknown status `{s}` (pending, running, completed, failed, cancelled)"
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let list = ListQuery {
+        project_id: optional_id("projectId", query.project_id.as_deref())?,
+        workflow_type: query.workflow_type.filter(|s| !s.is_empty()),
+        statuses,
+        before: optional_id("before", query.before.as_deref())?,
+        limit: limit_of(query.limit.as_deref(), DEFAULT_LIST_LIMIT)?,
+    };
+    let jobs = state
+        .engine
+        .list(&caller.0, list)
+        .await
+        .map_err(|e| state.error(e))?;
+    Ok(web::Json(state.summaries(&jobs)))
+}
+
+/// Query of the active-jobs list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ActiveParams {
+    /// The project (required).
+    #[param(value_type = i64, required = true)]
+    project_id: Option<String>,
+    /// 1–200, default 5.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 200)]
+    limit: Option<String>,
+}
+
+/// The caller's jobs in a project that are pending or running, or finished and not consumed.
+#[utoipa::path(
+    tag = "workflows",
+    security(("bearer" = [])),
+    params(ActiveParams),
+    responses(
+        (status = 200, description = "The active jobs, newest first", body = JobList),
+        (status = 400, description = "projectId is missing or a parameter is invalid", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    )
+)]
+#[get("/api/workflows/active")]
+pub async fn active_jobs(
+    caller: Caller,
+    state: web::Data<AppState>,
+    query: web::Query<ActiveParams>,
+) -> Result<web::Json<JobList>, ApiError> {
+    let query = query.into_inner();
+    let project_id = optional_id("projectId", query.project_id.as_deref())?
+        .ok_or_else(|| ApiError::bad_request("invalid_query", "projectId is required"))?;
+    let limit = limit_of(query.limit.as_deref(), DEFAULT_ACTIVE_LIMIT)?;
+    let jobs = state
+        .engine
+        .active(&caller.0, project_id, limit)
+        .await
+        .map_err(|e| state.error(e))?;
+    Ok(web::Json(state.summaries(&jobs)))
+}
+
+/// Marks a finished job as consumed (idempotent).
+#[utoipa::path(
+    tag = "workflows",
+    security(("bearer" = [])),
+    params(("jobId" = i64, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Consumed", body = ConsumeResponse),
+        (status = 400, description = "The job id is not an integer", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such job for this user", body = ErrorBody),
+        (status = 409, description = "The job cannot be consumed in its state", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    )
+)]
+#[post("/api/workflows/{jobId}/consume")]
+pub async fn consume_job(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> Result<web::Json<ConsumeResponse>, ApiError> {
+    state
+        .engine
+        .consume(&caller.0, path.into_inner())
+        .await
+        .map_err(|e| state.error(e))?;
+    Ok(web::Json(ConsumeResponse { success: true }))
+}
+
+/// Cancels a job and its unfinished steps (idempotent); 409 when it already completed.
+#[utoipa::path(
+    tag = "workflows",
+    security(("bearer" = [])),
+    params(("jobId" = i64, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Cancelled", body = JobStatusChange),
+        (status = 400, description = "The job id is not an integer", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such job for this user", body = ErrorBody),
+        (status = 409, description = "The job already completed", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    )
+)]
+#[post("/api/workflows/{jobId}/cancel")]
+pub async fn cancel_job(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> Result<web::Json<JobStatusChange>, ApiError> {
+    let job = state
+        .engine
+        .cancel(&caller.0, path.into_inner())
+        .await
+        .map_err(|e| state.error(e))?;
+    Ok(web::Json(JobStatusChange {
+        job_id: job.id,
+        status: "cancelled".to_owned(),
+    }))
+}
+
+/// Resumes a failed or cancelled job from its first unfinished step; 409 in any other state.
+#[utoipa::path(
+    tag = "workflows",
+    security(("bearer" = [])),
+    params(("jobId" = i64, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Resuming", body = JobStatusChange),
+        (status = 400, description = "The job id is not an integer", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such job for this user", body = ErrorBody),
+        (status = 409, description = "The job is not failed or cancelled", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody),
+    )
+)]
+#[post("/api/workflows/{jobId}/resume")]
+pub async fn resume_job(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> Result<web::Json<JobStatusChange>, ApiError> {
+    let job = state
+        .engine
+        .resume(&caller.0, path.into_inner())
+        .await
+        .map_err(|e| state.error(e))?;
+    Ok(web::Json(JobStatusChange {
+        job_id: job.id,
+        status: "resuming".to_owned(),
+    }))
+}
+
+fn integer_of(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn optional_id(name: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => text.parse::<i64>().map(Some).map_err(|_| {
+            ApiError::bad_request("invalid_query", format!("{name} must be an integer"))
+        }),
+    }
+}
+
+fn limit_of(raw: Option<&str>, default: u64) -> Result<u64, ApiError> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(text) => match text.parse::<u64>() {
+            Ok(limit) if (1..=MAX_LIST_LIMIT).contains(&limit) => Ok(limit),
+            _ => Err(ApiError::bad_request(
+                "invalid_query",
+                format!("limit must be an integer between 1 and {MAX_LIST_LIMIT}"),
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nosyntask_domain::Viewer;
+    use serde_json::json;
+
+    fn caller() -> Caller {
+        Caller(Viewer::user(1))
+    }
+
+    #[test]
+    fn start_body_fields_are_checked_by_name() {
+        let cases = [
+            (json!([]), "JSON object"),
+            (json!({"projectId": 1}), "workflowType"),
+            (json!({"workflowType": "x"}), "projectId"),
+            (json!({"workflowType": "x", "projectId": "abc"}), "projectId"),
+            (json!({"workflowType": "x", "projectId": 1, "params": 3}), "params"),
+            (
+                json!({"workflowType": "x", "projectId": 1, "idempotencyKey": 3}),
+                "idempotencyKey",
+            ),
+        ];
+        for (body, field) in cases {
+            let err = parse_start(caller(), body.clone(), None).unwrap_err();
+            assert!(err.message.contains(field), "{body}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn idempotency_key_from_body_or_header() {
+        let body = json!({"workflowType": "x", "projectId": "7", "params": {"a": 1}});
+        let request = parse_start(caller(), body.clone(), Some("k1".into())).unwrap();
+        assert_eq!(request.idempotency_key.as_deref(), Some("k1"));
+        assert_eq!(request.project_id, 7);
+        let mut with_key = body.clone();
+        with_key["idempotencyKey"] = json!("k2");
+        let request = parse_start(caller(), with_key.clone(), None).unwrap();
+        assert_eq!(request.idempotency_key.as_deref(), Some("k2"));
+        assert!(parse_start(caller(), with_key, Some("other".into())).is_err());
+    }
+
+    #[test]
+    fn limits_and_ids_are_validated() {
+        assert_eq!(limit_of(None, 50).unwrap(), 50);
+        assert_eq!(limit_of(Some("200"), 50).unwrap(), 200);
+        for bad in ["0", "201", "-1", "ten"] {
+            assert!(limit_of(Some(bad), 50).is_err(), "{bad}");
+        }
+        assert_eq!(optional_id("before", Some("12")).unwrap(), Some(12));
+        assert!(optional_id("before", Some("x")).is_err());
+    }
+
+    #[test]
+    fn etags_match_lists_and_weak_forms() {
+        let etag = etag_of(b"{}");
+        assert_eq!(etag, etag_of(b"{}"));
+        assert_ne!(etag, etag_of(b"{ }"));
+        let req = actix_web::test::TestRequest::default()
+            .insert_header((IF_NONE_MATCH, format!("\"zzz\", W/{etag}")))
+            .to_http_request();
+        assert!(if_none_match(&req, &etag));
+    }
+}

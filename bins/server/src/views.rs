@@ -1,0 +1,472 @@
+//! Wire types: the JSON the NanoStory frontend reads. Domain types never go on the wire directly;
+//! these views are built from them, so field casing and formats live only here.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use nosyntask_domain as domain;
+use nosyntask_engine::WorkflowDefinition;
+use nosyntask_engine::ports::{ModelInfo, ModelKind as PortModelKind};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// A job or task status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl From<domain::JobStatus> for Status {
+    fn from(status: domain::JobStatus) -> Self {
+        use domain::JobStatus as S;
+        match status {
+            S::Pending => Status::Pending,
+            S::Running => Status::Running,
+            S::Completed => Status::Completed,
+            S::Failed => Status::Failed,
+            S::Cancelled => Status::Cancelled,
+        }
+    }
+}
+
+impl From<domain::TaskStatus> for Status {
+    fn from(status: domain::TaskStatus) -> Self {
+        use domain::TaskStatus as S;
+        match status {
+            S::Pending => Status::Pending,
+            S::Running => Status::Running,
+            S::Completed => Status::Completed,
+            S::Failed => Status::Failed,
+            S::Cancelled => Status::Cancelled,
+        }
+    }
+}
+
+/// RFC 3339 UTC with milliseconds: `2025-01-31T08:00:00.000Z`.
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A workflow job without its tasks (list views).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct JobSummary {
+    pub id: i64,
+    pub user_id: i64,
+    pub project_id: i64,
+    pub workflow_type: String,
+    /// Display name of the workflow type.
+    #[serde(rename = "workflowName")]
+    pub workflow_name: String,
+    pub status: Status,
+    pub current_step_index: i32,
+    pub total_steps: i32,
+    /// The validated start params, defaults filled in.
+    #[schema(value_type = Object)]
+    pub input_params: Value,
+    pub error_message: Option<String>,
+    pub is_consumed: bool,
+    /// Overall progress 0–100.
+    pub progress: i32,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    #[schema(format = DateTime)]
+    pub started_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub completed_at: Option<String>,
+}
+
+impl JobSummary {
+    /// The view of `job`, named by its workflow definition when it is still registered.
+    pub fn new(job: &domain::Job, definition: Option<&WorkflowDefinition>) -> Self {
+        JobSummary {
+            id: job.id,
+            user_id: job.user_id,
+            project_id: job.project_id,
+            workflow_type: job.workflow_type.clone(),
+            workflow_name: definition
+                .map(|d| d.name.clone())
+                .unwrap_or_else(|| job.workflow_type.clone()),
+            status: job.status.into(),
+            current_step_index: job.current_step_index,
+            total_steps: job.total_steps,
+            input_params: job.input_params.clone(),
+            error_message: job.error_message.clone(),
+            is_consumed: job.is_consumed,
+            progress: job.progress,
+            created_at: timestamp(job.created_at),
+            updated_at: timestamp(job.updated_at),
+            started_at: job.started_at.map(timestamp),
+            completed_at: job.completed_at.map(timestamp),
+        }
+    }
+}
+
+/// A workflow job with its tasks in step order.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Job {
+    #[serde(flatten)]
+    pub job: JobSummary,
+    pub tasks: Vec<Task>,
+}
+
+impl Job {
+    pub fn new(job: &domain::JobWithTasks, definition: Option<&WorkflowDefinition>) -> Self {
+        Job {
+            job: JobSummary::new(&job.job, definition),
+            tasks: job.tasks.iter().map(Task::from).collect(),
+        }
+    }
+}
+
+/// One step of a job (a `generation_tasks` row).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Task {
+    pub id: i64,
+    pub job_id: i64,
+    pub step_index: i32,
+    pub task_type: String,
+    pub target_type: String,
+    pub target_id: Option<i64>,
+    pub model_name: Option<String>,
+    /// The step's input, stored when it starts.
+    #[schema(value_type = Option<Object>)]
+    pub input_params: Option<Value>,
+    pub status: Status,
+    pub progress: i32,
+    /// The step's JSON result once completed.
+    #[schema(value_type = Option<Object>)]
+    pub result_data: Option<Value>,
+    pub error_message: Option<String>,
+    pub attempts: i32,
+    /// The provider's task id of asynchronous generations.
+    pub external_task_id: Option<String>,
+    #[schema(format = DateTime)]
+    pub started_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub completed_at: Option<String>,
+}
+
+impl From<&domain::Task> for Task {
+    fn from(task: &domain::Task) -> Self {
+        Task {
+            id: task.id,
+            job_id: task.job_id,
+            step_index: task.step_index,
+            task_type: task.task_type.clone(),
+            target_type: task.target_type.clone(),
+            target_id: task.target_id,
+            model_name: task.model_name.clone(),
+            input_params: task.input_params.clone(),
+            status: task.status.into(),
+            progress: task.progress,
+            result_data: task.result_data.clone(),
+            error_message: task.error_message.clone(),
+            attempts: task.attempts,
+            external_task_id: task.external_task_id.clone(),
+            started_at: task.started_at.map(timestamp),
+            completed_at: task.completed_at.map(timestamp),
+        }
+    }
+}
+
+/// `POST /api/workflows` body.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StartWorkflowRequest {
+    /// A registered workflow type (see `GET /api/workflows/types`).
+    #[schema(example = "prompt_generate")]
+    pub workflow_type: String,
+    /// The project the job belongs to (a numeric string is accepted too).
+    #[schema(example = 1)]
+    pub project_id: i64,
+    /// The workflow's params (its `paramsSchema`).
+    #[schema(value_type = Object, example = json!({"description": "a lighthouse at dawn"}))]
+    pub params: Option<Value>,
+    /// Same key from the same user within 24 h returns the original job. The
+    /// `Idempotency-Key` header does the same.
+    pub idempotency_key: Option<String>,
+}
+
+/// A task as the start answer lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StartedTask {
+    pub id: i64,
+    pub step_index: i32,
+    /// The task type of the step.
+    #[serde(rename = "type")]
+    pub task_type: String,
+    pub status: Status,
+}
+
+/// `POST /api/workflows` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StartWorkflowResponse {
+    pub job_id: i64,
+    pub tasks: Vec<StartedTask>,
+    pub message: String,
+    /// True when an existing job was returned (same idempotency key, or an active job with the
+    /// same uniqueness key).
+    pub deduplicated: bool,
+}
+
+impl StartWorkflowResponse {
+    pub fn new(job: &domain::JobWithTasks, deduplicated: bool) -> Self {
+        StartWorkflowResponse {
+            job_id: job.job.id,
+            tasks: job
+                .tasks
+                .iter()
+                .map(|t| StartedTask {
+                    id: t.id,
+                    step_index: t.step_index,
+                    task_type: t.task_type.clone(),
+                    status: t.status.into(),
+                })
+                .collect(),
+            message: if deduplicated {
+                "an existing job was returned".to_owned()
+            } else {
+                "workflow started".to_owned()
+            },
+            deduplicated,
+        }
+    }
+}
+
+/// A list of jobs, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<JobSummary>,
+}
+
+/// `POST …/consume` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ConsumeResponse {
+    #[schema(example = true)]
+    pub success: bool,
+}
+
+/// `POST …/cancel` and `POST …/resume` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStatusChange {
+    pub job_id: i64,
+    /// `cancelled` (cancel) or `resuming` (resume).
+    #[schema(example = "cancelled")]
+    pub status: String,
+}
+
+/// One step of a workflow type.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowStep {
+    pub index: i32,
+    /// The step's task type.
+    #[serde(rename = "type")]
+    pub task_type: String,
+    pub target_type: String,
+}
+
+/// A registered workflow type.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowType {
+    #[serde(rename = "type")]
+    pub workflow_type: String,
+    pub name: String,
+    pub total_steps: usize,
+    pub steps: Vec<WorkflowStep>,
+    /// JSON Schema of the params.
+    #[schema(value_type = Object)]
+    pub params_schema: Value,
+}
+
+impl From<&WorkflowDefinition> for WorkflowType {
+    fn from(definition: &WorkflowDefinition) -> Self {
+        WorkflowType {
+            workflow_type: definition.workflow_type.clone(),
+            name: definition.name.clone(),
+            total_steps: definition.steps.len(),
+            steps: definition
+                .steps
+                .iter()
+                .zip(0..)
+                .map(|(step, index)| WorkflowStep {
+                    index,
+                    task_type: step.task_type.clone(),
+                    target_type: step.target_type.clone(),
+                })
+                .collect(),
+            params_schema: definition.params.to_json_schema(),
+        }
+    }
+}
+
+/// `GET /api/workflows/types` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WorkflowTypes {
+    pub workflows: Vec<WorkflowType>,
+}
+
+/// What a model produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    Text,
+    Image,
+    Video,
+}
+
+impl From<PortModelKind> for ModelKind {
+    fn from(kind: PortModelKind) -> Self {
+        match kind {
+            PortModelKind::Text => ModelKind::Text,
+            PortModelKind::Image => ModelKind::Image,
+            PortModelKind::Video => ModelKind::Video,
+        }
+    }
+}
+
+/// A configured model. Never carries keys or URLs with credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Model {
+    /// What `params.modelName` refers to.
+    pub name: String,
+    pub kind: ModelKind,
+    /// The adapter that speaks to the provider (`openai_compatible`, `simulated`, …).
+    pub provider: String,
+    /// The provider's model id.
+    pub model: String,
+    /// Used for its kind when a job names no model.
+    pub is_default: bool,
+    pub max_concurrency: usize,
+    pub timeout_secs: u64,
+}
+
+impl From<&ModelInfo> for Model {
+    fn from(info: &ModelInfo) -> Self {
+        Model {
+            name: info.name.clone(),
+            kind: info.kind.into(),
+            provider: info.adapter.clone(),
+            model: info.model.clone(),
+            is_default: info.is_default,
+            max_concurrency: info.max_concurrency,
+            timeout_secs: info.timeout.as_secs(),
+        }
+    }
+}
+
+/// `GET /api/models` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ModelList {
+    pub models: Vec<Model>,
+}
+
+/// Health answer.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    fn job() -> domain::JobWithTasks {
+        let at = Utc.with_ymd_and_hms(2025, 1, 31, 8, 0, 0).unwrap();
+        domain::JobWithTasks {
+            job: domain::Job {
+                id: 3,
+                user_id: 1,
+                project_id: 9,
+                workflow_type: "prompt_generate".into(),
+                status: domain::JobStatus::Running,
+                current_step_index: 0,
+                total_steps: 1,
+                input_params: json!({"description": "x"}),
+                error_message: None,
+                is_consumed: false,
+                progress: 40,
+                created_at: at,
+                updated_at: at,
+                started_at: Some(at),
+                completed_at: None,
+            },
+            tasks: vec![domain::Task {
+                id: 11,
+                job_id: 3,
+                step_index: 0,
+                task_type: "prompt_generate".into(),
+                target_type: "prompt".into(),
+                target_id: None,
+                model_name: None,
+                input_params: None,
+                status: domain::TaskStatus::Running,
+                progress: 40,
+                result_data: Some(json!({"prompt": "p"})),
+                error_message: None,
+                attempts: 1,
+                max_attempts: 3,
+                external_task_id: None,
+                started_at: Some(at),
+                completed_at: None,
+                updated_at: at,
+            }],
+        }
+    }
+
+    #[test]
+    fn job_json_has_the_contract_fields() {
+        let value = serde_json::to_value(Job::new(&job(), None)).unwrap();
+        let keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut expected = vec![
+            "id", "user_id", "project_id", "workflow_type", "workflowName", "status",
+            "current_step_index", "total_steps", "input_params", "error_message", "is_consumed",
+            "progress", "created_at", "updated_at", "started_at", "completed_at", "tasks",
+        ];
+        let mut keys = keys;
+        keys.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
+        assert_eq!(value["created_at"], "2025-01-31T08:00:00.000Z");
+        assert_eq!(value["completed_at"], Value::Null);
+        assert_eq!(value["status"], "running");
+        assert_eq!(value["input_params"], json!({"description": "x"}));
+        let task = &value["tasks"][0];
+        let mut task_keys: Vec<&str> =
+            task.as_object().unwrap().keys().map(String::as_str).collect();
+        task_keys.sort_unstable();
+        let mut expected = vec![
+            "id", "job_id", "step_index", "task_type", "target_type", "target_id", "model_name",
+            "input_params", "status", "progress", "result_data", "error_message", "attempts",
+            "external_task_id", "started_at", "completed_at",
+        ];
+        expected.sort_unstable();
+        assert_eq!(task_keys, expected);
+        assert_eq!(task["result_data"], json!({"prompt": "p"}));
+    }
+
+    #[test]
+    fn start_answer_uses_camel_case() {
+        let value = serde_json::to_value(StartWorkflowResponse::new(&job(), false)).unwrap();
+        assert_eq!(value["jobId"], 3);
+        assert_eq!(value["deduplicated"], false);
+        assert_eq!(
+            value["tasks"][0],
+            json!({"id": 11, "stepIndex": 0, "type": "prompt_generate", "status": "running"})
+        );
+    }
+}
