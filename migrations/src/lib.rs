@@ -1,1 +1,21 @@
+//! Schema migrations of nosyntask, written once with the sea-query schema builder so the same
+//! migration runs on SQLite, PostgreSQL and MySQL/MariaDB.
+//!
+//! Conventions: timestamps are `BIGINT` epoch milliseconds; JSON is serialized into `TEXT`
+//! (`LONGTEXT` on MySQL); ids are auto-increment `BIGINT` (`INTEGER PRIMARY KEY AUTOINCREMENT` on
+//! SQLite, so ids are never reused after pruning).
+
 pub use sea_orm_migration::prelude::*;
+
+mod m20250101_000001_create_jobs;
+
+/// Every migration of the schema, in order.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20250101_000001_create_jobs::Migration)]
+    }
+}

@@ -1,1 +1,167 @@
-//! placeholder
+//! # nosyntask store
+//!
+//! The [`JobStore`] of the engine on SQLite, PostgreSQL and MySQL/MariaDB, through sea-orm
+//! connections and hand-written SQL: every hot path is a few index lookups, batched per call.
+//!
+//! - **SQLite**: WAL, one writer connection (write transactions queue instead of failing with
+//!   `SQLITE_BUSY`), a small read pool beside it for files; `sqlite::memory:` is one connection.
+//! - **PostgreSQL**: claims, completions and progress are single statements
+//!   (`FOR UPDATE SKIP LOCKED`, data-modifying CTEs over `json_to_recordset`); new work is
+//!   announced with `NOTIFY nosyntask_work`, which every process's store listens to.
+//! - **MySQL/MariaDB**: `READ COMMITTED`, `FOR UPDATE SKIP LOCKED`, a per-user lock row that
+//!   serializes a user's starts.
+//!
+//! Every transaction locks `generation_tasks` rows before `workflow_jobs` rows, in id order, and
+//! runs again when it loses a deadlock anyway.
+//!
+//! [`testing`] gives other crates' tests a fresh migrated store per backend.
+
+mod claim;
+mod create;
+mod error;
+mod finish;
+mod jobs;
+mod notify;
+mod sql;
+mod store;
+pub mod testing;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use nosyntask_domain::{Job, JobId, JobWithTasks, TaskId};
+use nosyntask_engine::ports::{
+    ClaimedTask, Completion, CreateOutcome, Failure, Fence, JobFilter, NewJob, ProgressUpdate,
+    StoreStats,
+};
+use nosyntask_engine::{JobStore, StoreError};
+use sea_orm::DbBackend;
+use serde_json::Value;
+
+pub use store::{Store, StoreOptions};
+
+#[async_trait]
+impl JobStore for Store {
+    fn backend_name(&self) -> &'static str {
+        match self.backend() {
+            DbBackend::Postgres => "postgres",
+            DbBackend::MySql => "mysql",
+            _ => "sqlite",
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner
+            .read
+            .ping()
+            .await
+            .map_err(|err| error::classify(&err))
+    }
+
+    async fn create_job(
+        &self,
+        job: NewJob,
+        now: DateTime<Utc>,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.create_job_impl(job, now).await
+    }
+
+    async fn get_job(&self, id: JobId) -> Result<Option<JobWithTasks>, StoreError> {
+        self.get_job_impl(id).await
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        self.list_jobs_impl(filter).await
+    }
+
+    async fn consume_job(&self, id: JobId, now: DateTime<Utc>) -> Result<Job, StoreError> {
+        self.consume_job_impl(id, now).await
+    }
+
+    async fn cancel_job(&self, id: JobId, now: DateTime<Utc>) -> Result<Job, StoreError> {
+        self.cancel_job_impl(id, now).await
+    }
+
+    async fn resume_job(&self, id: JobId, now: DateTime<Utc>) -> Result<Job, StoreError> {
+        self.resume_job_impl(id, now).await
+    }
+
+    async fn claim_tasks(
+        &self,
+        owner: &str,
+        limit: u32,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedTask>, StoreError> {
+        self.claim_tasks_impl(owner, limit, lease, now).await
+    }
+
+    async fn renew_leases(
+        &self,
+        fences: &[Fence],
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TaskId>, StoreError> {
+        self.renew_leases_impl(fences, lease, now).await
+    }
+
+    async fn write_progress(
+        &self,
+        updates: &[ProgressUpdate],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write_progress_impl(updates, now).await
+    }
+
+    async fn save_checkpoint(
+        &self,
+        fence: &Fence,
+        checkpoint: &Value,
+        external_task_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.save_checkpoint_impl(fence, checkpoint, external_task_id, now)
+            .await
+    }
+
+    async fn complete_tasks(
+        &self,
+        completions: &[Completion],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.complete_tasks_impl(completions, now).await
+    }
+
+    async fn fail_task(&self, failure: &Failure, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.fail_task_impl(failure, now).await
+    }
+
+    async fn release_tasks(&self, fences: &[Fence], now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.release_tasks_impl(fences, now).await
+    }
+
+    async fn cancelled_claims(&self, owner: &str) -> Result<Vec<TaskId>, StoreError> {
+        self.cancelled_claims_impl(owner).await
+    }
+
+    async fn requeue_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.requeue_expired_impl(now).await
+    }
+
+    async fn prune(
+        &self,
+        consumed_before: DateTime<Utc>,
+        unconsumed_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.prune_impl(consumed_before, unconsumed_before).await
+    }
+
+    async fn wait_for_work(&self, max_wait: Duration) {
+        let _ = tokio::time::timeout(max_wait, self.inner.wake.notified()).await;
+    }
+
+    async fn stats(&self, now: DateTime<Utc>) -> Result<StoreStats, StoreError> {
+        self.stats_impl(now).await
+    }
+}

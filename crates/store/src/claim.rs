@@ -1,0 +1,377 @@
+//! Claiming ready tasks and renewing their leases.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use nosyntask_domain::{Job, JobStatus, TaskId};
+use nosyntask_engine::StoreError;
+use nosyntask_engine::ports::{ClaimedTask, Fence};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Value};
+use serde_json::json;
+
+use crate::error::{Result, retrying};
+use crate::sql::{self, JOB_COLUMNS, TASK_COLUMNS, TASK_FIELDS, col, ms, placeholders, stmt};
+use crate::store::Store;
+
+fn lease_until(now: DateTime<Utc>, lease: Duration) -> i64 {
+    ms(now).saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The job as the claim left it: running, started.
+fn started(mut job: Job, now: DateTime<Utc>) -> Job {
+    if job.status == JobStatus::Pending {
+        job.status = JobStatus::Running;
+        job.updated_at = sql::time(ms(now));
+    }
+    if job.started_at.is_none() {
+        job.started_at = Some(sql::time(ms(now)));
+    }
+    job
+}
+
+/// A claimed row: task columns, `checkpoint`, then job columns.
+fn claimed(
+    row: &QueryResult,
+    owner: &str,
+    now: DateTime<Utc>,
+    previous_results: BTreeMap<i32, serde_json::Value>,
+) -> Result<ClaimedTask, DbErr> {
+    let task = sql::decode_task(row, 0)?;
+    let checkpoint =
+        sql::parse_opt_json(col(row, TASK_FIELDS.len())?, "generation_tasks.checkpoint")?;
+    let job = started(sql::decode_job(row, TASK_FIELDS.len() + 1)?, now);
+    Ok(ClaimedTask {
+        fence: Fence {
+            task_id: task.id,
+            job_id: task.job_id,
+            owner: owner.to_owned(),
+            attempt: task.attempts,
+        },
+        task,
+        job,
+        previous_results,
+        checkpoint,
+    })
+}
+
+impl Store {
+    pub(crate) async fn claim_tasks_impl(
+        &self,
+        owner: &str,
+        limit: u32,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedTask>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut tasks = retrying(|| async {
+            match self.backend() {
+                DbBackend::Postgres => self.claim_pg(owner, limit, lease, now).await,
+                _ => self.claim_generic(owner, limit, lease, now).await,
+            }
+        })
+        .await?;
+        tasks.sort_by_key(|t| t.task.id);
+        Ok(tasks)
+    }
+
+    /// One statement: pick with `SKIP LOCKED`, mark running, start the jobs, and read the
+    /// jobs and earlier results.
+    async fn claim_pg(
+        &self,
+        owner: &str,
+        limit: u32,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedTask>> {
+        let sql = format!(
+            "WITH picked AS MATERIALIZED ( \
+               SELECT id FROM generation_tasks WHERE status = 'pending' AND ready_at <= ? \
+               ORDER BY ready_at, id LIMIT ? FOR UPDATE SKIP LOCKED \
+             ), claimed AS ( \
+               UPDATE generation_tasks t SET status = 'running', attempts = t.attempts + 1, \
+               lease_owner = ?, lease_expires_at = ?, started_at = COALESCE(t.started_at, ?), \
+               updated_at = ?, progress = 0 \
+               FROM picked WHERE t.id = picked.id \
+               RETURNING {tasks}, t.checkpoint \
+             ), started AS ( \
+               UPDATE workflow_jobs w SET status = 'running', \
+               started_at = COALESCE(w.started_at, ?), updated_at = ? \
+               WHERE w.id IN (SELECT job_id FROM claimed) AND w.status = 'pending' \
+               RETURNING w.id \
+             ) \
+             SELECT c.*, {jobs}, CASE WHEN c.step_index > 0 THEN ( \
+               SELECT json_object_agg(p.step_index, p.result_data::json)::text \
+               FROM generation_tasks p WHERE p.job_id = c.job_id \
+               AND p.step_index < c.step_index AND p.status = 'completed' \
+               AND p.result_data IS NOT NULL) END \
+             FROM claimed c JOIN workflow_jobs j ON j.id = c.job_id",
+            tasks = *TASK_COLUMNS,
+            jobs = *JOB_COLUMNS,
+        );
+        let now_ms = ms(now);
+        let values: Vec<Value> = vec![
+            now_ms.into(),
+            i64::from(limit).into(),
+            owner.to_owned().into(),
+            lease_until(now, lease).into(),
+            now_ms.into(),
+            now_ms.into(),
+            now_ms.into(),
+            now_ms.into(),
+        ];
+        let rows = self
+            .inner
+            .write
+            .query_all_raw(stmt(DbBackend::Postgres, &sql, values))
+            .await?;
+        let results_at = TASK_FIELDS.len() + 1 + sql::JOB_FIELDS.len();
+        let claimed = rows
+            .iter()
+            .map(|row| {
+                let previous = sql::results_from_object(col(row, results_at)?)?;
+                claimed(row, owner, now, previous)
+            })
+            .collect::<Result<Vec<_>, DbErr>>()?;
+        Ok(claimed)
+    }
+
+    /// MySQL (`FOR UPDATE SKIP LOCKED`) and SQLite (one writer): pick, update, read.
+    async fn claim_generic(
+        &self,
+        owner: &str,
+        limit: u32,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedTask>> {
+        let backend = self.backend();
+        let lock = if backend == DbBackend::MySql {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let now_ms = ms(now);
+        let txn = self.begin().await?;
+        let picked = txn
+            .query_all_raw(stmt(
+                backend,
+                &format!(
+                    "SELECT id FROM generation_tasks WHERE status = 'pending' AND ready_at <= ? \
+                     ORDER BY ready_at, id LIMIT ?{lock}"
+                ),
+                vec![now_ms.into(), i64::from(limit).into()],
+            ))
+            .await?;
+        if picked.is_empty() {
+            txn.commit().await?;
+            return Ok(Vec::new());
+        }
+        let ids = picked
+            .iter()
+            .map(|row| col::<i64>(row, 0))
+            .collect::<Result<Vec<_>, DbErr>>()?;
+        let mut values: Vec<Value> = vec![
+            owner.to_owned().into(),
+            lease_until(now, lease).into(),
+            now_ms.into(),
+            now_ms.into(),
+        ];
+        values.extend(ids.iter().map(|&id| Value::from(id)));
+        txn.execute_raw(stmt(
+            backend,
+            &format!(
+                "UPDATE generation_tasks SET status = 'running', attempts = attempts + 1, \
+                 lease_owner = ?, lease_expires_at = ?, started_at = COALESCE(started_at, ?), \
+                 updated_at = ?, progress = 0 WHERE id IN ({})",
+                placeholders(ids.len())
+            ),
+            values,
+        ))
+        .await?;
+        let rows = txn
+            .query_all_raw(stmt(
+                backend,
+                &format!(
+                    "SELECT {}, t.checkpoint, {} FROM generation_tasks t \
+                     JOIN workflow_jobs j ON j.id = t.job_id WHERE t.id IN ({}) ORDER BY t.id",
+                    *TASK_COLUMNS,
+                    *JOB_COLUMNS,
+                    placeholders(ids.len())
+                ),
+                ids.iter().map(|&id| Value::from(id)).collect(),
+            ))
+            .await?;
+        let mut job_ids = Vec::with_capacity(rows.len());
+        let mut later_steps = Vec::new();
+        for row in &rows {
+            let job_id: i64 = col(row, 1)?;
+            job_ids.push(job_id);
+            if col::<i32>(row, 2)? > 0 {
+                later_steps.push(job_id);
+            }
+        }
+        job_ids.sort_unstable();
+        let mut values: Vec<Value> = vec![now_ms.into(), now_ms.into()];
+        values.extend(job_ids.iter().map(|&id| Value::from(id)));
+        txn.execute_raw(stmt(
+            backend,
+            &format!(
+                "UPDATE workflow_jobs SET status = 'running', \
+                 started_at = COALESCE(started_at, ?), updated_at = ? \
+                 WHERE id IN ({}) AND status = 'pending'",
+                placeholders(job_ids.len())
+            ),
+            values,
+        ))
+        .await?;
+        let mut results: BTreeMap<i64, BTreeMap<i32, serde_json::Value>> = BTreeMap::new();
+        if !later_steps.is_empty() {
+            let previous = txn
+                .query_all_raw(stmt(
+                    backend,
+                    &format!(
+                        "SELECT job_id, step_index, result_data FROM generation_tasks \
+                         WHERE job_id IN ({}) AND status = 'completed' \
+                         AND result_data IS NOT NULL",
+                        placeholders(later_steps.len())
+                    ),
+                    later_steps.iter().map(|&id| Value::from(id)).collect(),
+                ))
+                .await?;
+            for row in &previous {
+                if let Some(result) =
+                    sql::parse_opt_json(col(row, 2)?, "generation_tasks.result_data")?
+                {
+                    results
+                        .entry(col(row, 0)?)
+                        .or_default()
+                        .insert(col(row, 1)?, result);
+                }
+            }
+        }
+        txn.commit().await?;
+        rows.iter()
+            .map(|row| {
+                let job_id: i64 = col(row, 1)?;
+                let step: i32 = col(row, 2)?;
+                let previous = results
+                    .get(&job_id)
+                    .map(|r| r.range(..step).map(|(k, v)| (*k, v.clone())).collect())
+                    .unwrap_or_default();
+                Ok(claimed(row, owner, now, previous)?)
+            })
+            .collect()
+    }
+
+    pub(crate) async fn renew_leases_impl(
+        &self,
+        fences: &[Fence],
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TaskId>, StoreError> {
+        if fences.is_empty() {
+            return Ok(Vec::new());
+        }
+        let until = lease_until(now, lease);
+        let renewed: HashSet<TaskId> = retrying(|| async {
+            match self.backend() {
+                DbBackend::Postgres => {
+                    let input: Vec<_> = fences
+                        .iter()
+                        .map(|f| json!({"id": f.task_id, "owner": f.owner, "attempt": f.attempt}))
+                        .collect();
+                    let rows = self
+                        .inner
+                        .write
+                        .query_all_raw(stmt(
+                            DbBackend::Postgres,
+                            "UPDATE generation_tasks t SET lease_expires_at = ? \
+                             FROM json_to_recordset(?::json) AS x(id bigint, owner text, attempt int) \
+                             WHERE t.id = x.id AND t.status = 'running' \
+                             AND t.lease_owner = x.owner AND t.attempts = x.attempt \
+                             RETURNING t.id",
+                            vec![until.into(), serde_json::Value::Array(input).to_string().into()],
+                        ))
+                        .await?;
+                    rows.iter()
+                        .map(|row| col::<i64>(row, 0).map_err(Into::into))
+                        .collect()
+                }
+                backend => {
+                    let txn = self.begin().await?;
+                    let held = held_fences(&txn, backend, fences).await?;
+                    if !held.is_empty() {
+                        let ids: Vec<i64> = held.iter().copied().collect();
+                        let mut values: Vec<Value> = vec![until.into()];
+                        values.extend(ids.iter().map(|&id| Value::from(id)));
+                        txn.execute_raw(stmt(
+                            backend,
+                            &format!(
+                                "UPDATE generation_tasks SET lease_expires_at = ? WHERE id IN ({})",
+                                placeholders(ids.len())
+                            ),
+                            values,
+                        ))
+                        .await?;
+                    }
+                    txn.commit().await?;
+                    Ok(held)
+                }
+            }
+        })
+        .await?;
+        Ok(fences
+            .iter()
+            .map(|f| f.task_id)
+            .filter(|id| !renewed.contains(id))
+            .collect())
+    }
+}
+
+/// The fences that still hold, locking their rows (MySQL) for the rest of the transaction.
+pub(crate) async fn held_fences(
+    txn: &impl ConnectionTrait,
+    backend: DbBackend,
+    fences: &[Fence],
+) -> Result<HashSet<TaskId>, DbErr> {
+    if fences.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut ids: Vec<i64> = fences.iter().map(|f| f.task_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let lock = if backend == DbBackend::MySql {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let rows = txn
+        .query_all_raw(stmt(
+            backend,
+            &format!(
+                "SELECT id, lease_owner, attempts FROM generation_tasks \
+                 WHERE id IN ({}) AND status = 'running' ORDER BY id{lock}",
+                placeholders(ids.len())
+            ),
+            ids.iter().map(|&id| Value::from(id)).collect(),
+        ))
+        .await?;
+    let mut current = std::collections::HashMap::with_capacity(rows.len());
+    for row in &rows {
+        current.insert(
+            col::<i64>(row, 0)?,
+            (col::<Option<String>>(row, 1)?, col::<i32>(row, 2)?),
+        );
+    }
+    Ok(fences
+        .iter()
+        .filter(|f| {
+            current.get(&f.task_id).is_some_and(|(owner, attempts)| {
+                owner.as_deref() == Some(f.owner.as_str()) && *attempts == f.attempt
+            })
+        })
+        .map(|f| f.task_id)
+        .collect())
+}

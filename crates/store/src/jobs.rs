@@ -1,0 +1,442 @@
+//! Reading, listing and managing jobs: consume, cancel, resume, the lease sweep, pruning and
+//! statistics.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use nosyntask_domain::{Job, JobId, JobStatus, JobWithTasks, TaskId};
+use nosyntask_engine::StoreError;
+use nosyntask_engine::ports::{JobFilter, StoreStats};
+use sea_orm::{ConnectionTrait, Value};
+
+use crate::create::load_job;
+use crate::error::{Result, retrying};
+use crate::sql::{JOB_COLUMNS, col, decode_job, ms, placeholders, stmt};
+use crate::store::Store;
+
+/// Rows deleted per prune transaction, so pruning never holds locks for long.
+const PRUNE_BATCH: usize = 500;
+
+async fn load(conn: &impl ConnectionTrait, id: JobId) -> Result<Job> {
+    load_job(conn, id)
+        .await?
+        .map(|j| j.job)
+        .ok_or_else(|| StoreError::NotFound(id).into())
+}
+
+async fn status_of(conn: &impl ConnectionTrait, id: JobId) -> Result<JobStatus> {
+    let backend = conn.get_database_backend();
+    let row = conn
+        .query_one_raw(stmt(
+            backend,
+            "SELECT status FROM workflow_jobs WHERE id = ?",
+            vec![id.into()],
+        ))
+        .await?
+        .ok_or(StoreError::NotFound(id))?;
+    let status: String = col(&row, 0)?;
+    status
+        .parse()
+        .map_err(|_| StoreError::Other(format!("job {id} has unknown status `{status}`")).into())
+}
+
+impl Store {
+    pub(crate) async fn get_job_impl(&self, id: JobId) -> Result<Option<JobWithTasks>, StoreError> {
+        retrying(|| async { Ok(load_job(&self.inner.read, id).await?) }).await
+    }
+
+    pub(crate) async fn list_jobs_impl(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        if filter.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut sql = format!("SELECT {} FROM workflow_jobs j WHERE 1 = 1", *JOB_COLUMNS);
+        let mut values: Vec<Value> = Vec::new();
+        if let Some(user) = filter.user_id {
+            sql.push_str(" AND j.user_id = ?");
+            values.push(user.into());
+        }
+        if let Some(project) = filter.project_id {
+            sql.push_str(" AND j.project_id = ?");
+            values.push(project.into());
+        }
+        if let Some(workflow_type) = &filter.workflow_type {
+            sql.push_str(" AND j.workflow_type = ?");
+            values.push(workflow_type.clone().into());
+        }
+        if !filter.statuses.is_empty() {
+            sql.push_str(&format!(
+                " AND j.status IN ({})",
+                placeholders(filter.statuses.len())
+            ));
+            values.extend(filter.statuses.iter().map(|s| Value::from(s.as_str())));
+        }
+        if filter.active_only {
+            sql.push_str(
+                " AND (j.status IN ('pending', 'running') \
+                 OR (j.status IN ('completed', 'failed') AND j.is_consumed = FALSE))",
+            );
+        }
+        if let Some(before) = filter.before {
+            sql.push_str(" AND j.id < ?");
+            values.push(before.into());
+        }
+        sql.push_str(" ORDER BY j.id DESC LIMIT ?");
+        values.push(i64::try_from(filter.limit).unwrap_or(i64::MAX).into());
+        retrying(|| async {
+            let rows = self
+                .inner
+                .read
+                .query_all_raw(stmt(self.backend(), &sql, values.clone()))
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| decode_job(row, 0))
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub(crate) async fn consume_job_impl(
+        &self,
+        id: JobId,
+        now: DateTime<Utc>,
+    ) -> Result<Job, StoreError> {
+        retrying(|| async {
+            let updated = self
+                .inner
+                .write
+                .execute_raw(stmt(
+                    self.backend(),
+                    // `updated_at` first: MySQL assigns left to right, seeing earlier ones.
+                    "UPDATE workflow_jobs SET \
+                     updated_at = CASE WHEN is_consumed THEN updated_at ELSE ? END, \
+                     is_consumed = TRUE WHERE id = ?",
+                    vec![ms(now).into(), id.into()],
+                ))
+                .await?;
+            if updated.rows_affected() == 0 {
+                return Err(StoreError::NotFound(id).into());
+            }
+            load(&self.inner.write, id).await
+        })
+        .await
+    }
+
+    pub(crate) async fn cancel_job_impl(
+        &self,
+        id: JobId,
+        now: DateTime<Utc>,
+    ) -> Result<Job, StoreError> {
+        retrying(|| self.cancel_once(id, now)).await
+    }
+
+    async fn cancel_once(&self, id: JobId, now: DateTime<Utc>) -> Result<Job> {
+        let backend = self.backend();
+        let now_ms = ms(now);
+        let txn = self.begin().await?;
+        match status_of(&txn, id).await? {
+            JobStatus::Completed => return Err(already_completed(id)),
+            JobStatus::Cancelled => {
+                let job = load(&txn, id).await?;
+                txn.commit().await?;
+                return Ok(job);
+            }
+            _ => {}
+        }
+        // Tasks first, then the job: the lock order of every transaction. Running tasks keep
+        // their lease owner so the worker running them learns of the cancellation.
+        txn.execute_raw(stmt(
+            backend,
+            "UPDATE generation_tasks SET status = 'cancelled', ready_at = NULL, \
+             completed_at = ?, updated_at = ? \
+             WHERE job_id = ? AND status IN ('pending', 'running')",
+            vec![now_ms.into(), now_ms.into(), id.into()],
+        ))
+        .await?;
+        let updated = txn
+            .execute_raw(stmt(
+                backend,
+                "UPDATE workflow_jobs SET status = 'cancelled', completed_at = ?, updated_at = ?, \
+                 unique_key = NULL WHERE id = ? AND status IN ('pending', 'running', 'failed')",
+                vec![now_ms.into(), now_ms.into(), id.into()],
+            ))
+            .await?;
+        if updated.rows_affected() == 0 {
+            // A completion or another cancel committed in between.
+            let status = status_of(&txn, id).await?;
+            if status == JobStatus::Completed {
+                return Err(already_completed(id));
+            }
+        }
+        let job = load(&txn, id).await?;
+        txn.commit().await?;
+        Ok(job)
+    }
+
+    pub(crate) async fn resume_job_impl(
+        &self,
+        id: JobId,
+        now: DateTime<Utc>,
+    ) -> Result<Job, StoreError> {
+        let job = retrying(|| self.resume_once(id, now)).await?;
+        self.wake_local();
+        Ok(job)
+    }
+
+    async fn resume_once(&self, id: JobId, now: DateTime<Utc>) -> Result<Job> {
+        let backend = self.backend();
+        let now_ms = ms(now);
+        let txn = self.begin().await?;
+        let status = status_of(&txn, id).await?;
+        if !matches!(status, JobStatus::Failed | JobStatus::Cancelled) {
+            return Err(StoreError::Conflict(format!(
+                "job {id} is {status}; only failed or cancelled jobs can be resumed"
+            ))
+            .into());
+        }
+        let rows = txn
+            .query_all_raw(stmt(
+                backend,
+                "SELECT t.step_index, j.total_steps FROM generation_tasks t \
+                 JOIN workflow_jobs j ON j.id = t.job_id \
+                 WHERE t.job_id = ? AND t.status <> 'completed' ORDER BY t.step_index",
+                vec![id.into()],
+            ))
+            .await?;
+        let Some(first) = rows.first() else {
+            return Err(StoreError::Conflict(format!("job {id} has no unfinished step")).into());
+        };
+        let step: i32 = col(first, 0)?;
+        let total: i32 = col(first, 1)?;
+        txn.execute_raw(stmt(
+            backend,
+            "UPDATE generation_tasks SET status = 'pending', \
+             ready_at = CASE WHEN step_index = ? THEN ? ELSE NULL END, \
+             attempts = 0, progress = 0, error_message = NULL, completed_at = NULL, \
+             lease_owner = NULL, lease_expires_at = NULL, updated_at = ? \
+             WHERE job_id = ? AND step_index >= ? AND status <> 'completed'",
+            vec![
+                step.into(),
+                now_ms.into(),
+                now_ms.into(),
+                id.into(),
+                step.into(),
+            ],
+        ))
+        .await?;
+        let progress = if total > 0 { step * 100 / total } else { 0 };
+        let resumed = txn
+            .execute_raw(stmt(
+                backend,
+                "UPDATE workflow_jobs SET status = 'pending', error_message = NULL, \
+                 completed_at = NULL, current_step_index = ?, progress = ?, \
+                 unique_key = unique_key_value, updated_at = ? WHERE id = ?",
+                vec![step.into(), progress.into(), now_ms.into(), id.into()],
+            ))
+            .await;
+        match resumed {
+            Ok(_) => {}
+            Err(err) if crate::error::is_unique_violation(&err) => {
+                txn.rollback().await?;
+                return Err(StoreError::Conflict(format!(
+                    "job {id} cannot resume: another active job of the same kind holds its \
+                     uniqueness key"
+                ))
+                .into());
+            }
+            Err(err) => return Err(err.into()),
+        }
+        self.announce_work(&txn).await?;
+        let job = load(&txn, id).await?;
+        txn.commit().await?;
+        Ok(job)
+    }
+
+    pub(crate) async fn cancelled_claims_impl(
+        &self,
+        owner: &str,
+    ) -> Result<Vec<TaskId>, StoreError> {
+        retrying(|| async {
+            let rows = self
+                .inner
+                .read
+                .query_all_raw(stmt(
+                    self.backend(),
+                    "SELECT id FROM generation_tasks WHERE lease_owner = ? AND status = 'cancelled' \
+                     ORDER BY id",
+                    vec![owner.to_owned().into()],
+                ))
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| col::<i64>(row, 0))
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub(crate) async fn requeue_expired_impl(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let requeued = retrying(|| async {
+            let backend = self.backend();
+            let now_ms = ms(now);
+            let txn = self.begin().await?;
+            let requeued = txn
+                .execute_raw(stmt(
+                    backend,
+                    "UPDATE generation_tasks SET status = 'pending', ready_at = ?, \
+                     lease_owner = NULL, lease_expires_at = NULL, updated_at = ? \
+                     WHERE status = 'running' AND lease_expires_at < ?",
+                    vec![now_ms.into(), now_ms.into(), now_ms.into()],
+                ))
+                .await?
+                .rows_affected();
+            // Cancelled tasks keep their owner only until their lease would have run out: long
+            // enough for the worker to see the cancellation, and `cancelled_claims` stays short.
+            txn.execute_raw(stmt(
+                backend,
+                "UPDATE generation_tasks SET lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE status = 'cancelled' AND lease_expires_at < ?",
+                vec![now_ms.into()],
+            ))
+            .await?;
+            if requeued > 0 {
+                self.announce_work(&txn).await?;
+            }
+            txn.commit().await?;
+            Ok(requeued)
+        })
+        .await?;
+        if requeued > 0 {
+            self.wake_local();
+        }
+        Ok(requeued)
+    }
+
+    pub(crate) async fn prune_impl(
+        &self,
+        consumed_before: DateTime<Utc>,
+        unconsumed_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let consumed = ms(consumed_before);
+        let unconsumed = ms(unconsumed_before);
+        let mut total = 0;
+        loop {
+            let (deleted, full) = retrying(|| self.prune_batch(consumed, unconsumed)).await?;
+            total += deleted;
+            if !full {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Deletes one batch; says how many and whether the batch was full (more may be left).
+    async fn prune_batch(&self, consumed: i64, unconsumed: i64) -> Result<(u64, bool)> {
+        let backend = self.backend();
+        const OLD: &str = "status IN ('completed', 'failed', 'cancelled') AND completed_at < ? \
+             AND ((is_consumed = TRUE AND completed_at < ?) \
+             OR (is_consumed = FALSE AND completed_at < ?))";
+        let old_values = || -> Vec<Value> {
+            vec![
+                consumed.max(unconsumed).into(),
+                consumed.into(),
+                unconsumed.into(),
+            ]
+        };
+        let txn = self.begin().await?;
+        let mut values = old_values();
+        values.push(i64::try_from(PRUNE_BATCH).unwrap_or(500).into());
+        let rows = txn
+            .query_all_raw(stmt(
+                backend,
+                &format!("SELECT id FROM workflow_jobs WHERE {OLD} ORDER BY id LIMIT ?"),
+                values,
+            ))
+            .await?;
+        if rows.is_empty() {
+            txn.commit().await?;
+            return Ok((0, false));
+        }
+        let ids = rows
+            .iter()
+            .map(|row| col::<i64>(row, 0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let id_values = || ids.iter().map(|&id| Value::from(id)).collect::<Vec<_>>();
+        // Tasks first (the lock order), though the foreign key would cascade.
+        txn.execute_raw(stmt(
+            backend,
+            &format!(
+                "DELETE FROM generation_tasks WHERE job_id IN ({})",
+                placeholders(ids.len())
+            ),
+            id_values(),
+        ))
+        .await?;
+        let mut values = id_values();
+        values.extend(old_values());
+        let deleted = txn
+            .execute_raw(stmt(
+                backend,
+                &format!(
+                    "DELETE FROM workflow_jobs WHERE id IN ({}) AND {OLD}",
+                    placeholders(ids.len())
+                ),
+                values,
+            ))
+            .await?
+            .rows_affected();
+        txn.commit().await?;
+        Ok((deleted, ids.len() == PRUNE_BATCH))
+    }
+
+    pub(crate) async fn stats_impl(&self, now: DateTime<Utc>) -> Result<StoreStats, StoreError> {
+        retrying(|| async {
+            let backend = self.backend();
+            let now_ms = ms(now);
+            let row = self
+                .inner
+                .read
+                .query_one_raw(stmt(
+                    backend,
+                    "SELECT \
+                     (SELECT COUNT(*) FROM generation_tasks WHERE status = 'pending' \
+                      AND ready_at <= ?), \
+                     (SELECT COUNT(*) FROM generation_tasks WHERE status = 'pending' \
+                      AND ready_at > ?), \
+                     (SELECT COUNT(*) FROM generation_tasks WHERE status = 'running')",
+                    vec![now_ms.into(), now_ms.into()],
+                ))
+                .await?
+                .ok_or_else(|| StoreError::Other("stats returned no row".to_owned()))?;
+            let count =
+                |i| -> Result<u64> { Ok(u64::try_from(col::<i64>(&row, i)?).unwrap_or_default()) };
+            let (ready, scheduled, running) = (count(0)?, count(1)?, count(2)?);
+            let rows = self
+                .inner
+                .read
+                .query_all_raw(stmt(
+                    backend,
+                    "SELECT status, COUNT(*) FROM workflow_jobs GROUP BY status",
+                    Vec::new(),
+                ))
+                .await?;
+            let mut jobs_by_status = BTreeMap::new();
+            for row in &rows {
+                jobs_by_status.insert(
+                    col::<String>(row, 0)?,
+                    u64::try_from(col::<i64>(row, 1)?).unwrap_or_default(),
+                );
+            }
+            Ok(StoreStats {
+                ready,
+                scheduled,
+                running,
+                jobs_by_status,
+            })
+        })
+        .await
+    }
+}
+
+fn already_completed(id: JobId) -> crate::error::Error {
+    StoreError::Conflict(format!("job {id} is already completed")).into()
+}

@@ -1,0 +1,228 @@
+//! Helpers shared by every query: statements with the right placeholders, column lists, row
+//! decoding and time conversion.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use nosyntask_domain::{Job, JobStatus, Task, TaskStatus};
+use sea_orm::{DbBackend, DbErr, QueryResult, Statement, TryGetable, Value};
+
+/// Epoch milliseconds, as stored.
+pub(crate) fn ms(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+/// Back from epoch milliseconds (out-of-range values clamp to the epoch rather than fail).
+pub(crate) fn time(millis: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(millis).unwrap_or_default()
+}
+
+/// A statement written with `?` placeholders, numbered `$1, $2, …` for PostgreSQL.
+pub(crate) fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = if backend == DbBackend::Postgres {
+        number_placeholders(sql)
+    } else {
+        sql.to_owned()
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+fn number_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `?, ?, ?` with `count` placeholders (at least one `NULL` so `IN ()` stays valid).
+pub(crate) fn placeholders(count: usize) -> String {
+    if count == 0 {
+        return "NULL".to_owned();
+    }
+    let mut out = String::with_capacity(count * 3);
+    for i in 0..count {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push('?');
+    }
+    out
+}
+
+/// Serializes a JSON value for a TEXT column.
+pub(crate) fn json_text(value: &serde_json::Value) -> String {
+    value.to_string()
+}
+
+fn parse_json(text: &str, column: &str) -> Result<serde_json::Value, DbErr> {
+    serde_json::from_str(text).map_err(|err| DbErr::Json(format!("column {column}: {err}")))
+}
+
+pub(crate) fn parse_opt_json(
+    text: Option<String>,
+    column: &str,
+) -> Result<Option<serde_json::Value>, DbErr> {
+    text.map(|text| parse_json(&text, column)).transpose()
+}
+
+pub(crate) const JOB_FIELDS: [&str; 15] = [
+    "id",
+    "user_id",
+    "project_id",
+    "workflow_type",
+    "status",
+    "current_step_index",
+    "total_steps",
+    "input_params",
+    "error_message",
+    "is_consumed",
+    "progress",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "completed_at",
+];
+
+pub(crate) const TASK_FIELDS: [&str; 18] = [
+    "id",
+    "job_id",
+    "step_index",
+    "task_type",
+    "target_type",
+    "target_id",
+    "model_name",
+    "input_params",
+    "status",
+    "progress",
+    "result_data",
+    "error_message",
+    "attempts",
+    "max_attempts",
+    "external_task_id",
+    "started_at",
+    "completed_at",
+    "updated_at",
+];
+
+fn columns(prefix: &str, fields: &[&str]) -> String {
+    fields
+        .iter()
+        .map(|field| format!("{prefix}{field}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Job columns of a table aliased `j`, in the order `decode_job` reads them.
+pub(crate) static JOB_COLUMNS: LazyLock<String> = LazyLock::new(|| columns("j.", &JOB_FIELDS));
+/// Task columns of a table aliased `t`, in the order `decode_task` reads them.
+pub(crate) static TASK_COLUMNS: LazyLock<String> = LazyLock::new(|| columns("t.", &TASK_FIELDS));
+fn get<T: TryGetable>(row: &QueryResult, index: usize) -> Result<T, DbErr> {
+    row.try_get_by_index(index)
+}
+
+fn parse_status<S: std::str::FromStr>(text: &str) -> Result<S, DbErr> {
+    text.parse()
+        .map_err(|_| DbErr::Type(format!("unknown status `{text}`")))
+}
+
+/// Reads a job from `JOB_COLUMNS` starting at column `at`.
+pub(crate) fn decode_job(row: &QueryResult, at: usize) -> Result<Job, DbErr> {
+    let status: String = get(row, at + 4)?;
+    let params: String = get(row, at + 7)?;
+    Ok(Job {
+        id: get(row, at)?,
+        user_id: get(row, at + 1)?,
+        project_id: get(row, at + 2)?,
+        workflow_type: get(row, at + 3)?,
+        status: parse_status::<JobStatus>(&status)?,
+        current_step_index: get(row, at + 5)?,
+        total_steps: get(row, at + 6)?,
+        input_params: parse_json(&params, "workflow_jobs.input_params")?,
+        error_message: get(row, at + 8)?,
+        is_consumed: get(row, at + 9)?,
+        progress: get(row, at + 10)?,
+        created_at: time(get(row, at + 11)?),
+        updated_at: time(get(row, at + 12)?),
+        started_at: get::<Option<i64>>(row, at + 13)?.map(time),
+        completed_at: get::<Option<i64>>(row, at + 14)?.map(time),
+    })
+}
+
+/// Reads a task from `TASK_COLUMNS` starting at column `at`.
+pub(crate) fn decode_task(row: &QueryResult, at: usize) -> Result<Task, DbErr> {
+    let status: String = get(row, at + 8)?;
+    Ok(Task {
+        id: get(row, at)?,
+        job_id: get(row, at + 1)?,
+        step_index: get(row, at + 2)?,
+        task_type: get(row, at + 3)?,
+        target_type: get(row, at + 4)?,
+        target_id: get(row, at + 5)?,
+        model_name: get(row, at + 6)?,
+        input_params: parse_opt_json(get(row, at + 7)?, "generation_tasks.input_params")?,
+        status: parse_status::<TaskStatus>(&status)?,
+        progress: get(row, at + 9)?,
+        result_data: parse_opt_json(get(row, at + 10)?, "generation_tasks.result_data")?,
+        error_message: get(row, at + 11)?,
+        attempts: get(row, at + 12)?,
+        max_attempts: get(row, at + 13)?,
+        external_task_id: get(row, at + 14)?,
+        started_at: get::<Option<i64>>(row, at + 15)?.map(time),
+        completed_at: get::<Option<i64>>(row, at + 16)?.map(time),
+        updated_at: time(get(row, at + 17)?),
+    })
+}
+
+/// Reads column `index` of a row.
+pub(crate) fn col<T: TryGetable>(row: &QueryResult, index: usize) -> Result<T, DbErr> {
+    get(row, index)
+}
+
+/// Results by step index from a JSON object keyed by step (PostgreSQL `json_object_agg`).
+pub(crate) fn results_from_object(
+    text: Option<String>,
+) -> Result<BTreeMap<i32, serde_json::Value>, DbErr> {
+    let Some(text) = text else {
+        return Ok(BTreeMap::new());
+    };
+    let object: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text)
+        .map_err(|err| DbErr::Json(format!("previous results: {err}")))?;
+    object
+        .into_iter()
+        .map(|(step, value)| {
+            step.parse::<i32>()
+                .map(|step| (step, value))
+                .map_err(|_| DbErr::Json(format!("previous results: bad step `{step}`")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_placeholders_for_postgres() {
+        assert_eq!(
+            number_placeholders("a = ? AND b IN (?, ?)"),
+            "a = $1 AND b IN ($2, $3)"
+        );
+        assert_eq!(placeholders(3), "?, ?, ?");
+        assert_eq!(placeholders(0), "NULL");
+    }
+
+    #[test]
+    fn millis_round_trip() {
+        let now = time(1_700_000_000_123);
+        assert_eq!(ms(now), 1_700_000_000_123);
+    }
+}

@@ -1,0 +1,286 @@
+//! The `Store`: connection pools per backend, transactions and wake-ups.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nosyntask_engine::StoreError;
+use nosyntask_migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, SqlxMySqlConnector, SqlxPostgresConnector, SqlxSqliteConnector,
+    TransactionOptions, TransactionTrait,
+};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::error::{Result, classify};
+use crate::notify;
+
+/// Pool sizes and timeouts of a [`Store`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Connections of the PostgreSQL or MySQL pool (one of them is kept by the PostgreSQL
+    /// notification listener).
+    pub max_connections: u32,
+    /// Read-only connections beside the single writer of a SQLite file database.
+    pub sqlite_read_connections: u32,
+    /// How long a call waits for a free connection before failing with `Unavailable`.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 10,
+            sqlite_read_connections: 4,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The [`JobStore`](nosyntask_engine::JobStore) on SQLite, PostgreSQL or MySQL/MariaDB. Cheap
+/// to clone: clones share the pools.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) backend: DbBackend,
+    /// Every write goes here. On SQLite this is a single connection.
+    pub(crate) write: DatabaseConnection,
+    /// Reads that need no transaction (SQLite files: a pool beside the writer).
+    pub(crate) read: DatabaseConnection,
+    pub(crate) wake: Arc<Notify>,
+    listener: Option<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(listener) = self.listener.take() {
+            listener.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.inner.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+fn connect_error(err: sqlx::Error) -> StoreError {
+    classify(&sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(
+        Arc::new(err),
+    )))
+}
+
+impl Store {
+    /// Connects with default [`StoreOptions`]. URLs: `sqlite::memory:`,
+    /// `sqlite://data/x.db?mode=rwc`, `postgres://…`, `mysql://…` (also MariaDB).
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// Connects with the given pool options. Does not run migrations (see [`Store::migrate`]).
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
+        let wake = Arc::new(Notify::new());
+        if url.starts_with("sqlite:") {
+            return connect_sqlite(url, &options, wake).await;
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let connect = PgConnectOptions::from_str(url).map_err(connect_error)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections.max(2))
+                .acquire_timeout(options.acquire_timeout)
+                .test_before_acquire(false)
+                .connect_with(connect)
+                .await
+                .map_err(connect_error)?;
+            let listener = tokio::spawn(notify::listen(pool.clone(), wake.clone()));
+            let conn = SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
+            return Ok(Store::new(
+                DbBackend::Postgres,
+                conn.clone(),
+                conn,
+                wake,
+                Some(listener),
+            ));
+        }
+        if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            let url = url.replacen("mariadb://", "mysql://", 1);
+            let connect = MySqlConnectOptions::from_str(&url).map_err(connect_error)?;
+            let pool = MySqlPoolOptions::new()
+                .max_connections(options.max_connections.max(1))
+                .acquire_timeout(options.acquire_timeout)
+                .test_before_acquire(false)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // Each statement sees the latest committed rows (a locked user row
+                        // serializes starts), and no gap locks that deadlock inserts.
+                        sqlx::Executor::execute(
+                            conn,
+                            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                        )
+                        .await
+                        .map(|_| ())
+                    })
+                })
+                .connect_with(connect)
+                .await
+                .map_err(connect_error)?;
+            let conn = SqlxMySqlConnector::from_sqlx_mysql_pool(pool);
+            return Ok(Store::new(DbBackend::MySql, conn.clone(), conn, wake, None));
+        }
+        Err(StoreError::Other(format!(
+            "unsupported database URL (expected sqlite:, postgres:// or mysql://): {}",
+            url.split('@').next_back().unwrap_or_default()
+        )))
+    }
+
+    fn new(
+        backend: DbBackend,
+        write: DatabaseConnection,
+        read: DatabaseConnection,
+        wake: Arc<Notify>,
+        listener: Option<JoinHandle<()>>,
+    ) -> Store {
+        Store {
+            inner: Arc::new(Inner {
+                backend,
+                write,
+                read,
+                wake,
+                listener,
+            }),
+        }
+    }
+
+    /// Applies every pending schema migration.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.inner.write, None)
+            .await
+            .map_err(|err| classify(&err))
+    }
+
+    /// The sea-orm connection writes go through (for tools and tests).
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.inner.write
+    }
+
+    /// Closes the pools. Calls on this store or its clones fail afterwards.
+    pub async fn close(&self) {
+        if let Some(listener) = &self.inner.listener {
+            listener.abort();
+        }
+        let _ = self.inner.read.close_by_ref().await;
+        let _ = self.inner.write.close_by_ref().await;
+    }
+
+    pub(crate) fn backend(&self) -> DbBackend {
+        self.inner.backend
+    }
+
+    /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite, so it never needs upgrading).
+    pub(crate) async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        if self.inner.backend == DbBackend::Sqlite {
+            self.inner
+                .write
+                .begin_with_options(TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..TransactionOptions::default()
+                })
+                .await
+        } else {
+            self.inner.write.begin().await
+        }
+    }
+
+    /// Wakes this process's idle workers; on PostgreSQL also every other process's, through
+    /// `NOTIFY` sent inside the transaction `txn`.
+    pub(crate) async fn announce_work(&self, txn: &impl ConnectionTrait) -> Result<()> {
+        if self.inner.backend == DbBackend::Postgres {
+            txn.execute_unprepared(notify::NOTIFY_SQL).await?;
+        }
+        Ok(())
+    }
+
+    /// Wakes this process's idle workers (call after commit).
+    pub(crate) fn wake_local(&self) {
+        notify::wake(&self.inner.wake);
+    }
+}
+
+async fn connect_sqlite(
+    url: &str,
+    options: &StoreOptions,
+    wake: Arc<Notify>,
+) -> Result<Store, StoreError> {
+    let connect = SqliteConnectOptions::from_str(url)
+        .map_err(connect_error)?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true);
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    // Every write goes through one connection, so write transactions queue in the pool instead
+    // of failing with SQLITE_BUSY.
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .acquire_timeout(options.acquire_timeout)
+        .test_before_acquire(false);
+    if in_memory {
+        // Each new connection to `:memory:` would be another, empty database: keep the one.
+        let pool = writer
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(connect)
+            .await
+            .map_err(connect_error)?;
+        let conn = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
+        return Ok(Store::new(
+            DbBackend::Sqlite,
+            conn.clone(),
+            conn,
+            wake,
+            None,
+        ));
+    }
+    let filename = connect.get_filename().to_path_buf();
+    if let Some(parent) = filename.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|err| {
+            StoreError::Other(format!(
+                "cannot create the database directory {}: {err}",
+                parent.display()
+            ))
+        })?;
+    }
+    let write_pool = writer
+        .connect_with(connect.clone())
+        .await
+        .map_err(connect_error)?;
+    // WAL lets readers run beside the writer.
+    let read_pool = SqlitePoolOptions::new()
+        .max_connections(options.sqlite_read_connections.max(1))
+        .acquire_timeout(options.acquire_timeout)
+        .test_before_acquire(false)
+        .connect_with(connect.create_if_missing(false))
+        .await
+        .map_err(connect_error)?;
+    Ok(Store::new(
+        DbBackend::Sqlite,
+        SqlxSqliteConnector::from_sqlx_sqlite_pool(write_pool),
+        SqlxSqliteConnector::from_sqlx_sqlite_pool(read_pool),
+        wake,
+        None,
+    ))
+}

@@ -1,0 +1,63 @@
+//! The `JobStore` contract, run against every backend: SQLite in memory and in a file always,
+//! PostgreSQL and MySQL/MariaDB when `NOSYNTASK_TEST_POSTGRES_URL` / `NOSYNTASK_TEST_MYSQL_URL`
+//! name a server (each test gets its own fresh database there).
+
+mod suite;
+
+macro_rules! backend {
+    ($module:ident, $backend:literal, [$($test:ident),* $(,)?]) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let Some(db) = nosyntask_store::testing::test_store($backend)
+                        .await
+                        .unwrap()
+                    else {
+                        return;
+                    };
+                    crate::suite::$test(db.shared()).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! contract {
+    ($($test:ident),* $(,)?) => {
+        backend!(sqlite_memory, "sqlite", [$($test),*]);
+        backend!(sqlite_file, "sqlite-file", [$($test),*]);
+        backend!(postgres, "postgres", [$($test),*]);
+        backend!(mysql, "mysql", [$($test),*]);
+    };
+}
+
+contract!(
+    create_and_get,
+    idempotency_key_returns_the_same_job,
+    concurrent_identical_starts_make_one_job,
+    unique_key_holds_while_active,
+    quota_limits_active_jobs,
+    claims_in_ready_order_and_batches,
+    later_steps_wait_for_earlier_ones,
+    concurrent_claimers_take_each_task_once,
+    stale_fences_change_nothing,
+    completion_advances_then_completes_the_job,
+    progress_is_written_for_held_claims,
+    checkpoint_survives_a_lost_lease,
+    retryable_failure_waits_for_retry_at,
+    permanent_failure_fails_the_job,
+    release_hands_back_without_an_attempt,
+    renew_reports_lost_leases,
+    expired_leases_are_requeued,
+    cancel_pending_and_running_jobs,
+    cancel_races_with_completion,
+    resume_continues_from_the_first_unfinished_step,
+    resume_respects_the_unique_key,
+    consume_and_active_listing,
+    list_filters_and_pages,
+    prune_deletes_old_terminal_jobs,
+    stats_count_tasks_and_jobs,
+    wait_for_work_wakes_on_create,
+);
