@@ -66,6 +66,20 @@ impl Checkpoints {
         self.write(value, Some(external_task_id)).await
     }
 
+    /// Whether this claim's job was cancelled by a user (as opposed to the handler being stopped
+    /// because the lease was lost, the step timed out or the worker is shutting down). Adapters
+    /// ask this before cancelling a provider-side task, which a later attempt could otherwise
+    /// resume. Checkpoints kept in memory answer `true`: there the signal can only mean cancel.
+    pub async fn job_cancelled(&self) -> bool {
+        let Some(inner) = &self.inner else {
+            return true;
+        };
+        match inner.store.cancelled_claims(&inner.fence.owner).await {
+            Ok(cancelled) => cancelled.contains(&inner.fence.task_id),
+            Err(_) => false,
+        }
+    }
+
     /// The `key` entry of the last checkpoint object.
     pub async fn entry(&self, key: &str) -> Option<Value> {
         self.last

@@ -1,1 +1,45 @@
-//! placeholder
+//! # nosyntask providers
+//!
+//! The AI model adapters behind the engine's model ports ([`TextModel`], [`MediaModel`],
+//! [`ModelCatalog`], [`ArtifactStore`]):
+//!
+//! - [`Catalog`] builds the configured models (`[[models]]`, see [`ModelConfig`]) and wraps each
+//!   with its concurrency limit, timeout and latency metrics;
+//! - adapters: `openai_compatible` chat completions, `openai_images`, the declarative
+//!   `async_task` submit/poll adapter and its presets (`replicate`, `fal`, `dashscope`,
+//!   `openai_videos`), and the offline `simulated` provider (the default configuration);
+//! - [`submit_and_poll`]: checkpointed polling of provider tasks, so a crash never pays twice;
+//! - [`json_recovery`]: getting typed JSON out of LLM answers;
+//! - [`LocalArtifacts`]: the content-addressed file store generated media are copied into.
+//!
+//! [`TextModel`]: nosyntask_engine::ports::TextModel
+//! [`MediaModel`]: nosyntask_engine::ports::MediaModel
+//! [`ModelCatalog`]: nosyntask_engine::ports::ModelCatalog
+//! [`ArtifactStore`]: nosyntask_engine::ports::ArtifactStore
+
+pub mod adapters;
+mod artifacts;
+mod catalog;
+mod config;
+pub mod http;
+pub mod json_recovery;
+pub mod normalize;
+mod poll;
+pub mod presets;
+pub mod simulated;
+pub mod template;
+
+pub use artifacts::{
+    DEFAULT_MAX_ARTIFACT_BYTES, LocalArtifacts, content_type_for_path, extension_for,
+};
+pub use catalog::Catalog;
+pub use config::{
+    AdapterKind, ConfigError, ModelConfig, SimulatedConfig, default_models, parse_size,
+    validate_models,
+};
+pub use json_recovery::{
+    RecoveryError, parse_llm_json, parse_llm_response, parse_or_repair, recover_json,
+};
+pub use poll::{
+    PollOptions, PollState, ProviderTask, RemoteJob, Submitted, checkpointed_task, submit_and_poll,
+};

@@ -1,0 +1,250 @@
+//! Real-looking LLM answers, each with the value recovered or the error given.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::*;
+
+enum Expect {
+    Value(Value),
+    Error(&'static str),
+}
+
+fn cases() -> Vec<(&'static str, &'static str, Expect)> {
+    use Expect::{Error, Value as V};
+    vec![
+        (
+            "plain object with Chinese",
+            r#"{"characters":[{"name":"李明","appearance":"短发，戴眼镜"}]}"#,
+            V(json!({"characters": [{"name": "李明", "appearance": "短发，戴眼镜"}]})),
+        ),
+        (
+            "json code fence",
+            "```json\n{\"scenes\": [{\"name\": \"客厅\", \"mood\": \"温馨\"}]}\n```",
+            V(json!({"scenes": [{"name": "客厅", "mood": "温馨"}]})),
+        ),
+        (
+            "bare code fence with prose around it",
+            "以下是分镜：\n```\n[{\"order\": 1, \"shotType\": \"远景\"}]\n```\n如需调整请告诉我。",
+            V(json!([{"order": 1, "shotType": "远景"}])),
+        ),
+        (
+            "prose before and after",
+            "好的，以下是提取的角色信息：\n{\"characters\": [{\"name\": \"王芳\"}]}\n希望对你有帮助！",
+            V(json!({"characters": [{"name": "王芳"}]})),
+        ),
+        (
+            "think block with braces inside",
+            "<think>\n用户要角色列表，格式像 {\"name\": ...}，我先想想。\n</think>\n\n{\"characters\": [{\"name\": \"张三\"}]}",
+            V(json!({"characters": [{"name": "张三"}]})),
+        ),
+        (
+            "think block, then a fence and prose",
+            "<think>Let me list the scenes [carefully].</think>\nHere you go:\n```json\n{\"scenes\": [\"开场\"]}\n```\nDone.",
+            V(json!({"scenes": ["开场"]})),
+        ),
+        (
+            "closing think tag only (template opened it)",
+            "先分析剧本……人物有两个。\n</think>\n{\"count\": 2}",
+            V(json!({"count": 2})),
+        ),
+        (
+            "unclosed think block",
+            "<think>\n我需要仔细分析这个剧本，首先",
+            Error("ended inside its <think> block"),
+        ),
+        (
+            "trailing commas",
+            "{\"scenes\": [{\"order\": 1, \"description\": \"清晨\",}, {\"order\": 2,},],}",
+            V(json!({"scenes": [{"order": 1, "description": "清晨"}, {"order": 2}]})),
+        ),
+        (
+            "array cut off inside a string",
+            "{\"scenes\": [{\"order\": 1, \"description\": \"清晨的街道\"}, {\"order\": 2, \"description\": \"主角走进咖",
+            V(
+                json!({"scenes": [{"order": 1, "description": "清晨的街道"}, {"order": 2, "description": "主角走进咖"}]}),
+            ),
+        ),
+        (
+            "array cut off after a comma",
+            "```json\n{\"scenes\": [{\"order\": 1}, {\"order\": 2},",
+            V(json!({"scenes": [{"order": 1}, {"order": 2}]})),
+        ),
+        (
+            "cut off after a key",
+            "{\"name\": \"李雷\", \"personality\":",
+            V(json!({"name": "李雷", "personality": null})),
+        ),
+        (
+            "single quotes",
+            "{'name': '李雷', 'personality': '开朗'}",
+            V(json!({"name": "李雷", "personality": "开朗"})),
+        ),
+        (
+            "unquoted keys",
+            "{name: \"韩梅梅\", age: 18}",
+            V(json!({"name": "韩梅梅", "age": 18})),
+        ),
+        (
+            "unquoted values",
+            "{\"name\": 李雷, \"mood\": happy}",
+            V(json!({"name": "李雷", "mood": "happy"})),
+        ),
+        (
+            "Python literals",
+            "{\"hasAction\": True, \"dialogue\": None}",
+            V(json!({"hasAction": true, "dialogue": null})),
+        ),
+        (
+            "comments",
+            "{\n  // 第一场\n  \"order\": 1, /* 时长 */ \"duration\": 5\n}",
+            V(json!({"order": 1, "duration": 5})),
+        ),
+        (
+            "curly quotes",
+            "{“name”: “小红”}",
+            V(json!({"name": "小红"})),
+        ),
+        (
+            "unescaped quotes in dialogue",
+            "{\"dialogue\": \"他说\"你好\"然后离开\"}",
+            V(json!({"dialogue": "他说\"你好\"然后离开"})),
+        ),
+        (
+            "raw newline inside a string",
+            "{\"description\": \"第一行\n第二行\"}",
+            V(json!({"description": "第一行\n第二行"})),
+        ),
+        (
+            "missing comma between items",
+            "[{\"name\": \"A\"} {\"name\": \"B\"}]",
+            V(json!([{"name": "A"}, {"name": "B"}])),
+        ),
+        (
+            "bracketed note before the JSON",
+            "注意[重要]：结果如下 {\"count\": 1, \"characters\": [{\"name\": \"老王\"}]}",
+            V(json!({"count": 1, "characters": [{"name": "老王"}]})),
+        ),
+        (
+            "two JSON values: the first wins",
+            "Result: {\"a\": 1}\nAlternative: {\"b\": 2}",
+            V(json!({"a": 1})),
+        ),
+        (
+            "a refusal has no JSON",
+            "抱歉，我无法完成这个请求。",
+            Error("contains no JSON: 抱歉，我无法完成这个请求。"),
+        ),
+        ("empty answer", "  \n ", Error("empty answer")),
+        (
+            "only a think block and a fence with text",
+            "<think>ok</think>```text\nno json here\n```",
+            Error("contains no JSON"),
+        ),
+    ]
+}
+
+#[test]
+fn recovers_real_looking_llm_outputs() {
+    let mut failures = Vec::new();
+    let all = cases();
+    assert!(all.len() >= 20);
+    for (name, input, expect) in all {
+        let got = recover_json(input);
+        let ok = match (&expect, &got) {
+            (Expect::Value(want), Ok(value)) => want == value,
+            (Expect::Error(part), Err(err)) => err.to_string().contains(part),
+            _ => false,
+        };
+        if !ok {
+            failures.push(format!("{name}: got {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct Scene {
+    order: u32,
+    description: String,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct Storyboard {
+    scenes: Vec<Scene>,
+}
+
+#[test]
+fn typed_parsing_names_what_is_wrong() {
+    let board: Storyboard =
+        parse_llm_json("```json\n{\"scenes\": [{\"order\": 1, \"description\": \"雨夜\"},]}\n```")
+            .unwrap();
+    assert_eq!(
+        board.scenes,
+        vec![Scene {
+            order: 1,
+            description: "雨夜".into()
+        }]
+    );
+
+    let err =
+        parse_llm_json::<Storyboard>("{\"scenes\": [{\"order\": \"一\", \"description\": \"x\"}]}")
+            .unwrap_err();
+    assert!(!err.is_retryable());
+    let text = err.to_string();
+    assert!(
+        text.contains("at scenes[0].order") && text.contains("invalid type"),
+        "{text}"
+    );
+
+    let err = parse_llm_json::<Storyboard>("{\"shots\": []}").unwrap_err();
+    assert!(err.to_string().contains("missing field `scenes`"), "{err}");
+}
+
+#[test]
+fn truncated_answers_say_so_when_unrecoverable() {
+    let response = |content: &str, reason: &str| TextResponse {
+        content: content.into(),
+        finish_reason: Some(reason.into()),
+        usage: Default::default(),
+        model: "m".into(),
+        provider: "p".into(),
+    };
+    let err = parse_llm_response::<Storyboard>(&response("<think>让我想想这个剧本", "length"))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("the model's output was cut off (finish_reason=length)"),
+        "{err}"
+    );
+    let board: Storyboard = parse_llm_response(&response(
+        "{\"scenes\": [{\"order\": 1, \"description\": \"雨\"}, {\"ord",
+        "length",
+    ))
+    .unwrap();
+    assert_eq!(
+        board.scenes,
+        vec![Scene {
+            order: 1,
+            description: "雨".into()
+        }],
+        "the cut-off item is dropped"
+    );
+    // Not cut off: an incomplete item is an error, not silently dropped.
+    assert!(
+        parse_llm_response::<Storyboard>(&response(
+            "{\"scenes\": [{\"order\": 1, \"description\": \"雨\"}, {\"ord",
+            "stop"
+        ))
+        .is_err()
+    );
+}
+
+#[test]
+fn absurd_nesting_is_refused_not_overflowed() {
+    let deep = "[".repeat(100_000);
+    assert!(matches!(
+        recover_json(&deep),
+        Err(RecoveryError::Unrepairable { .. })
+    ));
+}
