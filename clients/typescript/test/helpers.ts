@@ -1,6 +1,6 @@
 // Shared test plumbing: tokens signed with the test server's secret, a fresh user and project per
 // test (so `active` lists never mix), and waiting on a condition with a deadline instead of sleeping.
-import { SignJWT } from 'jose';
+import jwt from 'jsonwebtoken';
 import { inject } from 'vitest';
 
 import { configure } from '../src/index';
@@ -15,11 +15,9 @@ export function freshId(): number {
 
 /** An HS256 token of the test server for `userId`. */
 export async function tokenFor(userId: number, role: 'user' | 'admin' = 'user'): Promise<string> {
-  return new SignJWT({ userId, role })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setIssuedAt()
-    .setExpirationTime('1h')
-    .sign(new TextEncoder().encode(inject('jwtSecret')));
+  // jsonwebtoken signs with node:crypto, which jsdom does not replace (WebCrypto-based libraries
+  // see jsdom's globals and fail here).
+  return jwt.sign({ userId, role }, inject('jwtSecret'), { algorithm: 'HS256', expiresIn: '1h' });
 }
 
 /** Points the client at the test server as a new user; returns the user and a project id. */

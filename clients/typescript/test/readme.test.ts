@@ -1,11 +1,11 @@
 // Every tsx/ts code block of the README is copied from a file in examples/ (which tsc checks), so
 // the README's examples compile as written.
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
 const examples = readdirSync(join(root, 'examples')).map((name) => ({
   name,

@@ -46,13 +46,13 @@ simulated = { latency_ms = 200 }
 name = "${MODELS.slowText}"
 kind = "text"
 adapter = "simulated"
-simulated = { latency_ms = 2500 }
+simulated = { latency_ms = 1500 }
 
 [[models]]
 name = "${MODELS.slowImage}"
 kind = "image"
 adapter = "simulated"
-simulated = { latency_ms = 2500 }
+simulated = { latency_ms = 1500 }
 
 [[models]]
 name = "${MODELS.brokenText}"

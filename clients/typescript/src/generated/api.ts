@@ -4,14 +4,15 @@
  */
 
 export interface paths {
-    "/api/workflows/types": {
+    "/api/models": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        get: operations["list_workflow_types"];
+        /** Lists the configured models (never their keys). */
+        get: operations["models"];
         put?: never;
         post?: never;
         delete?: never;
@@ -27,8 +28,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["list_workflows"];
+        /** Lists the caller's jobs (every user's for admins), newest first, without tasks. */
+        get: operations["list_jobs"];
         put?: never;
+        /** Starts a workflow job (or returns the job an idempotency key already started). */
         post: operations["start_workflow"];
         delete?: never;
         options?: never;
@@ -43,7 +46,25 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["active_workflows"];
+        /** The caller's jobs in a project that are pending or running, or finished and not consumed. */
+        get: operations["active_jobs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workflows/types": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists the registered workflow types with their steps and params schemas. */
+        get: operations["workflow_types"];
         put?: never;
         post?: never;
         delete?: never;
@@ -59,25 +80,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["get_workflow"];
+        /** Reads one job with its tasks. Answers 304 when `If-None-Match` holds its current ETag. */
+        get: operations["get_job"];
         put?: never;
         post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/workflows/{jobId}/consume": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post: operations["consume_workflow"];
         delete?: never;
         options?: never;
         head?: never;
@@ -93,7 +99,42 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        post: operations["cancel_workflow"];
+        /** Cancels a job and its unfinished steps (idempotent); 409 when it already completed. */
+        post: operations["cancel_job"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workflows/{jobId}/consume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Marks a finished job as consumed (idempotent). */
+        post: operations["consume_job"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workflows/{jobId}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Streams the job: a `job` event with the full Job (tasks included) on every change. */
+        get: operations["job_events"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -109,21 +150,23 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        post: operations["resume_workflow"];
+        /** Resumes a failed or cancelled job from its first unfinished step; 409 in any other state. */
+        post: operations["resume_job"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/workflows/{jobId}/events": {
+    "/healthz": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        get: operations["workflow_events"];
+        /** Liveness: the process answers. */
+        get: operations["healthz"];
         put?: never;
         post?: never;
         delete?: never;
@@ -132,14 +175,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/models": {
+    "/metrics": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        get: operations["list_models"];
+        /** Prometheus metrics: engine counters, HTTP counters, and store gauges computed now. */
+        get: operations["metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Readiness: the store answers (and the process is not shutting down). */
+        get: operations["readyz"];
         put?: never;
         post?: never;
         delete?: never;
@@ -152,101 +213,206 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        ErrorBody: {
-            message: string;
-            code: string;
-        };
-        /** @enum {string} */
-        JobStatus: "pending" | "running" | "completed" | "failed" | "cancelled";
-        /** @enum {string} */
-        TaskStatus: "pending" | "running" | "completed" | "failed" | "cancelled";
-        StartWorkflowRequest: {
-            workflowType: string;
-            /** Format: int64 */
-            projectId: number;
-            params?: Record<string, never>;
-            idempotencyKey?: string | null;
-        };
-        StartedTask: {
-            id: number;
-            stepIndex: number;
-            type: string;
-            status: components["schemas"]["TaskStatus"];
-        };
-        StartWorkflowResponse: {
-            /** Format: int64 */
-            jobId: number;
-            tasks: components["schemas"]["StartedTask"][];
-            message: string;
-            deduplicated: boolean;
-        };
-        TaskView: {
-            id: number;
-            job_id: number;
-            step_index: number;
-            task_type: string;
-            target_type: string;
-            target_id?: number | null;
-            model_name?: string | null;
-            input_params?: unknown;
-            status: components["schemas"]["TaskStatus"];
-            progress: number;
-            result_data?: unknown;
-            error_message?: string | null;
-            attempts: number;
-            external_task_id?: string | null;
-            started_at?: string | null;
-            completed_at?: string | null;
-        };
-        JobView: {
-            id: number;
-            user_id: number;
-            project_id: number;
-            workflow_type: string;
-            workflowName: string;
-            status: components["schemas"]["JobStatus"];
-            current_step_index: number;
-            total_steps: number;
-            input_params: unknown;
-            error_message?: string | null;
-            is_consumed: boolean;
-            progress: number;
-            created_at: string;
-            updated_at: string;
-            started_at?: string | null;
-            completed_at?: string | null;
-            tasks?: components["schemas"]["TaskView"][];
-        };
-        JobListResponse: {
-            jobs: components["schemas"]["JobView"][];
-        };
+        /** @description `POST …/consume` answer. */
         ConsumeResponse: {
+            /** @example true */
             success: boolean;
         };
-        JobStatusResponse: {
-            jobId: number;
+        /** @description The body of every error answer. The frontend shows `message`; `code` is stable. */
+        ErrorBody: {
+            /**
+             * @description Stable snake_case code: `bad_request`, `invalid_json`, `invalid_query`, `invalid_path`,
+             *     `unauthorized`, `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`,
+             *     `unknown_workflow`, `invalid_params`, `invalid_body`, `quota_exceeded`, `unavailable`,
+             *     `internal`.
+             * @example invalid_params
+             */
+            code: string;
+            /**
+             * @description Human readable; names the offending field where there is one.
+             * @example invalid params: description: is required
+             */
+            message: string;
+        };
+        /** @description Health answer. */
+        Health: {
+            /** @example ok */
             status: string;
         };
-        WorkflowTypesResponse: {
-            workflows: {
-                type: string;
-                name: string;
-                totalSteps: number;
-                steps: {
-                    index: number;
-                    type: string;
-                    targetType: string;
-                }[];
-                paramsSchema: Record<string, never>;
-            }[];
+        /** @description A workflow job with its tasks in step order. */
+        Job: components["schemas"]["JobSummary"] & {
+            tasks: components["schemas"]["Task"][];
         };
-        ModelsResponse: {
-            models: {
-                name: string;
-                /** @enum {string} */
-                kind: "text" | "image" | "video";
-                provider: string;
-            }[];
+        /** @description A list of jobs, newest first. */
+        JobList: {
+            jobs: components["schemas"]["JobSummary"][];
+        };
+        /** @description `POST …/cancel` and `POST …/resume` answer. */
+        JobStatusChange: {
+            /** Format: int64 */
+            jobId: number;
+            /**
+             * @description `cancelled` (cancel) or `resuming` (resume).
+             * @example cancelled
+             */
+            status: string;
+        };
+        /** @description A workflow job without its tasks (list views). */
+        JobSummary: {
+            /** Format: date-time */
+            completed_at?: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: int32 */
+            current_step_index: number;
+            error_message?: string | null;
+            /** Format: int64 */
+            id: number;
+            /** @description The validated start params, defaults filled in. */
+            input_params: Record<string, never>;
+            is_consumed: boolean;
+            /**
+             * Format: int32
+             * @description Overall progress 0–100.
+             */
+            progress: number;
+            /** Format: int64 */
+            project_id: number;
+            /** Format: date-time */
+            started_at?: string | null;
+            status: components["schemas"]["Status"];
+            /** Format: int32 */
+            total_steps: number;
+            /** Format: date-time */
+            updated_at: string;
+            /** Format: int64 */
+            user_id: number;
+            /** @description Display name of the workflow type. */
+            workflowName: string;
+            workflow_type: string;
+        };
+        /** @description A configured model. Never carries keys or URLs with credentials. */
+        Model: {
+            /** @description Used for its kind when a job names no model. */
+            isDefault: boolean;
+            kind: components["schemas"]["ModelKind"];
+            maxConcurrency: number;
+            /** @description The provider's model id. */
+            model: string;
+            /** @description What `params.modelName` refers to. */
+            name: string;
+            /** @description The adapter that speaks to the provider (`openai_compatible`, `simulated`, …). */
+            provider: string;
+            /** Format: int64 */
+            timeoutSecs: number;
+        };
+        /**
+         * @description What a model produces.
+         * @enum {string}
+         */
+        ModelKind: "text" | "image" | "video";
+        /** @description `GET /api/models` answer. */
+        ModelList: {
+            models: components["schemas"]["Model"][];
+        };
+        /** @description `POST /api/workflows` body. */
+        StartWorkflowRequest: {
+            /**
+             * @description Same key from the same user within 24 h returns the original job. The
+             *     `Idempotency-Key` header does the same.
+             */
+            idempotencyKey?: string | null;
+            /** @description The workflow's params (its `paramsSchema`). */
+            params: Record<string, never>;
+            /**
+             * Format: int64
+             * @description The project the job belongs to (a numeric string is accepted too).
+             * @example 1
+             */
+            projectId: number;
+            /**
+             * @description A registered workflow type (see `GET /api/workflows/types`).
+             * @example prompt_generate
+             */
+            workflowType: string;
+        };
+        /** @description `POST /api/workflows` answer. */
+        StartWorkflowResponse: {
+            /**
+             * @description True when an existing job was returned (same idempotency key, or an active job with the
+             *     same uniqueness key).
+             */
+            deduplicated: boolean;
+            /** Format: int64 */
+            jobId: number;
+            message: string;
+            tasks: components["schemas"]["StartedTask"][];
+        };
+        /** @description A task as the start answer lists it. */
+        StartedTask: {
+            /** Format: int64 */
+            id: number;
+            status: components["schemas"]["Status"];
+            /** Format: int32 */
+            stepIndex: number;
+            /** @description The task type of the step. */
+            type: string;
+        };
+        /**
+         * @description A job or task status.
+         * @enum {string}
+         */
+        Status: "pending" | "running" | "completed" | "failed" | "cancelled";
+        /** @description One step of a job (a `generation_tasks` row). */
+        Task: {
+            /** Format: int32 */
+            attempts: number;
+            /** Format: date-time */
+            completed_at?: string | null;
+            error_message?: string | null;
+            /** @description The provider's task id of asynchronous generations. */
+            external_task_id?: string | null;
+            /** Format: int64 */
+            id: number;
+            /** @description The step's input, stored when it starts. */
+            input_params?: Record<string, never> | null;
+            /** Format: int64 */
+            job_id: number;
+            model_name?: string | null;
+            /** Format: int32 */
+            progress: number;
+            /** @description The step's JSON result once completed. */
+            result_data?: Record<string, never> | null;
+            /** Format: date-time */
+            started_at?: string | null;
+            status: components["schemas"]["Status"];
+            /** Format: int32 */
+            step_index: number;
+            /** Format: int64 */
+            target_id?: number | null;
+            target_type: string;
+            task_type: string;
+        };
+        /** @description One step of a workflow type. */
+        WorkflowStep: {
+            /** Format: int32 */
+            index: number;
+            targetType: string;
+            /** @description The step's task type. */
+            type: string;
+        };
+        /** @description A registered workflow type. */
+        WorkflowType: {
+            name: string;
+            /** @description JSON Schema of the params. */
+            paramsSchema: Record<string, never>;
+            steps: components["schemas"]["WorkflowStep"][];
+            totalSteps: number;
+            type: string;
+        };
+        /** @description `GET /api/workflows/types` answer. */
+        WorkflowTypes: {
+            workflows: components["schemas"]["WorkflowType"][];
         };
     };
     responses: never;
@@ -257,7 +423,7 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    list_workflow_types: {
+    models: {
         parameters: {
             query?: never;
             header?: never;
@@ -266,16 +432,16 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description ok */
+            /** @description The models */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["WorkflowTypesResponse"];
+                    "application/json": components["schemas"]["ModelList"];
                 };
             };
-            /** @description err */
+            /** @description Missing or invalid token */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -286,13 +452,18 @@ export interface operations {
             };
         };
     };
-    list_workflows: {
+    list_jobs: {
         parameters: {
             query?: {
+                /** @description Only jobs of this project. */
                 projectId?: number;
+                /** @description Only jobs of this workflow type. */
                 workflowType?: string;
+                /** @description Comma-separated statuses (`pending,running`). */
                 status?: string;
+                /** @description 1–200, default 50. */
                 limit?: number;
+                /** @description Only jobs with a smaller id (the last id of the previous page). */
                 before?: number;
             };
             header?: never;
@@ -301,13 +472,40 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description ok */
+            /** @description The jobs */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["JobListResponse"];
+                    "application/json": components["schemas"]["JobList"];
+                };
+            };
+            /** @description A query parameter is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -316,7 +514,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                "Idempotency-Key"?: string;
+                /** @description Same as the body's idempotencyKey */
+                "Idempotency-Key"?: string | null;
             };
             path?: never;
             cookie?: never;
@@ -327,7 +526,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description ok */
+            /** @description Started (or deduplicated) */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -336,8 +535,55 @@ export interface operations {
                     "application/json": components["schemas"]["StartWorkflowResponse"];
                 };
             };
-            /** @description err */
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unknown workflow type or invalid params; the message names the field */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many active jobs; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -347,10 +593,12 @@ export interface operations {
             };
         };
     };
-    active_workflows: {
+    active_jobs: {
         parameters: {
             query: {
+                /** @description The project (required). */
                 projectId: number;
+                /** @description 1–200, default 5. */
                 limit?: number;
             };
             header?: never;
@@ -359,135 +607,45 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description ok */
+            /** @description The active jobs, newest first */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["JobListResponse"];
+                    "application/json": components["schemas"]["JobList"];
                 };
             };
-        };
-    };
-    get_workflow: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                jobId: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description ok */
-            200: {
+            /** @description projectId is missing or a parameter is invalid */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["JobView"];
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description not modified */
-            304: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-        };
-    };
-    consume_workflow: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                jobId: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description ok */
-            200: {
+            /** @description Missing or invalid token */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ConsumeResponse"];
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-        };
-    };
-    cancel_workflow: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                jobId: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description ok */
-            200: {
+            /** @description Store unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["JobStatusResponse"];
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
     };
-    resume_workflow: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                jobId: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description ok */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["JobStatusResponse"];
-                };
-            };
-        };
-    };
-    workflow_events: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                jobId: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description ok */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "text/event-stream": string;
-                };
-            };
-        };
-    };
-    list_models: {
+    workflow_types: {
         parameters: {
             query?: never;
             header?: never;
@@ -496,13 +654,427 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description ok */
+            /** @description The workflow types */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ModelsResponse"];
+                    "application/json": components["schemas"]["WorkflowTypes"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_job: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description ETag of a previous answer */
+                "If-None-Match"?: string | null;
+            };
+            path: {
+                /** @description Job id */
+                jobId: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job */
+            200: {
+                headers: {
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description Not modified since the given ETag */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The job id is not an integer */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such job for this user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    cancel_job: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Job id */
+                jobId: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Cancelled */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobStatusChange"];
+                };
+            };
+            /** @description The job id is not an integer */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such job for this user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The job already completed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    consume_job: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Job id */
+                jobId: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Consumed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsumeResponse"];
+                };
+            };
+            /** @description The job id is not an integer */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such job for this user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The job cannot be consumed in its state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    job_events: {
+        parameters: {
+            query?: {
+                /** @description The bearer token, for clients that cannot send headers (browser EventSource); the Authorization header wins */
+                access_token?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Job id */
+                jobId: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `text/event-stream` of `event: job` / `data: <Job JSON>` messages, one per change, ending after a terminal status; comment lines keep the connection alive */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["Job"];
+                };
+            };
+            /** @description The job id is not an integer */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such job for this user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    resume_job: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Job id */
+                jobId: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Resuming */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobStatusChange"];
+                };
+            };
+            /** @description The job id is not an integer */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such job for this user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The job is not failed or cancelled */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    healthz: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Alive */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OpenMetrics text */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/openmetrics-text": string;
+                };
+            };
+        };
+    };
+    readyz: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ready */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description Store unreachable or shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

@@ -70,8 +70,8 @@ function targetOf(params: JsonObject | null | undefined, target: WorkflowTarget 
   return value === undefined || value === null ? null : String(value);
 }
 
-function matches(job: WorkflowJobSummary, type: string, target: WorkflowTarget | undefined): boolean {
-  if (job.workflow_type !== type) return false;
+/** Whether a job belongs to a hook following `target` (any job when the target value is null). */
+function matches(job: WorkflowJobSummary, target: WorkflowTarget | undefined): boolean {
   if (!target || target.value === null || target.value === undefined) return true;
   return targetOf(job.input_params, target) === String(target.value);
 }
@@ -109,17 +109,13 @@ export function useWorkflowTask(options: UseWorkflowTaskOptions): UseWorkflowTas
     [jobIdRef],
   );
 
+  /** The first job of `getActiveWorkflows` of this hook's type that `accept`s and is not handled. */
   const findActive = useCallback(
-    async (wantTarget: WorkflowTarget | undefined, unfinishedOnly: boolean) => {
+    async (accept: (job: WorkflowJobSummary) => boolean) => {
       const { projectId: project, workflowType: type } = optionsRef.current;
       if (project === null || project === undefined) return undefined;
       const { jobs } = await getActiveWorkflows(project, { limit: ACTIVE_LOOKUP_LIMIT });
-      return jobs.find(
-        (job) =>
-          !handled.current.has(job.id) &&
-          matches(job, type, wantTarget) &&
-          (!unfinishedOnly || job.status === 'pending' || job.status === 'running'),
-      );
+      return jobs.find((job) => job.workflow_type === type && !handled.current.has(job.id) && accept(job));
     },
     [optionsRef],
   );
@@ -128,7 +124,7 @@ export function useWorkflowTask(options: UseWorkflowTaskOptions): UseWorkflowTas
     const { projectId: project, isActive: active, target: wantTarget } = optionsRef.current;
     if (project === null || project === undefined || !active || isTracking()) return;
     try {
-      const found = await findActive(wantTarget, false);
+      const found = await findActive((job) => matches(job, wantTarget));
       if (found && !isTracking()) track(found.id, targetOf(found.input_params, wantTarget));
       else if (!found && !isTracking()) track(null, null);
     } catch (cause) {
@@ -183,8 +179,12 @@ export function useWorkflowTask(options: UseWorkflowTaskOptions): UseWorkflowTas
       }
       const startTarget = targetOf(body, wantTarget);
       try {
-        const sameTarget = wantTarget ? { param: wantTarget.param, value: startTarget } : undefined;
-        const existing = await findActive(sameTarget, true);
+        // The same target exactly (a job without one only matches a start without one).
+        const existing = await findActive(
+          (job) =>
+            (job.status === 'pending' || job.status === 'running') &&
+            (!wantTarget || targetOf(job.input_params, wantTarget) === startTarget),
+        );
         const id = existing ? existing.id : (await startWorkflow(type, project, body)).jobId;
         track(id, startTarget);
         return id;
