@@ -202,7 +202,7 @@ impl Engine {
         }
     }
 
-    /// The viewer's jobs (every user's for admins), newest first.
+    /// The viewer's jobs (every user's for admins), newest first. A zero limit means 50.
     pub async fn list(&self, viewer: &Viewer, query: ListQuery) -> Result<Vec<Job>, EngineError> {
         let filter = JobFilter {
             user_id: (!viewer.is_admin).then_some(viewer.user_id),
@@ -211,12 +211,13 @@ impl Engine {
             statuses: query.statuses,
             active_only: false,
             before: query.before,
-            limit: query.limit,
+            limit: if query.limit == 0 { 50 } else { query.limit },
         };
         Ok(self.store.list_jobs(&filter).await?)
     }
 
     /// The viewer's own jobs in a project that are pending/running, or finished and not consumed.
+    /// A zero limit means 5.
     pub async fn active(
         &self,
         viewer: &Viewer,
@@ -227,7 +228,7 @@ impl Engine {
             user_id: Some(viewer.user_id),
             project_id: Some(project_id),
             active_only: true,
-            limit,
+            limit: if limit == 0 { 5 } else { limit },
             ..JobFilter::default()
         };
         Ok(self.store.list_jobs(&filter).await?)

@@ -83,7 +83,11 @@ async fn main() -> anyhow::Result<()> {
 
     println!("job {job_id} {}", job.job.status);
     for task in &job.tasks {
-        println!("  step {}: {}", task.step_index, task.result_data.clone().unwrap_or_default());
+        println!(
+            "  step {}: {}",
+            task.step_index,
+            task.result_data.clone().unwrap_or_default()
+        );
     }
     Ok(())
 }

@@ -2,8 +2,8 @@
 //! ordering, and can be told to fail, hang or checkpoint.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,10 +30,7 @@ impl Invocations {
 
     /// Invocations that returned a result, per (job, step).
     pub fn finished(&self) -> HashMap<(JobId, i32), usize> {
-        self.finished
-            .lock()
-            .map(|m| m.clone())
-            .unwrap_or_default()
+        self.finished.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     fn record_finished(&self, job_id: JobId, step: i32) {
@@ -54,7 +51,10 @@ pub struct CountingStep {
 impl StepHandler for CountingStep {
     async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
         self.invocations.started.fetch_add(1, Ordering::SeqCst);
-        let previous = run.input["previousSteps"].as_array().cloned().unwrap_or_default();
+        let previous = run.input["previousSteps"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         // Each previous step's result must be there, in order.
         for (index, result) in previous.iter().enumerate() {
             if result["step"] != json!(index) {
@@ -87,8 +87,11 @@ pub fn counting_workflow(
     sleep: Duration,
 ) -> WorkflowDefinition {
     let params = ParamsSchema::new().param(ParamSpec::new("label", ParamKind::String, "free text"));
-    let mut workflow =
-        WorkflowDefinition::new(&format!("counting_{steps}"), "Counting test workflow", params);
+    let mut workflow = WorkflowDefinition::new(
+        &format!("counting_{steps}"),
+        "Counting test workflow",
+        params,
+    );
     for _ in 0..steps {
         let handler = Arc::new(CountingStep {
             invocations: invocations.clone(),
@@ -124,8 +127,11 @@ impl StepHandler for NoopStep {
 
 /// `noop_<steps>`: steps that do nothing.
 pub fn noop_workflow(steps: usize) -> WorkflowDefinition {
-    let mut workflow =
-        WorkflowDefinition::new(&format!("noop_{steps}"), "No-op benchmark workflow", ParamsSchema::new());
+    let mut workflow = WorkflowDefinition::new(
+        &format!("noop_{steps}"),
+        "No-op benchmark workflow",
+        ParamsSchema::new(),
+    );
     for _ in 0..steps {
         workflow = workflow.step(StepDefinition::new("noop", "bench", Arc::new(NoopStep)));
     }
@@ -152,7 +158,13 @@ impl StepHandler for CrashyStep {
             _ = run.cancel.cancelled() => return Err(TaskError::Cancelled),
         }
         if let Ok(mut log) = self.log.lock() {
-            let _ = writeln!(log, "{} {} {}", run.task_id, run.attempt, std::process::id());
+            let _ = writeln!(
+                log,
+                "{} {} {}",
+                run.task_id,
+                run.attempt,
+                std::process::id()
+            );
         }
         Ok(json!({
             "pid": std::process::id(),
@@ -180,4 +192,3 @@ pub fn crashy_workflow(sleep: Duration, log: Arc<Mutex<std::fs::File>>) -> Workf
         .step(step())
         .step(step())
 }
-

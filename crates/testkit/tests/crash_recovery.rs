@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use nosyntask_domain::{JobStatus, TaskStatus, Viewer};
 use nosyntask_engine::{Engine, EngineConfig, ListQuery, Registry};
-use nosyntask_store::testing::TestDatabase;
+use nosyntask_store::testing::test_store;
 use nosyntask_testkit::workflows::crashy_workflow;
 use serde_json::json;
 
@@ -27,7 +27,14 @@ fn spawn_worker(url: &str, dir: &std::path::Path, n: usize) -> WorkerProcess {
     let child = Command::new(env!("CARGO_BIN_EXE_nosyntask-testkit-worker"))
         .args(["--db", url, "--log"])
         .arg(&log)
-        .args(["--concurrency", "16", "--sleep-ms", "100", "--lease-ms", "2000"])
+        .args([
+            "--concurrency",
+            "16",
+            "--sleep-ms",
+            "100",
+            "--lease-ms",
+            "2000",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -54,14 +61,20 @@ fn finished_runs(workers: &[WorkerProcess]) -> HashMap<i64, Vec<(i64, u32)>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_worker_process_loses_and_duplicates_nothing() {
-    let Some(database) = TestDatabase::create("postgres").await else {
+    let Some(database) = test_store("postgres")
+        .await
+        .expect("creating a PostgreSQL test database")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let mut registry = Registry::new();
     let unused_log = std::fs::File::create(dir.path().join("unused.log")).unwrap();
-    registry.register(crashy_workflow(Duration::ZERO, Arc::new(Mutex::new(unused_log))));
-    let engine = Engine::new(database.store(), registry).with_config(EngineConfig {
+    registry.register(crashy_workflow(
+        Duration::ZERO,
+        Arc::new(Mutex::new(unused_log)),
+    ));
+    let engine = Engine::new(database.shared(), registry).with_config(EngineConfig {
         max_active_jobs_per_user: None,
         ..Default::default()
     });
@@ -78,11 +91,20 @@ async fn killing_a_worker_process_loses_and_duplicates_nothing() {
             .unwrap();
     }
 
-    let mut workers: Vec<WorkerProcess> = (0..3).map(|n| spawn_worker(database.url(), dir.path(), n)).collect();
+    let mut workers: Vec<WorkerProcess> = (0..3)
+        .map(|n| spawn_worker(database.url(), dir.path(), n))
+        .collect();
     let viewer = Viewer::admin(0);
     let completed = |engine: Engine| async move {
         engine
-            .list(&viewer, ListQuery { statuses: vec![JobStatus::Completed], limit: 10_000, ..Default::default() })
+            .list(
+                &viewer,
+                ListQuery {
+                    statuses: vec![JobStatus::Completed],
+                    limit: 10_000,
+                    ..Default::default()
+                },
+            )
             .await
             .map(|jobs| jobs.len())
             .unwrap_or(0)
@@ -103,12 +125,20 @@ async fn killing_a_worker_process_loses_and_duplicates_nothing() {
     })
     .await;
     for worker in &mut workers[1..] {
-        let _ = Command::new("kill").args(["-INT", &worker.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-INT", &worker.child.id().to_string()])
+            .status();
         worker.child.wait().unwrap();
     }
 
     let jobs = engine
-        .list(&viewer, ListQuery { limit: 10_000, ..Default::default() })
+        .list(
+            &viewer,
+            ListQuery {
+                limit: 10_000,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(jobs.len(), JOBS);
@@ -124,8 +154,34 @@ async fn killing_a_worker_process_loses_and_duplicates_nothing() {
             // The stored result is the one of the last claim: nothing overwrote it.
             assert_eq!(result["attempt"], json!(task.attempts), "task {}", task.id);
             let finished = &runs[&task.id];
-            let survivors: Vec<_> = finished.iter().filter(|(_, pid)| *pid != victim_pid).collect();
-            assert_eq!(survivors.len(), 1, "task {} finished more than once outside the killed process: {finished:?}", task.id);
+            // The stored result is one of the runs that finished...
+            let stored = (
+                result["attempt"].as_i64().unwrap(),
+                result["pid"].as_u64().unwrap() as u32,
+            );
+            assert!(
+                finished.contains(&stored),
+                "task {}: stored {stored:?}, runs {finished:?}",
+                task.id
+            );
+            // ...and no surviving process ran a step again once it was completed: a second run can
+            // only follow a run of the killed process whose result was never written.
+            let survivors: Vec<_> = finished
+                .iter()
+                .filter(|(_, pid)| *pid != victim_pid)
+                .collect();
+            assert!(
+                survivors.len() <= 1,
+                "task {} completed more than once: {finished:?}",
+                task.id
+            );
+            if let Some(survivor) = survivors.first() {
+                assert_eq!(
+                    **survivor, stored,
+                    "task {}: a survivor's run was discarded",
+                    task.id
+                );
+            }
             if task.attempts > 1 {
                 retried += 1;
                 if result["resumedFromCheckpoint"] == json!(true)
@@ -136,6 +192,12 @@ async fn killing_a_worker_process_loses_and_duplicates_nothing() {
             }
         }
     }
-    assert!(retried > 0, "the killed process held tasks that had to run again");
-    assert!(resumed_from_victim > 0, "steps checkpointed by the killed process resumed with their checkpoint");
+    assert!(
+        retried > 0,
+        "the killed process held tasks that had to run again"
+    );
+    assert!(
+        resumed_from_victim > 0,
+        "steps checkpointed by the killed process resumed with their checkpoint"
+    );
 }

@@ -32,7 +32,9 @@ where
 
 fn one_step(workflow_type: &str, step: StepDefinition) -> Registry {
     let mut registry = Registry::new();
-    registry.register(WorkflowDefinition::new(workflow_type, workflow_type, ParamsSchema::new()).step(step));
+    registry.register(
+        WorkflowDefinition::new(workflow_type, workflow_type, ParamsSchema::new()).step(step),
+    );
     registry
 }
 
@@ -48,17 +50,24 @@ for_each_backend!(retryable_errors_are_retried_with_backoff_and_retry_after);
 async fn retryable_errors_are_retried_with_backoff_and_retry_after(h: Harness) {
     let times = Arc::new(Mutex::new(Vec::<Instant>::new()));
     let seen = times.clone();
-    let step = StepDefinition::new("flaky", "test", scripted(move |run: StepRun| {
-        let seen = seen.clone();
-        async move {
-            seen.lock().await.push(Instant::now());
-            match run.attempt {
-                1 => Err(TaskError::retry_after("429 from provider", Duration::from_millis(400))),
-                2 => Err(TaskError::retryable("connection reset")),
-                _ => Ok(json!({"ok": run.attempt})),
+    let step = StepDefinition::new(
+        "flaky",
+        "test",
+        scripted(move |run: StepRun| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().await.push(Instant::now());
+                match run.attempt {
+                    1 => Err(TaskError::retry_after(
+                        "429 from provider",
+                        Duration::from_millis(400),
+                    )),
+                    2 => Err(TaskError::retryable("connection reset")),
+                    _ => Ok(json!({"ok": run.attempt})),
+                }
             }
-        }
-    }))
+        }),
+    )
     .max_attempts(3);
     let engine = h.engine(one_step("flaky", step));
     let worker = h.worker(&engine);
@@ -71,8 +80,14 @@ async fn retryable_errors_are_retried_with_backoff_and_retry_after(h: Harness) {
     assert_eq!(done.tasks[0].result_data, Some(json!({"ok": 3})));
     let times = times.lock().await;
     assert_eq!(times.len(), 3);
-    assert!(times[1] - times[0] >= Duration::from_millis(400), "Retry-After is honoured");
-    assert!(times[2] - times[1] >= Duration::from_millis(10), "backoff waits at least half the base");
+    assert!(
+        times[1] - times[0] >= Duration::from_millis(400),
+        "Retry-After is honoured"
+    );
+    assert!(
+        times[2] - times[1] >= Duration::from_millis(10),
+        "backoff waits at least half the base"
+    );
 }
 
 for_each_backend!(permanent_errors_fail_the_job_at_once);
@@ -98,17 +113,26 @@ async fn permanent_errors_fail_the_job_at_once(h: Harness) {
 
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(done.job.status, JobStatus::Failed);
-    assert_eq!(done.job.error_message.as_deref(), Some("HTTP 401: invalid api key"));
+    assert_eq!(
+        done.job.error_message.as_deref(),
+        Some("HTTP 401: invalid api key")
+    );
     assert_eq!(done.tasks[0].status, TaskStatus::Failed);
     assert_eq!(done.tasks[0].attempts, 1);
-    assert_eq!(done.tasks[1].status, TaskStatus::Pending, "later steps wait for a resume");
+    assert_eq!(
+        done.tasks[1].status,
+        TaskStatus::Pending,
+        "later steps wait for a resume"
+    );
 }
 
 for_each_backend!(retries_stop_at_max_attempts);
 async fn retries_stop_at_max_attempts(h: Harness) {
-    let step = StepDefinition::new("down", "test", scripted(|_run: StepRun| async {
-        Err(TaskError::retryable("HTTP 503 from provider"))
-    }))
+    let step = StepDefinition::new(
+        "down",
+        "test",
+        scripted(|_run: StepRun| async { Err(TaskError::retryable("HTTP 503 from provider")) }),
+    )
     .max_attempts(3);
     let engine = h.engine(one_step("down", step));
     let worker = h.worker(&engine);
@@ -119,15 +143,22 @@ async fn retries_stop_at_max_attempts(h: Harness) {
     assert_eq!(done.job.status, JobStatus::Failed);
     assert_eq!(done.tasks[0].attempts, 3);
     let message = done.job.error_message.unwrap_or_default();
-    assert!(message.contains("HTTP 503") && message.contains("gave up after 3 attempts"), "{message}");
+    assert!(
+        message.contains("HTTP 503") && message.contains("gave up after 3 attempts"),
+        "{message}"
+    );
 }
 
 for_each_backend!(a_step_that_exceeds_its_timeout_fails_saying_so);
 async fn a_step_that_exceeds_its_timeout_fails_saying_so(h: Harness) {
-    let step = StepDefinition::new("slow", "test", scripted(|_run: StepRun| async {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        Ok(json!({}))
-    }))
+    let step = StepDefinition::new(
+        "slow",
+        "test",
+        scripted(|_run: StepRun| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(json!({}))
+        }),
+    )
     .timeout(Duration::from_millis(200))
     .max_attempts(2);
     let engine = h.engine(one_step("slow", step));
@@ -160,12 +191,17 @@ async fn cancelling_a_job_signals_its_running_handler_within_two_seconds(h: Harn
     registry.register(
         WorkflowDefinition::new("long", "long", ParamsSchema::new())
             .step(StepDefinition::new("wait", "test", waits))
-            .step(StepDefinition::new("next", "test", scripted(|_r: StepRun| async { Ok(json!({})) }))),
+            .step(StepDefinition::new(
+                "next",
+                "test",
+                scripted(|_r: StepRun| async { Ok(json!({})) }),
+            )),
     );
     let engine = h.engine(registry);
     let worker = h.worker(&engine);
     let job = h.start(&engine, "long", json!({})).await;
-    h.wait_until(&engine, job, |j| j.tasks[0].status == TaskStatus::Running).await;
+    h.wait_until(&engine, job, |j| j.tasks[0].status == TaskStatus::Running)
+        .await;
     nosyntask_testkit::wait_for("the handler to start", Duration::from_secs(10), || {
         let st = started.clone();
         async move { (st.load(Ordering::SeqCst) > 0).then_some(()) }
@@ -175,19 +211,35 @@ async fn cancelling_a_job_signals_its_running_handler_within_two_seconds(h: Harn
     let cancelled_at = Instant::now();
     let view = engine.cancel(&Viewer::user(h.user), job).await.unwrap();
     assert_eq!(view.status, JobStatus::Cancelled);
-    let fired = nosyntask_testkit::wait_for("the cancellation signal", Duration::from_secs(5), || {
-        let s = signalled.clone();
-        async move { *s.lock().await }
-    })
-    .await;
-    assert!(fired - cancelled_at < Duration::from_secs(2), "signal took {:?}", fired - cancelled_at);
+    let fired =
+        nosyntask_testkit::wait_for("the cancellation signal", Duration::from_secs(5), || {
+            let s = signalled.clone();
+            async move { *s.lock().await }
+        })
+        .await;
+    assert!(
+        fired - cancelled_at < Duration::from_secs(2),
+        "signal took {:?}",
+        fired - cancelled_at
+    );
     worker.shutdown().await;
 
     let done = engine.get(&Viewer::user(h.user), job).await.unwrap();
     assert_eq!(done.job.status, JobStatus::Cancelled);
-    assert!(done.tasks.iter().all(|t| t.status == TaskStatus::Cancelled), "{:?}", done.tasks);
+    assert!(
+        done.tasks.iter().all(|t| t.status == TaskStatus::Cancelled),
+        "{:?}",
+        done.tasks
+    );
     // Idempotent, and a completed job cannot be cancelled.
-    assert_eq!(engine.cancel(&Viewer::user(h.user), job).await.unwrap().status, JobStatus::Cancelled);
+    assert_eq!(
+        engine
+            .cancel(&Viewer::user(h.user), job)
+            .await
+            .unwrap()
+            .status,
+        JobStatus::Cancelled
+    );
 }
 
 for_each_backend!(resume_continues_a_failed_job_from_its_first_unfinished_step);
@@ -209,9 +261,8 @@ async fn resume_continues_a_failed_job_from_its_first_unfinished_step(h: Harness
     let mut workflow = WorkflowDefinition::new("three", "three", ParamsSchema::new());
     for _ in 0..3 {
         workflow = workflow.step(
-            StepDefinition::new("s", "test", make(calls.clone(), fail_once.clone())).input(|ctx| {
-                json!({"previous": ctx.previous_results.keys().collect::<Vec<_>>()})
-            }),
+            StepDefinition::new("s", "test", make(calls.clone(), fail_once.clone()))
+                .input(|ctx| json!({"previous": ctx.previous_results.keys().collect::<Vec<_>>()})),
         );
     }
     let mut registry = Registry::new();
@@ -230,36 +281,72 @@ async fn resume_continues_a_failed_job_from_its_first_unfinished_step(h: Harness
     let done = h.wait_terminal(&engine, job).await;
     worker.shutdown().await;
 
-    assert_eq!(done.job.status, JobStatus::Completed, "{:?}", done.job.error_message);
-    assert_eq!(done.tasks[0].result_data, first_result, "finished steps keep their results");
-    assert_eq!(*calls.lock().await, vec![(0, 1), (1, 1), (1, 1), (2, 1)], "step 0 ran once; attempts reset");
-    assert_eq!(done.tasks[2].input_params, Some(json!({"previous": [0, 1]})));
-    assert!(matches!(engine.resume(&viewer, job).await, Err(EngineError::Conflict(_))));
-    assert!(matches!(engine.cancel(&viewer, job).await, Err(EngineError::Conflict(_))));
+    assert_eq!(
+        done.job.status,
+        JobStatus::Completed,
+        "{:?}",
+        done.job.error_message
+    );
+    assert_eq!(
+        done.tasks[0].result_data, first_result,
+        "finished steps keep their results"
+    );
+    assert_eq!(
+        *calls.lock().await,
+        vec![(0, 1), (1, 1), (1, 1), (2, 1)],
+        "step 0 ran once; attempts reset"
+    );
+    assert_eq!(
+        done.tasks[2].input_params,
+        Some(json!({"previous": [0, 1]}))
+    );
+    assert!(matches!(
+        engine.resume(&viewer, job).await,
+        Err(EngineError::Conflict(_))
+    ));
+    assert!(matches!(
+        engine.cancel(&viewer, job).await,
+        Err(EngineError::Conflict(_))
+    ));
 }
 
 for_each_backend!(progress_is_coalesced_to_one_write_per_task_per_interval);
 async fn progress_is_coalesced_to_one_write_per_task_per_interval(h: Harness) {
-    let step = StepDefinition::new("chatty", "test", scripted(|run: StepRun| async move {
-        // 2.5 s of reports every millisecond.
-        for i in 0..2500u32 {
-            run.progress.report(f64::from(i) / 25.0);
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        Ok(json!({}))
-    }));
+    let step = StepDefinition::new(
+        "chatty",
+        "test",
+        scripted(|run: StepRun| async move {
+            // 2.5 s of reports about every millisecond.
+            let began = Instant::now();
+            while began.elapsed() < Duration::from_millis(2500) {
+                run.progress
+                    .report(began.elapsed().as_secs_f64() / 2.5 * 100.0);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Ok(json!({}))
+        }),
+    );
     let engine = h.engine(one_step("chatty", step));
     let worker = h.worker_with(&engine, |c| c.progress_interval = Duration::from_secs(1));
     let job = h.start(&engine, "chatty", json!({})).await;
-    let mid = h.wait_until(&engine, job, |j| j.tasks[0].progress > 0).await;
-    assert!(mid.tasks[0].progress < 100 && mid.job.progress == mid.tasks[0].progress);
+    let mid = h
+        .wait_until(&engine, job, |j| j.tasks[0].progress > 0)
+        .await;
+    assert!(mid.tasks[0].progress < 100, "{:?}", mid.tasks[0]);
+    assert_eq!(
+        mid.job.progress, mid.tasks[0].progress,
+        "job progress follows its only step"
+    );
     let done = h.wait_terminal(&engine, job).await;
     worker.shutdown().await;
 
     assert_eq!(done.tasks[0].progress, 100);
     assert_eq!(done.job.progress, 100);
     let writes = h.counting.progress_writes_for(done.tasks[0].id);
-    assert!((1..=4).contains(&writes), "{writes} progress writes for a 2.5 s step at 1 s interval");
+    assert!(
+        (1..=4).contains(&writes),
+        "{writes} progress writes for a 2.5 s step at 1 s interval"
+    );
 }
 
 for_each_backend!(concurrent_identical_starts_with_one_idempotency_key_make_one_job);
@@ -295,7 +382,10 @@ async fn concurrent_identical_starts_with_one_idempotency_key_make_one_job(h: Ha
     ids.dedup();
     assert_eq!(ids.len(), 1, "one job for one key");
     assert_eq!(fresh, 1, "exactly one start was not deduplicated");
-    let jobs = engine.list(&Viewer::user(h.user), Default::default()).await.unwrap();
+    let jobs = engine
+        .list(&Viewer::user(h.user), Default::default())
+        .await
+        .unwrap();
     assert_eq!(jobs.len(), 1);
     // Another user's identical key is a different job.
     let other = engine
@@ -315,13 +405,17 @@ for_each_backend!(a_uniqueness_key_returns_the_active_job);
 async fn a_uniqueness_key_returns_the_active_job(h: Harness) {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let g = gate.clone();
-    let step = StepDefinition::new("views", "character", scripted(move |_run: StepRun| {
-        let g = g.clone();
-        async move {
-            let _permit = g.acquire().await.map_err(|_| TaskError::Cancelled)?;
-            Ok(json!({}))
-        }
-    }));
+    let step = StepDefinition::new(
+        "views",
+        "character",
+        scripted(move |_run: StepRun| {
+            let g = g.clone();
+            async move {
+                let _permit = g.acquire().await.map_err(|_| TaskError::Cancelled)?;
+                Ok(json!({}))
+            }
+        }),
+    );
     let mut registry = Registry::new();
     registry.register(
         WorkflowDefinition::new("views", "views", ParamsSchema::new())
@@ -330,16 +424,24 @@ async fn a_uniqueness_key_returns_the_active_job(h: Harness) {
     );
     let engine = h.engine(registry);
     let worker = h.worker(&engine);
-    let first = h.start_full(&engine, "views", json!({"characterId": 5})).await;
-    let again = h.start_full(&engine, "views", json!({"characterId": 5})).await;
-    let other = h.start_full(&engine, "views", json!({"characterId": 6})).await;
+    let first = h
+        .start_full(&engine, "views", json!({"characterId": 5}))
+        .await;
+    let again = h
+        .start_full(&engine, "views", json!({"characterId": 5}))
+        .await;
+    let other = h
+        .start_full(&engine, "views", json!({"characterId": 6}))
+        .await;
     assert!(!first.deduplicated && again.deduplicated && !other.deduplicated);
     assert_eq!(first.job.job.id, again.job.job.id);
     assert_ne!(first.job.job.id, other.job.job.id);
 
     gate.add_permits(2);
     h.wait_terminal(&engine, first.job.job.id).await;
-    let after = h.start_full(&engine, "views", json!({"characterId": 5})).await;
+    let after = h
+        .start_full(&engine, "views", json!({"characterId": 5}))
+        .await;
     assert!(!after.deduplicated, "a finished job frees its key");
     gate.add_permits(1);
     h.wait_terminal(&engine, after.job.job.id).await;
@@ -370,11 +472,18 @@ async fn a_user_over_the_active_job_quota_is_refused(h: Harness) {
         })
         .await;
     assert!(
-        matches!(refused, Err(EngineError::QuotaExceeded { active: 3, limit: 3 })),
+        matches!(
+            refused,
+            Err(EngineError::QuotaExceeded {
+                active: 3,
+                limit: 3
+            })
+        ),
         "{refused:?}"
     );
     // Other users are not affected; finished jobs free the quota.
-    h.start_as(&engine, h.user + 1, "counting_1", json!({})).await;
+    h.start_as(&engine, h.user + 1, "counting_1", json!({}))
+        .await;
     let worker = h.worker(&engine);
     h.wait_all_terminal(&engine).await;
     worker.shutdown().await;
@@ -383,31 +492,42 @@ async fn a_user_over_the_active_job_quota_is_refused(h: Harness) {
 
 for_each_backend!(graceful_shutdown_hands_work_back_and_the_checkpoint_resumes_it);
 async fn graceful_shutdown_hands_work_back_and_the_checkpoint_resumes_it(h: Harness) {
-    let step = StepDefinition::new("video", "shot", scripted(|run: StepRun| async move {
-        if let Some(saved) = run.checkpoint.last().await {
-            return Ok(json!({"resumedFrom": saved["providerTask"], "attempt": run.attempt}));
-        }
-        run.checkpoint
-            .save_external("prov-123", json!({"providerTask": "prov-123"}))
-            .await?;
-        run.cancel.cancelled().await;
-        Err(TaskError::Cancelled)
-    }));
+    let step = StepDefinition::new(
+        "video",
+        "shot",
+        scripted(|run: StepRun| async move {
+            if let Some(saved) = run.checkpoint.last().await {
+                return Ok(json!({"resumedFrom": saved["providerTask"], "attempt": run.attempt}));
+            }
+            run.checkpoint
+                .save_external("prov-123", json!({"providerTask": "prov-123"}))
+                .await?;
+            run.cancel.cancelled().await;
+            Err(TaskError::Cancelled)
+        }),
+    );
     let engine = h.engine(one_step("video", step));
     let first = h.worker_with(&engine, |c| c.shutdown_grace = Duration::from_millis(200));
     let job = h.start(&engine, "video", json!({})).await;
-    h.wait_until(&engine, job, |j| j.tasks[0].external_task_id.is_some()).await;
+    h.wait_until(&engine, job, |j| j.tasks[0].external_task_id.is_some())
+        .await;
     first.shutdown().await;
 
     let handed_back = engine.get(&Viewer::user(h.user), job).await.unwrap();
     assert_eq!(handed_back.tasks[0].status, TaskStatus::Pending);
-    assert_eq!(handed_back.tasks[0].attempts, 0, "shutdown does not use up an attempt");
+    assert_eq!(
+        handed_back.tasks[0].attempts, 0,
+        "shutdown does not use up an attempt"
+    );
 
     let second = h.worker(&engine);
     let done = h.wait_terminal(&engine, job).await;
     second.shutdown().await;
     assert_eq!(done.job.status, JobStatus::Completed);
-    assert_eq!(done.tasks[0].result_data, Some(json!({"resumedFrom": "prov-123", "attempt": 1})));
+    assert_eq!(
+        done.tasks[0].result_data,
+        Some(json!({"resumedFrom": "prov-123", "attempt": 1}))
+    );
     assert_eq!(done.tasks[0].external_task_id.as_deref(), Some("prov-123"));
 }
 
@@ -421,7 +541,12 @@ async fn a_task_whose_worker_died_is_claimed_again_after_its_lease(h: Harness) {
     // A "worker" claims the task and dies without a word.
     let claimed = engine
         .store()
-        .claim_tasks("dead-worker", 10, Duration::from_millis(300), chrono::Utc::now())
+        .claim_tasks(
+            "dead-worker",
+            10,
+            Duration::from_millis(300),
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -430,5 +555,8 @@ async fn a_task_whose_worker_died_is_claimed_again_after_its_lease(h: Harness) {
     worker.shutdown().await;
     assert_eq!(done.job.status, JobStatus::Completed);
     assert_eq!(done.tasks[0].attempts, 2);
-    assert_eq!(done.tasks[0].result_data.as_ref().unwrap()["attempt"], json!(2));
+    assert_eq!(
+        done.tasks[0].result_data.as_ref().unwrap()["attempt"],
+        json!(2)
+    );
 }

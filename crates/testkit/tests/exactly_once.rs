@@ -26,7 +26,10 @@ async fn eight_workers_run_every_step_of_2000_jobs_exactly_once(h: Harness) {
         });
     let mut ids = Vec::with_capacity(JOBS);
     for i in 0..JOBS {
-        ids.push(h.start(&engine, "counting_3", json!({"label": format!("job {i}")})).await);
+        ids.push(
+            h.start(&engine, "counting_3", json!({"label": format!("job {i}")}))
+                .await,
+        );
     }
     let workers: Vec<_> = (0..WORKERS)
         .map(|n| {
@@ -44,17 +47,34 @@ async fn eight_workers_run_every_step_of_2000_jobs_exactly_once(h: Harness) {
 
     let viewer = Viewer::admin(0);
     let jobs = engine
-        .list(&viewer, ListQuery { limit: 10_000, ..Default::default() })
+        .list(
+            &viewer,
+            ListQuery {
+                limit: 10_000,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(jobs.len(), JOBS);
-    let not_completed: Vec<_> = jobs.iter().filter(|j| j.status != JobStatus::Completed).collect();
-    assert!(not_completed.is_empty(), "{} jobs did not complete, e.g. {:?}", not_completed.len(), not_completed.first());
+    let not_completed: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.status != JobStatus::Completed)
+        .collect();
+    assert!(
+        not_completed.is_empty(),
+        "{} jobs did not complete, e.g. {:?}",
+        not_completed.len(),
+        not_completed.first()
+    );
 
     let finished = invocations.finished();
     assert_eq!(finished.len(), JOBS * STEPS as usize, "every step ran");
     let repeated: Vec<_> = finished.iter().filter(|(_, n)| **n != 1).collect();
-    assert!(repeated.is_empty(), "steps ran more than once: {repeated:?}");
+    assert!(
+        repeated.is_empty(),
+        "steps ran more than once: {repeated:?}"
+    );
     assert_eq!(invocations.started(), JOBS * STEPS as usize);
 
     // Each step saw the results of all the steps before it.
@@ -66,6 +86,11 @@ async fn eight_workers_run_every_step_of_2000_jobs_exactly_once(h: Harness) {
             assert_eq!(result["previousSteps"], json!(task.step_index));
             assert_eq!(task.attempts, 1);
         }
-        assert!(job.tasks.windows(2).all(|w| w[0].completed_at <= w[1].started_at), "steps ran in order");
+        assert!(
+            job.tasks
+                .windows(2)
+                .all(|w| w[0].completed_at <= w[1].started_at),
+            "steps ran in order"
+        );
     }
 }

@@ -22,11 +22,15 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let Some(db) = arg(&args, "--db") else {
-        bail!("usage: nosyntask-testkit-worker --db URL --log FILE [--concurrency N] [--sleep-ms MS] [--lease-ms MS]");
+        bail!(
+            "usage: nosyntask-testkit-worker --db URL --log FILE [--concurrency N] [--sleep-ms MS] [--lease-ms MS]"
+        );
     };
     let log_path = arg(&args, "--log").context("--log FILE is required")?;
     let number = |name: &str, default: u64| -> anyhow::Result<u64> {
-        arg(&args, name).map_or(Ok(default), |v| v.parse().with_context(|| format!("{name} {v}")))
+        arg(&args, name).map_or(Ok(default), |v| {
+            v.parse().with_context(|| format!("{name} {v}"))
+        })
     };
     let concurrency = number("--concurrency", 16)? as usize;
     let sleep = Duration::from_millis(number("--sleep-ms", 50)?);

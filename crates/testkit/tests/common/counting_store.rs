@@ -28,7 +28,12 @@ impl CountingStore {
     }
 
     pub fn progress_writes_for(&self, task: TaskId) -> usize {
-        self.progress_writes.lock().unwrap().get(&task).copied().unwrap_or(0)
+        self.progress_writes
+            .lock()
+            .unwrap()
+            .get(&task)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -40,7 +45,11 @@ impl JobStore for CountingStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
-    async fn create_job(&self, job: NewJob, now: DateTime<Utc>) -> Result<CreateOutcome, StoreError> {
+    async fn create_job(
+        &self,
+        job: NewJob,
+        now: DateTime<Utc>,
+    ) -> Result<CreateOutcome, StoreError> {
         self.inner.create_job(job, now).await
     }
     async fn get_job(&self, id: JobId) -> Result<Option<JobWithTasks>, StoreError> {
@@ -75,7 +84,11 @@ impl JobStore for CountingStore {
     ) -> Result<Vec<TaskId>, StoreError> {
         self.inner.renew_leases(fences, lease, now).await
     }
-    async fn write_progress(&self, updates: &[ProgressUpdate], now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn write_progress(
+        &self,
+        updates: &[ProgressUpdate],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         {
             let mut writes = self.progress_writes.lock().unwrap();
             for update in updates {
@@ -91,9 +104,15 @@ impl JobStore for CountingStore {
         external_task_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.inner.save_checkpoint(fence, checkpoint, external_task_id, now).await
+        self.inner
+            .save_checkpoint(fence, checkpoint, external_task_id, now)
+            .await
     }
-    async fn complete_tasks(&self, completions: &[Completion], now: DateTime<Utc>) -> Result<Vec<bool>, StoreError> {
+    async fn complete_tasks(
+        &self,
+        completions: &[Completion],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError> {
         self.inner.complete_tasks(completions, now).await
     }
     async fn fail_task(&self, failure: &Failure, now: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -108,7 +127,11 @@ impl JobStore for CountingStore {
     async fn requeue_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         self.inner.requeue_expired(now).await
     }
-    async fn prune(&self, consumed_before: DateTime<Utc>, unconsumed_before: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn prune(
+        &self,
+        consumed_before: DateTime<Utc>,
+        unconsumed_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         self.inner.prune(consumed_before, unconsumed_before).await
     }
     async fn wait_for_work(&self, max_wait: Duration) {

@@ -1,7 +1,7 @@
 //! The harness of the engine behaviour tests: a fresh store per test and backend, wrapped in a
 //! store that counts progress writes, and an engine and workers tuned for quick tests.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros, unused_imports)]
 
 mod counting_store;
 
@@ -13,7 +13,7 @@ use nosyntask_domain::{JobId, JobWithTasks, UserId, Viewer};
 use nosyntask_engine::{
     Backoff, Engine, JobStore, Registry, StartRequest, Started, Worker, WorkerConfig, WorkerHandle,
 };
-use nosyntask_store::testing::TestDatabase;
+use nosyntask_store::testing::{TestStore, test_store};
 use serde_json::Value;
 
 /// Generates one `#[tokio::test]` per backend for an `async fn(Harness)`.
@@ -47,14 +47,22 @@ pub struct Harness {
     pub store: Arc<dyn JobStore>,
     pub counting: Arc<CountingStore>,
     pub user: UserId,
-    _database: TestDatabase,
+    _database: TestStore,
 }
 
 impl Harness {
     /// A fresh migrated database of `backend`; `None` (after saying so) when its URL is not set.
     pub async fn new(backend: &str) -> Option<Harness> {
-        let database = TestDatabase::create(backend).await?;
-        let counting = Arc::new(CountingStore::new(database.store()));
+        // SQLite as the server runs it by default: a file, a writer and a read pool.
+        let backend = if backend == "sqlite" {
+            "sqlite-file"
+        } else {
+            backend
+        };
+        let database = test_store(backend)
+            .await
+            .unwrap_or_else(|err| panic!("creating a {backend} test database: {err}"))?;
+        let counting = Arc::new(CountingStore::new(database.shared()));
         Some(Harness {
             store: counting.clone(),
             counting,
@@ -93,18 +101,36 @@ impl Harness {
         self.worker_with(engine, |_| {})
     }
 
-    pub fn worker_with(&self, engine: &Engine, tune: impl FnOnce(&mut WorkerConfig)) -> WorkerHandle {
+    pub fn worker_with(
+        &self,
+        engine: &Engine,
+        tune: impl FnOnce(&mut WorkerConfig),
+    ) -> WorkerHandle {
         let mut config = Self::worker_config();
         tune(&mut config);
         Worker::new(engine.clone(), config).spawn()
     }
 
     pub async fn start(&self, engine: &Engine, workflow_type: &str, params: Value) -> JobId {
-        self.start_full(engine, workflow_type, params).await.job.job.id
+        self.start_full(engine, workflow_type, params)
+            .await
+            .job
+            .job
+            .id
     }
 
-    pub async fn start_as(&self, engine: &Engine, user: UserId, workflow_type: &str, params: Value) -> JobId {
-        start_request(engine, user, workflow_type, params).await.job.job.id
+    pub async fn start_as(
+        &self,
+        engine: &Engine,
+        user: UserId,
+        workflow_type: &str,
+        params: Value,
+    ) -> JobId {
+        start_request(engine, user, workflow_type, params)
+            .await
+            .job
+            .job
+            .id
     }
 
     pub async fn start_full(&self, engine: &Engine, workflow_type: &str, params: Value) -> Started {
@@ -127,7 +153,8 @@ impl Harness {
     }
 
     pub async fn wait_terminal(&self, engine: &Engine, job: JobId) -> JobWithTasks {
-        self.wait_until(engine, job, |j| j.job.status.is_terminal()).await
+        self.wait_until(engine, job, |j| j.job.status.is_terminal())
+            .await
     }
 
     /// Waits until no job of any user is pending or running.
@@ -135,7 +162,13 @@ impl Harness {
         let viewer = Viewer::admin(0);
         nosyntask_testkit::wait_for("all jobs to finish", Duration::from_secs(60), || async {
             let jobs = engine
-                .list(&viewer, nosyntask_engine::ListQuery { limit: 10_000, ..Default::default() })
+                .list(
+                    &viewer,
+                    nosyntask_engine::ListQuery {
+                        limit: 10_000,
+                        ..Default::default()
+                    },
+                )
                 .await
                 .ok()?;
             jobs.iter().all(|j| j.status.is_terminal()).then_some(())
@@ -144,7 +177,12 @@ impl Harness {
     }
 }
 
-async fn start_request(engine: &Engine, user: UserId, workflow_type: &str, params: Value) -> Started {
+async fn start_request(
+    engine: &Engine,
+    user: UserId,
+    workflow_type: &str,
+    params: Value,
+) -> Started {
     engine
         .start(StartRequest {
             user_id: user,
