@@ -15,7 +15,6 @@ use serde_json::Value;
 const MAX_TOKENS_CEILING: u32 = 16_384;
 /// How much of a broken answer a repair request or an error message quotes.
 const QUOTE_CHARS: usize = 12_000;
-const ERROR_QUOTE_CHARS: usize = 200;
 
 /// One JSON question to a text model.
 #[derive(Debug, Clone)]
@@ -127,10 +126,9 @@ pub(crate) async fn ask_json<T>(
     match read(&repaired.content, &convert) {
         Ok(value) => Ok(JsonAnswer { value, usage }),
         Err(err) => Err(TaskError::permanent(format!(
-            "{}: could not read the model's answer as JSON, even after asking it to repair \
-             it: {err} (first error: {first_error}; answer began: {:?})",
-            question.task,
-            quote(&response.content, ERROR_QUOTE_CHARS)
+            "{}: could not read the model's answer as JSON: {first_error}; a repair request did \
+             not help: {err}",
+            question.task
         ))),
     }
 }
@@ -151,8 +149,7 @@ async fn complete(
 
 /// Recovers the JSON in `content` and converts it.
 fn read<T>(content: &str, convert: &impl Fn(Value) -> Result<T, String>) -> Result<T, String> {
-    // PROVISIONAL until the providers crate lands its JSON recovery.
-    let value: Value = serde_json::from_str(content.trim()).map_err(|err| err.to_string())?;
+    let value = nosyntask_providers::recover_json(content).map_err(|err| err.to_string())?;
     convert(value)
 }
 
