@@ -150,7 +150,7 @@ fn route_doc(role: Role) -> OpenApi {
 
 /// Builds the app of one HTTP worker thread.
 pub fn build_app(
-    parts: &AppParts,
+    parts: AppParts,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -160,7 +160,7 @@ pub fn build_app(
         InitError = (),
     >,
 > {
-    let routes = Arc::clone(&parts.routes);
+    let routes = parts.routes;
     let app = App::new()
         .app_data(parts.state.clone())
         .app_data(parts.auth.clone())
@@ -183,15 +183,14 @@ pub fn build_app(
     };
     let mut app = app.into_app();
     if parts.role.serves_api() {
-        let openapi = (*parts.openapi).clone();
+        let openapi = Arc::unwrap_or_clone(parts.openapi);
         app = app
             .route("/docs", web::get().to(docs_redirect))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi))
             .service(
-                actix_files::Files::new("/files", &parts.artifacts_dir)
-                    .default_handler(web::to(|| async {
-                        Err::<HttpResponse, _>(ApiError::not_found("no such file"))
-                    })),
+                actix_files::Files::new("/files", &parts.artifacts_dir).default_handler(web::to(
+                    || async { Err::<HttpResponse, _>(ApiError::not_found("no such file")) },
+                )),
             );
     }
     app.default_service(web::to(move |req: HttpRequest| {

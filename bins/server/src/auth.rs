@@ -43,8 +43,10 @@ impl std::fmt::Debug for JwtAuth {
 impl JwtAuth {
     pub fn new(secret: &Secret) -> Result<Self, AuthError> {
         let bytes = secret.expose().as_bytes();
-        let decoding = DecodingKey::from_secret(bytes).map_err(|e| AuthError::Key(e.to_string()))?;
-        let encoding = EncodingKey::from_secret(bytes).map_err(|e| AuthError::Key(e.to_string()))?;
+        let decoding =
+            DecodingKey::from_secret(bytes).map_err(|e| AuthError::Key(e.to_string()))?;
+        let encoding =
+            EncodingKey::from_secret(bytes).map_err(|e| AuthError::Key(e.to_string()))?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp"]);
         validation.validate_exp = true;
@@ -60,18 +62,19 @@ impl JwtAuth {
 
     /// Checks a token and returns who it is for.
     pub fn verify(&self, token: &str) -> Result<Viewer, ApiError> {
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
-            .map_err(|err| {
-                use jsonwebtoken::errors::ErrorKind;
-                let reason = match err.kind() {
-                    ErrorKind::ExpiredSignature => "token expired",
-                    ErrorKind::InvalidSignature => "token signature is invalid",
-                    ErrorKind::MissingRequiredClaim(_) => "token has no exp claim",
-                    ErrorKind::InvalidAlgorithm => "token must be signed with HS256",
-                    _ => "token is malformed",
-                };
-                ApiError::unauthorized(reason)
-            })?;
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
+                .map_err(|err| {
+                    use jsonwebtoken::errors::ErrorKind;
+                    let reason = match err.kind() {
+                        ErrorKind::ExpiredSignature => "token expired",
+                        ErrorKind::InvalidSignature => "token signature is invalid",
+                        ErrorKind::MissingRequiredClaim(_) => "token has no exp claim",
+                        ErrorKind::InvalidAlgorithm => "token must be signed with HS256",
+                        _ => "token is malformed",
+                    };
+                    ApiError::unauthorized(reason)
+                })?;
         viewer_of(&data.claims)
     }
 
@@ -82,8 +85,8 @@ impl JwtAuth {
         admin: bool,
         ttl: std::time::Duration,
     ) -> Result<String, AuthError> {
-        let exp = chrono::Utc::now().timestamp()
-            + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let exp =
+            chrono::Utc::now().timestamp() + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
         let claims = json!({
             "userId": user_id,
             "role": if admin { "admin" } else { "user" },
@@ -274,7 +277,10 @@ mod tests {
         let secret = "test-secret-0123456789";
         let cases = [
             sign(json!({"userId": 1}), secret),
-            sign(json!({"userId": 1, "exp": chrono::Utc::now().timestamp() - 5}), secret),
+            sign(
+                json!({"userId": 1, "exp": chrono::Utc::now().timestamp() - 5}),
+                secret,
+            ),
             sign(json!({"userId": 1, "exp": exp()}), "another-secret-xyz"),
             sign(json!({"email": "x", "exp": exp()}), secret),
             sign(json!({"sub": "alice", "exp": exp()}), secret),

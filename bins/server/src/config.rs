@@ -9,7 +9,7 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat, Map, Source, Value, ValueKind};
 use serde::Deserialize;
 
-pub type ModelConfig = serde_json::Value; // TEMP until providers exports it
+pub use nosyntask_providers::ModelConfig;
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +107,7 @@ impl TryFrom<String> for LogFormat {
 }
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -291,21 +291,6 @@ impl Default for RetentionSettings {
     }
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            server: ServerSettings::default(),
-            database: DatabaseSettings::default(),
-            auth: AuthSettings::default(),
-            artifacts: ArtifactSettings::default(),
-            worker: WorkerSettings::default(),
-            limits: LimitSettings::default(),
-            retention: RetentionSettings::default(),
-            models: None,
-        }
-    }
-}
-
 /// `JWT_SECRET` from the environment, as `auth.jwt_secret`.
 #[derive(Debug, Clone)]
 struct JwtSecretEnv(Option<String>);
@@ -446,17 +431,24 @@ impl Settings {
         }
         positive("worker.poll_interval_ms", w.poll_interval_ms)?;
         positive("worker.progress_interval_ms", w.progress_interval_ms)?;
-        positive("worker.cancel_check_interval_ms", w.cancel_check_interval_ms)?;
+        positive(
+            "worker.cancel_check_interval_ms",
+            w.cancel_check_interval_ms,
+        )?;
         positive("worker.sweep_interval_secs", w.sweep_interval_secs)?;
         let r = &self.retention;
         positive("retention.consumed_days", u64::from(r.consumed_days))?;
         positive("retention.unconsumed_days", u64::from(r.unconsumed_days))?;
         positive("retention.interval_secs", r.interval_secs)?;
-        if self.models.as_ref().is_some_and(Vec::is_empty) {
-            return Err(ConfigError::invalid(
-                "models",
-                "needs at least one [[models]] entry (leave it out for the simulated models)",
-            ));
+        if let Some(models) = &self.models {
+            if models.is_empty() {
+                return Err(ConfigError::invalid(
+                    "models",
+                    "needs at least one [[models]] entry (leave it out for the simulated models)",
+                ));
+            }
+            nosyntask_providers::validate_models(models)
+                .map_err(|err| ConfigError::invalid("models", err.to_string()))?;
         }
         Ok(())
     }
@@ -542,7 +534,9 @@ mod tests {
 
     #[test]
     fn env_overrides_file_and_jwt_secret_env_is_read() {
-        let f = file("[server]\nbind = \"0.0.0.0:9000\"\nrole = \"api\"\n[limits]\nmax_active_jobs_per_user = 3\n");
+        let f = file(
+            "[server]\nbind = \"0.0.0.0:9000\"\nrole = \"api\"\n[limits]\nmax_active_jobs_per_user = 3\n",
+        );
         let settings = Settings::load_from(
             Some(f.path()),
             env(&[
@@ -600,7 +594,10 @@ mod tests {
             ),
             ("[worker]\nconcurrency = 0\n", "worker.concurrency"),
             ("[database]\nurl = \"redis://x\"\n", "database.url"),
-            ("[server]\nbody_limit_bytes = -1\n", "server.body_limit_bytes"),
+            (
+                "[server]\nbody_limit_bytes = -1\n",
+                "server.body_limit_bytes",
+            ),
         ];
         for (text, key) in cases {
             let f = file(text);

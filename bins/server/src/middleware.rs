@@ -106,15 +106,26 @@ pub async fn observe(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<BoxBody>>, Error> {
     let started = Instant::now();
-    let http_req = req.request().clone();
+    // The request must not be cloned before routing (the router needs it unshared).
     let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
+    let method = req.method().as_str().to_owned();
     let response = match next.call(req).await {
-        Ok(response) => response.map_into_boxed_body(),
-        Err(err) => ServiceResponse::new(http_req, err.error_response()),
+        Ok(response) => ensure_json_error(response.map_into_boxed_body()),
+        Err(err) => {
+            // Errors that escaped every handler: actix renders them from `ResponseError`.
+            let status = err.as_response_error().status_code().as_u16();
+            if let Some(metrics) = metrics {
+                metrics.observe(
+                    &method,
+                    "unmatched",
+                    status,
+                    started.elapsed().as_secs_f64(),
+                );
+            }
+            return Err(err);
+        }
     };
-    let response = ensure_json_error(response);
     let status = response.status().as_u16();
-    let method = response.request().method().as_str().to_owned();
     let route = response
         .request()
         .match_pattern()

@@ -60,4 +60,3 @@ pub fn document() -> Document {
 pub fn yaml() -> Result<String, String> {
     document().to_yaml().map_err(|err| err.to_string())
 }
-

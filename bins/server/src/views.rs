@@ -431,11 +431,30 @@ mod tests {
     #[test]
     fn job_json_has_the_contract_fields() {
         let value = serde_json::to_value(Job::new(&job(), None)).unwrap();
-        let keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        let keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         let mut expected = vec![
-            "id", "user_id", "project_id", "workflow_type", "workflowName", "status",
-            "current_step_index", "total_steps", "input_params", "error_message", "is_consumed",
-            "progress", "created_at", "updated_at", "started_at", "completed_at", "tasks",
+            "id",
+            "user_id",
+            "project_id",
+            "workflow_type",
+            "workflowName",
+            "status",
+            "current_step_index",
+            "total_steps",
+            "input_params",
+            "error_message",
+            "is_consumed",
+            "progress",
+            "created_at",
+            "updated_at",
+            "started_at",
+            "completed_at",
+            "tasks",
         ];
         let mut keys = keys;
         keys.sort_unstable();
@@ -446,13 +465,30 @@ mod tests {
         assert_eq!(value["status"], "running");
         assert_eq!(value["input_params"], json!({"description": "x"}));
         let task = &value["tasks"][0];
-        let mut task_keys: Vec<&str> =
-            task.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut task_keys: Vec<&str> = task
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         task_keys.sort_unstable();
         let mut expected = vec![
-            "id", "job_id", "step_index", "task_type", "target_type", "target_id", "model_name",
-            "input_params", "status", "progress", "result_data", "error_message", "attempts",
-            "external_task_id", "started_at", "completed_at",
+            "id",
+            "job_id",
+            "step_index",
+            "task_type",
+            "target_type",
+            "target_id",
+            "model_name",
+            "input_params",
+            "status",
+            "progress",
+            "result_data",
+            "error_message",
+            "attempts",
+            "external_task_id",
+            "started_at",
+            "completed_at",
         ];
         expected.sort_unstable();
         assert_eq!(task_keys, expected);

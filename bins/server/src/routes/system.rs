@@ -86,7 +86,11 @@ pub async fn metrics(
 async fn store_registry(state: &AppState) -> Registry {
     let mut registry = Registry::with_prefix("nosyntask");
     let up = Gauge::<i64>::default();
-    registry.register("store_up", "Whether the store answered this scrape", up.clone());
+    registry.register(
+        "store_up",
+        "Whether the store answered this scrape",
+        up.clone(),
+    );
     let stats = match state.engine.store().stats(state.engine.clock().now()).await {
         Ok(stats) => stats,
         Err(err) => {
@@ -110,14 +114,14 @@ async fn store_registry(state: &AppState) -> Registry {
     );
     let running = Gauge::<i64>::default();
     running.set(i64::try_from(stats.running).unwrap_or(i64::MAX));
-    registry.register(
-        "running_tasks",
-        "Tasks running in any process",
-        running,
-    );
+    registry.register("running_tasks", "Tasks running in any process", running);
     let jobs = Family::<StatusLabel, Gauge>::default();
     for status in nosyntask_domain::JobStatus::ALL {
-        let count = stats.jobs_by_status.get(status.as_str()).copied().unwrap_or(0);
+        let count = stats
+            .jobs_by_status
+            .get(status.as_str())
+            .copied()
+            .unwrap_or(0);
         jobs.get_or_create(&StatusLabel {
             status: status.as_str().to_owned(),
         })

@@ -12,8 +12,8 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::views::{
-    ConsumeResponse, Job, JobList, JobStatusChange, StartWorkflowRequest,
-    StartWorkflowResponse, WorkflowType, WorkflowTypes,
+    ConsumeResponse, Job, JobList, JobStatusChange, StartWorkflowRequest, StartWorkflowResponse,
+    WorkflowType, WorkflowTypes,
 };
 
 const MAX_LIST_LIMIT: u64 = 200;
@@ -31,7 +31,10 @@ const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
     )
 )]
 #[get("/api/workflows/types")]
-pub async fn workflow_types(_caller: Caller, state: web::Data<AppState>) -> web::Json<WorkflowTypes> {
+pub async fn workflow_types(
+    _caller: Caller,
+    state: web::Data<AppState>,
+) -> web::Json<WorkflowTypes> {
     let workflows = state
         .engine
         .registry()
@@ -80,7 +83,11 @@ pub async fn start_workflow(
         None => None,
     };
     let request = parse_start(caller, body.into_inner(), header_key)?;
-    let started = state.engine.start(request).await.map_err(|e| state.error(e))?;
+    let started = state
+        .engine
+        .start(request)
+        .await
+        .map_err(|e| state.error(e))?;
     Ok(HttpResponse::Accepted().json(StartWorkflowResponse::new(
         &started.job,
         started.deduplicated,
@@ -489,8 +496,14 @@ mod tests {
             (json!([]), "JSON object"),
             (json!({"projectId": 1}), "workflowType"),
             (json!({"workflowType": "x"}), "projectId"),
-            (json!({"workflowType": "x", "projectId": "abc"}), "projectId"),
-            (json!({"workflowType": "x", "projectId": 1, "params": 3}), "params"),
+            (
+                json!({"workflowType": "x", "projectId": "abc"}),
+                "projectId",
+            ),
+            (
+                json!({"workflowType": "x", "projectId": 1, "params": 3}),
+                "params",
+            ),
             (
                 json!({"workflowType": "x", "projectId": 1, "idempotencyKey": 3}),
                 "idempotencyKey",
