@@ -568,9 +568,8 @@ impl Job<'_> {
             )),
             Some(status) if in_list(&cfg.cancelled_statuses, &status) => Ok(PollState::Cancelled),
             Some(status) if in_list(&cfg.success_statuses, &status) => {
+                // A finished task with an error and no file failed (fal reports failures so).
                 if reading.result.is_none()
-                    && cfg.result.is_none()
-                    && cfg.download.is_none()
                     && let Some(error) = reading.error
                 {
                     return Ok(PollState::Failed(error));

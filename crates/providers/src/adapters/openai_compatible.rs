@@ -50,7 +50,8 @@ impl OpenAiCompatible {
             "stream": false,
         });
         if let Some(t) = request.temperature {
-            body["temperature"] = json!(t);
+            // Through the shortest decimal form: 0.2f32 is sent as 0.2, not 0.20000000298.
+            body["temperature"] = json!(t.to_string().parse::<f64>().unwrap_or(f64::from(t)));
         }
         if let Some(max) = request.max_tokens {
             body["max_tokens"] = json!(max);

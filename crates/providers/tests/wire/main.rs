@@ -1,0 +1,12 @@
+//! Wire-level tests: every adapter and preset against a real HTTP server on loopback that
+//! speaks the provider's format.
+
+// Test fixtures outside `#[test]` functions unwrap too: a failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod openai_compatible;
+mod openai_images;
+mod presets;
+mod scenarios;
+mod simulated;
