@@ -33,11 +33,6 @@ use nosyntask_engine::ports::ModelCatalog;
 use extraction::characters::Characters;
 use extraction::scenes::Scenes;
 
-/// Checkpoint entries of `character_views_generation`, for tools that inspect a task.
-pub mod checkpoints {
-    pub use crate::character_views::{BACK_DONE, FRONT_DONE, PROMPTS_ENTRY, SIDE_DONE};
-}
-
 /// The workflow types, in the order `GET /api/workflows/types` lists them.
 pub const WORKFLOW_TYPES: [&str; 9] = [
     storyboard::WORKFLOW,

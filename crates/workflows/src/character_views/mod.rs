@@ -28,23 +28,20 @@ use crate::common::steps::{IMAGE_TIMEOUT, single_step};
 pub const WORKFLOW: &str = "character_views_generation";
 
 /// Checkpoint entry of the three prompts.
-pub const PROMPTS_ENTRY: &str = "prompts";
-/// Checkpoint entries of the finished pictures (`{"url": …, "model": …}`).
-pub const FRONT_DONE: &str = "frontViewUrl";
-pub const SIDE_DONE: &str = "sideViewUrl";
-pub const BACK_DONE: &str = "backViewUrl";
-
+const PROMPTS_ENTRY: &str = "prompts";
+/// The three pictures' checkpoint entries: the model call's and the finished URL's
+/// (`{"url": …, "model": …}`).
 const FRONT: Slot = Slot {
     call_key: "frontView",
-    done_key: FRONT_DONE,
+    done_key: "frontViewUrl",
 };
 const SIDE: Slot = Slot {
     call_key: "sideView",
-    done_key: SIDE_DONE,
+    done_key: "sideViewUrl",
 };
 const BACK: Slot = Slot {
     call_key: "backView",
-    done_key: BACK_DONE,
+    done_key: "backViewUrl",
 };
 
 /// Params: **characterName**, characterId, appearance, personality, description, style,
