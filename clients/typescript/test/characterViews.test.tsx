@@ -191,6 +191,38 @@ describe('useCharacterViewsGeneration', () => {
     expect(await activeIds(projectId)).toContain(first);
   });
 
+  it('drops the tracked job when the project changes', async () => {
+    const { projectId } = await asNewUser();
+    const otherProject = projectId + 1;
+    const { result, rerender } = renderHook(
+      ({ project }) =>
+        useCharacterViewsGeneration({ characterId: '91', projectId: project, isActive: true, onComplete: () => {}, interval: FAST }),
+      { initialProps: { project: projectId } },
+    );
+    let jobId: number | null = null;
+    await act(async () => {
+      jobId = await result.current.startGeneration({ characterName: 'Stays', modelName: MODELS.slowImage });
+    });
+    expect(result.current.generatingJobId).toBe(jobId);
+    rerender({ project: otherProject });
+    await waitFor(() => expect(result.current.generatingJobId).toBeNull(), UNTIL_DONE);
+    expect(result.current.isGenerating).toBe(false);
+  });
+
+  it('drops a tracked job the server no longer knows', async () => {
+    const { projectId } = await asNewUser();
+    const { result } = renderHook(() =>
+      useCharacterViewsGeneration({ characterId: '92', projectId, isActive: true, onComplete: () => {}, interval: FAST }),
+    );
+    await act(async () => {
+      await result.current.startGeneration({ characterName: 'Vanishes', modelName: MODELS.slowImage });
+    });
+    // Another user's token: the job answers 404 from now on, as a pruned job would.
+    await asNewUser();
+    await waitFor(() => expect(result.current.generatingJobId).toBeNull(), UNTIL_DONE);
+    expect(result.current.error).toBeTruthy();
+  });
+
   it('does not poll or resume while inactive', async () => {
     const { projectId, requests } = await asNewUser({ countRequests: true });
     const { jobId } = await startWorkflow('character_views_generation', projectId, {

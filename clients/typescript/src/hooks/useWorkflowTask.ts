@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 
 import { cancelWorkflow, consumeWorkflow, getActiveWorkflows, startWorkflow } from '../api.js';
+import { ApiError } from '../client.js';
 import type { JsonObject, WorkflowJob, WorkflowJobSummary } from '../types.js';
 import { invokeCallback, useLatest } from './useLatest.js';
 import { useWorkflow } from './useWorkflow.js';
@@ -95,14 +96,20 @@ export function useWorkflowTask(options: UseWorkflowTaskOptions): UseWorkflowTas
   const handled = useRef(new Set<number>());
   const startingRef = useRef(false);
   const mounted = useRef(true);
+  // The project of the tracked job: switching projects drops it.
+  const trackedProject = useRef<number | null>(null);
 
-  const track = useCallback((id: number | null, targetValue: string | null) => {
-    if (!mounted.current) return;
-    jobIdRef.current = id;
-    targetIdRef.current = id === null ? null : targetValue;
-    setJobId(id);
-    setTargetId(targetIdRef.current);
-  }, [jobIdRef, targetIdRef]);
+  const track = useCallback(
+    (id: number | null, targetValue: string | null) => {
+      if (!mounted.current) return;
+      jobIdRef.current = id;
+      targetIdRef.current = id === null ? null : targetValue;
+      trackedProject.current = id === null ? null : optionsRef.current.projectId;
+      setJobId(id);
+      setTargetId(targetIdRef.current);
+    },
+    [jobIdRef, optionsRef, targetIdRef],
+  );
 
   const isTracking = useCallback(
     () => jobIdRef.current !== null && !handled.current.has(jobIdRef.current),
@@ -218,14 +225,34 @@ export function useWorkflowTask(options: UseWorkflowTaskOptions): UseWorkflowTas
     };
   }, []);
 
-  // On mount, on reactivation and when the target changes: drop a job tracked for another target
-  // (it stays active on the server) and pick up this target's unfinished work.
+  // On mount, on reactivation and when the project or target changes: drop a job tracked for
+  // another project or target (it goes on on the server) and pick up this one's unfinished work.
   const targetValue = target?.value ?? null;
   useEffect(() => {
     if (!isActive || projectId === null) return;
-    if (targetValue !== null && isTracking() && targetIdRef.current !== String(targetValue)) track(null, null);
+    if (
+      isTracking() &&
+      (trackedProject.current !== projectId ||
+        (targetValue !== null && targetIdRef.current !== String(targetValue)))
+    ) {
+      track(null, null);
+    }
     void checkAndResume();
   }, [projectId, isActive, workflowType, targetValue, checkAndResume, isTracking, targetIdRef, track]);
+
+  // A tracked job that no longer exists (pruned, or deleted) is dropped; other errors that stop
+  // polling (an expired token) are shown.
+  const pollError = workflow.error;
+  useEffect(() => {
+    if (!(pollError instanceof ApiError) || pollError.isRetryable) return;
+    setError(pollError.message);
+    const id = jobIdRef.current;
+    if (pollError.status === 404 && id !== null) {
+      handled.current.add(id);
+      track(null, null);
+      void checkAndResume();
+    }
+  }, [pollError, checkAndResume, jobIdRef, track]);
 
   return {
     isBusy: starting || jobId !== null,
