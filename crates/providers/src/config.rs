@@ -245,10 +245,20 @@ impl ModelConfig {
         usize::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
     }
 
-    /// Reads the API key from the configured environment variable.
-    pub fn api_key(&self) -> Option<String> {
-        let var = self.api_key_env.as_deref()?;
-        std::env::var(var).ok().filter(|k| !k.trim().is_empty())
+    /// Reads the API key from the configured environment variable (at call time, so a key can
+    /// be rotated without a restart). `Ok(None)` when no variable is configured; a configured
+    /// variable that is unset or empty is a permanent error naming it.
+    pub fn api_key(&self) -> Result<Option<String>, nosyntask_domain::TaskError> {
+        let Some(var) = self.api_key_env.as_deref() else {
+            return Ok(None);
+        };
+        match std::env::var(var) {
+            Ok(key) if !key.trim().is_empty() => Ok(Some(key.trim().to_owned())),
+            _ => Err(nosyntask_domain::TaskError::permanent(format!(
+                "the API key variable {var} (api_key_env of model {:?}) is not set",
+                self.name
+            ))),
+        }
     }
 
     fn invalid(&self, index: usize, key: &str, message: impl Into<String>) -> ConfigError {

@@ -40,6 +40,16 @@ impl HttpClient {
 
 /// Sends `request` and reads a JSON answer, mapping every failure to a [`TaskError`].
 pub async fn send_json(request: RequestBuilder) -> Result<Value, TaskError> {
+    send_json_inner(request, false).await
+}
+
+/// [`send_json`] for status requests of a checkpointed task: a 2xx answer that is not JSON (a
+/// proxy's page) is retryable there, since trying again costs nothing.
+pub async fn poll_json(request: RequestBuilder) -> Result<Value, TaskError> {
+    send_json_inner(request, true).await
+}
+
+async fn send_json_inner(request: RequestBuilder, lenient: bool) -> Result<Value, TaskError> {
     let response = request.send().await.map_err(map_reqwest_error)?;
     let status = response.status();
     let headers = response.headers().clone();
@@ -48,7 +58,10 @@ pub async fn send_json(request: RequestBuilder) -> Result<Value, TaskError> {
     if !status.is_success() {
         return Err(error_from_response(status, &headers, &body, &host));
     }
-    parse_json_body(&headers, &body)
+    parse_json_body(&headers, &body).map_err(|err| match err {
+        TaskError::Permanent { message } if lenient => TaskError::retryable(message),
+        other => other,
+    })
 }
 
 /// Sends `request` and reads its body as bytes (within `limit`), failing on non-2xx answers.

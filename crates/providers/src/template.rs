@@ -174,15 +174,19 @@ pub fn render(text: &str, vars: &Vars) -> String {
     out
 }
 
-/// Renders a URL; the task id is percent-encoded as a path segment, other values (base URLs,
-/// provider-given URLs, model ids with slashes) are put in as they are.
+/// Renders a URL. The base URL, the model id (fal's contain slashes) and values captured from
+/// responses (provider-given URLs) are put in as they are; other values, such as the task id,
+/// are percent-encoded as path segments.
 pub fn render_url(text: &str, vars: &Vars) -> String {
     let mut out = String::with_capacity(text.len());
     for part in scan(text) {
         match part {
             Part::Literal(lit) => out.push_str(lit),
             Part::Placeholder(p) => match (p.name, vars.get(p.name)) {
-                ("task_id", Some(v)) => out.extend(utf8_percent_encode(&v.text(), PATH_SEGMENT)),
+                ("base_url" | "model", Some(v)) => out.push_str(&v.text()),
+                (name, Some(v)) if BUILTIN_VARS.contains(&name) => {
+                    out.extend(utf8_percent_encode(&v.text(), PATH_SEGMENT));
+                }
                 (_, Some(v)) => out.push_str(&v.text()),
                 (_, None) => {}
             },
@@ -258,10 +262,18 @@ mod tests {
     }
 
     #[test]
-    fn urls_encode_the_task_id_only() {
+    fn urls_encode_values_but_not_base_urls_models_or_captured_urls() {
         assert_eq!(
             render_url("{{base_url}}/tasks/{{task_id}}/cancel", &vars()),
             "https://api.example.com/v1/tasks/a%2Fb%20c/cancel"
+        );
+        let mut with_capture = vars();
+        with_capture
+            .set_text("status_url", "https://q.example/r/1/status")
+            .set_text("model", "fal-ai/flux/dev");
+        assert_eq!(
+            render_url("{{status_url}}?m={{model}}&p={{prompt}}", &with_capture),
+            "https://q.example/r/1/status?m=fal-ai/flux/dev&p=a%20%22quoted%22%20%E9%BE%99%0Aline"
         );
         assert_eq!(render("Bearer {{api_key}}", &vars()), "Bearer ");
     }

@@ -22,7 +22,7 @@ use super::{
     store_result,
 };
 use crate::config::{ModelConfig, parse_size};
-use crate::http::{HttpClient, MediaKind, excerpt, redact, send_bytes, send_json};
+use crate::http::{HttpClient, MediaKind, excerpt, poll_json, redact, send_bytes, send_json};
 use crate::normalize::{JsonPath, extract_image_url, extract_video_url, looks_like_url};
 use crate::poll::{PollOptions, PollState, ProviderTask, RemoteJob, Submitted, submit_and_poll};
 use crate::presets;
@@ -345,7 +345,7 @@ impl MediaModel for AsyncTaskModel {
         request: MediaRequest,
         ctx: MediaContext,
     ) -> Result<MediaOutput, TaskError> {
-        let api_key = self.config.api_key();
+        let api_key = self.config.api_key()?;
         let job = Job {
             model: self,
             vars: self.vars(&request, api_key.as_deref()),
@@ -661,7 +661,7 @@ impl RemoteJob for Job<'_> {
         };
         let vars = self.task_vars(task);
         let request = self.request(poll, Method::GET, &vars, poll.body.clone(), "poll")?;
-        let body = send_json(request).await?;
+        let body = poll_json(request).await?;
         let reading = self.read(&body);
         self.state(reading, &body, Some(task)).await
     }

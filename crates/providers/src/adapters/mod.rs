@@ -114,6 +114,31 @@ pub fn build_request(
     Ok(request)
 }
 
+/// Adds the model's configured headers (their `{{api_key}}` rendered) and, when there is a key
+/// and no configured `Authorization` header, `Authorization: Bearer <key>`.
+pub fn with_model_headers(
+    mut request: RequestBuilder,
+    headers: &BTreeMap<String, String>,
+    api_key: Option<&str>,
+) -> RequestBuilder {
+    let mut vars = Vars::new();
+    vars.set_opt("api_key", api_key);
+    if let Some(key) = api_key
+        && !headers
+            .keys()
+            .any(|h| h.eq_ignore_ascii_case("authorization"))
+    {
+        request = request.bearer_auth(key);
+    }
+    for (name, template) in headers {
+        if template.contains("api_key") && api_key.is_none() {
+            continue;
+        }
+        request = request.header(name, render(template, &vars));
+    }
+    request
+}
+
 /// Parses a configured HTTP method.
 pub fn parse_method(method: Option<&str>, default: Method) -> Result<Method, String> {
     match method.map(|m| m.trim().to_ascii_uppercase()) {

@@ -9,7 +9,7 @@ use nosyntask_engine::ports::{ModelInfo, TextModel, TextRequest, TextResponse, T
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::merge_json;
+use super::{merge_json, with_model_headers};
 use crate::config::ModelConfig;
 use crate::http::{HttpClient, excerpt, redact, send_json};
 
@@ -132,23 +132,15 @@ impl TextModel for OpenAiCompatible {
         request: TextRequest,
         cancel: &CancellationToken,
     ) -> Result<TextResponse, TaskError> {
-        let api_key = self.config.api_key();
+        let api_key = self.config.api_key()?;
         let url = format!("{}/chat/completions", self.config.base());
-        let mut http = self
+        let http = self
             .http
             .inner()
             .post(&url)
             .timeout(self.info.timeout + Duration::from_secs(1))
             .json(&self.body(&request));
-        if let Some(key) = &api_key {
-            http = http.bearer_auth(key);
-        }
-        for (name, value) in &self.config.headers {
-            http = http.header(
-                name,
-                value.replace("{{api_key}}", api_key.as_deref().unwrap_or("")),
-            );
-        }
+        let http = with_model_headers(http, &self.config.headers, api_key.as_deref());
         let body = tokio::select! {
             _ = cancel.cancelled() => return Err(TaskError::Cancelled),
             body = send_json(http) => body.map_err(|e| redact(e, api_key.as_deref()))?,

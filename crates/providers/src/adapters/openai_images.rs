@@ -11,7 +11,7 @@ use nosyntask_engine::ports::{
 };
 use serde_json::{Value, json};
 
-use super::{ResultRef, fit_size, merge_json, store_result};
+use super::{ResultRef, fit_size, merge_json, store_result, with_model_headers};
 use crate::config::{ModelConfig, parse_size};
 use crate::http::{HttpClient, MediaKind, excerpt, redact, send_json};
 
@@ -87,23 +87,15 @@ impl MediaModel for OpenAiImages {
         request: MediaRequest,
         ctx: MediaContext,
     ) -> Result<MediaOutput, TaskError> {
-        let api_key = self.config.api_key();
+        let api_key = self.config.api_key()?;
         let url = format!("{}/images/generations", self.config.base());
-        let mut http = self
+        let http = self
             .http
             .inner()
             .post(&url)
             .timeout(self.info.timeout + Duration::from_secs(1))
             .json(&self.body(&request));
-        if let Some(key) = &api_key {
-            http = http.bearer_auth(key);
-        }
-        for (name, value) in &self.config.headers {
-            http = http.header(
-                name,
-                value.replace("{{api_key}}", api_key.as_deref().unwrap_or("")),
-            );
-        }
+        let http = with_model_headers(http, &self.config.headers, api_key.as_deref());
         ctx.progress.report(5.0);
         let work = async {
             let body = send_json(http).await?;

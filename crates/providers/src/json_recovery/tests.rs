@@ -1,5 +1,6 @@
 //! Real-looking LLM answers, each with the value recovered or the error given.
 
+use nosyntask_domain::TaskError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -247,4 +248,94 @@ fn absurd_nesting_is_refused_not_overflowed() {
         recover_json(&deep),
         Err(RecoveryError::Unrepairable { .. })
     ));
+}
+
+/// A model that answers one fixed text and counts its calls.
+struct Fixed(
+    &'static str,
+    std::sync::atomic::AtomicUsize,
+    nosyntask_engine::ports::ModelInfo,
+);
+
+#[async_trait::async_trait]
+impl TextModel for Fixed {
+    fn info(&self) -> &nosyntask_engine::ports::ModelInfo {
+        &self.2
+    }
+
+    async fn complete(
+        &self,
+        request: TextRequest,
+        _cancel: &CancellationToken,
+    ) -> Result<TextResponse, TaskError> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        assert!(request.json_output && request.messages[1].content.contains("scenes"));
+        Ok(TextResponse {
+            content: self.0.into(),
+            finish_reason: Some("stop".into()),
+            usage: Default::default(),
+            model: "fixer".into(),
+            provider: "test".into(),
+        })
+    }
+}
+
+fn fixer(answer: &'static str) -> Fixed {
+    Fixed(
+        answer,
+        Default::default(),
+        nosyntask_engine::ports::ModelInfo {
+            name: "fixer".into(),
+            kind: nosyntask_engine::ports::ModelKind::Text,
+            adapter: "test".into(),
+            model: "fixer".into(),
+            is_default: true,
+            max_concurrency: 1,
+            timeout: std::time::Duration::from_secs(1),
+        },
+    )
+}
+
+#[tokio::test]
+async fn one_repair_request_when_local_recovery_fails() {
+    let broken = TextResponse {
+        content: "scenes: 第一场 雨夜; 第二场 车站".into(),
+        finish_reason: Some("stop".into()),
+        usage: Default::default(),
+        model: "m".into(),
+        provider: "p".into(),
+    };
+    let model = fixer("{\"scenes\": [{\"order\": 1, \"description\": \"雨夜\"}]}");
+    let (board, repaired): (Storyboard, _) = parse_or_repair(
+        &broken,
+        &model,
+        Some(&json!({"scenes": []})),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(board.scenes[0].description, "雨夜");
+    assert_eq!(repaired.unwrap().model, "fixer");
+    assert_eq!(model.1.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    let hopeless = fixer("我做不到");
+    let err = parse_or_repair::<Storyboard>(&broken, &hopeless, None, &CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("the JSON could not be recovered even after a repair request"),
+        "{err}"
+    );
+
+    // Parseable answers never call the model.
+    let ok = TextResponse {
+        content: "{\"scenes\": []}".into(),
+        ..broken.clone()
+    };
+    let untouched = fixer("{}");
+    parse_or_repair::<Storyboard>(&ok, &untouched, None, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(untouched.1.load(std::sync::atomic::Ordering::SeqCst), 0);
 }

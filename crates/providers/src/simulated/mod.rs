@@ -251,7 +251,8 @@ impl MediaModel for SimulatedMedia {
         ctx: MediaContext,
     ) -> Result<MediaOutput, TaskError> {
         let latency = latency(&self.options, self.info.kind);
-        // Progress moves in about 20 steps, at most one poll a second for slow renders.
+        // Progress moves in about 20 steps; slow renders poll every 3 s at most, which keeps
+        // thousands of waiting tasks cheap.
         let interval = (latency / 20).clamp(Duration::from_millis(20), Duration::from_secs(3));
         let mut poll = PollOptions::new("simulated", interval, self.info.timeout);
         poll.expected = latency;

@@ -419,3 +419,148 @@ lifecycle_tests!(fal, super::Fal);
 lifecycle_tests!(dashscope, super::Dashscope);
 lifecycle_tests!(openai_videos, super::OpenAiVideos);
 lifecycle_tests!(custom_async_task, super::Custom);
+
+mod edge_cases {
+    use nosyntask_engine::ports::{MediaModel, ModelCatalog};
+    use nosyntask_engine::{CancellationToken, Checkpoints};
+    use serde_json::json;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+
+    use super::{Custom, Dashscope};
+    use crate::common::*;
+    use crate::scenarios::ProviderMock;
+
+    #[tokio::test]
+    async fn a_missing_api_key_variable_is_named() {
+        let f = Fixture::new().await;
+        let mut config = Dashscope.config(&f.uri());
+        config.api_key_env = Some("NOSYNTASK_TEST_SURELY_UNSET_KEY".into());
+        let model = f.catalog(&[config]).video(None).unwrap();
+        let (ctx, _) = context(&Checkpoints::in_memory(None), &CancellationToken::new());
+        let err = model.generate(request("clip"), ctx).await.unwrap_err();
+        assert!(!err.is_retryable());
+        assert!(
+            err.to_string().contains("NOSYNTASK_TEST_SURELY_UNSET_KEY"),
+            "{err}"
+        );
+        assert_eq!(
+            f.count(
+                "POST",
+                "/api/v1/services/aigc/video-generation/video-synthesis"
+            )
+            .await,
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn a_proxy_page_while_polling_is_retried_not_fatal() {
+        let f = Fixture::new().await;
+        let uri = f.uri();
+        Mock::given(method("POST"))
+            .and(path("/generate"))
+            .respond_with(Custom.submitted(&uri))
+            .mount(&f.server)
+            .await;
+        let (responder, _) = Sequence::new(vec![
+            html_page(),
+            ResponseTemplate::new(502),
+            Custom.finished(&uri),
+        ]);
+        Mock::given(method("GET"))
+            .and(path("/tasks/c%2F1"))
+            .respond_with(responder)
+            .mount(&f.server)
+            .await;
+        Custom.mount_result(&f).await;
+        let config = with_async(Custom.config(&uri), json!({"poll_interval_ms": 100}));
+        let model = f.catalog(&[config]).image(None).unwrap();
+        let (ctx, _) = context(&Checkpoints::in_memory(None), &CancellationToken::new());
+        assert!(model.generate(request("img"), ctx).await.is_ok());
+        assert_eq!(f.count("GET", "/tasks/c%2F1").await, 3);
+    }
+
+    #[tokio::test]
+    async fn synchronous_answers_are_not_polled() {
+        let f = Fixture::new().await;
+        let uri = f.uri();
+        Mock::given(method("POST"))
+            .and(path("/generate"))
+            .respond_with(json_response(200, json!({"data": {"taskId": "s1", "state": "done", "result": {"image_url": format!("{uri}/out/c1.png")}}})))
+            .mount(&f.server)
+            .await;
+        Custom.mount_result(&f).await;
+        let model = f.catalog(&[Custom.config(&uri)]).image(None).unwrap();
+        let (ctx, _) = context(&Checkpoints::in_memory(None), &CancellationToken::new());
+        let output = model.generate(request("img"), ctx).await.unwrap();
+        assert_eq!(f.stored(&output.url), png_bytes());
+        let polls = f
+            .server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.url.path().starts_with("/tasks"))
+            .count();
+        assert_eq!(polls, 0);
+    }
+
+    #[tokio::test]
+    async fn a_task_that_outlives_the_timeout_is_kept_for_the_next_attempt() {
+        let f = Fixture::new().await;
+        let uri = f.uri();
+        Mock::given(method("POST"))
+            .and(path("/generate"))
+            .respond_with(Custom.submitted(&uri))
+            .mount(&f.server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/tasks/c%2F1"))
+            .respond_with(Custom.running(&uri))
+            .mount(&f.server)
+            .await;
+        let mut config = with_async(Custom.config(&uri), json!({"poll_interval_ms": 200}));
+        config.timeout_secs = Some(1);
+        let model = f.catalog(&[config]).image(None).unwrap();
+        let checkpoint = Checkpoints::in_memory(None);
+        let (ctx, _) = context(&checkpoint, &CancellationToken::new());
+        let err = model.generate(request("img"), ctx).await.unwrap_err();
+        assert!(
+            err.is_retryable() && err.to_string().contains("did not finish within 1 s"),
+            "{err}"
+        );
+        assert_eq!(checkpoint.entry("img").await.unwrap()["task"]["id"], "c/1");
+    }
+
+    #[tokio::test]
+    async fn a_task_cancelled_with_its_job_is_submitted_again_on_resume() {
+        let f = Fixture::new().await;
+        let uri = f.uri();
+        Mock::given(method("POST"))
+            .and(path("/generate"))
+            .respond_with(Custom.submitted(&uri))
+            .mount(&f.server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/tasks/c%2F1"))
+            .respond_with(Custom.finished(&uri))
+            .mount(&f.server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/tasks/old"))
+            .respond_with(json_response(200, json!({"data": {"state": "cancelled"}})))
+            .mount(&f.server)
+            .await;
+        Custom.mount_result(&f).await;
+        let config = with_async(Custom.config(&uri), json!({"poll_interval_ms": 100}));
+        let model: std::sync::Arc<dyn MediaModel> = f.catalog(&[config]).image(None).unwrap();
+        let checkpoint = Checkpoints::in_memory(Some(
+            json!({"img": {"provider": "async_task", "task": {"id": "old"}}}),
+        ));
+        let (ctx, _) = context(&checkpoint, &CancellationToken::new());
+        assert!(model.generate(request("img"), ctx).await.is_ok());
+        assert_eq!(f.count("GET", "/tasks/old").await, 1);
+        assert_eq!(f.count("POST", "/generate").await, 1);
+    }
+}
