@@ -185,7 +185,8 @@ pub struct StartWorkflowRequest {
     /// The project the job belongs to (a numeric string is accepted too).
     #[schema(example = 1)]
     pub project_id: i64,
-    /// The workflow's params (its `paramsSchema`).
+    /// The workflow's params, checked against its `paramsSchema` (`GET /api/workflows/types`);
+    /// a missing or invalid param answers 422 naming it.
     #[schema(value_type = Object, example = json!({"description": "a lighthouse at dawn"}))]
     pub params: Option<Value>,
     /// Same key from the same user within 24 h returns the original job. The

@@ -54,7 +54,14 @@ pub async fn workflow_types(
         ("Idempotency-Key" = Option<String>, Header, description = "Same as the body's idempotencyKey"),
     ),
     responses(
-        (status = 202, description = "Started (or deduplicated)", body = StartWorkflowResponse),
+        (status = 202, description = "Started (or deduplicated)", body = StartWorkflowResponse,
+            links(
+                ("GetJob" = (operation_id = "get_job", parameters(("jobId" = "$response.body#/jobId")))),
+                ("JobEvents" = (operation_id = "job_events", parameters(("jobId" = "$response.body#/jobId")))),
+                ("ConsumeJob" = (operation_id = "consume_job", parameters(("jobId" = "$response.body#/jobId")))),
+                ("CancelJob" = (operation_id = "cancel_job", parameters(("jobId" = "$response.body#/jobId")))),
+                ("ResumeJob" = (operation_id = "resume_job", parameters(("jobId" = "$response.body#/jobId")))),
+            )),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
@@ -256,6 +263,9 @@ pub struct ListParams {
     /// Only jobs of this workflow type.
     workflow_type: Option<String>,
     /// Comma-separated statuses (`pending,running`).
+    #[param(
+        pattern = "^((pending|running|completed|failed|cancelled)(,(pending|running|completed|failed|cancelled))*)?$"
+    )]
     status: Option<String>,
     /// 1–200, default 50.
     #[param(value_type = Option<u64>, minimum = 1, maximum = 200)]
@@ -284,12 +294,10 @@ pub async fn list_jobs(
     query: web::Query<ListParams>,
 ) -> Result<web::Json<JobList>, ApiError> {
     let query = query.into_inner();
-    let statuses = match query.status.as_deref().map(str::trim) {
+    let statuses = match query.status.as_deref() {
         None | Some("") => Vec::new(),
         Some(list) => list
             .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
             .map(|s| {
                 s.parse::<JobStatus>().map_err(|_| {
                     ApiError::bad_request(
@@ -459,8 +467,8 @@ fn integer_of(value: &Value) -> Option<i64> {
 }
 
 fn optional_id(name: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
-    match raw.map(str::trim) {
-        None | Some("") => Ok(None),
+    match raw {
+        None => Ok(None),
         Some(text) => text.parse::<i64>().map(Some).map_err(|_| {
             ApiError::bad_request("invalid_query", format!("{name} must be an integer"))
         }),
@@ -468,8 +476,8 @@ fn optional_id(name: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
 }
 
 fn limit_of(raw: Option<&str>, default: u64) -> Result<u64, ApiError> {
-    match raw.map(str::trim) {
-        None | Some("") => Ok(default),
+    match raw {
+        None => Ok(default),
         Some(text) => match text.parse::<u64>() {
             Ok(limit) if (1..=MAX_LIST_LIMIT).contains(&limit) => Ok(limit),
             _ => Err(ApiError::bad_request(
@@ -537,6 +545,8 @@ mod tests {
         }
         assert_eq!(optional_id("before", Some("12")).unwrap(), Some(12));
         assert!(optional_id("before", Some("x")).is_err());
+        assert!(optional_id("before", Some("")).is_err());
+        assert!(limit_of(Some(""), 50).is_err());
     }
 
     #[test]
