@@ -45,7 +45,10 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<()> {
         ..EngineConfig::default()
     });
 
-    eprintln!("phase 1: starting {} jobs of {} steps", args.jobs, args.steps);
+    eprintln!(
+        "phase 1: starting {} jobs of {} steps",
+        args.jobs, args.steps
+    );
     let started = Instant::now();
     for i in 0..args.jobs {
         engine
@@ -75,10 +78,13 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<()> {
     )
     .spawn();
     // Count completions in the worker's own metrics: polling the database would load it.
-    let completed_steps = engine.metrics().tasks_completed.get_or_create(&WorkflowLabels {
-        workflow_type: workflow_type.clone(),
-        task_type: "noop".to_owned(),
-    });
+    let completed_steps = engine
+        .metrics()
+        .tasks_completed
+        .get_or_create(&WorkflowLabels {
+            workflow_type: workflow_type.clone(),
+            task_type: "noop".to_owned(),
+        });
     let target = (args.jobs * args.steps) as u64;
     while completed_steps.get() < target {
         tokio::time::sleep(Duration::from_millis(2)).await;

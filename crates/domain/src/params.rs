@@ -106,35 +106,34 @@ impl ParamSpec {
         if self.required && value.as_str().is_some_and(|s| s.trim().is_empty()) {
             return Err(ParamError::new(field(), "must not be empty"));
         }
-        if let Some(number) = value.as_f64() {
-            if self.minimum.is_some_and(|min| number < min)
-                || self.maximum.is_some_and(|max| number > max)
-            {
-                return Err(ParamError::new(
-                    field(),
-                    format!(
-                        "must be between {} and {}",
-                        self.minimum.unwrap_or(f64::MIN),
-                        self.maximum.unwrap_or(f64::MAX)
-                    ),
-                ));
-            }
+        if let Some(number) = value.as_f64()
+            && (self.minimum.is_some_and(|min| number < min)
+                || self.maximum.is_some_and(|max| number > max))
+        {
+            return Err(ParamError::new(
+                field(),
+                format!(
+                    "must be between {} and {}",
+                    self.minimum.unwrap_or(f64::MIN),
+                    self.maximum.unwrap_or(f64::MAX)
+                ),
+            ));
         }
-        if let (Some(allowed), Some(text)) = (&self.allowed, value.as_str()) {
-            if !allowed.iter().any(|a| a == text) {
-                return Err(ParamError::new(
-                    field(),
-                    format!("must be one of: {}", allowed.join(", ")),
-                ));
-            }
+        if let (Some(allowed), Some(text)) = (&self.allowed, value.as_str())
+            && !allowed.iter().any(|a| a == text)
+        {
+            return Err(ParamError::new(
+                field(),
+                format!("must be one of: {}", allowed.join(", ")),
+            ));
         }
-        if let (Some(max), Some(text)) = (self.max_length, value.as_str()) {
-            if text.chars().count() > max {
-                return Err(ParamError::new(
-                    field(),
-                    format!("must be at most {max} characters"),
-                ));
-            }
+        if let (Some(max), Some(text)) = (self.max_length, value.as_str())
+            && text.chars().count() > max
+        {
+            return Err(ParamError::new(
+                field(),
+                format!("must be at most {max} characters"),
+            ));
         }
         Ok(())
     }

@@ -2,6 +2,8 @@
 //! killed with SIGKILL mid-run. Every job still completes, no step is completed twice, and steps
 //! that had saved a checkpoint resume with it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -1,6 +1,8 @@
 //! The engine's promises (contract section 3), each shown by a test over a real store: SQLite
 //! always, PostgreSQL and MariaDB when their test URLs are set.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! Exactly-once under contention: 8 worker pools race over 2,000 jobs of 3 steps. Every handler
 //! runs once per step, steps run in order, and each step sees the previous steps' results.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

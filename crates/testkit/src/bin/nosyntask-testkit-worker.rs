@@ -4,6 +4,7 @@
 //! which runs happened where.
 //!
 //! Usage: nosyntask-testkit-worker --db URL --log FILE [--concurrency N] [--sleep-ms MS] [--lease-ms MS]
+//!        nosyntask-testkit-worker --db URL --start N   (migrate, start N `crashy` jobs, exit)
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +27,9 @@ async fn main() -> anyhow::Result<()> {
             "usage: nosyntask-testkit-worker --db URL --log FILE [--concurrency N] [--sleep-ms MS] [--lease-ms MS]"
         );
     };
+    if let Some(count) = arg(&args, "--start") {
+        return start_jobs(&db, count.parse().context("--start N")?).await;
+    }
     let log_path = arg(&args, "--log").context("--log FILE is required")?;
     let number = |name: &str, default: u64| -> anyhow::Result<u64> {
         arg(&args, name).map_or(Ok(default), |v| {
@@ -69,5 +73,31 @@ async fn main() -> anyhow::Result<()> {
         _ = terminate.recv() => {}
     }
     worker.shutdown().await;
+    Ok(())
+}
+
+/// Migrates the database and starts `count` crashy jobs, one call each.
+async fn start_jobs(db: &str, count: usize) -> anyhow::Result<()> {
+    let store = nosyntask_store::Store::connect(db).await?;
+    store.migrate().await?;
+    let sink = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    let mut registry = Registry::new();
+    registry.register(crashy_workflow(Duration::ZERO, Arc::new(Mutex::new(sink))));
+    let engine = Engine::new(Arc::new(store), registry).with_config(EngineConfig {
+        max_active_jobs_per_user: None,
+        ..EngineConfig::default()
+    });
+    for n in 0..count {
+        engine
+            .start(nosyntask_engine::StartRequest {
+                user_id: 1,
+                project_id: 1,
+                workflow_type: "crashy".into(),
+                params: serde_json::json!({ "n": n }),
+                idempotency_key: None,
+            })
+            .await?;
+    }
+    println!("started {count} jobs");
     Ok(())
 }

@@ -10,7 +10,7 @@ use nosyntask_domain::{Job, JobId, JobWithTasks, TaskId};
 use nosyntask_engine::JobStore;
 use nosyntask_engine::ports::{
     ClaimedTask, Completion, CreateOutcome, Failure, Fence, JobFilter, NewJob, ProgressUpdate,
-    StoreError, StoreStats,
+    StoreError, StoreStats, TaskActivity,
 };
 use serde_json::Value;
 
@@ -139,5 +139,8 @@ impl JobStore for CountingStore {
     }
     async fn stats(&self, now: DateTime<Utc>) -> Result<StoreStats, StoreError> {
         self.inner.stats(now).await
+    }
+    async fn task_activity(&self, since: DateTime<Utc>) -> Result<Vec<TaskActivity>, StoreError> {
+        self.inner.task_activity(since).await
     }
 }

@@ -1,0 +1,273 @@
+//! One attempt of one task: build its input, run its handler under timeout and cancellation, and
+//! record a failure (successes go to the completer).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use nosyntask_domain::{TaskError, TaskId};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::completer::retry_store;
+use super::{Finished, Running, State};
+use crate::checkpoint::Checkpoints;
+use crate::metrics::WorkflowLabels;
+use crate::ports::{ClaimedTask, Failure, StepStarted};
+use crate::progress::{ProgressReporter, ProgressSlot};
+use crate::workflow::{StepContext, StepHandler, StepRun};
+
+/// Registers the attempt (so the claim loop counts it at once), then runs it on its own task.
+pub(super) fn start_task(
+    state: &Arc<State>,
+    claimed: ClaimedTask,
+    finished: mpsc::UnboundedSender<Finished>,
+) {
+    let task_id = claimed.task.id;
+    let span = info_span!(
+        "task",
+        job_id = claimed.job.id,
+        task_id,
+        workflow_type = %claimed.job.workflow_type,
+        step = claimed.task.step_index,
+        attempt = claimed.fence.attempt,
+    );
+    let prepared = span.in_scope(|| prepare_attempt(state, claimed));
+    let state = state.clone();
+    tokio::spawn(
+        async move {
+            let outcome = match prepared {
+                Ok(attempt) => execute_attempt(&state, attempt).await,
+                Err(error) => Err(error),
+            };
+            record_outcome(&state, task_id, outcome, &finished).await;
+        }
+        .instrument(span),
+    );
+}
+
+/// An attempt ready to run.
+struct Attempt {
+    run: StepRun,
+    handler: Arc<dyn StepHandler>,
+    timeout: Duration,
+    cancel: CancellationToken,
+}
+
+/// Builds the step's input and registers the attempt as running. An `Err` is recorded as the
+/// attempt's failure (unknown step, attempts used up by crashed workers).
+fn prepare_attempt(state: &Arc<State>, claimed: ClaimedTask) -> Result<Attempt, TaskError> {
+    let engine = &state.engine;
+    let job = &claimed.job;
+    let task = &claimed.task;
+    let fence = claimed.fence.clone();
+    let labels = WorkflowLabels {
+        workflow_type: job.workflow_type.clone(),
+        task_type: task.task_type.clone(),
+    };
+    let cancel = CancellationToken::new();
+    let progress = ProgressSlot::new();
+
+    let step = engine
+        .registry()
+        .get(&job.workflow_type)
+        .and_then(|d| d.steps.get(usize::try_from(task.step_index).ok()?).cloned());
+    let context = StepContext {
+        job_params: job.input_params.clone(),
+        previous_results: claimed.previous_results.clone(),
+        user_id: job.user_id,
+        project_id: job.project_id,
+        step_index: task.step_index,
+    };
+    let input = step
+        .as_ref()
+        .map(|step| (step.build_input)(&context))
+        .unwrap_or(Value::Null);
+    let model_name = input
+        .get("modelName")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    state.running().insert(
+        task.id,
+        Running {
+            fence: fence.clone(),
+            step_index: task.step_index,
+            total_steps: job.total_steps,
+            progress: progress.clone(),
+            unwritten_start: Some(StepStarted {
+                input_params: input.clone(),
+                model_name,
+            }),
+            cancel: cancel.clone(),
+            labels: labels.clone(),
+            started_at: Instant::now(),
+        },
+    );
+    engine.metrics().running_here.inc();
+    engine.metrics().tasks_started.get_or_create(&labels).inc();
+
+    let Some(step) = step else {
+        return Err(TaskError::permanent(format!(
+            "this worker has no step {} of workflow type `{}`",
+            task.step_index, job.workflow_type
+        )));
+    };
+    let max_attempts = i32::try_from(step.max_attempts).unwrap_or(i32::MAX);
+    if fence.attempt > max_attempts {
+        // Earlier attempts never reported back: their process died holding the lease.
+        return Err(TaskError::permanent(format!(
+            "gave up after {max_attempts} attempts: the worker running this step stopped responding"
+        )));
+    }
+    if claimed.checkpoint.is_some() {
+        info!("resuming from checkpoint");
+    }
+    let run = StepRun {
+        input,
+        progress: ProgressReporter::new(progress),
+        checkpoint: Checkpoints::new(
+            engine.store().clone(),
+            engine.clock().clone(),
+            fence.clone(),
+            claimed.checkpoint,
+        ),
+        cancel: cancel.clone(),
+        job_id: job.id,
+        task_id: task.id,
+        step_index: task.step_index,
+        attempt: fence.attempt,
+        user_id: job.user_id,
+        project_id: job.project_id,
+    };
+    Ok(Attempt {
+        run,
+        handler: step.handler.clone(),
+        timeout: step.timeout,
+        cancel,
+    })
+}
+
+/// Runs the handler on its own task (so a panic is caught) under the step's timeout, and gives a
+/// cancelled handler `cancel_grace` to clean up before it is dropped.
+async fn execute_attempt(state: &Arc<State>, attempt: Attempt) -> Result<Value, TaskError> {
+    let Attempt {
+        run,
+        handler,
+        timeout,
+        cancel,
+    } = attempt;
+    let mut joined = tokio::spawn(async move { handler.run(run).await }.in_current_span());
+    let grace = state.config.cancel_grace;
+    tokio::select! {
+        result = &mut joined => match result {
+            Ok(result) => result,
+            Err(err) if err.is_panic() => Err(TaskError::permanent("the step handler panicked")),
+            Err(_) => Err(TaskError::Cancelled),
+        },
+        _ = tokio::time::sleep(timeout) => {
+            cancel.cancel();
+            joined.abort();
+            Err(TaskError::retryable(format!(
+                "step timed out after {} s", timeout.as_secs_f64()
+            )))
+        }
+        _ = async { cancel.cancelled().await; tokio::time::sleep(grace).await } => {
+            joined.abort();
+            Err(TaskError::Cancelled)
+        }
+    }
+}
+
+async fn record_outcome(
+    state: &Arc<State>,
+    task_id: TaskId,
+    outcome: Result<Value, TaskError>,
+    finished: &mpsc::UnboundedSender<Finished>,
+) {
+    let error = match outcome {
+        Ok(result) => {
+            if finished.send(Finished { task_id, result }).is_err() {
+                // Completer gone (shutdown past its grace): the task is handed back instead.
+                warn!("result arrived after shutdown; the task will be handed back");
+            }
+            return;
+        }
+        Err(TaskError::Cancelled) => {
+            if !state.stopping.load(Ordering::SeqCst) {
+                debug!("attempt cancelled");
+                state.forget(task_id);
+            }
+            return;
+        }
+        Err(error) => error,
+    };
+    let Some((fence, started, labels, step_index, elapsed)) = ({
+        let running = state.running();
+        running.get(&task_id).map(|r| {
+            (
+                r.fence.clone(),
+                r.unwritten_start.clone(),
+                r.labels.clone(),
+                r.step_index,
+                r.started_at.elapsed(),
+            )
+        })
+    }) else {
+        return;
+    };
+    let metrics = state.engine.metrics();
+    metrics
+        .task_duration
+        .get_or_create(&labels)
+        .observe(elapsed.as_secs_f64());
+    let max_attempts = state
+        .engine
+        .registry()
+        .get(&labels.workflow_type)
+        .and_then(|d| d.steps.get(usize::try_from(step_index).ok()?))
+        .map_or(1, |s| i32::try_from(s.max_attempts).unwrap_or(i32::MAX));
+    let now = state.now();
+    let failure = match &error {
+        TaskError::Retryable {
+            message,
+            retry_after,
+        } if fence.attempt < max_attempts => {
+            let delay = state.config.backoff.delay(fence.attempt, *retry_after);
+            warn!(error = %message, retry_in_ms = delay.as_millis() as u64, "attempt failed, will retry");
+            metrics.tasks_retried.get_or_create(&labels).inc();
+            Failure {
+                fence,
+                message: message.clone(),
+                retry_at: Some(now + chrono::Duration::from_std(delay).unwrap_or_default()),
+                started,
+            }
+        }
+        TaskError::Retryable { message, .. } => {
+            warn!(error = %message, "last attempt failed");
+            metrics.tasks_failed.get_or_create(&labels).inc();
+            Failure {
+                fence,
+                message: format!("{message} (gave up after {max_attempts} attempts)"),
+                retry_at: None,
+                started,
+            }
+        }
+        TaskError::Permanent { message } => {
+            warn!(error = %message, "step failed");
+            metrics.tasks_failed.get_or_create(&labels).inc();
+            Failure {
+                fence,
+                message: message.clone(),
+                retry_at: None,
+                started,
+            }
+        }
+        TaskError::Cancelled => return,
+    };
+    if let Err(err) = retry_store(state, || state.engine.store().fail_task(&failure, now)).await {
+        warn!(error = %err, "could not record the failure; the lease will expire and the step run again");
+    }
+    state.forget(task_id);
+}

@@ -1,0 +1,82 @@
+//! Worker tuning: intervals, batch sizes, leases, retention.
+
+use std::time::Duration;
+
+use crate::backoff::Backoff;
+
+/// How old terminal jobs get before they are deleted.
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    pub consumed_after: Duration,
+    pub unconsumed_after: Duration,
+    pub interval: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            consumed_after: Duration::from_secs(7 * 24 * 3600),
+            unconsumed_after: Duration::from_secs(30 * 24 * 3600),
+            interval: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Tuning of one worker process.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Lease owner name; unique per process (host, pid and a random suffix by default).
+    pub owner: String,
+    /// Handlers running at once.
+    pub concurrency: usize,
+    /// Most tasks taken by one claim statement.
+    pub claim_batch: u32,
+    /// Most completions written by one transaction.
+    pub completion_batch: usize,
+    pub lease_ttl: Duration,
+    pub heartbeat_interval: Duration,
+    /// Longest wait for work without a notification.
+    pub poll_interval: Duration,
+    /// Progress is written at most once per task per interval.
+    pub progress_interval: Duration,
+    /// How often running tasks are checked for cancellation (across processes).
+    pub cancel_check_interval: Duration,
+    /// How long a cancelled handler may take to clean up (e.g. cancel the provider task).
+    pub cancel_grace: Duration,
+    /// How often expired leases are swept back to pending.
+    pub sweep_interval: Duration,
+    /// How long running handlers may finish after shutdown starts.
+    pub shutdown_grace: Duration,
+    pub backoff: Backoff,
+    pub retention: Option<RetentionConfig>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            owner: default_owner(),
+            concurrency: 32,
+            claim_batch: 64,
+            completion_batch: 512,
+            lease_ttl: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(10),
+            poll_interval: Duration::from_secs(1),
+            progress_interval: Duration::from_secs(1),
+            cancel_check_interval: Duration::from_secs(1),
+            cancel_grace: Duration::from_secs(5),
+            sweep_interval: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(10),
+            backoff: Backoff::default(),
+            retention: Some(RetentionConfig::default()),
+        }
+    }
+}
+
+fn default_owner() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".to_owned());
+    format!(
+        "{host}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}

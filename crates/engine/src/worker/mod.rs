@@ -1,0 +1,288 @@
+//! The worker pool: claims ready tasks, runs their handlers, and writes what happened. See the
+//! crate documentation for the loop; this module keeps every database write batched per process.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use nosyntask_domain::TaskId;
+use serde_json::Value;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+mod attempt;
+mod completer;
+mod config;
+mod duties;
+
+use crate::engine::Engine;
+use crate::metrics::WorkflowLabels;
+use crate::ports::{Fence, StepStarted};
+use crate::progress::ProgressSlot;
+use attempt::start_task;
+use completer::{retry_store, run_completer};
+pub use config::{RetentionConfig, WorkerConfig};
+use duties::{every, flush_progress, prune, renew_leases, sweep_expired, watch_cancellations};
+
+/// A worker pool over an engine. `spawn` starts it; the handle shuts it down.
+#[derive(Debug)]
+pub struct Worker {
+    engine: Engine,
+    config: WorkerConfig,
+}
+
+/// A running worker pool.
+pub struct WorkerHandle {
+    state: Arc<State>,
+    stop: CancellationToken,
+    main: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for WorkerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerHandle")
+            .field("owner", &self.state.config.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkerHandle {
+    /// Stops claiming, lets running handlers finish within the grace period, then hands the rest
+    /// back without using up an attempt. Returns when all of it is written.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        if let Err(err) = self.main.await {
+            warn!(error = %err, "worker main loop ended abnormally");
+        }
+    }
+
+    /// Handlers running now.
+    pub fn in_flight(&self) -> usize {
+        self.state.running().len()
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.state.config.owner
+    }
+}
+
+/// One running attempt.
+struct Running {
+    fence: Fence,
+    step_index: i32,
+    total_steps: i32,
+    progress: Arc<ProgressSlot>,
+    /// Input and model not yet written (written by the first progress flush or the completion).
+    unwritten_start: Option<StepStarted>,
+    cancel: CancellationToken,
+    labels: WorkflowLabels,
+    started_at: Instant,
+}
+
+/// A finished attempt on its way to the completer.
+struct Finished {
+    task_id: TaskId,
+    result: Value,
+}
+
+struct State {
+    engine: Engine,
+    config: WorkerConfig,
+    running: Mutex<HashMap<TaskId, Running>>,
+    /// A slot freed or a job advanced: claim again now.
+    wake: Notify,
+    /// Set when shutdown begins; cancelled handlers are then released, not recorded.
+    stopping: AtomicBool,
+}
+
+impl State {
+    fn running(&self) -> MutexGuard<'_, HashMap<TaskId, Running>> {
+        // A panic while holding this lock cannot leave the map half-updated (single inserts and
+        // removes), so a poisoned lock is still usable.
+        self.running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.engine.clock().now()
+    }
+
+    fn forget(&self, task_id: TaskId) -> Option<Running> {
+        let removed = self.running().remove(&task_id);
+        if removed.is_some() {
+            self.engine.metrics().running_here.dec();
+            self.wake.notify_one();
+        }
+        removed
+    }
+}
+
+fn overall_progress(step_index: i32, total_steps: i32, task_progress: i32) -> i32 {
+    if total_steps <= 0 {
+        return task_progress;
+    }
+    ((step_index * 100 + task_progress) / total_steps).clamp(0, 100)
+}
+
+impl Worker {
+    pub fn new(engine: Engine, config: WorkerConfig) -> Self {
+        Worker { engine, config }
+    }
+
+    /// Starts the claim loop and the background duties on the current tokio runtime.
+    pub fn spawn(self) -> WorkerHandle {
+        let state = Arc::new(State {
+            engine: self.engine,
+            config: self.config,
+            running: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            stopping: AtomicBool::new(false),
+        });
+        let stop = CancellationToken::new();
+        let main = tokio::spawn(run_pool(state.clone(), stop.clone()));
+        WorkerHandle { state, stop, main }
+    }
+}
+
+async fn run_pool(state: Arc<State>, stop: CancellationToken) {
+    let owner = state.config.owner.clone();
+    info!(%owner, concurrency = state.config.concurrency, "worker started");
+    let duties_stop = CancellationToken::new();
+    let (finished_tx, finished_rx) = mpsc::unbounded_channel::<Finished>();
+    let completer = tokio::spawn(run_completer(state.clone(), finished_rx));
+    let duties = [
+        tokio::spawn(every(
+            state.config.heartbeat_interval,
+            duties_stop.clone(),
+            state.clone(),
+            renew_leases,
+        )),
+        tokio::spawn(every(
+            state.config.progress_interval,
+            duties_stop.clone(),
+            state.clone(),
+            flush_progress,
+        )),
+        tokio::spawn(every(
+            state.config.cancel_check_interval,
+            duties_stop.clone(),
+            state.clone(),
+            watch_cancellations,
+        )),
+        tokio::spawn(every(
+            state.config.sweep_interval,
+            duties_stop.clone(),
+            state.clone(),
+            sweep_expired,
+        )),
+        tokio::spawn(every(
+            state
+                .config
+                .retention
+                .as_ref()
+                .map_or(Duration::from_secs(3600), |r| r.interval),
+            duties_stop.clone(),
+            state.clone(),
+            prune,
+        )),
+    ];
+
+    claim_loop(&state, &stop, &finished_tx).await;
+
+    // Shutdown: let running handlers finish within the grace period.
+    state.stopping.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + state.config.shutdown_grace;
+    while !state.running().is_empty() && Instant::now() < deadline {
+        tokio::select! {
+            _ = state.wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+    let leftover: Vec<CancellationToken> =
+        state.running().values().map(|r| r.cancel.clone()).collect();
+    for token in &leftover {
+        token.cancel();
+    }
+    // Completions already queued are written before anything is handed back.
+    drop(finished_tx);
+    if let Err(err) = completer.await {
+        warn!(error = %err, "completer ended abnormally");
+    }
+    let fences: Vec<Fence> = state.running().values().map(|r| r.fence.clone()).collect();
+    if !fences.is_empty() {
+        info!(count = fences.len(), "handing unfinished tasks back");
+        let now = state.now();
+        if let Err(err) =
+            retry_store(&state, || state.engine.store().release_tasks(&fences, now)).await
+        {
+            warn!(error = %err, "could not hand tasks back; their leases will expire");
+        }
+    }
+    duties_stop.cancel();
+    for duty in duties {
+        let _ = duty.await;
+    }
+    info!(%owner, "worker stopped");
+}
+
+/// Claims while there are free slots; waits for a notification or the poll interval otherwise.
+async fn claim_loop(
+    state: &Arc<State>,
+    stop: &CancellationToken,
+    finished: &mpsc::UnboundedSender<Finished>,
+) {
+    let store = state.engine.store().clone();
+    let mut error_backoff = Duration::from_millis(100);
+    while !stop.is_cancelled() {
+        let free = state
+            .config
+            .concurrency
+            .saturating_sub(state.running().len());
+        if free == 0 {
+            tokio::select! {
+                _ = state.wake.notified() => {}
+                _ = stop.cancelled() => {}
+            }
+            continue;
+        }
+        let limit = u32::try_from(free)
+            .unwrap_or(u32::MAX)
+            .min(state.config.claim_batch);
+        let claimed = store
+            .claim_tasks(
+                &state.config.owner,
+                limit,
+                state.config.lease_ttl,
+                state.now(),
+            )
+            .await;
+        match claimed {
+            Ok(tasks) => {
+                error_backoff = Duration::from_millis(100);
+                let got = tasks.len();
+                for task in tasks {
+                    start_task(state, task, finished.clone());
+                }
+                if got < limit as usize {
+                    tokio::select! {
+                        _ = store.wait_for_work(state.config.poll_interval) => {}
+                        _ = state.wake.notified() => {}
+                        _ = stop.cancelled() => {}
+                    }
+                }
+            }
+            Err(err) => {
+                warn!(error = %err, retry_in_ms = error_backoff.as_millis() as u64, "claiming tasks failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(error_backoff) => {}
+                    _ = stop.cancelled() => {}
+                }
+                error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
