@@ -8,7 +8,8 @@ use nosyntask_domain::TaskError;
 use nosyntask_engine::ports::ArtifactStore;
 use sha2::{Digest, Sha256};
 
-use crate::http::{human_bytes, sniff};
+use crate::http::human_bytes;
+use crate::media::sniff;
 
 /// Default largest artifact: 512 MiB.
 pub const DEFAULT_MAX_ARTIFACT_BYTES: usize = 512 * 1024 * 1024;

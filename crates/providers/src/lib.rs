@@ -23,6 +23,7 @@ mod catalog;
 mod config;
 pub mod http;
 pub mod json_recovery;
+pub mod media;
 pub mod normalize;
 mod poll;
 pub mod presets;

@@ -14,7 +14,8 @@ use nosyntask_engine::ports::{ArtifactStore, MediaOutput};
 use reqwest::{Method, RequestBuilder};
 use serde_json::Value;
 
-use crate::http::{HttpClient, MediaKind, decode_data_url, fetch_media};
+use crate::http::HttpClient;
+use crate::media::{MediaKind, check_media, decode_base64, decode_data_url, fetch_media};
 use crate::template::{Vars, render, render_url, render_value};
 
 /// Deep-merges `patch` into `base`: objects merge key by key, anything else replaces.
@@ -190,8 +191,8 @@ pub async fn store_result(
             (fetch_media(request, kind, limit).await?, Some(url))
         }
         ResultRef::Base64(data) => {
-            let bytes = crate::http::decode_base64(&data, limit)?;
-            (crate::http::check_media(None, bytes, kind)?, None)
+            let bytes = decode_base64(&data, limit)?;
+            (check_media(None, bytes, kind)?, None)
         }
         ResultRef::Endpoint(request, url) => (fetch_media(*request, kind, limit).await?, Some(url)),
     };

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 
 use super::{ResultRef, fit_size, merge_json, store_result, with_model_headers};
 use crate::config::{ModelConfig, parse_size};
-use crate::http::{HttpClient, MediaKind, excerpt, redact, send_json};
+use crate::http::{HttpClient, excerpt, redact, send_json};
+use crate::media::MediaKind;
 
 /// An image model behind the OpenAI images API.
 pub struct OpenAiImages {

@@ -8,5 +8,6 @@ mod common;
 mod openai_compatible;
 mod openai_images;
 mod presets;
+mod readme;
 mod scenarios;
 mod simulated;

@@ -1,0 +1,315 @@
+//! One call of an `async_task` model: rendering its requests and reading the provider's answers.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use nosyntask_domain::TaskError;
+use nosyntask_engine::ports::ModelKind;
+use reqwest::Method;
+use serde_json::Value;
+
+use super::AsyncTaskModel;
+use super::spec::{AsyncTaskSpec, RequestConfig};
+use crate::adapters::{RequestSpec, ResultRef, build_request, merge_json, parse_method};
+use crate::http::{excerpt, poll_json, send_bytes, send_json};
+use crate::normalize::{extract_image_url, extract_video_url, looks_like_url};
+use crate::poll::{PollState, ProviderTask, RemoteJob, Submitted};
+use crate::template::Vars;
+
+/// One generation call: the model and the call's values.
+pub(super) struct Job<'a> {
+    pub(super) model: &'a AsyncTaskModel,
+    pub(super) vars: Vars,
+    pub(super) extra: Value,
+}
+
+/// What a response says, read through the configured paths.
+#[derive(Debug, Default)]
+struct Reading {
+    status: Option<String>,
+    progress: Option<f64>,
+    result: Option<ResultText>,
+    error: Option<String>,
+}
+
+#[derive(Debug)]
+enum ResultText {
+    Url(String),
+    Base64(String),
+}
+
+fn in_list(list: &[String], status: &str) -> bool {
+    list.iter().any(|s| s.eq_ignore_ascii_case(status))
+}
+
+impl Job<'_> {
+    fn spec(&self) -> &AsyncTaskSpec {
+        &self.model.spec
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.spec().config.request_timeout_secs)
+    }
+
+    fn task_vars(&self, task: &ProviderTask) -> Vars {
+        let mut vars = self.vars.clone();
+        for (name, value) in &task.vars {
+            vars.set_text(name, value.clone());
+        }
+        vars.set_text("task_id", task.id.clone());
+        vars
+    }
+
+    fn request(
+        &self,
+        request: &RequestConfig,
+        default_method: Method,
+        vars: &Vars,
+        body: Option<Value>,
+        what: &str,
+    ) -> Result<reqwest::RequestBuilder, TaskError> {
+        let method = parse_method(request.method.as_deref(), default_method)
+            .map_err(TaskError::permanent)?;
+        let headers = self
+            .model
+            .config
+            .headers
+            .iter()
+            .chain(&self.spec().config.headers)
+            .chain(&request.headers)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        build_request(
+            &self.model.http,
+            RequestSpec {
+                method,
+                url: &request.url,
+                headers,
+                body,
+                timeout: self.timeout(),
+            },
+            vars,
+            what,
+        )
+    }
+
+    fn submit_body(&self) -> Option<Value> {
+        let mut body = self.spec().config.submit.body.clone()?;
+        if let Some(extra) = &self.model.config.extra_body {
+            merge_json(&mut body, extra);
+        }
+        if self.extra.as_object().is_some_and(|m| !m.is_empty()) {
+            let mut patch = self.extra.clone();
+            for key in self.spec().extra_path.iter().rev() {
+                patch = Value::Object(serde_json::Map::from_iter([(key.clone(), patch)]));
+            }
+            merge_json(&mut body, &patch);
+        }
+        Some(body)
+    }
+
+    fn read(&self, body: &Value) -> Reading {
+        let spec = self.spec();
+        let result = if let Some(path) = &spec.result_base64 {
+            path.get_text(body).map(ResultText::Base64)
+        } else {
+            None
+        };
+        let result = result.or_else(|| {
+            let url = match &spec.result_url {
+                Some(path) => path.get_text(body),
+                None => match self.model.info.kind {
+                    ModelKind::Video => extract_video_url(body),
+                    _ => extract_image_url(body),
+                },
+            };
+            url.filter(|u| looks_like_url(u)).map(ResultText::Url)
+        });
+        Reading {
+            status: spec.status.as_ref().and_then(|p| p.get_text(body)),
+            progress: spec
+                .progress
+                .as_ref()
+                .and_then(|p| p.get(body))
+                .and_then(|v| {
+                    v.as_f64()
+                        .or_else(|| {
+                            v.as_str()
+                                .and_then(|s| s.trim().trim_end_matches('%').parse().ok())
+                        })
+                        .map(|p| p * 100.0 / spec.config.progress_max)
+                }),
+            result,
+            error: spec.error.as_ref().and_then(|p| p.get_text(body)),
+        }
+    }
+
+    /// Turns a reading of a finished task into where its file is.
+    async fn finish(
+        &self,
+        reading: Reading,
+        task: Option<&ProviderTask>,
+    ) -> Result<ResultRef, TaskError> {
+        let cfg = &self.spec().config;
+        let vars = match task {
+            Some(task) => self.task_vars(task),
+            None => self.vars.clone(),
+        };
+        if let Some(download) = &cfg.download {
+            let url = crate::template::render_url(&download.url, &vars);
+            let request = self.request(download, Method::GET, &vars, None, "download")?;
+            return Ok(ResultRef::Endpoint(Box::new(request), url));
+        }
+        let reading = match &cfg.result {
+            Some(result) if task.is_some() => {
+                let request =
+                    self.request(result, Method::GET, &vars, result.body.clone(), "result")?;
+                let body = send_json(request).await?;
+                let fetched = self.read(&body);
+                if fetched.result.is_none() {
+                    return Err(TaskError::permanent(match fetched.error {
+                        Some(error) => format!("the provider reported: {error}"),
+                        None => format!(
+                            "the result response has no file URL: {}",
+                            excerpt(body.to_string().as_bytes())
+                        ),
+                    }));
+                }
+                fetched
+            }
+            _ => reading,
+        };
+        match reading.result {
+            Some(ResultText::Url(url)) => Ok(ResultRef::Url(url)),
+            Some(ResultText::Base64(data)) => Ok(ResultRef::Base64(data)),
+            None => Err(TaskError::permanent(format!(
+                "the task finished but the response has no file at `{}`",
+                cfg.result_url_path
+                    .as_deref()
+                    .unwrap_or("image_url/video_url/url")
+            ))),
+        }
+    }
+
+    /// Decides what a reading means.
+    async fn state(
+        &self,
+        reading: Reading,
+        body: &Value,
+        task: Option<&ProviderTask>,
+    ) -> Result<PollState<ResultRef>, TaskError> {
+        let cfg = &self.spec().config;
+        match reading.status.clone() {
+            Some(status) if in_list(&cfg.failure_statuses, &status) => Ok(PollState::Failed(
+                reading.error.unwrap_or_else(|| format!("status {status}")),
+            )),
+            Some(status) if in_list(&cfg.cancelled_statuses, &status) => Ok(PollState::Cancelled),
+            Some(status) if in_list(&cfg.success_statuses, &status) => {
+                // A finished task with an error and no file failed (fal reports failures so).
+                if reading.result.is_none()
+                    && let Some(error) = reading.error
+                {
+                    return Ok(PollState::Failed(error));
+                }
+                self.finish(reading, task).await.map(PollState::Done)
+            }
+            Some(_) => Ok(PollState::Running {
+                progress: reading.progress,
+            }),
+            None if reading.result.is_some() => {
+                self.finish(reading, task).await.map(PollState::Done)
+            }
+            None if reading.error.is_some() => {
+                Ok(PollState::Failed(reading.error.unwrap_or_default()))
+            }
+            None if self.spec().status.is_some() => Err(TaskError::permanent(format!(
+                "the provider's response has no status at `{}`: {}",
+                cfg.status_path.as_deref().unwrap_or_default(),
+                excerpt(body.to_string().as_bytes())
+            ))),
+            None => Ok(PollState::Running {
+                progress: reading.progress,
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl RemoteJob for Job<'_> {
+    type Output = ResultRef;
+
+    async fn submit(&self) -> Result<Submitted<ResultRef>, TaskError> {
+        let cfg = &self.spec().config;
+        let request = self.request(
+            &cfg.submit,
+            Method::POST,
+            &self.vars,
+            self.submit_body(),
+            "submit",
+        )?;
+        let body = send_json(request).await?;
+        let reading = self.read(&body);
+        let finished_now = match &reading.status {
+            Some(status) => in_list(&cfg.success_statuses, status),
+            None => reading.result.is_some(),
+        };
+        if let Some(status) = &reading.status
+            && (in_list(&cfg.failure_statuses, status) || in_list(&cfg.cancelled_statuses, status))
+        {
+            return Err(TaskError::permanent(format!(
+                "the provider rejected the task: {}",
+                reading.error.unwrap_or_else(|| format!("status {status}"))
+            )));
+        }
+        if finished_now && (reading.result.is_some() || cfg.poll.is_none()) {
+            return self.finish(reading, None).await.map(Submitted::Done);
+        }
+        if cfg.poll.is_none() {
+            return Err(TaskError::permanent(format!(
+                "the provider's answer has no file and no poll request is configured: {}",
+                excerpt(body.to_string().as_bytes())
+            )));
+        }
+        let id = self
+            .spec()
+            .task_id
+            .as_ref()
+            .and_then(|p| p.get_text(&body))
+            .ok_or_else(|| {
+                TaskError::permanent(format!(
+                    "the submit response has no task id at `{}`: {}",
+                    cfg.task_id_path.as_deref().unwrap_or_default(),
+                    excerpt(body.to_string().as_bytes())
+                ))
+            })?;
+        let mut task = ProviderTask::new(id);
+        for (name, path) in &self.spec().capture {
+            if let Some(value) = path.get_text(&body) {
+                task.vars.insert(name.clone(), value);
+            }
+        }
+        Ok(Submitted::Started(task))
+    }
+
+    async fn poll(&self, task: &ProviderTask) -> Result<PollState<ResultRef>, TaskError> {
+        let cfg = &self.spec().config;
+        let Some(poll) = &cfg.poll else {
+            return Err(TaskError::permanent("no poll request is configured"));
+        };
+        let vars = self.task_vars(task);
+        let request = self.request(poll, Method::GET, &vars, poll.body.clone(), "poll")?;
+        let body = poll_json(request).await?;
+        let reading = self.read(&body);
+        self.state(reading, &body, Some(task)).await
+    }
+
+    async fn cancel(&self, task: &ProviderTask) -> Result<bool, TaskError> {
+        let Some(cancel) = &self.spec().config.cancel else {
+            return Ok(false);
+        };
+        let vars = self.task_vars(task);
+        let request = self.request(cancel, Method::POST, &vars, cancel.body.clone(), "cancel")?;
+        send_bytes(request, 64 * 1024).await?;
+        Ok(true)
+    }
+}
