@@ -10,6 +10,9 @@ use serde_json::Value;
 
 use crate::adapters::async_task::AsyncTaskSpec;
 
+/// The concurrency limit of simulated models when none is configured.
+const SIMULATED_CONCURRENCY: usize = 100_000;
+
 /// Which adapter speaks to a model's provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -114,7 +117,7 @@ pub struct ModelConfig {
     /// The environment variable holding the API key (read when a call is made).
     #[serde(default)]
     pub api_key_env: Option<String>,
-    /// Calls beyond this many at once wait (default 4).
+    /// Calls beyond this many at once wait (default 4; simulated models 100000).
     #[serde(default)]
     pub max_concurrency: Option<usize>,
     /// Limit of one call (default: text 180 s, image 600 s, video 1800 s).
@@ -191,7 +194,7 @@ impl ModelConfig {
             base_url: None,
             model: None,
             api_key_env: None,
-            max_concurrency: Some(100_000),
+            max_concurrency: None,
             timeout_secs: None,
             default,
             headers: BTreeMap::new(),
@@ -222,8 +225,13 @@ impl ModelConfig {
         }))
     }
 
+    /// The concurrency limit: as configured, else 4 (simulated models: practically unlimited,
+    /// since they cost nothing).
     pub fn concurrency(&self) -> usize {
-        self.max_concurrency.unwrap_or(4)
+        self.max_concurrency.unwrap_or(match self.adapter {
+            AdapterKind::Simulated => SIMULATED_CONCURRENCY,
+            _ => 4,
+        })
     }
 
     /// The base URL without a trailing slash (the preset's default when not configured).
