@@ -8,6 +8,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20250101_000001_create_jobs;
+mod m20250101_000002_index_task_completion;
 
 /// Every migration of the schema, in order.
 #[derive(Debug, Clone, Copy, Default)]
@@ -16,6 +17,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20250101_000001_create_jobs::Migration)]
+        vec![
+            Box::new(m20250101_000001_create_jobs::Migration),
+            Box::new(m20250101_000002_index_task_completion::Migration),
+        ]
     }
 }

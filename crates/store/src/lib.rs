@@ -16,6 +16,7 @@
 //!
 //! [`testing`] gives other crates' tests a fresh migrated store per backend.
 
+mod activity;
 mod claim;
 mod create;
 mod error;
@@ -33,7 +34,7 @@ use chrono::{DateTime, Utc};
 use nosyntask_domain::{Job, JobId, JobWithTasks, TaskId};
 use nosyntask_engine::ports::{
     ClaimedTask, Completion, CreateOutcome, Failure, Fence, JobFilter, NewJob, ProgressUpdate,
-    StoreStats,
+    StoreStats, TaskActivity,
 };
 use nosyntask_engine::{JobStore, StoreError};
 use sea_orm::DbBackend;
@@ -163,5 +164,9 @@ impl JobStore for Store {
 
     async fn stats(&self, now: DateTime<Utc>) -> Result<StoreStats, StoreError> {
         self.stats_impl(now).await
+    }
+
+    async fn task_activity(&self, since: DateTime<Utc>) -> Result<Vec<TaskActivity>, StoreError> {
+        self.task_activity_impl(since).await
     }
 }

@@ -59,5 +59,6 @@ contract!(
     list_filters_and_pages,
     prune_deletes_old_terminal_jobs,
     stats_count_tasks_and_jobs,
+    task_activity_groups_in_flight_and_recent_tasks,
     wait_for_work_wakes_on_create,
 );

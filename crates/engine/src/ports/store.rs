@@ -3,7 +3,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use nosyntask_domain::{Job, JobId, JobStatus, JobWithTasks, ProjectId, Task, TaskId, UserId};
+use nosyntask_domain::{
+    Job, JobId, JobStatus, JobWithTasks, ProjectId, Task, TaskId, TaskStatus, UserId,
+};
 use serde_json::Value;
 
 /// What a store call can fail with, in terms a caller can act on.
@@ -157,6 +159,22 @@ pub struct StoreStats {
     pub jobs_by_status: BTreeMap<String, u64>,
 }
 
+/// Tasks of one model, task type, status and attempt count, for the console's activity view:
+/// either in flight now (queued or running), or finished (completed, failed, cancelled) since
+/// the time given to [`JobStore::task_activity`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskActivity {
+    /// The model the step named (`None`: the step has not started, or used its kind's default
+    /// model without naming it).
+    pub model_name: Option<String>,
+    pub task_type: String,
+    pub status: TaskStatus,
+    /// Attempts (claims) each of these tasks has used.
+    pub attempts: i32,
+    /// How many tasks.
+    pub tasks: u64,
+}
+
 /// Durable state of jobs and tasks. Implementations: `nosyntask-store` (SQLite, PostgreSQL,
 /// MySQL/MariaDB). Every method is atomic: it commits all of its writes or none.
 #[async_trait]
@@ -267,4 +285,9 @@ pub trait JobStore: Send + Sync {
     async fn wait_for_work(&self, max_wait: Duration);
 
     async fn stats(&self, now: DateTime<Utc>) -> Result<StoreStats, StoreError>;
+
+    /// Counts of tasks grouped by model, task type, status and attempts: every running task,
+    /// every queued one (pending with a ready time: claimable now or waiting for a retry), and
+    /// the tasks that finished at or after `since`. Read-only; served by indexes.
+    async fn task_activity(&self, since: DateTime<Utc>) -> Result<Vec<TaskActivity>, StoreError>;
 }

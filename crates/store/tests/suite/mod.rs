@@ -4,10 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod activity;
 mod claims;
 mod jobs;
 mod lifecycle;
 
+pub use activity::*;
 pub use claims::*;
 pub use jobs::*;
 pub use lifecycle::*;
