@@ -322,7 +322,10 @@ export interface components {
              *     `Idempotency-Key` header does the same.
              */
             idempotencyKey?: string | null;
-            /** @description The workflow's params (its `paramsSchema`). */
+            /**
+             * @description The workflow's params, checked against its `paramsSchema` (`GET /api/workflows/types`);
+             *     a missing or invalid param answers 422 naming it.
+             */
             params: Record<string, never>;
             /**
              * Format: int64
