@@ -5,9 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_cors::Cors;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ResourceDef, ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::header::LOCATION;
+use actix_web::http::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION, RETRY_AFTER,
+};
 use actix_web::{App, Error, HttpRequest, HttpResponse, middleware, web};
 use nosyntask_domain::Job as DomainJob;
 use nosyntask_engine::ports::ModelCatalog;
@@ -88,6 +91,8 @@ pub struct AppParts {
     pub role: Role,
     pub body_limit_bytes: usize,
     pub artifacts_dir: PathBuf,
+    /// CORS origins (`*` for any); empty: no CORS.
+    pub cors_allowed_origins: Arc<Vec<String>>,
     routes: Arc<RouteTable>,
     openapi: Arc<OpenApi>,
 }
@@ -99,6 +104,7 @@ impl AppParts {
         role: Role,
         body_limit_bytes: usize,
         artifacts_dir: PathBuf,
+        cors_allowed_origins: Vec<String>,
     ) -> Self {
         let openapi = openapi::document();
         let served = route_doc(role);
@@ -109,6 +115,7 @@ impl AppParts {
             role,
             body_limit_bytes,
             artifacts_dir,
+            cors_allowed_origins: Arc::new(cors_allowed_origins),
             routes: Arc::new(RouteTable::from_openapi(&served)),
             openapi: Arc::new(openapi),
         }
@@ -193,11 +200,34 @@ pub fn build_app(
                 )),
             );
     }
+    let cors = !parts.cors_allowed_origins.is_empty();
     app.default_service(web::to(move |req: HttpRequest| {
         let routes = Arc::clone(&routes);
         async move { Err::<HttpResponse, _>(routes.fallback(&req)) }
     }))
+    .wrap(middleware::Condition::new(
+        cors,
+        cors_middleware(&parts.cors_allowed_origins),
+    ))
     .wrap(middleware::from_fn(crate::middleware::observe))
+}
+
+/// CORS for the configured origins (validated by the configuration).
+fn cors_middleware(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([AUTHORIZATION, CONTENT_TYPE, IF_NONE_MATCH, ACCEPT])
+        .allowed_header("idempotency-key")
+        .expose_headers([ETAG, RETRY_AFTER])
+        .max_age(3600);
+    if origins.iter().any(|o| o == "*") {
+        cors = cors.allow_any_origin().send_wildcard();
+    } else {
+        for origin in origins {
+            cors = cors.allowed_origin(origin);
+        }
+    }
+    cors
 }
 
 async fn docs_redirect() -> HttpResponse {

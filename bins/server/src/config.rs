@@ -139,6 +139,9 @@ pub struct ServerSettings {
     pub log_format: LogFormat,
     /// `tracing` filter (`RUST_LOG` syntax); env `RUST_LOG` wins.
     pub log_level: String,
+    /// Browser origins allowed to call the API from another origin (CORS), e.g.
+    /// `https://app.example.com`; `*` allows any. Empty: no CORS headers.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -152,6 +155,7 @@ impl Default for ServerSettings {
             events_keepalive_secs: 15,
             log_format: LogFormat::Pretty,
             log_level: "info".to_owned(),
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -343,6 +347,8 @@ impl Settings {
                     .prefix_separator("__")
                     .separator("__")
                     .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("server.cors_allowed_origins")
                     .source(env),
             )
             .build()
@@ -375,6 +381,9 @@ impl Settings {
             "server.events_keepalive_secs",
             self.server.events_keepalive_secs,
         )?;
+        for origin in &self.server.cors_allowed_origins {
+            check_origin(origin)?;
+        }
         tracing_subscriber::EnvFilter::try_new(&self.server.log_level)
             .map_err(|err| ConfigError::invalid("server.log_level", err.to_string()))?;
         let url = self.database.url.expose();
@@ -479,6 +488,31 @@ impl WorkerSettings {
     }
 }
 
+/// An origin is `scheme://host[:port]` (no path), or `*`.
+fn check_origin(origin: &str) -> Result<(), ConfigError> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let valid = origin
+        .parse::<actix_web::http::Uri>()
+        .ok()
+        .and_then(|uri| {
+            let scheme = uri.scheme_str()?;
+            let authority = uri.authority()?;
+            ((scheme == "http" || scheme == "https") && origin == format!("{scheme}://{authority}"))
+                .then_some(())
+        })
+        .is_some();
+    if valid {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            "server.cors_allowed_origins",
+            format!("`{origin}` is not an origin like https://app.example.com (or *)"),
+        ))
+    }
+}
+
 fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
     if value == 0 {
         Err(ConfigError::invalid(key, "must be greater than 0"))
@@ -554,6 +588,35 @@ mod tests {
             settings.auth.jwt_secret.as_ref().map(Secret::expose),
             Some("from-the-environment")
         );
+    }
+
+    #[test]
+    fn cors_origins_from_file_or_env_list() {
+        let settings = Settings::load_from(
+            None,
+            env(&[(
+                "NOSYNTASK__SERVER__CORS_ALLOWED_ORIGINS",
+                "https://a.example.com,http://localhost:5173",
+            )]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            settings.server.cors_allowed_origins,
+            ["https://a.example.com", "http://localhost:5173"]
+        );
+        for bad in [
+            "a.example.com",
+            "https://a.example.com/",
+            "ftp://x",
+            "https://x/app",
+        ] {
+            let f = file(&format!("[server]\ncors_allowed_origins = [\"{bad}\"]\n"));
+            let err = Settings::load_from(Some(f.path()), env(&[]), None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("server.cors_allowed_origins"), "{bad}: {err}");
+        }
     }
 
     #[test]

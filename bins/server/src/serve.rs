@@ -113,6 +113,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         role,
         settings.server.body_limit_bytes,
         settings.artifacts.dir.clone(),
+        settings.server.cors_allowed_origins.clone(),
     );
     let bind = settings.server.bind_addr()?;
     let mut server = HttpServer::new(move || build_app(parts.clone()))

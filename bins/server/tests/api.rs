@@ -758,3 +758,57 @@ async fn quota_answers_429_with_retry_after() {
         )
         .await;
 }
+
+#[tokio::test]
+async fn cors_for_configured_origins() {
+    let server = Server::start_with(Options::default().env(
+        "NOSYNTASK__SERVER__CORS_ALLOWED_ORIGINS",
+        "http://localhost:5173",
+    ));
+    let preflight = server
+        .client
+        .request(reqwest::Method::OPTIONS, server.url("/api/workflows"))
+        .header("Origin", "http://localhost:5173")
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization, content-type, idempotency-key",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    let read = server
+        .get("/api/workflows", &token(1))
+        .header("Origin", "http://localhost:5173")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    assert_eq!(
+        read.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    let expose = read.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(expose.contains("etag"), "{expose}");
+
+    let foreign = server
+        .get("/api/workflows", &token(1))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        foreign
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
