@@ -110,7 +110,7 @@ impl Store {
         };
         match inserted {
             Ok(created) => {
-                self.announce_work(&txn).await?;
+                // On PostgreSQL the insert statement itself sent the NOTIFY.
                 txn.commit().await?;
                 Ok(Some(CreateOutcome {
                     job: created,
@@ -242,7 +242,7 @@ impl Store {
         (rows.join(", "), values)
     }
 
-    /// Job and tasks in one statement; returns what was written.
+    /// Job and tasks in one statement that also announces the work; returns what was written.
     async fn insert_pg(
         &self,
         conn: &impl ConnectionTrait,
@@ -252,15 +252,17 @@ impl Store {
         let (rows, task_values) = Self::task_values(job, now);
         let sql = format!(
             "WITH j AS (INSERT INTO workflow_jobs ({JOB_INSERT}) \
-             VALUES (?, ?, ?, 'pending', 0, ?, ?, FALSE, 0, ?, ?, ?, ?, ?, ?) RETURNING id) \
-             INSERT INTO generation_tasks (job_id, step_index, user_id, project_id, task_type, \
-             target_type, target_id, max_attempts, ready_at, status, progress, attempts, \
-             created_at, updated_at) \
+             VALUES (?, ?, ?, 'pending', 0, ?, ?, FALSE, 0, ?, ?, ?, ?, ?, ?) RETURNING id), \
+             t AS (INSERT INTO generation_tasks (job_id, step_index, user_id, project_id, \
+             task_type, target_type, target_id, max_attempts, ready_at, status, progress, \
+             attempts, created_at, updated_at) \
              SELECT j.id, v.step_index, ?, ?, v.task_type, v.target_type, v.target_id, \
              v.max_attempts, v.ready_at, 'pending', 0, 0, ?, ? \
              FROM j CROSS JOIN (VALUES {rows}) AS v (step_index, task_type, target_type, \
              target_id, max_attempts, ready_at) \
-             RETURNING job_id, id, step_index"
+             RETURNING job_id, id, step_index) \
+             SELECT t.job_id, t.id, t.step_index FROM t, \
+             (SELECT pg_notify('nosyntask_work', '')) AS announced"
         );
         let mut values = Self::job_values(job, now);
         values.extend([

@@ -20,6 +20,10 @@ use tokio::task::JoinHandle;
 use crate::error::{Result, classify};
 use crate::notify;
 
+/// The advisory lock PostgreSQL migrations take: the two-key form, a key space apart from the
+/// per-user locks of `create_job` (single bigint keys).
+const MIGRATION_LOCK: &str = "1853453172, 1";
+
 /// Pool sizes and timeouts of a [`Store`].
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -162,11 +166,42 @@ impl Store {
         }
     }
 
-    /// Applies every pending schema migration.
+    /// Applies every pending schema migration. Processes starting together take turns
+    /// (a PostgreSQL advisory lock, a MySQL named lock), so each migration runs once.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        Migrator::up(&self.inner.write, None)
-            .await
-            .map_err(|err| classify(&err))
+        self.migrate_locked().await.map_err(|err| classify(&err))
+    }
+
+    async fn migrate_locked(&self) -> Result<(), DbErr> {
+        let write = &self.inner.write;
+        match self.inner.backend {
+            DbBackend::Postgres => {
+                // DDL is transactional on PostgreSQL: migrate inside the lock's transaction.
+                let txn = write.begin().await?;
+                txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                    .await?;
+                Migrator::up(&txn, None).await?;
+                txn.commit().await
+            }
+            DbBackend::MySql => {
+                // MySQL commits DDL at once; a named lock on a pinned connection serializes.
+                let pool = write.get_mysql_connection_pool();
+                let mut lock = pool
+                    .acquire()
+                    .await
+                    .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(Arc::new(e))))?;
+                let sqlx_err = |e| DbErr::Exec(sea_orm::RuntimeErr::SqlxError(Arc::new(e)));
+                sqlx::Executor::execute(&mut *lock, "SELECT GET_LOCK('nosyntask_migrate', 300)")
+                    .await
+                    .map_err(sqlx_err)?;
+                let migrated = Migrator::up(write, None).await;
+                sqlx::Executor::execute(&mut *lock, "SELECT RELEASE_LOCK('nosyntask_migrate')")
+                    .await
+                    .map_err(sqlx_err)?;
+                migrated
+            }
+            _ => Migrator::up(write, None).await,
+        }
     }
 
     /// The sea-orm connection writes go through (for tools and tests).

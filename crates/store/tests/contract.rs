@@ -44,6 +44,7 @@ contract!(
     concurrent_claimers_take_each_task_once,
     stale_fences_change_nothing,
     completion_advances_then_completes_the_job,
+    batch_completion_reports_each_fence,
     progress_is_written_for_held_claims,
     checkpoint_survives_a_lost_lease,
     retryable_failure_waits_for_retry_at,

@@ -474,3 +474,33 @@ pub async fn expired_leases_are_requeued(store: Shared) {
     assert_eq!(again.fence.attempt, 2);
     assert_eq!(store.requeue_expired(at(10_004)).await.unwrap(), 0);
 }
+
+pub async fn batch_completion_reports_each_fence(store: Shared) {
+    let two_step = create(&store, new_job(1, 2), at(0)).await;
+    let one_step = create(&store, new_job(1, 1), at(0)).await;
+    let lost = create(&store, new_job(1, 1), at(0)).await;
+    let claimed = claim(&store, "w", 3, at(1)).await;
+    let by_job = |id: i64| claimed.iter().find(|c| c.job.id == id).unwrap();
+    store.cancel_job(lost.job.id, at(2)).await.unwrap();
+    let batch = vec![
+        completion(by_job(one_step.job.id), json!("one")),
+        completion(by_job(lost.job.id), json!("lost")),
+        completion(by_job(two_step.job.id), json!("first of two")),
+    ];
+    let held = store.complete_tasks(&batch, at(3)).await.unwrap();
+    assert_eq!(held, vec![true, false, true]);
+    assert_eq!(
+        get(&store, one_step.job.id).await.job.status,
+        JobStatus::Completed
+    );
+    assert_eq!(
+        get(&store, lost.job.id).await.job.status,
+        JobStatus::Cancelled
+    );
+    let advanced = get(&store, two_step.job.id).await;
+    assert_eq!(advanced.job.status, JobStatus::Running);
+    assert_eq!(advanced.job.current_step_index, 1);
+    let next = claim_one(&store, "w", at(4)).await;
+    assert_eq!((next.job.id, next.task.step_index), (two_step.job.id, 1));
+    assert!(store.complete_tasks(&[], at(5)).await.unwrap().is_empty());
+}

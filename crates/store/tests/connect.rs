@@ -1,0 +1,165 @@
+//! Connecting, migrating and cross-process wake-ups: what the contract suite cannot see
+//! through one store.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use nosyntask_engine::ports::{NewJob, NewTask};
+use nosyntask_engine::{JobStore, StoreError};
+use nosyntask_store::testing::test_store;
+use nosyntask_store::{Store, StoreOptions};
+
+fn job() -> NewJob {
+    NewJob {
+        user_id: 1,
+        project_id: 1,
+        workflow_type: "noop".into(),
+        input_params: serde_json::json!({}),
+        tasks: vec![NewTask {
+            task_type: "noop".into(),
+            target_type: "none".into(),
+            target_id: None,
+            max_attempts: 1,
+        }],
+        idempotency_key: None,
+        idempotency_window: Duration::from_secs(60),
+        unique_key: None,
+        max_active_per_user: None,
+    }
+}
+
+#[tokio::test]
+async fn sqlite_file_urls_create_their_directory_and_keep_data() {
+    let dir = std::env::temp_dir().join(format!("nosyntask-connect-{:x}", rand_suffix()));
+    let url = format!("sqlite://{}/nested/jobs.db?mode=rwc", dir.display());
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    // Migrating again is a no-op.
+    store.migrate().await.unwrap();
+    let id = store
+        .create_job(job(), chrono::Utc::now())
+        .await
+        .unwrap()
+        .job
+        .job
+        .id;
+    store.close().await;
+
+    let reopened = Store::connect(&url).await.unwrap();
+    reopened.migrate().await.unwrap();
+    assert!(reopened.get_job(id).await.unwrap().is_some());
+    reopened.close().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+#[tokio::test]
+async fn in_memory_store_is_one_database() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    // Concurrent calls share the single connection (and so the same database).
+    let creates: Vec<_> = (0..10)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.create_job(job(), chrono::Utc::now()).await })
+        })
+        .collect();
+    for create in creates {
+        let id = create.await.unwrap().unwrap().job.job.id;
+        assert!(store.get_job(id).await.unwrap().is_some());
+    }
+    store.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn unreachable_servers_are_unavailable() {
+    // Connecting retries until the acquire timeout (a database still starting up).
+    let options = StoreOptions {
+        acquire_timeout: Duration::from_millis(300),
+        ..StoreOptions::default()
+    };
+    let err = Store::connect_with("postgres://postgres@127.0.0.1:1/nothing", options.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let err = Store::connect_with("mysql://root@127.0.0.1:1/nothing", options)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let err = Store::connect("oracle://x").await.unwrap_err();
+    assert!(matches!(err, StoreError::Other(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn calls_on_a_closed_store_are_unavailable() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    store.close().await;
+    let err = store.get_job(1).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
+/// A start in one process wakes idle workers of another through `LISTEN/NOTIFY`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_notifications_wake_other_processes() {
+    let Some(db) = test_store("postgres").await.unwrap() else {
+        return;
+    };
+    let other = Store::connect(db.url()).await.unwrap();
+    // The listener wakes its store once it is subscribed (it may have missed something).
+    other.wait_for_work(Duration::from_secs(10)).await;
+    let waiter = {
+        let other = other.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            other.wait_for_work(Duration::from_secs(30)).await;
+            started.elapsed()
+        })
+    };
+    db.store()
+        .create_job(job(), chrono::Utc::now())
+        .await
+        .unwrap();
+    let waited = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the other store woke")
+        .unwrap();
+    assert!(waited < Duration::from_secs(10));
+    other.close().await;
+    db.cleanup().await;
+}
+
+/// Several processes migrating one database at once take turns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_migrations_take_turns() {
+    for backend in ["postgres", "mysql"] {
+        let Some(db) = test_store(backend).await.unwrap() else {
+            continue;
+        };
+        let mut stores = Vec::new();
+        for _ in 0..3 {
+            stores.push(Store::connect(db.url()).await.unwrap());
+        }
+        let runs: Vec<_> = stores
+            .iter()
+            .map(|s| {
+                let s = s.clone();
+                tokio::spawn(async move { s.migrate().await })
+            })
+            .collect();
+        for run in runs {
+            run.await.unwrap().unwrap();
+        }
+        for store in stores {
+            store.close().await;
+        }
+        db.cleanup().await;
+    }
+}
