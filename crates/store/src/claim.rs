@@ -11,7 +11,10 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Value};
 use serde_json::json;
 
 use crate::error::{Result, retrying};
-use crate::sql::{self, JOB_COLUMNS, TASK_COLUMNS, TASK_FIELDS, col, ms, placeholders, stmt};
+use crate::sql::{
+    self, JOB_COLUMNS, TASK_COLUMNS, TASK_FIELDS, col, ms, padded_ids, padded_len, placeholders,
+    stmt,
+};
 use crate::store::Store;
 
 fn lease_until(now: DateTime<Utc>, lease: Duration) -> i64 {
@@ -178,14 +181,14 @@ impl Store {
             now_ms.into(),
             now_ms.into(),
         ];
-        values.extend(ids.iter().map(|&id| Value::from(id)));
+        values.extend(padded_ids(ids.iter().copied()));
         txn.execute_raw(stmt(
             backend,
             &format!(
                 "UPDATE generation_tasks SET status = 'running', attempts = attempts + 1, \
                  lease_owner = ?, lease_expires_at = ?, started_at = COALESCE(started_at, ?), \
                  updated_at = ?, progress = 0 WHERE id IN ({})",
-                placeholders(ids.len())
+                placeholders(padded_len(ids.len()))
             ),
             values,
         ))
@@ -198,9 +201,9 @@ impl Store {
                      JOIN workflow_jobs j ON j.id = t.job_id WHERE t.id IN ({}) ORDER BY t.id",
                     *TASK_COLUMNS,
                     *JOB_COLUMNS,
-                    placeholders(ids.len())
+                    placeholders(padded_len(ids.len()))
                 ),
-                ids.iter().map(|&id| Value::from(id)).collect(),
+                padded_ids(ids.iter().copied()),
             ))
             .await?;
         let mut job_ids = Vec::with_capacity(rows.len());
@@ -214,14 +217,14 @@ impl Store {
         }
         job_ids.sort_unstable();
         let mut values: Vec<Value> = vec![now_ms.into(), now_ms.into()];
-        values.extend(job_ids.iter().map(|&id| Value::from(id)));
+        values.extend(padded_ids(job_ids.iter().copied()));
         txn.execute_raw(stmt(
             backend,
             &format!(
                 "UPDATE workflow_jobs SET status = 'running', \
                  started_at = COALESCE(started_at, ?), updated_at = ? \
                  WHERE id IN ({}) AND status = 'pending'",
-                placeholders(job_ids.len())
+                placeholders(padded_len(job_ids.len()))
             ),
             values,
         ))
@@ -235,9 +238,9 @@ impl Store {
                         "SELECT job_id, step_index, result_data FROM generation_tasks \
                          WHERE job_id IN ({}) AND status = 'completed' \
                          AND result_data IS NOT NULL",
-                        placeholders(later_steps.len())
+                        placeholders(padded_len(later_steps.len()))
                     ),
-                    later_steps.iter().map(|&id| Value::from(id)).collect(),
+                    padded_ids(later_steps.iter().copied()),
                 ))
                 .await?;
             for row in &previous {
@@ -305,12 +308,12 @@ impl Store {
                     if !held.is_empty() {
                         let ids: Vec<i64> = held.iter().copied().collect();
                         let mut values: Vec<Value> = vec![until.into()];
-                        values.extend(ids.iter().map(|&id| Value::from(id)));
+                        values.extend(padded_ids(ids.iter().copied()));
                         txn.execute_raw(stmt(
                             backend,
                             &format!(
                                 "UPDATE generation_tasks SET lease_expires_at = ? WHERE id IN ({})",
-                                placeholders(ids.len())
+                                placeholders(padded_len(ids.len()))
                             ),
                             values,
                         ))
@@ -353,9 +356,9 @@ pub(crate) async fn held_fences(
             &format!(
                 "SELECT id, lease_owner, attempts FROM generation_tasks \
                  WHERE id IN ({}) AND status = 'running' ORDER BY id{lock}",
-                placeholders(ids.len())
+                placeholders(padded_len(ids.len()))
             ),
-            ids.iter().map(|&id| Value::from(id)).collect(),
+            padded_ids(ids.iter().copied()),
         ))
         .await?;
     let mut current = std::collections::HashMap::with_capacity(rows.len());

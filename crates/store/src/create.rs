@@ -329,14 +329,23 @@ impl Store {
              created_at, updated_at) VALUES {}",
             rows.join(", ")
         );
-        txn.execute_raw(stmt(backend, &sql, values)).await?;
-        let rows = txn
-            .query_all_raw(stmt(
+        let rows = if backend == DbBackend::Sqlite {
+            txn.query_all_raw(stmt(
                 backend,
-                "SELECT id, step_index FROM generation_tasks WHERE job_id = ? ORDER BY step_index",
+                &format!("{sql} RETURNING id, step_index"),
+                values,
+            ))
+            .await?
+        } else {
+            // MySQL has no RETURNING.
+            txn.execute_raw(stmt(backend, &sql, values)).await?;
+            txn.query_all_raw(stmt(
+                backend,
+                "SELECT id, step_index FROM generation_tasks WHERE job_id = ?",
                 vec![job_id.into()],
             ))
-            .await?;
+            .await?
+        };
         let ids = rows
             .iter()
             .map(|row| Ok((col::<i32>(row, 1)?, col::<i64>(row, 0)?)))

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::claim::held_fences;
 use crate::error::{Result, retrying};
-use crate::sql::{col, json_text, ms, placeholders, stmt};
+use crate::sql::{col, json_text, ms, padded_ids, padded_len, placeholders, stmt};
 use crate::store::Store;
 
 const FENCE: &str = "id = ? AND status = 'running' AND lease_owner = ? AND attempts = ?";
@@ -39,10 +39,12 @@ fn started_set(started: Option<&StepStarted>) -> (&'static str, Vec<Value>) {
 }
 
 /// `CASE id WHEN ? THEN ? … ELSE <column> END` over `(id, value)` pairs.
-fn case_by_id(column: &str, pairs: Vec<(i64, Value)>, values: &mut Vec<Value>) -> String {
-    if pairs.is_empty() {
+fn case_by_id(column: &str, mut pairs: Vec<(i64, Value)>, values: &mut Vec<Value>) -> String {
+    let Some(last) = pairs.last().cloned() else {
         return column.to_owned();
-    }
+    };
+    // Padded like the id lists (a repeated WHEN never matches first).
+    pairs.resize(padded_len(pairs.len()), last);
     let mut sql = String::from("CASE id");
     for (id, value) in pairs {
         sql.push_str(" WHEN ? THEN ?");
@@ -207,9 +209,9 @@ impl Store {
                 backend,
                 &format!(
                     "SELECT id, job_id, step_index FROM generation_tasks WHERE id IN ({})",
-                    placeholders(ids.len())
+                    placeholders(padded_len(ids.len()))
                 ),
-                ids.iter().map(|&id| Value::from(id)).collect(),
+                padded_ids(ids.iter().copied()),
             ))
             .await?;
         let mut steps = std::collections::HashMap::with_capacity(rows.len());
@@ -249,7 +251,7 @@ impl Store {
             &mut values,
         );
         values.extend([now_ms.into(), now_ms.into()]);
-        values.extend(ids.iter().map(|&id| Value::from(id)));
+        values.extend(padded_ids(ids.iter().copied()));
         txn.execute_raw(stmt(
             backend,
             &format!(
@@ -257,7 +259,7 @@ impl Store {
                  result_data = {result}, input_params = {input}, model_name = {model}, \
                  completed_at = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL \
                  WHERE id IN ({})",
-                placeholders(ids.len())
+                placeholders(padded_len(ids.len()))
             ),
             values,
         ))
@@ -277,10 +279,11 @@ impl Store {
         }
         if !advancing.is_empty() {
             let mut values: Vec<Value> = vec![now_ms.into(), now_ms.into()];
-            let mut pairs = Vec::with_capacity(advancing.len());
-            for (job_id, step, _) in &advancing {
+            let mut pairs = Vec::with_capacity(padded_len(advancing.len()));
+            for i in 0..padded_len(advancing.len()) {
+                let (job_id, step, _) = advancing[i.min(advancing.len() - 1)];
                 pairs.push("(job_id = ? AND step_index = ?)");
-                values.push((*job_id).into());
+                values.push(job_id.into());
                 values.push((step + 1).into());
             }
             txn.execute_raw(stmt(
@@ -299,13 +302,13 @@ impl Store {
         advancing.sort_unstable();
         if !finished.is_empty() {
             let mut values: Vec<Value> = vec![now_ms.into(), now_ms.into()];
-            values.extend(finished.iter().map(|&id| Value::from(id)));
+            values.extend(padded_ids(finished.iter().copied()));
             txn.execute_raw(stmt(
                 backend,
                 &format!(
                     "UPDATE workflow_jobs SET status = 'completed', progress = 100, \
                      completed_at = ?, updated_at = ?, unique_key = NULL WHERE id IN ({})",
-                    placeholders(finished.len())
+                    placeholders(padded_len(finished.len()))
                 ),
                 values,
             ))
@@ -330,13 +333,13 @@ impl Store {
                 &mut values,
             );
             values.push(now_ms.into());
-            values.extend(advancing.iter().map(|(job, _, _)| Value::from(*job)));
+            values.extend(padded_ids(advancing.iter().map(|(job, _, _)| *job)));
             txn.execute_raw(stmt(
                 backend,
                 &format!(
                     "UPDATE workflow_jobs SET current_step_index = {step}, progress = {progress}, \
                      updated_at = ? WHERE id IN ({})",
-                    placeholders(advancing.len())
+                    placeholders(padded_len(advancing.len()))
                 ),
                 values,
             ))

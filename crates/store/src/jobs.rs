@@ -11,7 +11,7 @@ use sea_orm::{ConnectionTrait, Value};
 
 use crate::create::load_job;
 use crate::error::{Result, retrying};
-use crate::sql::{JOB_COLUMNS, col, decode_job, ms, placeholders, stmt};
+use crate::sql::{JOB_COLUMNS, col, decode_job, ms, padded_ids, padded_len, placeholders, stmt};
 use crate::store::Store;
 
 /// Rows deleted per prune transaction, so pruning never holds locks for long.
@@ -360,13 +360,13 @@ impl Store {
             .iter()
             .map(|row| col::<i64>(row, 0))
             .collect::<Result<Vec<_>, _>>()?;
-        let id_values = || ids.iter().map(|&id| Value::from(id)).collect::<Vec<_>>();
+        let id_values = || padded_ids(ids.iter().copied());
         // Tasks first (the lock order), though the foreign key would cascade.
         txn.execute_raw(stmt(
             backend,
             &format!(
                 "DELETE FROM generation_tasks WHERE job_id IN ({})",
-                placeholders(ids.len())
+                placeholders(padded_len(ids.len()))
             ),
             id_values(),
         ))
@@ -378,7 +378,7 @@ impl Store {
                 backend,
                 &format!(
                     "DELETE FROM workflow_jobs WHERE id IN ({}) AND {OLD}",
-                    placeholders(ids.len())
+                    placeholders(padded_len(ids.len()))
                 ),
                 values,
             ))

@@ -14,6 +14,10 @@
 //! Every transaction locks `generation_tasks` rows before `workflow_jobs` rows, in id order, and
 //! runs again when it loses a deadlock anyway.
 //!
+//! A cancelled task keeps its lease owner (so [`JobStore::cancelled_claims`] tells the worker
+//! running it) until its lease would have run out; [`JobStore::requeue_expired`] then clears it,
+//! which keeps `cancelled_claims` short for long-lived workers.
+//!
 //! [`testing`] gives other crates' tests a fresh migrated store per backend.
 
 mod activity;

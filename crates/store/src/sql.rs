@@ -58,6 +58,21 @@ pub(crate) fn placeholders(count: usize) -> String {
     out
 }
 
+/// How many placeholders a list of `len` values takes once padded: the next power of two, so a
+/// statement comes in a few shapes that the prepared-statement cache keeps.
+pub(crate) fn padded_len(len: usize) -> usize {
+    if len == 0 { 0 } else { len.next_power_of_two() }
+}
+
+/// `ids` as values, padded to [`padded_len`] by repeating the last (harmless in `IN`).
+pub(crate) fn padded_ids(ids: impl IntoIterator<Item = i64>) -> Vec<Value> {
+    let mut values: Vec<Value> = ids.into_iter().map(Value::from).collect();
+    if let Some(last) = values.last().cloned() {
+        values.resize(padded_len(values.len()), last);
+    }
+    values
+}
+
 /// Serializes a JSON value for a TEXT column.
 pub(crate) fn json_text(value: &serde_json::Value) -> String {
     value.to_string()
@@ -218,6 +233,8 @@ mod tests {
         );
         assert_eq!(placeholders(3), "?, ?, ?");
         assert_eq!(placeholders(0), "NULL");
+        assert_eq!(padded_len(5), 8);
+        assert_eq!(padded_ids([1, 2, 3]).len(), 4);
     }
 
     #[test]

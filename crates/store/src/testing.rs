@@ -58,6 +58,7 @@ impl std::fmt::Debug for TestStore {
 }
 
 impl TestStore {
+    /// The store itself (for [`Store`]'s own methods).
     pub fn store(&self) -> &Store {
         &self.store
     }
