@@ -26,6 +26,7 @@ use crate::config::Role;
 use crate::error::{self, ApiError};
 use crate::middleware::HttpMetrics;
 use crate::openapi;
+use crate::reads::JobReads;
 use crate::routes::{events, system, workflows};
 use crate::views::{JobList, JobSummary};
 
@@ -41,6 +42,8 @@ pub struct EventTiming {
 /// What handlers share.
 pub struct AppState {
     pub engine: Engine,
+    /// Coalesced job reads (status polling, event streams).
+    pub reads: Arc<JobReads>,
     pub models: Arc<dyn ModelCatalog>,
     pub events: EventTiming,
     /// `Retry-After` of a quota answer.

@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod middleware;
 pub mod openapi;
+pub mod reads;
 pub mod routes;
 pub mod telemetry;
 pub mod views;

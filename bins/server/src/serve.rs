@@ -16,6 +16,7 @@ use nosyntask_providers::{Catalog, LocalArtifacts, default_models};
 use nosyntask_server::app::{AppParts, AppState, EventTiming, build_app};
 use nosyntask_server::auth::{JwtAuth, dev_secret};
 use nosyntask_server::config::{Secret, Settings};
+use nosyntask_server::reads::JobReads;
 use nosyntask_store::{Store, StoreOptions};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -98,6 +99,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let state = AppState {
+        reads: JobReads::new(engine.clone()),
         engine,
         models: catalog,
         events: EventTiming {

@@ -10,13 +10,14 @@ use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use futures::Stream;
-use nosyntask_domain::{JobWithTasks, Viewer};
+use nosyntask_domain::Viewer;
 use nosyntask_engine::EngineError;
 use tokio::time::Instant;
 
 use crate::app::AppState;
 use crate::auth::StreamCaller;
 use crate::error::{ApiError, ErrorBody};
+use crate::reads::JobSnapshot;
 use crate::views::Job;
 
 /// Streams the job: a `job` event with the full Job (tasks included) on every change.
@@ -47,7 +48,7 @@ pub async fn job_events(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let first = state
-        .engine
+        .reads
         .get(&caller.0, id)
         .await
         .map_err(|e| state.error(e))?;
@@ -64,8 +65,8 @@ struct Cursor {
     state: std::sync::Arc<AppState>,
     viewer: Viewer,
     id: i64,
-    pending: Option<JobWithTasks>,
-    last: Option<Vec<u8>>,
+    pending: Option<std::sync::Arc<JobSnapshot>>,
+    last: Option<Bytes>,
     last_write: Instant,
     started: bool,
     done: bool,
@@ -75,7 +76,7 @@ fn events(
     state: std::sync::Arc<AppState>,
     viewer: Viewer,
     id: i64,
-    first: JobWithTasks,
+    first: std::sync::Arc<JobSnapshot>,
 ) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
     let cursor = Cursor {
         state,
@@ -108,20 +109,12 @@ async fn next_chunk(cursor: &mut Cursor) -> Option<Vec<u8>> {
     let keepalive = cursor.state.events.keepalive;
     loop {
         if let Some(job) = cursor.pending.take() {
-            let view = Job::new(&job, cursor.state.definition(&job.job.workflow_type));
-            let json = match serde_json::to_vec(&view) {
-                Ok(json) => json,
-                Err(err) => {
-                    tracing::error!(error = %err, "cannot serialize job event");
-                    return None;
-                }
-            };
-            if job.job.status.is_terminal() {
+            if job.job.job.status.is_terminal() {
                 cursor.done = true;
             }
-            if cursor.last.as_ref() != Some(&json) || cursor.done {
-                let frame = frame(&json);
-                cursor.last = Some(json);
+            if cursor.last.as_ref() != Some(&job.body) || cursor.done {
+                let frame = frame(&job.body);
+                cursor.last = Some(job.body.clone());
                 return Some(frame);
             }
         }
@@ -136,7 +129,7 @@ async fn next_chunk(cursor: &mut Cursor) -> Option<Vec<u8>> {
         if cursor.last_write.elapsed() >= keepalive {
             continue;
         }
-        match cursor.state.engine.get(&cursor.viewer, cursor.id).await {
+        match cursor.state.reads.get(&cursor.viewer, cursor.id).await {
             Ok(job) => cursor.pending = Some(job),
             // The job was pruned or deleted: nothing more will come.
             Err(EngineError::NotFound(_)) => return None,

@@ -211,34 +211,21 @@ pub async fn get_job(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let job = state
-        .engine
+        .reads
         .get(&caller.0, path.into_inner())
         .await
         .map_err(|e| state.error(e))?;
-    let view = Job::new(&job, state.definition(&job.job.workflow_type));
-    let body = serde_json::to_vec(&view).map_err(|e| ApiError::internal(e.to_string()))?;
-    let etag = etag_of(&body);
-    if if_none_match(&req, &etag) {
+    if if_none_match(&req, &job.etag) {
         return Ok(HttpResponse::NotModified()
-            .insert_header((ETAG, etag))
+            .insert_header((ETAG, job.etag.clone()))
             .insert_header((CACHE_CONTROL, "no-cache"))
             .finish());
     }
     Ok(HttpResponse::Ok()
-        .insert_header((ETAG, etag))
+        .insert_header((ETAG, job.etag.clone()))
         .insert_header((CACHE_CONTROL, "no-cache"))
         .content_type("application/json")
-        .body(body))
-}
-
-/// A strong ETag over the JSON body (FNV-1a 64: stable across processes and versions).
-fn etag_of(body: &[u8]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in body {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("\"{hash:016x}\"")
+        .body(job.body.clone()))
 }
 
 fn if_none_match(req: &HttpRequest, etag: &str) -> bool {
@@ -491,6 +478,7 @@ fn limit_of(raw: Option<&str>, default: u64) -> Result<u64, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reads::etag_of;
     use nosyntask_domain::Viewer;
     use serde_json::json;
 
