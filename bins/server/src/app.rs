@@ -27,7 +27,7 @@ use crate::error::{self, ApiError};
 use crate::middleware::HttpMetrics;
 use crate::openapi;
 use crate::reads::JobReads;
-use crate::routes::{events, system, workflows};
+use crate::routes::{admin, console, events, system, workflows};
 use crate::views::{JobList, JobSummary};
 
 /// Event stream timing.
@@ -137,7 +137,8 @@ pub fn api_routes(cfg: &mut ServiceConfig) {
         .service(workflows::consume_job)
         .service(workflows::cancel_job)
         .service(workflows::resume_job)
-        .service(system::models);
+        .service(system::models)
+        .service(admin::admin_stats);
 }
 
 /// Registers health, readiness and metrics (served in every role).
@@ -195,6 +196,7 @@ pub fn build_app(
     if parts.role.serves_api() {
         let openapi = Arc::unwrap_or_clone(parts.openapi);
         app = app
+            .configure(console::routes)
             .route("/docs", web::get().to(docs_redirect))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi))
             .service(

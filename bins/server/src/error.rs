@@ -15,9 +15,9 @@ pub struct ErrorBody {
     #[schema(example = "invalid params: description: is required")]
     pub message: String,
     /// Stable snake_case code: `bad_request`, `invalid_json`, `invalid_query`, `invalid_path`,
-    /// `unauthorized`, `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`,
-    /// `unknown_workflow`, `invalid_params`, `invalid_body`, `quota_exceeded`, `unavailable`,
-    /// `internal`.
+    /// `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`, `conflict`,
+    /// `payload_too_large`, `unknown_workflow`, `invalid_params`, `invalid_body`,
+    /// `quota_exceeded`, `unavailable`, `internal`.
     #[schema(example = "invalid_params")]
     pub code: String,
 }

@@ -23,6 +23,7 @@ use crate::app::{api_routes, system_routes};
     tags(
         (name = "workflows", description = "Workflow jobs and their tasks"),
         (name = "models", description = "Configured AI models"),
+        (name = "admin", description = "Engine statistics for admins (token role `admin`)"),
         (name = "system", description = "Health, readiness and metrics"),
     )
 )]

@@ -4,6 +4,26 @@
  */
 
 export interface paths {
+    "/api/admin/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Engine statistics for admins: queue depth, running tasks, and the last hour's completions,
+         *     failures and retries per model and per task type.
+         */
+        get: operations["admin_stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/models": {
         parameters: {
             query?: never;
@@ -213,6 +233,68 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description Task counts of one model or task type. */
+        ActivityRow: {
+            /**
+             * Format: int64
+             * @description Cancelled within the window.
+             */
+            cancelled: number;
+            /**
+             * Format: int64
+             * @description Completed within the window.
+             */
+            completed: number;
+            /**
+             * Format: int64
+             * @description Failed for good within the window.
+             */
+            failed: number;
+            /**
+             * @description The model or task type; `null` in `models` for steps whose model is not recorded (not
+             *     started yet, or run on their kind's default model without naming it).
+             */
+            name?: string | null;
+            /**
+             * Format: int64
+             * @description Pending tasks with a ready time (now or after a retry backoff).
+             */
+            queued: number;
+            /**
+             * Format: int64
+             * @description Attempts that followed a failed or lost attempt, counted over the tasks above.
+             */
+            retries: number;
+            /**
+             * Format: int64
+             * @description Running now.
+             */
+            running: number;
+        };
+        /**
+         * @description The engine at a glance: queue, running tasks, jobs by status, and task activity per model
+         *     and per task type.
+         */
+        AdminStats: {
+            /** @description The store's database: `sqlite`, `postgres` or `mysql`. */
+            backend: string;
+            /** @description When the figures were read (RFC 3339 UTC). */
+            generatedAt: string;
+            /** @description Jobs in the store by status (every status present, zero included). */
+            jobsByStatus: {
+                [key: string]: number;
+            };
+            /** @description Task activity per model, busiest first. */
+            models: components["schemas"]["ActivityRow"][];
+            queue: components["schemas"]["QueueStats"];
+            /** @description Task activity per task type (workflow step), busiest first. */
+            taskTypes: components["schemas"]["ActivityRow"][];
+            /**
+             * Format: int64
+             * @description The window of `completed`, `failed`, `cancelled` and `retries`, in seconds (one hour).
+             */
+            windowSecs: number;
+        };
         /** @description `POST …/consume` answer. */
         ConsumeResponse: {
             /** @example true */
@@ -222,9 +304,9 @@ export interface components {
         ErrorBody: {
             /**
              * @description Stable snake_case code: `bad_request`, `invalid_json`, `invalid_query`, `invalid_path`,
-             *     `unauthorized`, `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`,
-             *     `unknown_workflow`, `invalid_params`, `invalid_body`, `quota_exceeded`, `unavailable`,
-             *     `internal`.
+             *     `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`, `conflict`,
+             *     `payload_too_large`, `unknown_workflow`, `invalid_params`, `invalid_body`,
+             *     `quota_exceeded`, `unavailable`, `internal`.
              * @example invalid_params
              */
             code: string;
@@ -314,6 +396,24 @@ export interface components {
         /** @description `GET /api/models` answer. */
         ModelList: {
             models: components["schemas"]["Model"][];
+        };
+        /** @description Tasks waiting and running now. */
+        QueueStats: {
+            /**
+             * Format: int64
+             * @description Pending tasks claimable now.
+             */
+            ready: number;
+            /**
+             * Format: int64
+             * @description Tasks running in any process.
+             */
+            running: number;
+            /**
+             * Format: int64
+             * @description Pending tasks waiting for a retry time.
+             */
+            scheduled: number;
         };
         /** @description `POST /api/workflows` body. */
         StartWorkflowRequest: {
@@ -426,6 +526,53 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    admin_stats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The statistics */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminStats"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is not admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     models: {
         parameters: {
             query?: never;

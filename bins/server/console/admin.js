@@ -1,0 +1,87 @@
+// The engine at a glance, for admins: queue depth, running tasks, jobs by status, and the last
+// hour's completions, failures and retries per model and per task type.
+
+import { ApiError } from './api.js';
+import { h, message, replace, time } from './dom.js';
+
+const REFRESH_MS = 5000;
+
+/**
+ * @param {HTMLElement} view
+ * @param {any} ctx
+ */
+export function renderAdmin(view, ctx) {
+  ctx.title('Engine');
+  const controller = new AbortController();
+  let timer = 0;
+  const status = h('p', { class: 'list-status' });
+  const body = h('div', { class: 'admin' });
+  replace(view,
+    h('h1', { text: 'Engine' }),
+    h('p', { class: 'lead' }, 'What every process sharing this database is doing. Counts over the last hour; refreshed every few seconds. Prometheus metrics are at ',
+      h('a', { href: '/metrics', text: '/metrics' }), '.'),
+    status,
+    body);
+
+  const card = (label, value, note) => h('div', { class: 'stat card' },
+    h('span', { class: 'stat-label', text: label }),
+    h('span', { class: 'stat-value', text: String(value) }),
+    note ? h('span', { class: 'stat-note', text: note }) : null);
+
+  const table = (caption, nameHeader, rows, nullName) => h('div', { class: 'table-wrap' },
+    h('table', { class: 'activity' },
+      h('caption', { text: caption }),
+      h('thead', {}, h('tr', {}, [nameHeader, 'Queued', 'Running', 'Completed', 'Failed', 'Cancelled', 'Retries']
+        .map((c, i) => h('th', { scope: 'col', class: i ? 'num' : null, text: c })))),
+      h('tbody', {}, rows.length
+        ? rows.map((row) => h('tr', { class: row.failed ? 'has-failures' : null },
+          h('th', { scope: 'row' }, row.name === null ? h('span', { class: 'muted', text: nullName }) : h('code', { text: row.name })),
+          ['queued', 'running', 'completed', 'failed', 'cancelled', 'retries'].map((k) => h('td', { class: `num${k === 'failed' && row[k] ? ' bad' : ''}`, text: row[k] }))))
+        : h('tr', {}, h('td', { colspan: 7, class: 'empty', text: 'No tasks in the last hour.' })))));
+
+  async function load() {
+    try {
+      const stats = await ctx.api.adminStats(controller.signal);
+      const jobs = stats.jobsByStatus || {};
+      replace(body,
+        h('h2', { text: 'Now' }),
+        h('div', { class: 'stats' },
+          card('Queue: ready', stats.queue.ready, 'claimable now'),
+          card('Queue: retry later', stats.queue.scheduled, 'waiting for a backoff'),
+          card('Running tasks', stats.queue.running, 'in any process'),
+          card('Failed jobs', jobs.failed ?? 0, 'in the store')),
+        h('h2', { text: 'Jobs by status' }),
+        h('ul', { class: 'status-counts' }, Object.entries(jobs).map(([s, n]) => h('li', {},
+          h('a', { href: `#/jobs?status=${s}` }, h('span', { class: `badge badge-${s}`, text: s }), ` ${n}`)))),
+        h('h2', { text: 'Last hour, per model' }),
+        table('Tasks per model: queued and running now; completed, failed, cancelled and retried in the last hour',
+          'Model', stats.models, 'default / not started'),
+        h('h2', { text: 'Last hour, per step type' }),
+        table('Tasks per step type: queued and running now; completed, failed, cancelled and retried in the last hour',
+          'Step type', stats.taskTypes, '—'));
+      replace(status, 'Read at ', time(stats.generatedAt), ` from ${stats.backend}.`);
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      const text = err instanceof ApiError && err.status === 403
+        ? 'Engine statistics need a token with role admin.'
+        : `Cannot read the engine statistics: ${err.message}`;
+      replace(status, message('error', text));
+    }
+  }
+
+  function schedule() {
+    timer = window.setTimeout(async () => {
+      if (document.visibilityState === 'visible') await load();
+      schedule();
+    }, REFRESH_MS);
+  }
+  if (!ctx.isAdmin) {
+    replace(status, message('info', 'Engine statistics need a token with role admin. Ask for one, or mint one with `nosyntask-server token --user ID --role admin`.'));
+    return () => {};
+  }
+  load().then(schedule);
+  return () => {
+    controller.abort();
+    clearTimeout(timer);
+  };
+}

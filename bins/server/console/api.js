@@ -1,0 +1,195 @@
+// The HTTP API of nosyntask, as the console uses it: bearer token on every call, the
+// `{message, code}` error body turned into an ApiError, and job event streams read with fetch().
+
+import { SseParser } from './sse.js';
+
+/** An error answer of the API (or a network failure, with status 0). */
+export class ApiError extends Error {
+  /** @param {number} status @param {string} code @param {string} message */
+  constructor(status, code, message) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** Job statuses after which nothing changes until a resume. */
+export const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+
+export const JOB_STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'];
+
+export class Api {
+  /**
+   * @param {string} token
+   * @param {(err: ApiError) => void} onUnauthorized called on any 401 answer
+   */
+  constructor(token, onUnauthorized) {
+    this.token = token;
+    this.onUnauthorized = onUnauthorized;
+  }
+
+  headers(extra = {}) {
+    return { Authorization: `Bearer ${this.token}`, ...extra };
+  }
+
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {unknown} [body]
+   * @param {AbortSignal} [signal]
+   */
+  async request(method, path, body, signal) {
+    const headers = this.headers({ Accept: 'application/json' });
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    let response;
+    try {
+      response = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: 'no-store',
+        signal,
+      });
+    } catch (err) {
+      if (err instanceof DOMException && err.name === 'AbortError') throw err;
+      throw new ApiError(0, 'network', 'Cannot reach the server. Is it running?');
+    }
+    return this.read(response);
+  }
+
+  /** @param {Response} response */
+  async read(response) {
+    const text = await response.text();
+    let data = null;
+    if (text) {
+      try {
+        data = JSON.parse(text);
+      } catch {
+        data = null;
+      }
+    }
+    if (!response.ok) {
+      const err = new ApiError(
+        response.status,
+        (data && data.code) || `http_${response.status}`,
+        (data && data.message) || `HTTP ${response.status}`,
+      );
+      if (response.status === 401 && this.onUnauthorized) this.onUnauthorized(err);
+      throw err;
+    }
+    return data;
+  }
+
+  types(signal) {
+    return this.request('GET', '/api/workflows/types', undefined, signal);
+  }
+
+  models(signal) {
+    return this.request('GET', '/api/models', undefined, signal);
+  }
+
+  /**
+   * @param {{projectId?: string, workflowType?: string, status?: string[], limit?: number, before?: string}} filters
+   */
+  list(filters, signal) {
+    const query = new URLSearchParams();
+    if (filters.projectId) query.set('projectId', filters.projectId);
+    if (filters.workflowType) query.set('workflowType', filters.workflowType);
+    if (filters.status && filters.status.length) query.set('status', filters.status.join(','));
+    if (filters.limit) query.set('limit', String(filters.limit));
+    if (filters.before) query.set('before', filters.before);
+    const suffix = query.toString() ? `?${query}` : '';
+    return this.request('GET', `/api/workflows${suffix}`, undefined, signal);
+  }
+
+  job(id, signal) {
+    return this.request('GET', `/api/workflows/${encodeURIComponent(id)}`, undefined, signal);
+  }
+
+  start(body) {
+    return this.request('POST', '/api/workflows', body);
+  }
+
+  cancel(id) {
+    return this.request('POST', `/api/workflows/${encodeURIComponent(id)}/cancel`);
+  }
+
+  resume(id) {
+    return this.request('POST', `/api/workflows/${encodeURIComponent(id)}/resume`);
+  }
+
+  consume(id) {
+    return this.request('POST', `/api/workflows/${encodeURIComponent(id)}/consume`);
+  }
+
+  adminStats(signal) {
+    return this.request('GET', '/api/admin/stats', undefined, signal);
+  }
+
+  /**
+   * Streams a job's `job` events until the server ends the stream (after a terminal status) or
+   * `signal` aborts. Yields each Job object.
+   * @param {string | number} id
+   * @param {AbortSignal} signal
+   * @param {(retryMs: number) => void} [onRetry] the reconnection delay the server asks for
+   */
+  async *events(id, signal, onRetry) {
+    let response;
+    try {
+      response = await fetch(`/api/workflows/${encodeURIComponent(id)}/events`, {
+        headers: this.headers({ Accept: 'text/event-stream' }),
+        cache: 'no-store',
+        signal,
+      });
+    } catch (err) {
+      if (err instanceof DOMException && err.name === 'AbortError') throw err;
+      throw new ApiError(0, 'network', 'Cannot reach the server. Is it running?');
+    }
+    if (!response.ok || !response.body) {
+      await this.read(response);
+      throw new ApiError(response.status, 'stream', 'The event stream did not open.');
+    }
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    const parser = new SseParser();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        for (const message of parser.push(value)) {
+          if (message.event !== 'job') continue;
+          yield JSON.parse(message.data);
+        }
+        if (parser.retry !== null && onRetry) onRetry(parser.retry);
+      }
+    } finally {
+      reader.cancel().catch(() => {});
+    }
+  }
+}
+
+/**
+ * The claims of a JWT, without checking its signature (the server does that).
+ * @param {string} token
+ * @returns {{userId: number | null, role: string, exp: number | null} | null}
+ */
+export function tokenClaims(token) {
+  const parts = token.split('.');
+  if (parts.length !== 3) return null;
+  try {
+    const base64 = parts[1].replace(/-/g, '+').replace(/_/g, '/');
+    const padded = base64 + '='.repeat((4 - (base64.length % 4)) % 4);
+    const bytes = Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    if (!claims || typeof claims !== 'object') return null;
+    const id = claims.userId ?? claims.sub;
+    const userId = id === undefined || id === null || Number.isNaN(Number(id)) ? null : Number(id);
+    return {
+      userId,
+      role: typeof claims.role === 'string' ? claims.role : 'user',
+      exp: typeof claims.exp === 'number' ? claims.exp : null,
+    };
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,239 @@
+// One job: status, overall progress, its steps (attempts, errors, input, result, media), live
+// updates from the job's event stream, and the cancel / resume / consume actions.
+
+import { ApiError, TERMINAL } from './api.js';
+import { announce, badge, elapsed, facts, h, json, message, progress, replace, time } from './dom.js';
+import { findMedia, humanize } from './media.js';
+
+const MAX_RECONNECT_MS = 10000;
+
+/**
+ * @param {HTMLElement} view
+ * @param {any} ctx
+ * @param {string} idText
+ */
+export function renderJob(view, ctx, idText) {
+  const id = Number(idText);
+  if (!Number.isInteger(id) || id <= 0) {
+    ctx.title('Job not found');
+    replace(view, h('h1', { text: 'Job not found' }), message('error', `“${idText}” is not a job id.`));
+    return () => {};
+  }
+  ctx.title(`Job #${id}`);
+  const controller = new AbortController();
+  const { signal } = controller;
+  /** @type {any} */
+  let job = null;
+  let following = false;
+  /** Media elements by URL, kept across updates so images do not reload. */
+  const mediaNodes = new Map();
+  /** Open state of `<details>` by key, kept across updates. */
+  const openState = new Map();
+
+  const heading = h('h1', { text: `Job #${id}` });
+  const subtitle = h('p', { class: 'subtitle' });
+  const statusBox = h('div', { class: 'job-status' });
+  const live = h('span', { class: 'live-indicator', 'data-state': 'connecting', text: 'Connecting…' });
+  const progressBox = h('div', { class: 'job-progress' });
+  const cancel = h('button', { type: 'button', class: 'button-danger', text: 'Cancel job', disabled: true });
+  const resume = h('button', { type: 'button', text: 'Resume', disabled: true });
+  const consume = h('button', { type: 'button', text: 'Mark consumed', disabled: true });
+  const actionStatus = h('div', { class: 'action-status' });
+  const errorBox = h('div');
+  const summary = h('div', { class: 'card' });
+  const steps = h('ol', { class: 'steps' });
+  const input = h('div');
+
+  replace(
+    view,
+    h('p', { class: 'breadcrumbs' }, h('a', { href: '#/jobs', text: '← Jobs' })),
+    h('div', { class: 'title-row' }, h('div', {}, heading, subtitle), h('div', { class: 'title-side' }, statusBox, live)),
+    progressBox,
+    h('div', { class: 'actions job-actions', role: 'group', 'aria-label': 'Job actions' }, cancel, resume, consume),
+    actionStatus,
+    errorBox,
+    h('h2', { text: 'Summary' }),
+    summary,
+    h('h2', { text: 'Steps' }),
+    steps,
+    h('h2', { text: 'Input params' }),
+    input,
+  );
+
+  function details(key, label, content, openByDefault) {
+    const el = h('details', { open: openState.has(key) ? openState.get(key) : openByDefault },
+      h('summary', { text: label, 'data-focus-key': key }), content);
+    el.addEventListener('toggle', () => openState.set(key, el.open));
+    return el;
+  }
+
+  function mediaNode(item) {
+    let node = mediaNodes.get(item.url);
+    if (!node) {
+      const label = humanize(item.keys[0]) || 'media';
+      const element = item.kind === 'video'
+        ? h('video', { src: item.url, controls: true, preload: 'metadata', 'aria-label': `${label} (video)` })
+        : h('img', { src: item.url, alt: `${label}`, decoding: 'async' });
+      node = h('figure', { class: `media media-${item.kind}` },
+        element,
+        h('figcaption', {}, item.keys.map(humanize).join(', '), ' · ',
+          h('a', { href: item.url, target: '_blank', rel: 'noopener', text: 'open', 'data-focus-key': `open-${item.url}` })));
+      mediaNodes.set(item.url, node);
+    }
+    return node;
+  }
+
+  function step(task, total) {
+    const n = task.step_index + 1;
+    const headingId = `step-${task.step_index}`;
+    const media = task.result_data ? findMedia(task.result_data) : [];
+    return h('li', { class: `step card step-${task.status}` },
+      h('section', { 'aria-labelledby': headingId },
+        h('div', { class: 'step-head' },
+          h('h3', { id: headingId }, `Step ${n} of ${total}: `, h('code', { text: task.task_type })),
+          badge(task.status)),
+        progress(task.progress, `Progress of step ${n}`),
+        facts([
+          ['Target', `${task.target_type}${task.target_id !== null && task.target_id !== undefined ? ` #${task.target_id}` : ''}`],
+          ['Model', task.model_name || h('span', { class: 'muted', text: 'default / not recorded' })],
+          ['Attempts', String(task.attempts)],
+          task.external_task_id ? ['Provider task', h('code', { text: task.external_task_id })] : null,
+          ['Started', time(task.started_at)],
+          ['Finished', time(task.completed_at)],
+          ['Ran for', elapsed(task.started_at, task.completed_at)],
+        ]),
+        task.error_message ? h('div', { class: 'message message-error' }, h('strong', { text: 'Error: ' }), task.error_message) : null,
+        media.length ? h('div', { class: 'gallery' }, media.map(mediaNode)) : null,
+        task.result_data !== null && task.result_data !== undefined
+          ? details(`result-${task.id}`, 'Result', json(task.result_data), true)
+          : null,
+        task.input_params !== null && task.input_params !== undefined
+          ? details(`input-${task.id}`, 'Step input', json(task.input_params), false)
+          : null,
+      ));
+  }
+
+  function update(next) {
+    const before = job;
+    job = next;
+    heading.textContent = `Job #${job.id}`;
+    replace(subtitle, h('span', { text: job.workflowName }), ' · ', h('code', { text: job.workflow_type }));
+    ctx.title(`Job #${job.id} ${job.status}`);
+    replace(statusBox, badge(job.status), job.is_consumed ? h('span', { class: 'muted small', text: ' consumed' }) : null);
+    replace(progressBox, progress(job.progress, 'Overall progress'));
+    const active = job.status === 'pending' || job.status === 'running';
+    cancel.disabled = !active;
+    resume.disabled = !(job.status === 'failed' || job.status === 'cancelled');
+    consume.disabled = !(TERMINAL.has(job.status) && !job.is_consumed);
+    replace(errorBox, job.error_message ? message('error', `The job failed: ${job.error_message}`) : null);
+    replace(summary, facts([
+      ['Workflow', job.workflowName],
+      ['Project', String(job.project_id)],
+      ['User', String(job.user_id)],
+      ['Steps', `${Math.min(job.current_step_index + 1, job.total_steps)} of ${job.total_steps}`],
+      ['Created', time(job.created_at)],
+      ['Started', time(job.started_at)],
+      ['Finished', time(job.completed_at)],
+      ['Ran for', elapsed(job.started_at, job.completed_at)],
+      ['Updated', time(job.updated_at)],
+    ]));
+    const tasks = [...(job.tasks || [])].sort((a, b) => a.step_index - b.step_index);
+    // Updates arrive several times a second: keep keyboard focus where it was.
+    const focusKey = steps.contains(document.activeElement) ? document.activeElement.getAttribute('data-focus-key') : null;
+    replace(steps, tasks.map((task) => step(task, job.total_steps)));
+    if (focusKey) steps.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
+    replace(input, json(job.input_params));
+    if (before && before.status !== job.status) announce(`Job ${job.id} is ${job.status}.`);
+  }
+
+  function setLive(state, text) {
+    live.dataset.state = state;
+    live.textContent = text;
+  }
+
+  const sleep = (ms) => new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve(undefined);
+    }, { once: true });
+  });
+
+  async function follow() {
+    if (following) return;
+    following = true;
+    let delay = 1000;
+    let serverDelay = 1000;
+    try {
+      while (!signal.aborted) {
+        try {
+          for await (const next of ctx.api.events(id, signal, (ms) => { serverDelay = ms; })) {
+            setLive('live', '● Live');
+            delay = serverDelay;
+            update(next);
+          }
+        } catch (err) {
+          if (signal.aborted) return;
+          if (err instanceof ApiError && (err.status === 404 || err.status === 401)) {
+            setLive('ended', 'Not following');
+            return;
+          }
+        }
+        if (signal.aborted) return;
+        if (job && TERMINAL.has(job.status)) {
+          setLive('ended', 'Finished: no more updates');
+          return;
+        }
+        setLive('reconnecting', 'Reconnecting…');
+        await sleep(delay);
+        delay = Math.min(delay * 2, MAX_RECONNECT_MS);
+      }
+    } finally {
+      following = false;
+    }
+  }
+
+  async function refresh() {
+    const next = await ctx.api.job(id, signal);
+    update(next);
+    if (TERMINAL.has(next.status)) setLive('ended', 'Finished: no more updates');
+    else follow();
+  }
+
+  async function act(button, run, done) {
+    button.disabled = true;
+    replace(actionStatus);
+    try {
+      await run(id);
+      replace(actionStatus, message('success', done));
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      replace(actionStatus, message('error', err.message));
+    }
+    try {
+      await refresh();
+    } catch (err) {
+      if (err.name !== 'AbortError') replace(actionStatus, message('error', err.message));
+    }
+  }
+
+  cancel.addEventListener('click', () => act(cancel, (j) => ctx.api.cancel(j), `Job ${id} cancelled.`));
+  resume.addEventListener('click', () => act(resume, (j) => ctx.api.resume(j), `Job ${id} resumes from its first unfinished step.`));
+  consume.addEventListener('click', () => act(consume, (j) => ctx.api.consume(j), `Job ${id} marked consumed.`));
+
+  refresh().catch((err) => {
+    if (err.name === 'AbortError') return;
+    if (err instanceof ApiError && err.status === 404) {
+      ctx.title('Job not found');
+      replace(view,
+        h('p', { class: 'breadcrumbs' }, h('a', { href: '#/jobs', text: '← Jobs' })),
+        h('h1', { text: `Job #${id} not found` }),
+        message('error', 'There is no such job, or it belongs to another user.'));
+    } else {
+      setLive('ended', 'Not following');
+      replace(errorBox, message('error', `Cannot load the job: ${err.message}`));
+    }
+  });
+
+  return () => controller.abort();
+}

@@ -1,0 +1,137 @@
+// The jobs list: filters (project, workflow type, statuses), newest first, paged with `before`,
+// refreshed live on the first page.
+
+import { JOB_STATUSES } from './api.js';
+import { badge, elapsed, h, message, progress, replace, time } from './dom.js';
+
+const PAGE = 25;
+const REFRESH_MS = 3000;
+
+/**
+ * @param {HTMLElement} view
+ * @param {any} ctx
+ * @param {URLSearchParams} query
+ */
+export function renderJobs(view, ctx, query) {
+  ctx.title('Jobs');
+  const filters = {
+    projectId: query.get('projectId') || '',
+    workflowType: query.get('workflowType') || '',
+    status: (query.get('status') || '').split(',').filter((s) => JOB_STATUSES.includes(s)),
+    before: query.get('before') || '',
+    limit: PAGE,
+  };
+  const controller = new AbortController();
+  let timer = 0;
+
+  const project = h('input', { id: 'f-project', name: 'projectId', type: 'number', min: 1, step: 1, inputmode: 'numeric', value: filters.projectId });
+  const type = h('select', { id: 'f-type', name: 'workflowType' }, h('option', { value: '', text: 'Any workflow' }));
+  const statusBoxes = JOB_STATUSES.map((status) =>
+    h('label', { class: 'check' },
+      h('input', { type: 'checkbox', name: 'status', value: status, checked: filters.status.includes(status) }),
+      ` ${status}`),
+  );
+  const live = h('input', { id: 'f-live', type: 'checkbox', checked: !filters.before });
+  const form = h(
+    'form',
+    { class: 'filters', role: 'search', 'aria-label': 'Filter jobs' },
+    h('div', { class: 'field' }, h('label', { for: 'f-project', text: 'Project id' }), project),
+    h('div', { class: 'field' }, h('label', { for: 'f-type', text: 'Workflow type' }), type),
+    h('fieldset', { class: 'field statuses' }, h('legend', { text: 'Status' }), statusBoxes),
+    h('div', { class: 'actions' },
+      h('button', { type: 'submit', class: 'button-primary', text: 'Apply' }),
+      h('a', { href: '#/jobs', class: 'button button-quiet', text: 'Reset' })),
+  );
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const next = new URLSearchParams();
+    if (project.value.trim()) next.set('projectId', project.value.trim());
+    if (type.value) next.set('workflowType', type.value);
+    const statuses = statusBoxes.map((l) => l.querySelector('input')).filter((i) => i.checked).map((i) => i.value);
+    if (statuses.length) next.set('status', statuses.join(','));
+    ctx.navigate(`#/jobs${next.toString() ? `?${next}` : ''}`);
+  });
+
+  ctx.types().then((data) => {
+    for (const wf of data.workflows) {
+      type.appendChild(h('option', { value: wf.type, selected: wf.type === filters.workflowType, text: `${wf.name} (${wf.type})` }));
+    }
+  }).catch(() => {});
+
+  const status = h('div', { class: 'list-status' });
+  const body = h('tbody');
+  const columns = ['Job', 'Workflow', 'Project', ctx.isAdmin ? 'User' : null, 'Status', 'Progress', 'Created', 'Ran for'].filter(Boolean);
+  const table = h('table', { class: 'jobs' },
+    h('caption', { class: 'visually-hidden', text: 'Jobs, newest first' }),
+    h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col', text: c })))),
+    body,
+  );
+  const pager = h('nav', { class: 'pager', 'aria-label': 'Pages' });
+
+  const liveLabel = h('label', { class: 'check live', for: 'f-live' }, live, ' Live updates');
+  replace(
+    view,
+    h('div', { class: 'title-row' },
+      h('h1', { text: 'Jobs' }),
+      h('a', { href: '#/start', class: 'button button-primary', text: 'Start a workflow' })),
+    form,
+    h('div', { class: 'list-head' }, status, filters.before ? null : liveLabel),
+    h('div', { class: 'table-wrap' }, table),
+    pager,
+  );
+
+  const row = (job) => h('tr', {},
+    h('td', {}, h('a', { href: `#/jobs/${job.id}`, text: `#${job.id}` })),
+    h('td', {}, h('span', { class: 'wf-name', text: job.workflowName }), h('br'), h('code', { class: 'muted', text: job.workflow_type })),
+    h('td', { text: job.project_id }),
+    ctx.isAdmin ? h('td', { text: job.user_id }) : null,
+    h('td', {}, badge(job.status), job.is_consumed ? h('span', { class: 'muted small', text: ' consumed' }) : null),
+    h('td', {}, progress(job.progress, `Progress of job ${job.id}`)),
+    h('td', {}, time(job.created_at)),
+    h('td', { text: elapsed(job.started_at, job.completed_at) }),
+  );
+
+  async function load() {
+    try {
+      const data = await ctx.api.list(filters, controller.signal);
+      const jobs = data.jobs || [];
+      // Keep keyboard focus on the same link across a live refresh.
+      const focused = body.contains(document.activeElement) ? document.activeElement.getAttribute('href') : null;
+      replace(body, jobs.map(row));
+      if (focused) body.querySelector(`a[href="${CSS.escape(focused)}"]`)?.focus();
+      if (jobs.length === 0) {
+        replace(body, h('tr', {}, h('td', { colspan: columns.length, class: 'empty' },
+          filters.before ? 'No older jobs.' : 'No jobs match. ',
+          filters.before ? null : h('a', { href: '#/start', text: 'Start a workflow' }))));
+      }
+      replace(status, `${jobs.length} job${jobs.length === 1 ? '' : 's'}${filters.before ? ` older than #${filters.before}` : ''}`);
+      const link = (label, params) => {
+        const q = new URLSearchParams(query);
+        q.delete('before');
+        for (const [k, v] of Object.entries(params)) q.set(k, v);
+        return h('a', { class: 'button', href: `#/jobs${q.toString() ? `?${q}` : ''}`, text: label });
+      };
+      replace(pager,
+        filters.before ? link('← Newest', {}) : null,
+        jobs.length === PAGE ? link('Older →', { before: String(jobs[jobs.length - 1].id) }) : null);
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      replace(status, message('error', `Cannot list the jobs: ${err.message}`));
+    }
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    if (!live.checked || filters.before) return;
+    timer = window.setTimeout(async () => {
+      if (document.visibilityState === 'visible') await load();
+      schedule();
+    }, REFRESH_MS);
+  }
+  live.addEventListener('change', schedule);
+  load().then(schedule);
+  return () => {
+    controller.abort();
+    clearTimeout(timer);
+  };
+}

@@ -1,0 +1,244 @@
+// Acceptance test of the web console in headless Chromium against the real server binary:
+// sign in with the development token, start character_views_generation from the form (after a
+// 422 that names the field), watch its progress reach 100 % live and its three images load,
+// cancel a second running job, see another user's token show none of these jobs, and read the
+// admin statistics. Screenshots go to test-artifacts/console/.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { launchBrowser } from '../lib/browser.js';
+import { REPO, startServer } from '../lib/server.js';
+
+const SHOTS = join(REPO, 'test-artifacts', 'console');
+const LONG = 60000;
+
+/** @type {Awaited<ReturnType<typeof startServer>>} */
+let server;
+/** @type {Awaited<ReturnType<typeof launchBrowser>>} */
+let browser;
+/** @type {import('playwright-core').Page} */
+let page;
+const problems = [];
+const foreignRequests = [];
+const failedResponses = [];
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  server = await startServer();
+  browser = await launchBrowser();
+  page = browser.context.pages()[0] ?? (await browser.context.newPage());
+  page.setDefaultTimeout(LONG);
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('console', (msg) => {
+    // Error answers are checked one by one below; Chromium also logs each as an error.
+    if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) {
+      problems.push(`console error: ${msg.text()}`);
+    }
+  });
+  page.on('response', (response) => {
+    if (response.status() >= 400) {
+      failedResponses.push(`${response.status()} ${response.request().method()} ${new URL(response.url()).pathname}`);
+    }
+  });
+  page.on('request', (request) => {
+    const url = request.url();
+    if (!url.startsWith(server.base) && !url.startsWith('data:')) foreignRequests.push(url);
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+
+async function signIn(token) {
+  await page.getByLabel('Access token (JWT)').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Jobs' }).waitFor();
+}
+
+async function signOut() {
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Sign in to the nosyntask console' }).waitFor();
+}
+
+/** The job id of the job page shown. */
+async function shownJobId() {
+  await page.waitForURL(/#\/jobs\/\d+$/);
+  return Number(new URL(page.url()).hash.replace('#/jobs/', ''));
+}
+
+const jobStatus = () => page.locator('.job-status .badge').textContent();
+
+/** Rows of the jobs table (without the "no jobs" row). */
+async function listedJobIds() {
+  await page.locator('.list-status').filter({ hasText: /\d+ jobs?/ }).waitFor();
+  const links = await page.locator('table.jobs tbody a[href^="#/jobs/"]').allTextContents();
+  return links.map((text) => Number(text.replace('#', '')));
+}
+
+let firstJob;
+let secondJob;
+
+test('sign in with the development token', async () => {
+  await page.goto(`${server.base}/`);
+  await page.waitForURL(/#\/signin$/);
+  await page.getByRole('heading', { level: 1, name: 'Sign in to the nosyntask console' }).waitFor();
+  await shot('01-sign-in');
+  await signIn(server.devToken);
+  assert.match(await page.locator('#whoami').textContent(), /User 1 · user/);
+  // Admin-only navigation stays hidden for a user token.
+  assert.equal(await page.getByRole('link', { name: 'Engine' }).count(), 0);
+  await shot('02-jobs-empty');
+});
+
+test('the start form shows the 422 message naming the field', async () => {
+  await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Start a workflow' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Start a workflow' }).waitFor();
+  await page.getByLabel('Workflow', { exact: true }).selectOption('character_views_generation');
+  await page.getByRole('group', { name: 'Params of character_views_generation' }).waitFor();
+  // Defaults from the schema are filled in.
+  assert.equal(await page.locator('#param-width').inputValue(), '512');
+  assert.equal(await page.locator('#param-height').inputValue(), '768');
+  await page.getByRole('button', { name: 'Fill in the example' }).click();
+  assert.equal(await page.locator('#param-characterName').inputValue(), 'Lin Mei');
+  await page.locator('#param-width').fill('5');
+  await page.getByRole('button', { name: 'Start workflow' }).click();
+  const alert = page.locator('.form-status [role="alert"]');
+  await alert.waitFor();
+  assert.match(await alert.textContent(), /width: must be between 64 and 4096/);
+  const width = page.locator('#param-width');
+  assert.equal(await width.getAttribute('aria-invalid'), 'true');
+  // The message also sits under the field, tied to it for screen readers, which has focus.
+  assert.equal(await page.locator('#param-width-error').textContent(), 'width: must be between 64 and 4096');
+  assert.match(await width.getAttribute('aria-describedby'), /param-width-error/);
+  assert.equal(await width.evaluate((el) => el === document.activeElement), true);
+  await shot('03-start-invalid-params');
+});
+
+test('a character_views_generation job runs live to 100 % and shows its three images', async () => {
+  await page.locator('#param-width').fill('512');
+  await page.getByRole('button', { name: 'Start workflow' }).click();
+  firstJob = await shownJobId();
+  await page.getByRole('heading', { level: 1, name: `Job #${firstJob}` }).waitFor();
+  // Progress moves while the job runs (three slow images), seen through the event stream.
+  const seen = new Set();
+  let midShot = false;
+  const deadline = Date.now() + LONG;
+  for (;;) {
+    const text = (await page.locator('.job-progress .progress-value').textContent()) ?? '';
+    const value = Number(text.replace(/[^\d]/g, ''));
+    seen.add(value);
+    if (!midShot && value > 0 && value < 100) {
+      await page.locator('.live-indicator[data-state="live"]').waitFor();
+      await shot('04-job-running');
+      midShot = true;
+    }
+    if (value === 100) break;
+    assert.ok(Date.now() < deadline, `progress stuck at ${text}`);
+    await page.waitForTimeout(100);
+  }
+  assert.ok([...seen].some((v) => v > 0 && v < 100), `no intermediate progress among ${[...seen]}`);
+  await page.locator('.job-status .badge', { hasText: 'completed' }).waitFor();
+  await page.locator('.live-indicator[data-state="ended"]').waitFor();
+  assert.equal(await page.locator('.steps .step .badge').first().textContent(), 'completed');
+
+  const images = page.locator('.gallery img');
+  await page.waitForFunction(() => {
+    const imgs = [...document.querySelectorAll('.gallery img')];
+    return imgs.length === 3 && imgs.every((img) => img.complete && img.naturalWidth > 0);
+  }, undefined, { timeout: LONG });
+  const sources = await images.evaluateAll((imgs) => imgs.map((img) => ({ src: img.getAttribute('src'), alt: img.alt, w: img.naturalWidth })));
+  assert.equal(new Set(sources.map((s) => s.src)).size, 3);
+  for (const { src, w } of sources) {
+    assert.match(src, /^\/files\/.+\.png$/);
+    assert.ok(w > 0);
+  }
+  assert.deepEqual(sources.map((s) => s.alt), ['front view', 'side view', 'back view']);
+  // The result JSON is shown pretty-printed.
+  assert.match(await page.locator('.steps pre.json').first().textContent(), /"frontViewUrl": "\/files\//);
+  // Finished: cancel is off; consume is on.
+  assert.equal(await page.getByRole('button', { name: 'Cancel job' }).isDisabled(), true);
+  assert.equal(await page.getByRole('button', { name: 'Mark consumed' }).isEnabled(), true);
+  await shot('05-job-completed');
+  await page.getByRole('button', { name: 'Mark consumed' }).click();
+  await page.locator('.action-status', { hasText: `Job ${firstJob} marked consumed.` }).waitFor();
+  await page.locator('.job-status', { hasText: 'consumed' }).waitFor();
+});
+
+test('a second running job is cancelled from its page', async () => {
+  await page.goto(`${server.base}/#/start?type=scene_video`);
+  await page.getByRole('group', { name: 'Params of scene_video' }).waitFor();
+  await page.getByRole('button', { name: 'Fill in the example' }).click();
+  await page.getByRole('button', { name: 'Start workflow' }).click();
+  secondJob = await shownJobId();
+  assert.notEqual(secondJob, firstJob);
+  await page.locator('.job-status .badge', { hasText: 'running' }).waitFor();
+  await page.locator('.live-indicator[data-state="live"]').waitFor();
+  await shot('06-job-running-video');
+  await page.getByRole('button', { name: 'Cancel job' }).click();
+  await page.locator('.action-status', { hasText: `Job ${secondJob} cancelled.` }).waitFor();
+  await page.locator('.job-status .badge', { hasText: 'cancelled' }).waitFor();
+  await page.locator('.steps .step .badge', { hasText: 'cancelled' }).waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Cancel job' }).isDisabled(), true);
+  assert.equal(await page.getByRole('button', { name: 'Resume' }).isEnabled(), true);
+  await shot('07-job-cancelled');
+});
+
+test('the jobs list shows both jobs, newest first, and filters by status', async () => {
+  await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Jobs' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Jobs' }).waitFor();
+  assert.deepEqual(await listedJobIds(), [secondJob, firstJob]);
+  await page.getByRole('checkbox', { name: 'cancelled' }).check();
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.waitForURL(/status=cancelled/);
+  await page.locator('.list-status', { hasText: '1 job' }).waitFor();
+  assert.deepEqual(await listedJobIds(), [secondJob]);
+  await page.getByRole('link', { name: 'Reset' }).click();
+  await page.locator('.list-status', { hasText: '2 jobs' }).waitFor();
+  await shot('08-jobs-list');
+});
+
+test("another user's token shows none of the first user's jobs", async () => {
+  await signOut();
+  await signIn(server.token(2));
+  assert.match(await page.locator('#whoami').textContent(), /User 2 · user/);
+  assert.deepEqual(await listedJobIds(), []);
+  await page.locator('td.empty', { hasText: 'No jobs match.' }).waitFor();
+  await shot('09-other-user-jobs');
+  await page.goto(`${server.base}/#/jobs/${firstJob}`);
+  await page.getByRole('heading', { level: 1, name: `Job #${firstJob} not found` }).waitFor();
+  await shot('10-other-user-job-not-found');
+});
+
+test('an admin sees every job and the engine statistics', async () => {
+  await page.goto(`${server.base}/#/jobs`);
+  await signOut();
+  await signIn(server.token(99, 'admin'));
+  assert.deepEqual(await listedJobIds(), [secondJob, firstJob]);
+  await page.getByRole('link', { name: 'Engine' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Engine' }).waitFor();
+  const perStep = page.getByRole('table', { name: /Tasks per step type/ });
+  await perStep.waitFor();
+  const views = perStep.getByRole('row', { name: /character_views/ });
+  // Queued, running, completed, failed, cancelled, retries.
+  assert.deepEqual(await views.locator('td').allTextContents(), ['0', '0', '1', '0', '0', '0']);
+  const video = perStep.getByRole('row', { name: /scene_video/ });
+  assert.deepEqual(await video.locator('td').allTextContents(), ['0', '0', '0', '0', '1', '0']);
+  await page.getByRole('table', { name: /Tasks per model/ }).waitFor();
+  await shot('11-admin-engine');
+});
+
+test('the page made no request elsewhere, logged no error, and met only the expected error answers', () => {
+  assert.deepEqual(foreignRequests, []);
+  assert.deepEqual(problems, []);
+  assert.deepEqual(failedResponses, [
+    '422 POST /api/workflows',
+    `404 GET /api/workflows/${firstJob}`,
+  ]);
+});

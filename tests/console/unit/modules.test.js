@@ -1,0 +1,114 @@
+// Unit tests of the console's pure modules (no DOM): the SSE parser, token claims, media
+// discovery, and the params form model.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { SseParser } from '../../../bins/server/console/sse.js';
+import { tokenClaims } from '../../../bins/server/console/api.js';
+import { findMedia, humanize, mediaKind, safeUrl } from '../../../bins/server/console/media.js';
+import { fieldsNamed, fieldsOf, initialText, parseValue } from '../../../bins/server/console/params.js';
+
+test('SSE: events split across chunks, comments, retry, multi-line data, CRLF', () => {
+  const parser = new SseParser();
+  assert.deepEqual(parser.push('retry: 1000\n\n: keep-alive\n\nevent: jo'), []);
+  assert.equal(parser.retry, 1000);
+  assert.deepEqual(parser.push('b\ndata: {"id":1,\ndata: "x":2}\n'), []);
+  assert.deepEqual(parser.push('\n'), [{ event: 'job', data: '{"id":1,\n"x":2}', id: null }]);
+  assert.deepEqual(parser.push('data:plain\r'), []);
+  assert.deepEqual(parser.push('\n\r\n'), [{ event: 'message', data: 'plain', id: null }]);
+  assert.deepEqual(parser.push('id: 7\nevent: job\ndata: 1\r\rdata: 2\n\n'), [
+    { event: 'job', data: '1', id: '7' },
+    { event: 'message', data: '2', id: '7' },
+  ]);
+});
+
+test('token claims: userId or numeric sub, role, exp; garbage is null', () => {
+  const encode = (claims) => `x.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.y`;
+  assert.deepEqual(tokenClaims(encode({ userId: 4, role: 'admin', exp: 10 })), { userId: 4, role: 'admin', exp: 10 });
+  assert.deepEqual(tokenClaims(encode({ sub: '9', exp: 5 })), { userId: 9, role: 'user', exp: 5 });
+  assert.deepEqual(tokenClaims(encode({ name: '张三 ✓' })), { userId: null, role: 'user', exp: null });
+  assert.equal(tokenClaims('not-a-token'), null);
+  assert.equal(tokenClaims('a.%%%.c'), null);
+});
+
+test('media: safe URLs only, kinds by extension then by field name, one entry per URL', () => {
+  assert.equal(safeUrl('/files/a.png'), '/files/a.png');
+  assert.equal(safeUrl('https://cdn.example/x.mp4'), 'https://cdn.example/x.mp4');
+  for (const bad of ['javascript:alert(1)', '//evil.example/x.png', 'data:image/png;base64,AA', '/\\evil', 42]) {
+    assert.equal(safeUrl(bad), null, String(bad));
+  }
+  assert.equal(mediaKind('/files/a.gif', 'videoUrl'), 'image');
+  assert.equal(mediaKind('/files/a.webm?x=1', 'url'), 'video');
+  assert.equal(mediaKind('https://x/y', 'videoUrl'), 'video');
+  assert.equal(mediaKind('https://x/y', 'startFrame'), 'image');
+  assert.equal(mediaKind('https://x/y', 'docs'), null);
+  assert.equal(humanize('frontViewUrl'), 'front view');
+  assert.equal(humanize('image_url'), 'image');
+  const found = findMedia({
+    backViewUrl: '/files/b.png',
+    frontViewUrl: '/files/f.png',
+    imageUrl: '/files/f.png',
+    sideViewUrl: '/files/s.png',
+    videoUrl: '/files/v.gif',
+    clip: 'https://cdn.example/c.mp4',
+    link: 'https://example.com/page',
+    prompts: { front: 'a /files/nothing.txt' },
+    shots: [{ startFrame: '/files/s1.jpg' }],
+    evil: 'javascript:alert(1)',
+  });
+  assert.deepEqual(found.map((m) => [m.url, m.kind, m.keys]), [
+    ['/files/f.png', 'image', ['frontViewUrl', 'imageUrl']],
+    ['/files/s1.jpg', 'image', ['startFrame']],
+    ['/files/s.png', 'image', ['sideViewUrl']],
+    ['/files/v.gif', 'image', ['videoUrl']],
+    ['https://cdn.example/c.mp4', 'video', ['clip']],
+    ['/files/b.png', 'image', ['backViewUrl']],
+  ]);
+});
+
+test('params: fields in a useful order with controls, defaults and groups', () => {
+  const { fields, anyOf } = fieldsOf({
+    type: 'object',
+    required: ['prompt'],
+    anyOf: [{ required: ['scriptContent'] }, { required: ['scenes'] }],
+    properties: {
+      duration: { type: 'integer', default: 5, minimum: 1, maximum: 10 },
+      kind: { type: 'string', enum: ['image', 'video'], default: 'image' },
+      modelName: { type: 'string', maxLength: 200, description: 'Name of a configured video model' },
+      prompt: { type: 'string', maxLength: 8000 },
+      scenes: { type: 'array' },
+      scriptContent: { type: 'string', maxLength: 200000 },
+      title: { type: 'string', maxLength: 200 },
+      loud: { type: 'boolean' },
+    },
+  });
+  assert.deepEqual(fields.map((f) => [f.name, f.control]), [
+    ['prompt', 'textarea'],
+    ['scenes', 'json'],
+    ['scriptContent', 'textarea'],
+    ['kind', 'select'],
+    ['title', 'input'],
+    ['duration', 'input'],
+    ['loud', 'select'],
+    ['modelName', 'input'],
+  ]);
+  assert.deepEqual(anyOf, [['scriptContent', 'scenes']]);
+  const byName = Object.fromEntries(fields.map((f) => [f.name, f]));
+  assert.equal(byName.prompt.required, true);
+  assert.equal(byName.scenes.oneOf, true);
+  assert.equal(byName.modelName.modelKind, 'video');
+  assert.equal(initialText(byName.duration), '5');
+  assert.deepEqual(parseValue(byName.duration, '7'), { value: 7 });
+  assert.deepEqual(parseValue(byName.duration, '1.5'), { value: 1.5 });
+  assert.deepEqual(parseValue(byName.duration, ''), {});
+  assert.match(parseValue(byName.duration, 'ten').error, /^duration: must be a number/);
+  assert.deepEqual(parseValue(byName.scenes, '[{"a":1}]'), { value: [{ a: 1 }] });
+  assert.match(parseValue(byName.scenes, '[oops').error, /^scenes: not valid JSON/);
+  assert.deepEqual(parseValue(byName.loud, 'false'), { value: false });
+  assert.deepEqual(parseValue(byName.prompt, '  a cat  '), { value: '  a cat  ' });
+  const names = fields.map((f) => f.name);
+  assert.deepEqual(fieldsNamed('invalid params: duration: must be between 1 and 10', names), ['duration']);
+  assert.deepEqual(fieldsNamed('invalid params: scriptContent or scenes: one is required', names), ['scenes', 'scriptContent']);
+  assert.deepEqual(fieldsNamed('projectId must be an integer', [...names, 'projectId']), []);
+});
