@@ -62,6 +62,9 @@ impl Store {
                 Err(err) => Err(err.into()),
             };
         }
+        if backend == DbBackend::Postgres {
+            return self.create_pg_checked(job, now).await;
+        }
         let txn = self.begin().await?;
         if checked {
             self.lock_user(&txn, job.user_id).await?;
@@ -104,13 +107,9 @@ impl Store {
                 }
             }
         }
-        let inserted = match backend {
-            DbBackend::Postgres => self.insert_pg(&txn, job, now).await,
-            _ => self.insert_generic(&txn, job, now).await,
-        };
+        let inserted = self.insert_generic(&txn, job, now).await;
         match inserted {
             Ok(created) => {
-                // On PostgreSQL the insert statement itself sent the NOTIFY.
                 txn.commit().await?;
                 Ok(Some(CreateOutcome {
                     job: created,
@@ -129,12 +128,12 @@ impl Store {
     async fn lock_user(&self, txn: &impl ConnectionTrait, user_id: i64) -> Result<(), DbErr> {
         let backend = self.backend();
         let sql = match backend {
-            DbBackend::Postgres => "SELECT pg_advisory_xact_lock(?)",
             DbBackend::MySql => {
                 "INSERT INTO workflow_user_locks (user_id) VALUES (?) \
                  ON DUPLICATE KEY UPDATE user_id = user_id"
             }
-            // SQLite runs one write transaction at a time anyway.
+            // SQLite runs one write transaction at a time anyway; PostgreSQL starts lock in
+            // `create_pg_checked`.
             _ => return Ok(()),
         };
         txn.execute_raw(stmt(backend, sql, vec![user_id.into()]))
@@ -206,7 +205,7 @@ impl Store {
         })
     }
 
-    fn job_values(job: &NewJob, now: DateTime<Utc>) -> Vec<Value> {
+    pub(crate) fn job_values(job: &NewJob, now: DateTime<Utc>) -> Vec<Value> {
         let now = ms(now);
         let window = i64::try_from(job.idempotency_window.as_millis()).unwrap_or(i64::MAX);
         vec![
@@ -227,7 +226,7 @@ impl Store {
         ]
     }
 
-    fn task_values(job: &NewJob, now: DateTime<Utc>) -> (String, Vec<Value>) {
+    pub(crate) fn task_values(job: &NewJob, now: DateTime<Utc>) -> (String, Vec<Value>) {
         let mut rows = Vec::with_capacity(job.tasks.len());
         let mut values = Vec::with_capacity(job.tasks.len() * 6);
         for (step, task) in job.tasks.iter().enumerate() {
@@ -354,12 +353,12 @@ impl Store {
     }
 }
 
-const JOB_INSERT: &str = "user_id, project_id, workflow_type, status, current_step_index, \
+pub(crate) const JOB_INSERT: &str = "user_id, project_id, workflow_type, status, current_step_index, \
     total_steps, input_params, is_consumed, progress, idempotency_key, idempotency_expires_at, \
     unique_key, unique_key_value, created_at, updated_at";
 
 /// The job as written, from its inputs and the ids the database gave.
-fn built(
+pub(crate) fn built(
     job: &NewJob,
     job_id: JobId,
     mut ids: Vec<(i32, i64)>,

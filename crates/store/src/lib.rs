@@ -23,6 +23,7 @@
 mod activity;
 mod claim;
 mod create;
+mod create_pg;
 mod error;
 mod finish;
 mod jobs;

@@ -1,0 +1,221 @@
+//! A checked start on PostgreSQL in three round trips: `BEGIN` with the user's advisory lock,
+//! one statement that checks idempotency, uniqueness and quota and inserts only if they pass,
+//! and `COMMIT`. (sea-orm's transactions would need two more: a separate `BEGIN` and lookup.)
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use nosyntask_engine::StoreError;
+use nosyntask_engine::ports::{CreateOutcome, NewJob};
+use sea_orm::{DbErr, QueryResult, RuntimeErr, Value};
+use sqlx::Postgres;
+use sqlx::postgres::PgArguments;
+
+use crate::create::{JOB_INSERT, built, load_job};
+use crate::error::{Result, is_unique_violation};
+use crate::sql::{col, ms, number_placeholders};
+use crate::store::Store;
+
+fn sqlx_err(err: sqlx::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
+}
+
+fn bind(
+    sql: String,
+    values: Vec<Value>,
+) -> Result<sqlx::query::Query<'static, Postgres, PgArguments>, DbErr> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for value in values {
+        query = match value {
+            Value::BigInt(v) => query.bind(v),
+            Value::Int(v) => query.bind(v),
+            Value::String(v) => query.bind(v),
+            Value::Bool(v) => query.bind(v),
+            other => return Err(DbErr::Type(format!("cannot bind {other:?}"))),
+        };
+    }
+    Ok(query)
+}
+
+/// What the checks found when they kept the insert from happening.
+struct Refused {
+    idempotent: Option<(i64, i64)>,
+    unique: Option<i64>,
+    active: Option<i64>,
+}
+
+/// The check-and-insert statement: inserted `(0, job_id, task_id, step_index)` rows, or one
+/// `(1, prior id, prior expiry, unique id, active count)` row when a check refused.
+fn check_and_insert(job: &NewJob, now: DateTime<Utc>) -> (String, Vec<Value>) {
+    let mut ctes = Vec::new();
+    let mut conditions = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let (mut prior, mut prior_expiry, mut unique, mut active) = (
+        "NULL::bigint",
+        "NULL::bigint",
+        "NULL::bigint",
+        "NULL::bigint",
+    );
+    if let Some(key) = &job.idempotency_key {
+        ctes.push(
+            "prior AS (SELECT id, idempotency_expires_at AS expires FROM workflow_jobs \
+             WHERE user_id = ? AND idempotency_key = ?)",
+        );
+        values.extend([job.user_id.into(), key.clone().into()]);
+        conditions.push("NOT EXISTS (SELECT 1 FROM prior)".to_owned());
+        prior = "(SELECT id FROM prior)";
+        prior_expiry = "(SELECT expires FROM prior)";
+    }
+    if let Some(key) = &job.unique_key {
+        ctes.push(
+            "uniq AS (SELECT id FROM workflow_jobs \
+             WHERE user_id = ? AND workflow_type = ? AND unique_key = ?)",
+        );
+        values.extend([
+            job.user_id.into(),
+            job.workflow_type.clone().into(),
+            key.clone().into(),
+        ]);
+        conditions.push("NOT EXISTS (SELECT 1 FROM uniq)".to_owned());
+        unique = "(SELECT id FROM uniq)";
+    }
+    if let Some(limit) = job.max_active_per_user {
+        ctes.push(
+            "active AS (SELECT COUNT(*) AS n FROM workflow_jobs \
+             WHERE user_id = ? AND status IN ('pending', 'running'))",
+        );
+        values.push(job.user_id.into());
+        conditions.push(format!(
+            "(SELECT n FROM active) < {}",
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ));
+        active = "(SELECT n FROM active)";
+    }
+    let (rows, task_values) = Store::task_values(job, now);
+    let sql = format!(
+        "WITH {ctes}, \
+         j AS (INSERT INTO workflow_jobs ({JOB_INSERT}) \
+           SELECT ?, ?, ?, 'pending', 0, ?, ?, FALSE, 0, ?, ?, ?, ?, ?, ? \
+           WHERE {conditions} RETURNING id), \
+         t AS (INSERT INTO generation_tasks (job_id, step_index, user_id, project_id, task_type, \
+           target_type, target_id, max_attempts, ready_at, status, progress, attempts, \
+           created_at, updated_at) \
+           SELECT j.id, v.step_index, ?, ?, v.task_type, v.target_type, v.target_id, \
+           v.max_attempts, v.ready_at, 'pending', 0, 0, ?, ? \
+           FROM j CROSS JOIN (VALUES {rows}) AS v (step_index, task_type, target_type, \
+           target_id, max_attempts, ready_at) \
+           RETURNING job_id, id, step_index) \
+         SELECT 0, t.job_id, t.id, t.step_index::bigint, NULL::bigint \
+           FROM t, (SELECT pg_notify('nosyntask_work', '')) AS announced \
+         UNION ALL \
+         SELECT 1, {prior}, {prior_expiry}, {unique}, {active} \
+           WHERE NOT EXISTS (SELECT 1 FROM j)",
+        ctes = ctes.join(", "),
+        conditions = conditions.join(" AND "),
+    );
+    values.extend(Store::job_values(job, now));
+    values.extend([
+        job.user_id.into(),
+        job.project_id.into(),
+        ms(now).into(),
+        ms(now).into(),
+    ]);
+    values.extend(task_values);
+    (number_placeholders(&sql), values)
+}
+
+impl Store {
+    /// A start with idempotency, uniqueness or quota checks; `None` when it lost a unique-index
+    /// race (or the job it deduplicated to vanished): run again.
+    pub(crate) async fn create_pg_checked(
+        &self,
+        job: &NewJob,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CreateOutcome>> {
+        let pool = self.inner.write.get_postgres_connection_pool();
+        // The user's advisory lock rides on the BEGIN round trip; it serializes the checks
+        // below against the user's concurrent starts.
+        let mut tx = pool
+            .begin_with(sqlx::AssertSqlSafe(format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({})",
+                job.user_id
+            )))
+            .await
+            .map_err(sqlx_err)?;
+        let mut cleared_expired_key = false;
+        let refused = loop {
+            let (sql, values) = check_and_insert(job, now);
+            let rows = match bind(sql, values)?.fetch_all(&mut *tx).await {
+                Ok(rows) => rows,
+                Err(err) => {
+                    let err = sqlx_err(err);
+                    if is_unique_violation(&err) {
+                        tx.rollback().await.map_err(sqlx_err)?;
+                        return Ok(None);
+                    }
+                    return Err(err.into());
+                }
+            };
+            let rows: Vec<QueryResult> = rows.into_iter().map(QueryResult::from).collect();
+            let Some(first) = rows.first() else {
+                return Err(DbErr::Custom("start returned no row".to_owned()).into());
+            };
+            if col::<i32>(first, 0)? == 0 {
+                let mut job_id = 0;
+                let mut ids = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    job_id = col::<Option<i64>>(row, 1)?.unwrap_or_default();
+                    let task_id = col::<Option<i64>>(row, 2)?.unwrap_or_default();
+                    let step = col::<Option<i64>>(row, 3)?.unwrap_or_default();
+                    ids.push((i32::try_from(step).unwrap_or_default(), task_id));
+                }
+                tx.commit().await.map_err(sqlx_err)?;
+                return Ok(Some(CreateOutcome {
+                    job: built(job, job_id, ids, now)?,
+                    deduplicated: false,
+                }));
+            }
+            let refused = Refused {
+                idempotent: col::<Option<i64>>(first, 1)?
+                    .map(|id| Ok::<_, DbErr>((id, col::<Option<i64>>(first, 2)?.unwrap_or(0))))
+                    .transpose()?,
+                unique: col(first, 3)?,
+                active: col(first, 4)?,
+            };
+            match refused.idempotent {
+                Some((id, expires)) if expires <= ms(now) && !cleared_expired_key => {
+                    // The key's window is over: a new job may take it.
+                    bind(
+                        "UPDATE workflow_jobs SET idempotency_key = NULL WHERE id = $1".to_owned(),
+                        vec![id.into()],
+                    )?
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sqlx_err)?;
+                    cleared_expired_key = true;
+                }
+                _ => break refused,
+            }
+        };
+        let existing = match (refused.idempotent, refused.unique) {
+            (Some((id, _)), _) | (None, Some(id)) => id,
+            (None, None) => {
+                tx.rollback().await.map_err(sqlx_err)?;
+                let active = u64::try_from(refused.active.unwrap_or_default()).unwrap_or(0);
+                return Err(StoreError::QuotaExceeded {
+                    user_id: job.user_id,
+                    active,
+                    limit: job.max_active_per_user.unwrap_or_default(),
+                }
+                .into());
+            }
+        };
+        tx.commit().await.map_err(sqlx_err)?;
+        Ok(load_job(&self.inner.write, existing)
+            .await?
+            .map(|job| CreateOutcome {
+                job,
+                deduplicated: true,
+            }))
+    }
+}
