@@ -1,12 +1,12 @@
 // Acceptance test of the web console in headless Chromium against the real server binary:
 // sign in with the development token, start character_views_generation from the form (after a
 // 422 that names the field), watch its progress reach 100 % live and its three images load,
-// cancel a second running job, see another user's token show none of these jobs, and read the
-// admin statistics. Screenshots go to test-artifacts/console/.
+// cancel a second running job, see another user's token show none of these jobs (and run the
+// sample script as that user), and read the admin statistics. Screenshots go to test-artifacts/console/.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { launchBrowser } from '../lib/browser.js';
@@ -26,6 +26,7 @@ const foreignRequests = [];
 const failedResponses = [];
 
 before(async () => {
+  rmSync(SHOTS, { recursive: true, force: true });
   mkdirSync(SHOTS, { recursive: true });
   server = await startServer();
   browser = await launchBrowser();
@@ -166,6 +167,9 @@ test('a character_views_generation job runs live to 100 % and shows its three im
   assert.equal(await page.getByRole('button', { name: 'Cancel job' }).isDisabled(), true);
   assert.equal(await page.getByRole('button', { name: 'Mark consumed' }).isEnabled(), true);
   await shot('05-job-completed');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shot('05-job-completed-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
   await page.getByRole('button', { name: 'Mark consumed' }).click();
   await page.locator('.action-status', { hasText: `Job ${firstJob} marked consumed.` }).waitFor();
   await page.locator('.job-status', { hasText: 'consumed' }).waitFor();
@@ -216,11 +220,32 @@ test("another user's token shows none of the first user's jobs", async () => {
   await shot('10-other-user-job-not-found');
 });
 
+let thirdJob;
+
+test('the sample script runs storyboard generation for another user', async () => {
+  await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Start a workflow' }).click();
+  await page.getByLabel('Workflow', { exact: true }).selectOption('storyboard_generation');
+  await page.getByRole('group', { name: 'Params of storyboard_generation' }).waitFor();
+  await page.getByRole('button', { name: 'Fill in the example' }).click();
+  assert.match(await page.locator('#param-scriptContent').inputValue(), /^THE LIGHTHOUSE KEEPER'S DAUGHTER/);
+  await page.getByRole('button', { name: 'Start workflow' }).click();
+  thirdJob = await shownJobId();
+  await page.locator('.job-status .badge', { hasText: 'completed' }).waitFor();
+  const result = JSON.parse(await page.locator('.steps pre.json').first().textContent());
+  assert.ok(Array.isArray(result.scenes) && result.scenes.length > 0, JSON.stringify(result));
+  assert.equal(result.count, result.scenes.length);
+  await shot('11-storyboard-completed');
+  await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Jobs' }).click();
+  assert.deepEqual(await listedJobIds(), [thirdJob]);
+});
+
 test('an admin sees every job and the engine statistics', async () => {
   await page.goto(`${server.base}/#/jobs`);
   await signOut();
   await signIn(server.token(99, 'admin'));
-  assert.deepEqual(await listedJobIds(), [secondJob, firstJob]);
+  assert.deepEqual(await listedJobIds(), [thirdJob, secondJob, firstJob]);
+  // Admins see whose job it is.
+  await page.getByRole('columnheader', { name: 'User' }).waitFor();
   await page.getByRole('link', { name: 'Engine' }).click();
   await page.getByRole('heading', { level: 1, name: 'Engine' }).waitFor();
   const perStep = page.getByRole('table', { name: /Tasks per step type/ });
@@ -230,8 +255,10 @@ test('an admin sees every job and the engine statistics', async () => {
   assert.deepEqual(await views.locator('td').allTextContents(), ['0', '0', '1', '0', '0', '0']);
   const video = perStep.getByRole('row', { name: /scene_video/ });
   assert.deepEqual(await video.locator('td').allTextContents(), ['0', '0', '0', '0', '1', '0']);
+  const storyboard = perStep.getByRole('row', { name: /storyboard/ });
+  assert.deepEqual(await storyboard.locator('td').allTextContents(), ['0', '0', '1', '0', '0', '0']);
   await page.getByRole('table', { name: /Tasks per model/ }).waitFor();
-  await shot('11-admin-engine');
+  await shot('12-admin-engine');
 });
 
 test('the page made no request elsewhere, logged no error, and met only the expected error answers', () => {
