@@ -117,3 +117,186 @@ async fn two_processes_share_jobs_on_postgres() {
     drop(b);
     db.cleanup().await;
 }
+
+/// With the database unreachable, the API answers 503 `unavailable` (never 500) and readiness
+/// fails; when it is back, everything works again without a restart. The outage is a TCP proxy
+/// between the server and PostgreSQL that drops every connection and refuses new ones.
+// Multi-threaded: the proxy must run while `Server::start_with` blocks on the server's output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_answers_503_and_recovers() {
+    let Some(db) = nosyntask_store::testing::test_store("postgres")
+        .await
+        .expect("create the test database")
+    else {
+        println!("skipped: set NOSYNTASK_TEST_POSTGRES_URL to run the PostgreSQL outage test");
+        return;
+    };
+    let mut url = reqwest::Url::parse(db.url()).unwrap();
+    let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let proxy = Proxy::start(upstream).await;
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(proxy.port)).unwrap();
+    let server = Server::start_with(
+        Options::default()
+            .env("NOSYNTASK__DATABASE__URL", url.as_str())
+            .env("NOSYNTASK__DATABASE__ACQUIRE_TIMEOUT_SECS", "1"),
+    );
+    let t = token(1);
+    let id = server
+        .start_job(
+            &t,
+            "prompt_generate",
+            json!({"description": "before the outage"}),
+        )
+        .await;
+    server.wait_job(&t, id, LONG, is_terminal).await;
+
+    proxy.set_down(true).await;
+    let ready = server
+        .client
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    common::error_body(ready, 503).await;
+    let read = server
+        .get(&format!("/api/workflows/{id}"), &t)
+        .send()
+        .await
+        .unwrap();
+    let body = common::error_body(read, 503).await;
+    assert_eq!(body["code"], "unavailable");
+    let start = server
+        .post("/api/workflows", &t)
+        .json(&json!({"workflowType": "prompt_generate", "projectId": 1,
+            "params": {"description": "during the outage"}}))
+        .send()
+        .await
+        .unwrap();
+    common::error_body(start, 503).await;
+    let list = server.get("/api/workflows", &t).send().await.unwrap();
+    common::error_body(list, 503).await;
+    let health = server
+        .client
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(
+        metrics
+            .text()
+            .await
+            .unwrap()
+            .contains("nosyntask_store_up 0")
+    );
+
+    proxy.set_down(false).await;
+    let deadline = Instant::now() + LONG;
+    loop {
+        let ready = server
+            .client
+            .get(server.url("/readyz"))
+            .send()
+            .await
+            .unwrap();
+        if ready.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready again after the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(server.job(&t, id).await["id"], id);
+    let after = server
+        .start_job(
+            &t,
+            "prompt_generate",
+            json!({"description": "after the outage"}),
+        )
+        .await;
+    server.wait_job(&t, after, LONG, is_terminal).await;
+    drop(server);
+    db.cleanup().await;
+}
+
+/// A TCP proxy to PostgreSQL that can be switched off (connections dropped, new ones refused).
+struct Proxy {
+    port: u16,
+    upstream: String,
+    state: std::sync::Arc<tokio::sync::Mutex<ProxyState>>,
+}
+
+struct ProxyState {
+    accept: Option<tokio::task::JoinHandle<()>>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let accept = spawn_accept(listener, upstream.clone(), connections.clone());
+        Proxy {
+            port,
+            upstream,
+            state: std::sync::Arc::new(tokio::sync::Mutex::new(ProxyState {
+                accept: Some(accept),
+                connections,
+            })),
+        }
+    }
+
+    async fn set_down(&self, down: bool) {
+        let mut state = self.state.lock().await;
+        if down {
+            if let Some(accept) = state.accept.take() {
+                accept.abort();
+                let _ = accept.await;
+            }
+            for connection in state.connections.lock().unwrap().drain(..) {
+                connection.abort();
+            }
+        } else if state.accept.is_none() {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+                .await
+                .unwrap();
+            state.accept = Some(spawn_accept(
+                listener,
+                self.upstream.clone(),
+                state.connections.clone(),
+            ));
+        }
+    }
+}
+
+fn spawn_accept(
+    listener: tokio::net::TcpListener,
+    upstream: String,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let upstream = upstream.clone();
+            let connection = tokio::spawn(async move {
+                if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+            connections.lock().unwrap().push(connection);
+        }
+    })
+}
