@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { accessibilityViolations } from '../lib/axe.js';
 import { launchBrowser } from '../lib/browser.js';
 import { REPO, startServer } from '../lib/server.js';
 
@@ -57,6 +58,13 @@ after(async () => {
 
 const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 
+/** Screenshots the page and checks it against WCAG 2.1 A/AA with axe-core. */
+async function shotAndAudit(name) {
+  await shot(name);
+  const violations = await accessibilityViolations(page);
+  assert.deepEqual(violations, [], `accessibility violations on ${name}:\n${violations.join('\n')}`);
+}
+
 async function signIn(token) {
   await page.getByLabel('Access token (JWT)').fill(token);
   await page.getByRole('button', { name: 'Sign in' }).click();
@@ -90,7 +98,7 @@ test('sign in with the development token', async () => {
   await page.goto(`${server.base}/`);
   await page.waitForURL(/#\/signin$/);
   await page.getByRole('heading', { level: 1, name: 'Sign in to the nosyntask console' }).waitFor();
-  await shot('01-sign-in');
+  await shotAndAudit('01-sign-in');
   await signIn(server.devToken);
   assert.match(await page.locator('#whoami').textContent(), /User 1 · user/);
   // Admin-only navigation stays hidden for a user token.
@@ -119,7 +127,7 @@ test('the start form shows the 422 message naming the field', async () => {
   assert.equal(await page.locator('#param-width-error').textContent(), 'width: must be between 64 and 4096');
   assert.match(await width.getAttribute('aria-describedby'), /param-width-error/);
   assert.equal(await width.evaluate((el) => el === document.activeElement), true);
-  await shot('03-start-invalid-params');
+  await shotAndAudit('03-start-invalid-params');
 });
 
 test('a character_views_generation job runs live to 100 % and shows its three images', async () => {
@@ -166,9 +174,9 @@ test('a character_views_generation job runs live to 100 % and shows its three im
   // Finished: cancel is off; consume is on.
   assert.equal(await page.getByRole('button', { name: 'Cancel job' }).isDisabled(), true);
   assert.equal(await page.getByRole('button', { name: 'Mark consumed' }).isEnabled(), true);
-  await shot('05-job-completed');
+  await shotAndAudit('05-job-completed');
   await page.emulateMedia({ colorScheme: 'dark' });
-  await shot('05-job-completed-dark');
+  await shotAndAudit('05-job-completed-dark');
   await page.emulateMedia({ colorScheme: 'light' });
   await page.getByRole('button', { name: 'Mark consumed' }).click();
   await page.locator('.action-status', { hasText: `Job ${firstJob} marked consumed.` }).waitFor();
@@ -191,7 +199,7 @@ test('a second running job is cancelled from its page', async () => {
   await page.locator('.steps .step .badge', { hasText: 'cancelled' }).waitFor();
   assert.equal(await page.getByRole('button', { name: 'Cancel job' }).isDisabled(), true);
   assert.equal(await page.getByRole('button', { name: 'Resume' }).isEnabled(), true);
-  await shot('07-job-cancelled');
+  await shotAndAudit('07-job-cancelled');
 });
 
 test('the jobs list shows both jobs, newest first, and filters by status', async () => {
@@ -205,7 +213,7 @@ test('the jobs list shows both jobs, newest first, and filters by status', async
   assert.deepEqual(await listedJobIds(), [secondJob]);
   await page.getByRole('link', { name: 'Reset' }).click();
   await page.locator('.list-status', { hasText: '2 jobs' }).waitFor();
-  await shot('08-jobs-list');
+  await shotAndAudit('08-jobs-list');
 });
 
 test("another user's token shows none of the first user's jobs", async () => {
@@ -258,7 +266,7 @@ test('an admin sees every job and the engine statistics', async () => {
   const storyboard = perStep.getByRole('row', { name: /storyboard/ });
   assert.deepEqual(await storyboard.locator('td').allTextContents(), ['0', '0', '1', '0', '0', '0']);
   await page.getByRole('table', { name: /Tasks per model/ }).waitFor();
-  await shot('12-admin-engine');
+  await shotAndAudit('12-admin-engine');
 });
 
 test('the page made no request elsewhere, logged no error, and met only the expected error answers', () => {
