@@ -131,6 +131,50 @@ pub(crate) fn classify(err: &DbErr) -> StoreError {
     }
 }
 
+/// A connection that broke (the server restarted or dropped it): a read can simply run again
+/// on another one.
+fn is_broken_connection(err: &DbErr) -> bool {
+    matches!(
+        sqlx_error(err),
+        Some(sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed)
+    ) || {
+        let message = err.to_string().to_ascii_lowercase();
+        message.contains("server closed the connection")
+            || message.contains("terminating connection")
+            || message.contains("connection reset")
+            || message.contains("broken pipe")
+            || message.contains("unexpected eof")
+    }
+}
+
+/// Runs a read-only `op` again on lock races and on broken connections (after a database
+/// restart the pool may still hold a few dead ones), so reads do not fail for that. Writes do
+/// not get this: a write whose connection broke may have committed.
+pub(crate) async fn retrying_read<T, F, Fut>(mut op: F) -> std::result::Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let (mut attempt, mut broken) = (0, 0);
+    loop {
+        attempt += 1;
+        match op().await {
+            Ok(value) => return Ok(value),
+            Err(Error::Db(err)) if broken < READ_RECONNECTS && is_broken_connection(&err) => {
+                broken += 1;
+                debug!(error = %err, "read failed on a broken connection, trying another");
+            }
+            Err(Error::Db(err)) if attempt < ATTEMPTS && is_retryable(&err) => {
+                tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// How many broken connections a read goes through before it reports the store unavailable.
+const READ_RECONNECTS: u32 = 12;
+
 /// How often a transaction that lost a deadlock or lock race runs again.
 const ATTEMPTS: u32 = 8;
 

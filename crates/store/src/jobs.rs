@@ -10,7 +10,7 @@ use nosyntask_engine::ports::{JobFilter, StoreStats};
 use sea_orm::{ConnectionTrait, Value};
 
 use crate::create::load_job;
-use crate::error::{Result, retrying};
+use crate::error::{Result, retrying, retrying_read};
 use crate::sql::{JOB_COLUMNS, col, decode_job, ms, padded_ids, padded_len, placeholders, stmt};
 use crate::store::Store;
 
@@ -42,7 +42,7 @@ async fn status_of(conn: &impl ConnectionTrait, id: JobId) -> Result<JobStatus> 
 
 impl Store {
     pub(crate) async fn get_job_impl(&self, id: JobId) -> Result<Option<JobWithTasks>, StoreError> {
-        retrying(|| async { Ok(load_job(&self.inner.read, id).await?) }).await
+        retrying_read(|| async { Ok(load_job(&self.inner.read, id).await?) }).await
     }
 
     pub(crate) async fn list_jobs_impl(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
@@ -82,7 +82,7 @@ impl Store {
         }
         sql.push_str(" ORDER BY j.id DESC LIMIT ?");
         values.push(i64::try_from(filter.limit).unwrap_or(i64::MAX).into());
-        retrying(|| async {
+        retrying_read(|| async {
             let rows = self
                 .inner
                 .read
@@ -256,7 +256,7 @@ impl Store {
         &self,
         owner: &str,
     ) -> Result<Vec<TaskId>, StoreError> {
-        retrying(|| async {
+        retrying_read(|| async {
             let rows = self
                 .inner
                 .read
@@ -389,7 +389,7 @@ impl Store {
     }
 
     pub(crate) async fn stats_impl(&self, now: DateTime<Utc>) -> Result<StoreStats, StoreError> {
-        retrying(|| async {
+        retrying_read(|| async {
             let backend = self.backend();
             let now_ms = ms(now);
             let row = self

@@ -104,6 +104,7 @@ impl Store {
                 .max_connections(options.max_connections.max(2))
                 .acquire_timeout(options.acquire_timeout)
                 .test_before_acquire(false)
+                .before_acquire(|conn, meta| Box::pin(check_if_idle(conn, meta)))
                 .connect_with(connect)
                 .await
                 .map_err(connect_error)?;
@@ -124,6 +125,7 @@ impl Store {
                 .max_connections(options.max_connections.max(1))
                 .acquire_timeout(options.acquire_timeout)
                 .test_before_acquire(false)
+                .before_acquire(|conn, meta| Box::pin(check_if_idle(conn, meta)))
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         // Each statement sees the latest committed rows (a locked user row
@@ -250,6 +252,21 @@ impl Store {
     pub(crate) fn wake_local(&self) {
         notify::wake(&self.inner.wake);
     }
+}
+
+/// Connections idle longer than this are pinged before use; busy ones are not (a ping is a
+/// round trip), and a dead busy one fails its call once and is dropped.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// Drops pooled connections that died while idle (e.g. across a database restart).
+async fn check_if_idle<C: sqlx::Connection>(
+    conn: &mut C,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> Result<bool, sqlx::Error> {
+    if meta.idle_for < PING_AFTER_IDLE {
+        return Ok(true);
+    }
+    Ok(conn.ping().await.is_ok())
 }
 
 async fn connect_sqlite(

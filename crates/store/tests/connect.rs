@@ -163,3 +163,55 @@ async fn concurrent_migrations_take_turns() {
         db.cleanup().await;
     }
 }
+
+/// After the server drops every connection (a restart), calls fail as `Unavailable` for a moment
+/// and then work again on fresh connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_recovers_after_connections_are_dropped() {
+    let Some(db) = test_store("postgres").await.unwrap() else {
+        return;
+    };
+    let store = db.shared();
+    // Open several pooled connections.
+    let creates: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.create_job(job(), chrono::Utc::now()).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for create in creates {
+        ids.push(create.await.unwrap().unwrap().job.job.id);
+    }
+    let database = db.url().rsplit('/').next().unwrap().to_owned();
+    let admin = Store::connect(&std::env::var("NOSYNTASK_TEST_POSTGRES_URL").unwrap())
+        .await
+        .unwrap();
+    sea_orm::ConnectionTrait::execute_unprepared(
+        admin.connection(),
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+        ),
+    )
+    .await
+    .unwrap();
+    admin.close().await;
+    // Reads go through the dead connections to a live one.
+    for id in &ids {
+        assert!(store.get_job(*id).await.unwrap().is_some());
+    }
+    // Writes report each dead connection once (they may not run again: a broken write may have
+    // committed), and then work.
+    let mut failures = 0;
+    loop {
+        match store.create_job(job(), chrono::Utc::now()).await {
+            Ok(_) => break,
+            Err(StoreError::Unavailable(_)) => failures += 1,
+            Err(err) => panic!("{err:?}"),
+        }
+        assert!(failures < 20, "the store did not recover");
+    }
+    println!("recovered after {failures} failed calls");
+    db.cleanup().await;
+}
