@@ -183,7 +183,7 @@ test('a character_views_generation job runs live to 100 % and shows its three im
   await page.locator('.job-status', { hasText: 'consumed' }).waitFor();
 });
 
-test('a second running job is cancelled from its page', async () => {
+test('a second running job is cancelled from its page, resumed and cancelled again', async () => {
   await page.goto(`${server.base}/#/start?type=scene_video`);
   await page.getByRole('group', { name: 'Params of scene_video' }).waitFor();
   await page.getByRole('button', { name: 'Fill in the example' }).click();
@@ -200,6 +200,14 @@ test('a second running job is cancelled from its page', async () => {
   assert.equal(await page.getByRole('button', { name: 'Cancel job' }).isDisabled(), true);
   assert.equal(await page.getByRole('button', { name: 'Resume' }).isEnabled(), true);
   await shotAndAudit('07-job-cancelled');
+  // Resume follows the job live again; cancel it once more.
+  await page.getByRole('button', { name: 'Resume' }).click();
+  await page.locator('.action-status', { hasText: `Job ${secondJob} resumes from its first unfinished step.` }).waitFor();
+  await page.locator('.job-status .badge', { hasText: 'running' }).waitFor();
+  await page.locator('.live-indicator[data-state="live"]').waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Resume' }).isDisabled(), true);
+  await page.getByRole('button', { name: 'Cancel job' }).click();
+  await page.locator('.job-status .badge', { hasText: 'cancelled' }).waitFor();
 });
 
 test('the jobs list shows both jobs, newest first, and filters by status', async () => {
