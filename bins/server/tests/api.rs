@@ -812,3 +812,45 @@ async fn cors_for_configured_origins() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn generated_media_are_served_under_files() {
+    let server = Server::start();
+    let t = token(1);
+    let id = server
+        .start_job(
+            &t,
+            "frame_generation",
+            json!({"prompt": "a fox jumps over a log", "width": 256, "height": 144}),
+        )
+        .await;
+    let job = server
+        .wait_job(&t, id, LONG, |j| j["status"] == "completed")
+        .await;
+    let url = job["tasks"][0]["result_data"]["startFrame"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no startFrame in {job}"))
+        .to_owned();
+    assert!(url.starts_with("/files/"), "{url}");
+    // Browsers load media without a token.
+    let file = server.client.get(server.url(&url)).send().await.unwrap();
+    assert_eq!(file.status(), 200);
+    assert_eq!(file.headers()["content-type"], "image/png");
+    let bytes = file.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
+
+    let missing = server
+        .client
+        .get(server.url("/files/00/nothing.png"))
+        .send()
+        .await
+        .unwrap();
+    error_body(missing, 404).await;
+    let escape = server
+        .client
+        .get(server.url("/files/..%2f..%2fdata%2fjwt-secret"))
+        .send()
+        .await
+        .unwrap();
+    assert!(escape.status().is_client_error());
+}
