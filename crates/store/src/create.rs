@@ -51,19 +51,8 @@ impl Store {
         let checked = job.idempotency_key.is_some()
             || job.unique_key.is_some()
             || job.max_active_per_user.is_some();
-        if !checked && backend == DbBackend::Postgres {
-            // A single statement is atomic on its own: no transaction round trips.
-            return match self.insert_pg(&self.inner.write, job, now).await {
-                Ok(job) => Ok(Some(CreateOutcome {
-                    job,
-                    deduplicated: false,
-                })),
-                Err(err) if is_unique_violation(&err) => Ok(None),
-                Err(err) => Err(err.into()),
-            };
-        }
         if backend == DbBackend::Postgres {
-            return self.create_pg_checked(job, now).await;
+            return self.create_pg(job, now).await;
         }
         let txn = self.begin().await?;
         if checked {
@@ -239,48 +228,6 @@ impl Store {
             values.push((if step == 0 { Some(ms(now)) } else { None }).into());
         }
         (rows.join(", "), values)
-    }
-
-    /// Job and tasks in one statement that also announces the work; returns what was written.
-    async fn insert_pg(
-        &self,
-        conn: &impl ConnectionTrait,
-        job: &NewJob,
-        now: DateTime<Utc>,
-    ) -> Result<JobWithTasks, DbErr> {
-        let (rows, task_values) = Self::task_values(job, now);
-        let sql = format!(
-            "WITH j AS (INSERT INTO workflow_jobs ({JOB_INSERT}) \
-             VALUES (?, ?, ?, 'pending', 0, ?, ?, FALSE, 0, ?, ?, ?, ?, ?, ?) RETURNING id), \
-             t AS (INSERT INTO generation_tasks (job_id, step_index, user_id, project_id, \
-             task_type, target_type, target_id, max_attempts, ready_at, status, progress, \
-             attempts, created_at, updated_at) \
-             SELECT j.id, v.step_index, ?, ?, v.task_type, v.target_type, v.target_id, \
-             v.max_attempts, v.ready_at, 'pending', 0, 0, ?, ? \
-             FROM j CROSS JOIN (VALUES {rows}) AS v (step_index, task_type, target_type, \
-             target_id, max_attempts, ready_at) \
-             RETURNING job_id, id, step_index) \
-             SELECT t.job_id, t.id, t.step_index FROM t, \
-             (SELECT pg_notify('nosyntask_work', '')) AS announced"
-        );
-        let mut values = Self::job_values(job, now);
-        values.extend([
-            job.user_id.into(),
-            job.project_id.into(),
-            ms(now).into(),
-            ms(now).into(),
-        ]);
-        values.extend(task_values);
-        let rows = conn
-            .query_all_raw(stmt(DbBackend::Postgres, &sql, values))
-            .await?;
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut job_id = 0;
-        for row in &rows {
-            job_id = col::<i64>(row, 0)?;
-            ids.push((col::<i32>(row, 2)?, col::<i64>(row, 1)?));
-        }
-        built(job, job_id, ids, now)
     }
 
     /// Job, then tasks with one multi-row insert, then their ids.

@@ -1,15 +1,18 @@
-//! A checked start on PostgreSQL in three round trips: `BEGIN` with the user's advisory lock,
-//! one statement that checks idempotency, uniqueness and quota and inserts only if they pass,
-//! and `COMMIT`. (sea-orm's transactions would need two more: a separate `BEGIN` and lookup.)
+//! Starts on PostgreSQL in as few round trips as possible. One statement checks idempotency and
+//! uniqueness and inserts the job and its tasks only if they pass; the unique indexes make those
+//! checks exact even for concurrent starts (the loser's insert fails and runs again, finding the
+//! winner). So a start without a quota is one autocommit round trip. A quota needs the user's
+//! starts serialized: `BEGIN` with the user's advisory lock, the statement, `COMMIT` (three).
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use nosyntask_domain::JobWithTasks;
 use nosyntask_engine::StoreError;
 use nosyntask_engine::ports::{CreateOutcome, NewJob};
 use sea_orm::{DbErr, QueryResult, RuntimeErr, Value};
 use sqlx::Postgres;
-use sqlx::postgres::PgArguments;
+use sqlx::postgres::{PgArguments, PgConnection};
 
 use crate::create::{JOB_INSERT, built, load_job};
 use crate::error::{Result, is_unique_violation};
@@ -37,18 +40,22 @@ fn bind(
     Ok(query)
 }
 
-/// What the checks found when they kept the insert from happening.
-struct Refused {
-    idempotent: Option<(i64, i64)>,
-    unique: Option<i64>,
-    active: Option<i64>,
+/// What one run of the check-and-insert statement did.
+enum Attempt {
+    Inserted(JobWithTasks),
+    /// An earlier job with the idempotency key or the uniqueness key.
+    Existing(i64),
+    /// The user has this many active jobs.
+    OverQuota(u64),
+    /// A concurrent start won a unique index.
+    LostRace,
 }
 
 /// The check-and-insert statement: inserted `(0, job_id, task_id, step_index)` rows, or one
 /// `(1, prior id, prior expiry, unique id, active count)` row when a check refused.
 fn check_and_insert(job: &NewJob, now: DateTime<Utc>) -> (String, Vec<Value>) {
     let mut ctes = Vec::new();
-    let mut conditions = Vec::new();
+    let mut conditions = vec!["TRUE".to_owned()];
     let mut values: Vec<Value> = Vec::new();
     let (mut prior, mut prior_expiry, mut unique, mut active) = (
         "NULL::bigint",
@@ -91,9 +98,10 @@ fn check_and_insert(job: &NewJob, now: DateTime<Utc>) -> (String, Vec<Value>) {
         ));
         active = "(SELECT n FROM active)";
     }
+    ctes.push("");
     let (rows, task_values) = Store::task_values(job, now);
     let sql = format!(
-        "WITH {ctes}, \
+        "WITH {ctes} \
          j AS (INSERT INTO workflow_jobs ({JOB_INSERT}) \
            SELECT ?, ?, ?, 'pending', 0, ?, ?, FALSE, 0, ?, ?, ?, ?, ?, ? \
            WHERE {conditions} RETURNING id), \
@@ -124,98 +132,113 @@ fn check_and_insert(job: &NewJob, now: DateTime<Utc>) -> (String, Vec<Value>) {
     (number_placeholders(&sql), values)
 }
 
+/// Runs the check-and-insert on `conn` (in a transaction or not), clearing an idempotency key
+/// whose window is over and running it again once.
+async fn attempt(conn: &mut PgConnection, job: &NewJob, now: DateTime<Utc>) -> Result<Attempt> {
+    let mut cleared_expired_key = false;
+    loop {
+        let (sql, values) = check_and_insert(job, now);
+        let rows = match bind(sql, values)?.fetch_all(&mut *conn).await {
+            Ok(rows) => rows,
+            Err(err) => {
+                let err = sqlx_err(err);
+                if is_unique_violation(&err) {
+                    return Ok(Attempt::LostRace);
+                }
+                return Err(err.into());
+            }
+        };
+        let rows: Vec<QueryResult> = rows.into_iter().map(QueryResult::from).collect();
+        let Some(first) = rows.first() else {
+            return Err(DbErr::Custom("start returned no row".to_owned()).into());
+        };
+        if col::<i32>(first, 0)? == 0 {
+            let mut job_id = 0;
+            let mut ids = Vec::with_capacity(rows.len());
+            for row in &rows {
+                job_id = col::<Option<i64>>(row, 1)?.unwrap_or_default();
+                let task_id = col::<Option<i64>>(row, 2)?.unwrap_or_default();
+                let step = col::<Option<i64>>(row, 3)?.unwrap_or_default();
+                ids.push((i32::try_from(step).unwrap_or_default(), task_id));
+            }
+            return Ok(Attempt::Inserted(built(job, job_id, ids, now)?));
+        }
+        if let Some(id) = col::<Option<i64>>(first, 1)? {
+            let expires = col::<Option<i64>>(first, 2)?.unwrap_or(0);
+            if expires > ms(now) || cleared_expired_key {
+                return Ok(Attempt::Existing(id));
+            }
+            // The key's window is over: a new job may take it.
+            bind(
+                "UPDATE workflow_jobs SET idempotency_key = NULL \
+                 WHERE id = $1 AND idempotency_expires_at <= $2"
+                    .to_owned(),
+                vec![id.into(), ms(now).into()],
+            )?
+            .execute(&mut *conn)
+            .await
+            .map_err(sqlx_err)?;
+            cleared_expired_key = true;
+            continue;
+        }
+        if let Some(id) = col::<Option<i64>>(first, 3)? {
+            return Ok(Attempt::Existing(id));
+        }
+        let active = col::<Option<i64>>(first, 4)?.unwrap_or_default();
+        return Ok(Attempt::OverQuota(u64::try_from(active).unwrap_or(0)));
+    }
+}
+
 impl Store {
-    /// A start with idempotency, uniqueness or quota checks; `None` when it lost a unique-index
-    /// race (or the job it deduplicated to vanished): run again.
-    pub(crate) async fn create_pg_checked(
+    /// One start attempt; `None` when it lost a unique-index race (or the job it deduplicated
+    /// to was pruned meanwhile): run again.
+    pub(crate) async fn create_pg(
         &self,
         job: &NewJob,
         now: DateTime<Utc>,
     ) -> Result<Option<CreateOutcome>> {
         let pool = self.inner.write.get_postgres_connection_pool();
-        // The user's advisory lock rides on the BEGIN round trip; it serializes the checks
-        // below against the user's concurrent starts.
-        let mut tx = pool
-            .begin_with(sqlx::AssertSqlSafe(format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({})",
-                job.user_id
-            )))
-            .await
+        let outcome = if job.max_active_per_user.is_some() {
+            // The user's advisory lock rides on the BEGIN round trip; it makes the active-job
+            // count exact against the user's concurrent starts.
+            let mut tx = pool
+                .begin_with(sqlx::AssertSqlSafe(format!(
+                    "BEGIN; SELECT pg_advisory_xact_lock({})",
+                    job.user_id
+                )))
+                .await
+                .map_err(sqlx_err)?;
+            let outcome = attempt(&mut tx, job, now).await?;
+            match outcome {
+                Attempt::Inserted(_) | Attempt::Existing(_) => tx.commit().await,
+                Attempt::OverQuota(_) | Attempt::LostRace => tx.rollback().await,
+            }
             .map_err(sqlx_err)?;
-        let mut cleared_expired_key = false;
-        let refused = loop {
-            let (sql, values) = check_and_insert(job, now);
-            let rows = match bind(sql, values)?.fetch_all(&mut *tx).await {
-                Ok(rows) => rows,
-                Err(err) => {
-                    let err = sqlx_err(err);
-                    if is_unique_violation(&err) {
-                        tx.rollback().await.map_err(sqlx_err)?;
-                        return Ok(None);
-                    }
-                    return Err(err.into());
-                }
-            };
-            let rows: Vec<QueryResult> = rows.into_iter().map(QueryResult::from).collect();
-            let Some(first) = rows.first() else {
-                return Err(DbErr::Custom("start returned no row".to_owned()).into());
-            };
-            if col::<i32>(first, 0)? == 0 {
-                let mut job_id = 0;
-                let mut ids = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    job_id = col::<Option<i64>>(row, 1)?.unwrap_or_default();
-                    let task_id = col::<Option<i64>>(row, 2)?.unwrap_or_default();
-                    let step = col::<Option<i64>>(row, 3)?.unwrap_or_default();
-                    ids.push((i32::try_from(step).unwrap_or_default(), task_id));
-                }
-                tx.commit().await.map_err(sqlx_err)?;
-                return Ok(Some(CreateOutcome {
-                    job: built(job, job_id, ids, now)?,
-                    deduplicated: false,
-                }));
-            }
-            let refused = Refused {
-                idempotent: col::<Option<i64>>(first, 1)?
-                    .map(|id| Ok::<_, DbErr>((id, col::<Option<i64>>(first, 2)?.unwrap_or(0))))
-                    .transpose()?,
-                unique: col(first, 3)?,
-                active: col(first, 4)?,
-            };
-            match refused.idempotent {
-                Some((id, expires)) if expires <= ms(now) && !cleared_expired_key => {
-                    // The key's window is over: a new job may take it.
-                    bind(
-                        "UPDATE workflow_jobs SET idempotency_key = NULL WHERE id = $1".to_owned(),
-                        vec![id.into()],
-                    )?
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(sqlx_err)?;
-                    cleared_expired_key = true;
-                }
-                _ => break refused,
-            }
+            outcome
+        } else {
+            let mut conn = pool.acquire().await.map_err(sqlx_err)?;
+            attempt(&mut conn, job, now).await?
         };
-        let existing = match (refused.idempotent, refused.unique) {
-            (Some((id, _)), _) | (None, Some(id)) => id,
-            (None, None) => {
-                tx.rollback().await.map_err(sqlx_err)?;
-                let active = u64::try_from(refused.active.unwrap_or_default()).unwrap_or(0);
-                return Err(StoreError::QuotaExceeded {
-                    user_id: job.user_id,
-                    active,
-                    limit: job.max_active_per_user.unwrap_or_default(),
-                }
-                .into());
-            }
-        };
-        tx.commit().await.map_err(sqlx_err)?;
-        Ok(load_job(&self.inner.write, existing)
-            .await?
-            .map(|job| CreateOutcome {
+        match outcome {
+            Attempt::Inserted(job) => Ok(Some(CreateOutcome {
                 job,
-                deduplicated: true,
-            }))
+                deduplicated: false,
+            })),
+            Attempt::Existing(id) => {
+                Ok(load_job(&self.inner.write, id)
+                    .await?
+                    .map(|job| CreateOutcome {
+                        job,
+                        deduplicated: true,
+                    }))
+            }
+            Attempt::OverQuota(active) => Err(StoreError::QuotaExceeded {
+                user_id: job.user_id,
+                active,
+                limit: job.max_active_per_user.unwrap_or_default(),
+            }
+            .into()),
+            Attempt::LostRace => Ok(None),
+        }
     }
 }
