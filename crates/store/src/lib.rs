@@ -22,6 +22,7 @@
 
 mod activity;
 mod claim;
+mod complete;
 mod create;
 mod create_pg;
 mod error;
