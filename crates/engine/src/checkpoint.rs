@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use nosyntask_domain::TaskError;
 use serde_json::Value;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 
 use crate::ports::{Clock, Fence, JobStore, StoreError};
 
@@ -20,6 +20,8 @@ struct Inner {
     store: Arc<dyn JobStore>,
     clock: Arc<dyn Clock>,
     fence: Fence,
+    /// Shared by the worker's attempts: bounds the writes waiting on the database.
+    gate: Arc<Semaphore>,
 }
 
 impl Checkpoints {
@@ -28,12 +30,14 @@ impl Checkpoints {
         clock: Arc<dyn Clock>,
         fence: Fence,
         last: Option<Value>,
+        gate: Arc<Semaphore>,
     ) -> Self {
         Checkpoints {
             inner: Some(Arc::new(Inner {
                 store,
                 clock,
                 fence,
+                gate,
             })),
             last: Arc::new(Mutex::new(last)),
         }
@@ -123,6 +127,8 @@ impl Checkpoints {
         external_task_id: Option<&str>,
     ) -> Result<(), TaskError> {
         if let Some(inner) = &self.inner {
+            // The gate is never closed; without a permit the write would just go ahead.
+            let _permit = inner.gate.acquire().await.ok();
             let now = inner.clock.now();
             inner
                 .store

@@ -132,6 +132,7 @@ fn prepare_attempt(state: &Arc<State>, claimed: ClaimedTask) -> Result<Attempt, 
             engine.clock().clone(),
             fence.clone(),
             claimed.checkpoint,
+            state.task_writes.clone(),
         ),
         cancel: cancel.clone(),
         job_id: job.id,
@@ -266,7 +267,10 @@ async fn record_outcome(
         }
         TaskError::Cancelled => return,
     };
-    if let Err(err) = retry_store(state, || state.engine.store().fail_task(&failure, now)).await {
+    let permit = state.task_writes.acquire().await.ok();
+    let recorded = retry_store(state, || state.engine.store().fail_task(&failure, now)).await;
+    drop(permit);
+    if let Err(err) = recorded {
         warn!(error = %err, "could not record the failure; the lease will expire and the step run again");
     }
     state.forget(task_id);

@@ -33,6 +33,10 @@ pub struct WorkerConfig {
     pub claim_batch: u32,
     /// Most completions written by one transaction.
     pub completion_batch: usize,
+    /// Most single-task writes (checkpoints, failures) in flight at once; the others wait their
+    /// turn in a queue. A write waiting for a database connection holds far more memory than one
+    /// waiting here, and thousands of handlers may write at the same moment.
+    pub task_writes_in_flight: usize,
     pub lease_ttl: Duration,
     pub heartbeat_interval: Duration,
     /// Longest wait for work without a notification.
@@ -58,6 +62,7 @@ impl Default for WorkerConfig {
             concurrency: 32,
             claim_batch: 64,
             completion_batch: 512,
+            task_writes_in_flight: 16,
             lease_ttl: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),

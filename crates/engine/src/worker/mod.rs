@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use nosyntask_domain::TaskId;
 use serde_json::Value;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -96,6 +96,8 @@ struct State {
     wake: Notify,
     /// Set when shutdown begins; cancelled handlers are then released, not recorded.
     stopping: AtomicBool,
+    /// Permits for single-task writes (see `WorkerConfig::task_writes_in_flight`).
+    task_writes: Arc<Semaphore>,
 }
 
 impl State {
@@ -135,12 +137,14 @@ impl Worker {
 
     /// Starts the claim loop and the background duties on the current tokio runtime.
     pub fn spawn(self) -> WorkerHandle {
+        let task_writes = Arc::new(Semaphore::new(self.config.task_writes_in_flight.max(1)));
         let state = Arc::new(State {
             engine: self.engine,
             config: self.config,
             running: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
+            task_writes,
         });
         let stop = CancellationToken::new();
         let main = tokio::spawn(run_pool(state.clone(), stop.clone()));
