@@ -9,7 +9,7 @@
 mod render;
 mod text;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,6 +19,7 @@ use nosyntask_engine::ports::{
     TextModel, TextRequest, TextResponse, TokenUsage,
 };
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ModelConfig, SimulatedConfig};
@@ -177,6 +178,12 @@ impl SimulatedMedia {
     }
 }
 
+/// Renders running at once in this process: one per CPU. Rendering is CPU work; thousands of
+/// simulated calls finishing together would otherwise fill the blocking pool with hundreds of
+/// threads that starve the runtime (and the database connection) and hold their buffers at once.
+static RENDERS: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+
 /// The file the simulated model makes for a request: `(bytes, content type)`.
 pub fn simulated_media(
     kind: ModelKind,
@@ -269,6 +276,10 @@ impl MediaModel for SimulatedMedia {
         let kind = self.info.kind;
         let seed = self.options.seed;
         let name_hint = request.checkpoint_key.clone();
+        let render = tokio::select! {
+            _ = ctx.cancel.cancelled() => return Err(TaskError::Cancelled),
+            permit = RENDERS.acquire() => permit.ok(),
+        };
         let (bytes, content_type) =
             tokio::task::spawn_blocking(move || simulated_media(kind, &request, seed))
                 .await
@@ -276,6 +287,7 @@ impl MediaModel for SimulatedMedia {
                 .map_err(|e| {
                     TaskError::permanent(format!("rendering the simulated file failed: {e}"))
                 })?;
+        drop(render);
         let url = self.artifacts.put(bytes, content_type, &name_hint).await?;
         ctx.progress.report(99.0);
         Ok(MediaOutput {
