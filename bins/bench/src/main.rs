@@ -2,10 +2,15 @@
 //!
 //! - `engine`: starts N jobs of S no-op steps one call at a time (`starts_per_s`), then drains them
 //!   with a worker pool (`jobs_per_s`, `steps_per_s`).
+//! - `waiting`: N one-step video jobs on a simulated model that takes a minute, all waiting at
+//!   once in this process (`peak_rss_mb`, `db_writes_per_task_per_s`, `completed`).
 //!
 //! Each command prints progress on stderr and ends its output with one JSON line of figures.
 
+mod counting;
 mod engine;
+mod probe;
+mod waiting;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +25,8 @@ struct Cli {
 enum Command {
     /// Engine overhead: start N no-op jobs one by one, then drain them.
     Engine(engine::EngineArgs),
+    /// Waiting is free: N tasks waiting on a slow simulated video model in one worker process.
+    Waiting(waiting::WaitingArgs),
 }
 
 #[tokio::main]
@@ -33,5 +40,6 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Engine(args) => engine::run(args).await,
+        Command::Waiting(args) => waiting::run(args).await,
     }
 }
