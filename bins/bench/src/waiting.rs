@@ -83,6 +83,7 @@ pub async fn run(args: WaitingArgs) -> anyhow::Result<()> {
     let engine = engine(counting, &catalog, metrics);
     let before = counters.snapshot();
     let rows_before = counters.rows();
+    let rss_before = proc_status_mb("VmRSS");
 
     eprintln!(
         "phase 2: one worker process waits on all of them ({} s each)",
@@ -177,7 +178,11 @@ pub async fn run(args: WaitingArgs) -> anyhow::Result<()> {
             "duration_secs": round(duration, 1),
             "peak_waiting": peak_waiting,
             "peak_rss_mb": round(proc_status_mb("VmHWM").unwrap_or(peak_rss_sampled), 1),
+            "rss_before_worker_mb": rss_before.map(|r| round(r, 1)),
             "rss_all_waiting_mb": rss_all_waiting.map(|r| round(r, 1)),
+            "rss_per_waiting_task_kb": rss_before
+                .zip(rss_all_waiting)
+                .map(|(before, waiting)| round((waiting - before) * 1024.0 / tasks, 1)),
             "db_writes_per_task_per_s": round(rows as f64 / tasks / duration, 3),
             "waiting_db_writes_per_task_per_s": waiting_rate.map(|r| round(r, 3)),
             "waiting_window_secs": all_waiting
