@@ -27,7 +27,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 }
 
 // `/api/workflows` three times: its POST has the most input to get wrong.
-const ROUTES: [&str; 17] = [
+const ROUTES: [&str; 19] = [
     "/api/workflows/types",
     "/api/workflows",
     "/api/workflows",
@@ -39,6 +39,8 @@ const ROUTES: [&str; 17] = [
     "/api/workflows/{id}/resume",
     "/api/workflows/{id}/events",
     "/api/models",
+    "/api/admin/stats",
+    "/",
     "/healthz",
     "/readyz",
     "/metrics",
