@@ -114,9 +114,12 @@ fn viewer_of(claims: &Map<String, Value>) -> Result<Viewer, ApiError> {
 
 fn user_id_of(value: &Value) -> Option<UserId> {
     let id = match value {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        // Integral floats (`7.0`) too, within the range a double holds exactly.
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                .map(|f| f as i64)
+        }),
         Value::String(s) => s.trim().parse::<i64>().ok(),
         _ => None,
     }?;
@@ -284,6 +287,8 @@ mod tests {
             sign(json!({"userId": 1, "exp": exp()}), "another-secret-xyz"),
             sign(json!({"email": "x", "exp": exp()}), secret),
             sign(json!({"sub": "alice", "exp": exp()}), secret),
+            sign(json!({"userId": 1e40, "exp": exp()}), secret),
+            sign(json!({"userId": 0, "exp": exp()}), secret),
             sign(json!({"userId": 1, "exp": exp(), "role": 3}), secret),
             "not.a.token".to_owned(),
             String::new(),
