@@ -7,7 +7,6 @@
 //!
 //! Each command prints progress on stderr and ends its output with one JSON line of figures.
 
-mod counting;
 mod engine;
 mod probe;
 mod waiting;

@@ -20,8 +20,8 @@ use nosyntask_store::Store;
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::counting::CountingStore;
 use crate::probe::{db_rows_written, proc_status_mb};
+use nosyntask_testkit::counting::CountingStore;
 
 #[derive(clap::Args)]
 pub struct WaitingArgs {

@@ -87,6 +87,11 @@ impl WriteCounters {
         self.rows[kind as usize].fetch_add(rows as u64, Ordering::Relaxed);
     }
 
+    /// Write calls of one kind so far.
+    pub fn calls_of(&self, kind: Write) -> u64 {
+        self.calls[kind as usize].load(Ordering::Relaxed)
+    }
+
     /// Rows written so far, all kinds.
     pub fn rows(&self) -> u64 {
         self.rows.iter().map(|r| r.load(Ordering::Relaxed)).sum()

@@ -4,6 +4,7 @@
 //! The engine's own tests live here (in `tests/`) rather than in `nosyntask-engine`, because they
 //! run the engine over the real store, which itself depends on the engine.
 
+pub mod counting;
 pub mod workflows;
 
 use std::future::Future;

@@ -3,17 +3,15 @@
 
 #![allow(dead_code, unused_macros, unused_imports)]
 
-mod counting_store;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use counting_store::CountingStore;
 use nosyntask_domain::{JobId, JobWithTasks, UserId, Viewer};
 use nosyntask_engine::{
     Backoff, Engine, JobStore, Registry, StartRequest, Started, Worker, WorkerConfig, WorkerHandle,
 };
 use nosyntask_store::testing::{TestStore, test_store};
+use nosyntask_testkit::counting::CountingStore;
 use serde_json::Value;
 
 /// Generates one `#[tokio::test]` per backend for an `async fn(Harness)`.
