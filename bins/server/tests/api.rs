@@ -588,7 +588,11 @@ async fn cancel_resume_and_conflicts() {
 
 #[tokio::test]
 async fn events_stream_progress_and_end_after_completion() {
-    let server = Server::start_with(Options::default().config(SLOW_MODELS));
+    let server = Server::start_with(
+        Options::default()
+            .config(SLOW_MODELS)
+            .env("NOSYNTASK__SERVER__EVENTS_KEEPALIVE_SECS", "1"),
+    );
     let t = token(1);
     let id = server
         .start_job(
@@ -609,7 +613,8 @@ async fn events_stream_progress_and_end_after_completion() {
             .unwrap()
             .starts_with("text/event-stream")
     );
-    let events = read_events(response, LONG).await;
+    let (events, comments) = read_stream(response, LONG).await;
+    assert!(comments > 0, "no keep-alive comment during a quiet second");
     assert!(!events.is_empty());
     let last = events.last().unwrap();
     assert_eq!(last["status"], "completed", "{events:?}");
@@ -639,10 +644,16 @@ async fn events_stream_progress_and_end_after_completion() {
 
 /// Reads `event: job` messages until the stream ends (asserting it does within `timeout`).
 async fn read_events(response: reqwest::Response, timeout: Duration) -> Vec<Value> {
+    read_stream(response, timeout).await.0
+}
+
+/// The `job` events of a stream and how many comment (keep-alive) messages came with them.
+async fn read_stream(response: reqwest::Response, timeout: Duration) -> (Vec<Value>, usize) {
     let deadline = Instant::now() + timeout;
     let mut stream = response.bytes_stream();
     let mut buffer = String::new();
     let mut events = Vec::new();
+    let mut comments = 0;
     loop {
         let left = deadline
             .checked_duration_since(Instant::now())
@@ -656,6 +667,9 @@ async fn read_events(response: reqwest::Response, timeout: Duration) -> Vec<Valu
             let message: String = buffer.drain(..end + 2).collect();
             let mut event = None;
             let mut data = String::new();
+            if message.starts_with(':') {
+                comments += 1;
+            }
             for line in message.lines() {
                 if let Some(name) = line.strip_prefix("event: ") {
                     event = Some(name.to_owned());
@@ -668,7 +682,7 @@ async fn read_events(response: reqwest::Response, timeout: Duration) -> Vec<Valu
             }
         }
     }
-    events
+    (events, comments)
 }
 
 #[tokio::test]
