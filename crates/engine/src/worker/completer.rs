@@ -73,7 +73,7 @@ pub(super) async fn run_completer(
         }
         if advanced {
             // The next steps of these jobs are ready now.
-            state.wake.notify_one();
+            state.work_ready.notify_one();
         }
     }
 }

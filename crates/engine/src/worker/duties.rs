@@ -134,7 +134,7 @@ pub(super) async fn sweep_expired(state: Arc<State>) {
         Ok(0) => {}
         Ok(count) => {
             info!(count, "requeued tasks whose lease expired");
-            state.wake.notify_one();
+            state.work_ready.notify_one();
         }
         Err(err) => warn!(error = %err, "sweeping expired leases failed"),
     }

@@ -92,8 +92,11 @@ struct State {
     engine: Engine,
     config: WorkerConfig,
     running: Mutex<HashMap<TaskId, Running>>,
-    /// A slot freed or a job advanced: claim again now.
-    wake: Notify,
+    /// A handler finished: a slot is free.
+    slot_freed: Notify,
+    /// A job advanced or expired tasks were requeued here: ready work may be waiting. A freed slot
+    /// alone does not mean there is work, so the two are kept apart to avoid empty claims.
+    work_ready: Notify,
     /// Set when shutdown begins; cancelled handlers are then released, not recorded.
     stopping: AtomicBool,
     /// Permits for single-task writes (see `WorkerConfig::task_writes_in_flight`).
@@ -117,7 +120,7 @@ impl State {
         let removed = self.running().remove(&task_id);
         if removed.is_some() {
             self.engine.metrics().running_here.dec();
-            self.wake.notify_one();
+            self.slot_freed.notify_one();
         }
         removed
     }
@@ -142,7 +145,8 @@ impl Worker {
             engine: self.engine,
             config: self.config,
             running: Mutex::new(HashMap::new()),
-            wake: Notify::new(),
+            slot_freed: Notify::new(),
+            work_ready: Notify::new(),
             stopping: AtomicBool::new(false),
             task_writes,
         });
@@ -202,7 +206,7 @@ async fn run_pool(state: Arc<State>, stop: CancellationToken) {
     let deadline = Instant::now() + state.config.shutdown_grace;
     while !state.running().is_empty() && Instant::now() < deadline {
         tokio::select! {
-            _ = state.wake.notified() => {}
+            _ = state.slot_freed.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
     }
@@ -248,7 +252,7 @@ async fn claim_loop(
             .saturating_sub(state.running().len());
         if free == 0 {
             tokio::select! {
-                _ = state.wake.notified() => {}
+                _ = state.slot_freed.notified() => {}
                 _ = stop.cancelled() => {}
             }
             continue;
@@ -274,7 +278,7 @@ async fn claim_loop(
                 if got < limit as usize {
                     tokio::select! {
                         _ = store.wait_for_work(state.config.poll_interval) => {}
-                        _ = state.wake.notified() => {}
+                        _ = state.work_ready.notified() => {}
                         _ = stop.cancelled() => {}
                     }
                 }
