@@ -42,6 +42,7 @@ contract!(
     claims_in_ready_order_and_batches,
     later_steps_wait_for_earlier_ones,
     concurrent_claimers_take_each_task_once,
+    concurrent_workers_run_each_step_once_in_order,
     stale_fences_change_nothing,
     completion_advances_then_completes_the_job,
     batch_completion_reports_each_fence,

@@ -59,6 +59,8 @@ pub async fn later_steps_wait_for_earlier_ones(store: Shared) {
     assert_eq!(first.task.step_index, 0);
     assert!(claim(&store, "w", 10, at(1_000_000)).await.is_empty());
     complete(&store, &first, json!({"scenes": [1, 2]}), at(2)).await;
+    // The next step is ready from the completion on.
+    assert!(claim(&store, "w", 10, at(1)).await.is_empty());
 
     let second = claim_one(&store, "w", at(3)).await;
     assert_eq!(second.task.job_id, job.job.id);
@@ -503,4 +505,53 @@ pub async fn batch_completion_reports_each_fence(store: Shared) {
     let next = claim_one(&store, "w", at(4)).await;
     assert_eq!((next.job.id, next.task.step_index), (two_step.job.id, 1));
     assert!(store.complete_tasks(&[], at(5)).await.unwrap().is_empty());
+}
+
+pub async fn concurrent_workers_run_each_step_once_in_order(store: Shared) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (jobs, steps) = (60, 3);
+    for _ in 0..jobs {
+        create(&store, new_job(1, steps), at(0)).await;
+    }
+    let done = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let (store, done) = (store.clone(), done.clone());
+            tokio::spawn(async move {
+                let owner = format!("w{w}");
+                let mut ran = Vec::new();
+                while done.load(Ordering::SeqCst) < jobs * steps {
+                    let batch = claim(&store, &owner, 8, at(2)).await;
+                    if batch.is_empty() {
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    let mut completions = Vec::new();
+                    for c in &batch {
+                        let step = c.task.step_index;
+                        let expected: std::collections::BTreeMap<i32, Value> = (0..step)
+                            .map(|s| (s, json!(format!("{}-{s}", c.job.id))))
+                            .collect();
+                        assert_eq!(c.previous_results, expected, "steps run in order");
+                        ran.push((c.job.id, step));
+                        completions.push(completion(c, json!(format!("{}-{step}", c.job.id))));
+                    }
+                    let held = store.complete_tasks(&completions, at(2)).await.unwrap();
+                    assert!(held.iter().all(|h| *h));
+                    done.fetch_add(held.len(), Ordering::SeqCst);
+                }
+                ran
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for worker in workers {
+        for step in worker.await.unwrap() {
+            assert!(seen.insert(step), "{step:?} ran twice");
+        }
+    }
+    assert_eq!(seen.len(), jobs * steps);
+    let stats = store.stats(at(3)).await.unwrap();
+    assert_eq!(stats.jobs_by_status.get("completed"), Some(&(jobs as u64)));
+    assert_eq!((stats.ready, stats.running), (0, 0));
 }
