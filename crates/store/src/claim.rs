@@ -1,6 +1,6 @@
 //! Claiming ready tasks and renewing their leases.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -306,7 +306,7 @@ impl Store {
                     let txn = self.begin().await?;
                     let held = held_fences(&txn, backend, fences).await?;
                     if !held.is_empty() {
-                        let ids: Vec<i64> = held.iter().copied().collect();
+                        let ids: Vec<i64> = held.keys().copied().collect();
                         let mut values: Vec<Value> = vec![until.into()];
                         values.extend(padded_ids(ids.iter().copied()));
                         txn.execute_raw(stmt(
@@ -320,7 +320,7 @@ impl Store {
                         .await?;
                     }
                     txn.commit().await?;
-                    Ok(held)
+                    Ok(held.into_keys().collect())
                 }
             }
         })
@@ -333,14 +333,15 @@ impl Store {
     }
 }
 
-/// The fences that still hold, locking their rows (MySQL) for the rest of the transaction.
+/// The fences that still hold, by task id with the task's job and step, locking their rows
+/// (MySQL) for the rest of the transaction.
 pub(crate) async fn held_fences(
     txn: &impl ConnectionTrait,
     backend: DbBackend,
     fences: &[Fence],
-) -> Result<HashSet<TaskId>, DbErr> {
+) -> Result<HashMap<TaskId, (i64, i32)>, DbErr> {
     if fences.is_empty() {
-        return Ok(HashSet::new());
+        return Ok(HashMap::new());
     }
     let mut ids: Vec<i64> = fences.iter().map(|f| f.task_id).collect();
     ids.sort_unstable();
@@ -354,27 +355,31 @@ pub(crate) async fn held_fences(
         .query_all_raw(stmt(
             backend,
             &format!(
-                "SELECT id, lease_owner, attempts FROM generation_tasks \
+                "SELECT id, lease_owner, attempts, job_id, step_index FROM generation_tasks \
                  WHERE id IN ({}) AND status = 'running' ORDER BY id{lock}",
                 placeholders(padded_len(ids.len()))
             ),
             padded_ids(ids.iter().copied()),
         ))
         .await?;
-    let mut current = std::collections::HashMap::with_capacity(rows.len());
+    let mut current = HashMap::with_capacity(rows.len());
     for row in &rows {
         current.insert(
             col::<i64>(row, 0)?,
-            (col::<Option<String>>(row, 1)?, col::<i32>(row, 2)?),
+            (
+                col::<Option<String>>(row, 1)?,
+                col::<i32>(row, 2)?,
+                col::<i64>(row, 3)?,
+                col::<i32>(row, 4)?,
+            ),
         );
     }
     Ok(fences
         .iter()
-        .filter(|f| {
-            current.get(&f.task_id).is_some_and(|(owner, attempts)| {
-                owner.as_deref() == Some(f.owner.as_str()) && *attempts == f.attempt
-            })
+        .filter_map(|f| {
+            let (owner, attempts, job_id, step) = current.get(&f.task_id)?;
+            (owner.as_deref() == Some(f.owner.as_str()) && *attempts == f.attempt)
+                .then_some((f.task_id, (*job_id, *step)))
         })
-        .map(|f| f.task_id)
         .collect())
 }

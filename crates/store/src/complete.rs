@@ -169,34 +169,15 @@ impl Store {
         let held = held_fences(&txn, backend, &fences).await?;
         if held.is_empty() {
             txn.commit().await?;
-            return Ok((held, false));
+            return Ok((HashSet::new(), false));
         }
         let mut done: Vec<&Completion> = completions
             .iter()
-            .filter(|c| held.contains(&c.fence.task_id))
+            .filter(|c| held.contains_key(&c.fence.task_id))
             .collect();
         done.sort_by_key(|c| c.fence.task_id);
         done.dedup_by_key(|c| c.fence.task_id);
         let ids: Vec<i64> = done.iter().map(|c| c.fence.task_id).collect();
-
-        // Step indexes of the completed tasks (for their successors).
-        let rows = txn
-            .query_all_raw(stmt(
-                backend,
-                &format!(
-                    "SELECT id, job_id, step_index FROM generation_tasks WHERE id IN ({})",
-                    placeholders(padded_len(ids.len()))
-                ),
-                padded_ids(ids.iter().copied()),
-            ))
-            .await?;
-        let mut steps = std::collections::HashMap::with_capacity(rows.len());
-        for row in &rows {
-            steps.insert(
-                col::<i64>(row, 0)?,
-                (col::<i64>(row, 1)?, col::<i32>(row, 2)?),
-            );
-        }
 
         let mut values = Vec::new();
         let result = case_by_id(
@@ -244,7 +225,7 @@ impl Store {
         let mut advancing = Vec::new();
         let mut finished = Vec::new();
         for c in &done {
-            let Some(&(job_id, step)) = steps.get(&c.fence.task_id) else {
+            let Some(&(job_id, step)) = held.get(&c.fence.task_id) else {
                 continue;
             };
             if c.is_last_step {
@@ -322,6 +303,6 @@ impl Store {
             .await?;
         }
         txn.commit().await?;
-        Ok((held, !advancing.is_empty()))
+        Ok((held.into_keys().collect(), !advancing.is_empty()))
     }
 }

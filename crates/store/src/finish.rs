@@ -248,7 +248,7 @@ impl Store {
         let held = held_fences(&txn, backend, &fences).await?;
         let mut moved: Vec<&ProgressUpdate> = updates
             .iter()
-            .filter(|u| held.contains(&u.fence.task_id))
+            .filter(|u| held.contains_key(&u.fence.task_id))
             .collect();
         moved.sort_by_key(|u| u.fence.task_id);
         for update in &moved {
