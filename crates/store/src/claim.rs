@@ -102,7 +102,7 @@ impl Store {
              ), started AS ( \
                UPDATE workflow_jobs w SET status = 'running', \
                started_at = COALESCE(w.started_at, ?), updated_at = ? \
-               WHERE w.id IN (SELECT job_id FROM claimed) AND w.status = 'pending' \
+               WHERE w.id = ANY(ARRAY(SELECT job_id FROM claimed)) AND w.status = 'pending' \
                RETURNING w.id \
              ) \
              SELECT c.*, {jobs}, CASE WHEN c.step_index > 0 THEN ( \
@@ -290,12 +290,17 @@ impl Store {
                         .write
                         .query_all_raw(stmt(
                             DbBackend::Postgres,
-                            "UPDATE generation_tasks t SET lease_expires_at = ? \
-                             FROM json_to_recordset(?::json) AS x(id bigint, owner text, attempt int) \
-                             WHERE t.id = x.id AND t.status = 'running' \
+                            "WITH input AS (SELECT * FROM json_to_recordset(?::json) \
+                               AS x(id bigint, owner text, attempt int)) \
+                             UPDATE generation_tasks t SET lease_expires_at = ? FROM input x \
+                             WHERE t.id = ANY(ARRAY(SELECT id FROM input)) AND t.id = x.id \
+                             AND t.status = 'running' \
                              AND t.lease_owner = x.owner AND t.attempts = x.attempt \
                              RETURNING t.id",
-                            vec![until.into(), serde_json::Value::Array(input).to_string().into()],
+                            vec![
+                                serde_json::Value::Array(input).to_string().into(),
+                                until.into(),
+                            ],
                         ))
                         .await?;
                     rows.iter()

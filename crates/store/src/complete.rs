@@ -114,12 +114,14 @@ impl Store {
                    lease_owner = NULL, lease_expires_at = NULL, \
                    input_params = CASE WHEN x.started THEN x.input ELSE t.input_params END, \
                    model_name = CASE WHEN x.started THEN x.model ELSE t.model_name END \
-                   FROM input x WHERE t.id = x.task_id AND t.status = 'running' \
+                   FROM input x WHERE t.id = ANY(ARRAY(SELECT task_id FROM input)) \
+                   AND t.id = x.task_id AND t.status = 'running' \
                    AND t.lease_owner = x.owner AND t.attempts = x.attempt \
                    RETURNING t.id, t.job_id, t.step_index, x.last, x.job_progress \
                  ), next AS ( \
                    UPDATE generation_tasks n SET ready_at = ?, updated_at = ? FROM done d \
-                   WHERE NOT d.last AND n.job_id = d.job_id \
+                   WHERE NOT d.last AND n.job_id = ANY(ARRAY(SELECT job_id FROM done)) \
+                   AND n.job_id = d.job_id \
                    AND n.step_index = d.step_index + 1 AND n.status = 'pending' \
                    RETURNING n.id \
                  ), jobs AS ( \
@@ -131,7 +133,8 @@ impl Store {
                    completed_at = CASE WHEN d.last THEN ? ELSE w.completed_at END, \
                    unique_key = CASE WHEN d.last THEN NULL ELSE w.unique_key END, \
                    updated_at = ? \
-                   FROM done d WHERE w.id = d.job_id RETURNING w.id \
+                   FROM done d WHERE w.id = ANY(ARRAY(SELECT job_id FROM done)) \
+                   AND w.id = d.job_id RETURNING w.id \
                  ) \
                  SELECT d.id, (SELECT count(*) FROM ( \
                    SELECT pg_notify('nosyntask_work', '') FROM next LIMIT 1) s) \

@@ -224,12 +224,13 @@ impl Store {
                    UPDATE generation_tasks t SET progress = x.progress, updated_at = ?, \
                    input_params = CASE WHEN x.started THEN x.input ELSE t.input_params END, \
                    model_name = CASE WHEN x.started THEN x.model ELSE t.model_name END \
-                   FROM input x WHERE t.id = x.id AND t.status = 'running' \
+                   FROM input x WHERE t.id = ANY(ARRAY(SELECT id FROM input)) \
+                   AND t.id = x.id AND t.status = 'running' \
                    AND t.lease_owner = x.owner AND t.attempts = x.attempt \
                    RETURNING t.job_id, x.job_progress \
                  ) \
                  UPDATE workflow_jobs w SET progress = m.job_progress, updated_at = ? \
-                 FROM moved m WHERE w.id = m.job_id",
+                 FROM moved m WHERE w.id = ANY(ARRAY(SELECT job_id FROM moved)) AND w.id = m.job_id",
                 vec![
                     serde_json::Value::Array(input).to_string().into(),
                     ms(now).into(),
