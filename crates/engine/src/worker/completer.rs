@@ -40,6 +40,7 @@ pub(super) async fn run_completer(
             continue;
         }
         let now = state.now();
+        let write_started = Instant::now();
         let held = match retry_store(&state, || {
             state.engine.store().complete_tasks(&completions, now)
         })
@@ -51,6 +52,11 @@ pub(super) async fn run_completer(
                 vec![false; completions.len()]
             }
         };
+        tracing::trace!(
+            count = completions.len(),
+            ms = write_started.elapsed().as_secs_f64() * 1e3,
+            "complete"
+        );
         let metrics = state.engine.metrics();
         let mut advanced = false;
         for ((completion, ok), (label, elapsed, is_last)) in
