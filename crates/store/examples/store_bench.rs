@@ -1,7 +1,7 @@
 //! Measures the store's hot paths on one backend: sequential starts, then draining one-step jobs
 //! with batched claims and completions.
 //!
-//! `cargo run --release -p nosyntask-store --example store_bench -- sqlite|sqlite-file|postgres|mysql [jobs]`
+//! `cargo run --release -p nosyntask-store --example store_bench -- sqlite|sqlite-file|postgres|mysql [jobs] [steps]`
 //! (PostgreSQL and MySQL need `NOSYNTASK_TEST_POSTGRES_URL` / `NOSYNTASK_TEST_MYSQL_URL`.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -15,18 +15,20 @@ use nosyntask_engine::ports::{Completion, NewJob, NewTask};
 use nosyntask_store::testing::test_store;
 use serde_json::json;
 
-fn job(user_id: i64, quota: Option<u64>) -> NewJob {
+fn job(user_id: i64, quota: Option<u64>, steps: usize) -> NewJob {
     NewJob {
         user_id,
         project_id: 1,
         workflow_type: "noop".into(),
         input_params: json!({"prompt": "x"}),
-        tasks: vec![NewTask {
-            task_type: "noop".into(),
-            target_type: "none".into(),
-            target_id: None,
-            max_attempts: 3,
-        }],
+        tasks: (0..steps)
+            .map(|_| NewTask {
+                task_type: "noop".into(),
+                target_type: "none".into(),
+                target_id: None,
+                max_attempts: 3,
+            })
+            .collect(),
         idempotency_key: None,
         idempotency_window: Duration::from_secs(86400),
         unique_key: None,
@@ -39,6 +41,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let backend = args.get(1).map_or("sqlite", String::as_str).to_owned();
     let jobs: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(5000);
+    let steps: usize = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(1);
     let db = test_store(&backend)
         .await
         .unwrap()
@@ -52,7 +55,7 @@ async fn main() {
         let started = Instant::now();
         for i in 0..jobs {
             store
-                .create_job(job(i as i64 % 100, quota), Utc::now())
+                .create_job(job(i as i64 % 100, quota, steps), Utc::now())
                 .await
                 .unwrap();
         }
@@ -60,7 +63,7 @@ async fn main() {
         println!("{backend}: {label}: {:.0}/s", jobs as f64 / secs);
     }
 
-    let total = jobs * 2;
+    let total = jobs * 2 * steps;
     let started = Instant::now();
     let workers: Vec<_> = (0..4)
         .map(|w| {
@@ -86,7 +89,7 @@ async fn main() {
                             fence: c.fence.clone(),
                             result: json!({"ok": true}),
                             started: None,
-                            is_last_step: true,
+                            is_last_step: c.task.step_index + 1 >= c.job.total_steps,
                             job_progress: 100,
                         })
                         .collect();
@@ -107,7 +110,7 @@ async fn main() {
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "{backend}: drained {done}/{total} jobs: {:.0}/s",
+        "{backend}: completed {done}/{total} steps: {:.0}/s",
         done as f64 / secs
     );
     db.cleanup().await;

@@ -68,7 +68,7 @@ impl Store {
         })
         .await?;
         if advanced {
-            self.wake_local();
+            self.announce();
         }
         Ok(completions
             .iter()
@@ -136,9 +136,7 @@ impl Store {
                    FROM done d WHERE w.id = ANY(ARRAY(SELECT job_id FROM done)) \
                    AND w.id = d.job_id RETURNING w.id \
                  ) \
-                 SELECT d.id, (SELECT count(*) FROM ( \
-                   SELECT pg_notify('nosyntask_work', '') FROM next LIMIT 1) s) \
-                 FROM done d",
+                 SELECT d.id, (SELECT count(*) FROM next) FROM done d",
                 vec![
                     serde_json::Value::Array(input).to_string().into(),
                     now_ms.into(),

@@ -35,7 +35,7 @@ impl Store {
         for _ in 0..UNIQUE_RACE_ATTEMPTS {
             if let Some(outcome) = retrying(|| self.create_once(&job, now)).await? {
                 if !outcome.deduplicated {
-                    self.wake_local();
+                    self.announce();
                 }
                 return Ok(outcome);
             }

@@ -113,8 +113,7 @@ fn check_and_insert(job: &NewJob, now: DateTime<Utc>) -> (String, Vec<Value>) {
            FROM j CROSS JOIN (VALUES {rows}) AS v (step_index, task_type, target_type, \
            target_id, max_attempts, ready_at) \
            RETURNING job_id, id, step_index) \
-         SELECT 0, t.job_id, t.id, t.step_index::bigint, NULL::bigint \
-           FROM t, (SELECT pg_notify('nosyntask_work', '')) AS announced \
+         SELECT 0, t.job_id, t.id, t.step_index::bigint, NULL::bigint FROM t \
          UNION ALL \
          SELECT 1, {prior}, {prior_expiry}, {unique}, {active} \
            WHERE NOT EXISTS (SELECT 1 FROM j)",

@@ -45,7 +45,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let held = retrying(|| self.fail_once(failure, now)).await?;
         if held && failure.retry_at.is_some() {
-            self.wake_local();
+            self.announce();
         }
         Ok(held)
     }
@@ -84,9 +84,7 @@ impl Store {
             txn.rollback().await?;
             return Ok(false);
         }
-        if failure.retry_at.is_some() {
-            self.announce_work(&txn).await?;
-        } else {
+        if failure.retry_at.is_none() {
             txn.execute_raw(stmt(
                 backend,
                 "UPDATE workflow_jobs SET status = 'failed', error_message = ?, \
@@ -131,12 +129,11 @@ impl Store {
                 ))
                 .await?;
             }
-            self.announce_work(&txn).await?;
             txn.commit().await?;
             Ok(())
         })
         .await?;
-        self.wake_local();
+        self.announce();
         Ok(())
     }
 

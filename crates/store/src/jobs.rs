@@ -179,7 +179,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Job, StoreError> {
         let job = retrying(|| self.resume_once(id, now)).await?;
-        self.wake_local();
+        self.announce();
         Ok(job)
     }
 
@@ -246,7 +246,6 @@ impl Store {
             }
             Err(err) => return Err(err.into()),
         }
-        self.announce_work(&txn).await?;
         let job = load(&txn, id).await?;
         txn.commit().await?;
         Ok(job)
@@ -299,15 +298,12 @@ impl Store {
                 vec![now_ms.into()],
             ))
             .await?;
-            if requeued > 0 {
-                self.announce_work(&txn).await?;
-            }
             txn.commit().await?;
             Ok(requeued)
         })
         .await?;
         if requeued > 0 {
-            self.wake_local();
+            self.announce();
         }
         Ok(requeued)
     }

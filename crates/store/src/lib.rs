@@ -7,7 +7,8 @@
 //!   `SQLITE_BUSY`), a small read pool beside it for files; `sqlite::memory:` is one connection.
 //! - **PostgreSQL**: claims, completions and progress are single statements
 //!   (`FOR UPDATE SKIP LOCKED`, data-modifying CTEs over `json_to_recordset`); new work is
-//!   announced with `NOTIFY nosyntask_work`, which every process's store listens to.
+//!   announced with `NOTIFY nosyntask_work` (sent after commit, at most one per 10 ms: notifying
+//!   transactions would serialize their commits), which every process's store listens to.
 //! - **MySQL/MariaDB**: `READ COMMITTED`, `FOR UPDATE SKIP LOCKED`, a per-user lock row that
 //!   serializes a user's starts.
 //!

@@ -11,7 +11,12 @@ use tracing::{debug, warn};
 /// The PostgreSQL channel new work is announced on.
 pub(crate) const CHANNEL: &str = "nosyntask_work";
 
-pub(crate) const NOTIFY_SQL: &str = "SELECT pg_notify('nosyntask_work', '')";
+const NOTIFY_SQL: &str = "SELECT pg_notify('nosyntask_work', '')";
+
+/// At most one `NOTIFY` per window: a transaction that notifies serializes its commit with every
+/// other notifying one, so announcing each start and step in its own transaction caps
+/// throughput. Idle workers elsewhere wake at most this much later.
+const ANNOUNCE_WINDOW: Duration = Duration::from_millis(10);
 
 /// Wakes every waiting worker and keeps a permit for the next one to wait.
 pub(crate) fn wake(notify: &Notify) {
@@ -53,6 +58,21 @@ pub(crate) async fn listen(pool: PgPool, notify: Arc<Notify>) {
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Sends `NOTIFY nosyntask_work` (outside any transaction, after the work committed) whenever
+/// `requested` is signalled, coalescing requests within [`ANNOUNCE_WINDOW`]; runs until aborted.
+pub(crate) async fn announce(pool: PgPool, requested: Arc<Notify>) {
+    loop {
+        requested.notified().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(err) = sqlx::query(NOTIFY_SQL).execute(&pool).await {
+            debug!(error = %err, "could not announce new work; other processes will poll");
+        }
+        tokio::time::sleep(ANNOUNCE_WINDOW).await;
     }
 }
 

@@ -60,13 +60,16 @@ pub(crate) struct Inner {
     /// Reads that need no transaction (SQLite files: a pool beside the writer).
     pub(crate) read: DatabaseConnection,
     pub(crate) wake: Arc<Notify>,
-    listener: Option<JoinHandle<()>>,
+    /// PostgreSQL: signals the task that sends `NOTIFY` to other processes.
+    announce: Option<Arc<Notify>>,
+    /// PostgreSQL: the `LISTEN` and `NOTIFY` tasks.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(listener) = self.listener.take() {
-            listener.abort();
+        for task in &self.tasks {
+            task.abort();
         }
     }
 }
@@ -108,15 +111,14 @@ impl Store {
                 .connect_with(connect)
                 .await
                 .map_err(connect_error)?;
-            let listener = tokio::spawn(notify::listen(pool.clone(), wake.clone()));
+            let announce = Arc::new(Notify::new());
+            let tasks = vec![
+                tokio::spawn(notify::listen(pool.clone(), wake.clone())),
+                tokio::spawn(notify::announce(pool.clone(), announce.clone())),
+            ];
             let conn = SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
-            return Ok(Store::new(
-                DbBackend::Postgres,
-                conn.clone(),
-                conn,
-                wake,
-                Some(listener),
-            ));
+            return Ok(Store::new(DbBackend::Postgres, conn.clone(), conn, wake)
+                .with_announcer(announce, tasks));
         }
         if url.starts_with("mysql://") || url.starts_with("mariadb://") {
             let url = url.replacen("mariadb://", "mysql://", 1);
@@ -142,7 +144,7 @@ impl Store {
                 .await
                 .map_err(connect_error)?;
             let conn = SqlxMySqlConnector::from_sqlx_mysql_pool(pool);
-            return Ok(Store::new(DbBackend::MySql, conn.clone(), conn, wake, None));
+            return Ok(Store::new(DbBackend::MySql, conn.clone(), conn, wake));
         }
         Err(StoreError::Other(format!(
             "unsupported database URL (expected sqlite:, postgres:// or mysql://): {}",
@@ -155,7 +157,6 @@ impl Store {
         write: DatabaseConnection,
         read: DatabaseConnection,
         wake: Arc<Notify>,
-        listener: Option<JoinHandle<()>>,
     ) -> Store {
         Store {
             inner: Arc::new(Inner {
@@ -163,9 +164,22 @@ impl Store {
                 write,
                 read,
                 wake,
-                listener,
+                announce: None,
+                tasks: Vec::new(),
             }),
         }
+    }
+
+    /// A store fresh from [`Store::new`] with the PostgreSQL notification tasks.
+    fn with_announcer(mut self, announce: Arc<Notify>, tasks: Vec<JoinHandle<()>>) -> Store {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => {
+                inner.announce = Some(announce);
+                inner.tasks = tasks;
+            }
+            None => tasks.iter().for_each(JoinHandle::abort),
+        }
+        self
     }
 
     /// Applies every pending schema migration. Processes starting together take turns
@@ -213,8 +227,8 @@ impl Store {
 
     /// Closes the pools. Calls on this store or its clones fail afterwards.
     pub async fn close(&self) {
-        if let Some(listener) = &self.inner.listener {
-            listener.abort();
+        for task in &self.inner.tasks {
+            task.abort();
         }
         let _ = self.inner.read.close_by_ref().await;
         let _ = self.inner.write.close_by_ref().await;
@@ -239,18 +253,13 @@ impl Store {
         }
     }
 
-    /// Wakes this process's idle workers; on PostgreSQL also every other process's, through
-    /// `NOTIFY` sent inside the transaction `txn`.
-    pub(crate) async fn announce_work(&self, txn: &impl ConnectionTrait) -> Result<()> {
-        if self.inner.backend == DbBackend::Postgres {
-            txn.execute_unprepared(notify::NOTIFY_SQL).await?;
-        }
-        Ok(())
-    }
-
-    /// Wakes this process's idle workers (call after commit).
-    pub(crate) fn wake_local(&self) {
+    /// New work is ready (call after its commit): wakes this process's idle workers at once
+    /// and, on PostgreSQL, every other process's through a coalesced `NOTIFY`.
+    pub(crate) fn announce(&self) {
         notify::wake(&self.inner.wake);
+        if let Some(announce) = &self.inner.announce {
+            announce.notify_one();
+        }
     }
 }
 
@@ -297,13 +306,7 @@ async fn connect_sqlite(
             .await
             .map_err(connect_error)?;
         let conn = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
-        return Ok(Store::new(
-            DbBackend::Sqlite,
-            conn.clone(),
-            conn,
-            wake,
-            None,
-        ));
+        return Ok(Store::new(DbBackend::Sqlite, conn.clone(), conn, wake));
     }
     let filename = connect.get_filename().to_path_buf();
     if let Some(parent) = filename.parent()
@@ -333,6 +336,5 @@ async fn connect_sqlite(
         SqlxSqliteConnector::from_sqlx_sqlite_pool(write_pool),
         SqlxSqliteConnector::from_sqlx_sqlite_pool(read_pool),
         wake,
-        None,
     ))
 }
