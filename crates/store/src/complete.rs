@@ -240,15 +240,17 @@ impl Store {
             let mut pairs = Vec::with_capacity(padded_len(advancing.len()));
             for i in 0..padded_len(advancing.len()) {
                 let (job_id, step, _) = advancing[i.min(advancing.len() - 1)];
-                pairs.push("(job_id = ? AND step_index = ?)");
+                // Each term an index lookup on (job_id, step_index): a shared `status = ...`
+                // outside the OR lets the planner pick the status index and scan every pending
+                // task instead.
+                pairs.push("(job_id = ? AND step_index = ? AND status = 'pending')");
                 values.push(job_id.into());
                 values.push((step + 1).into());
             }
             txn.execute_raw(stmt(
                 backend,
                 &format!(
-                    "UPDATE generation_tasks SET ready_at = ?, updated_at = ? \
-                     WHERE status = 'pending' AND ({})",
+                    "UPDATE generation_tasks SET ready_at = ?, updated_at = ? WHERE {}",
                     pairs.join(" OR ")
                 ),
                 values,
