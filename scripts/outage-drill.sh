@@ -23,8 +23,10 @@ for n in 1 2; do
     >"$work/worker-$n.out" 2>&1 &
   echo $! >"$work/worker-$n.pid"
 done
-sleep 3
-echo "stopping PostgreSQL for 10 s ($(psql "$url" -Atc "select count(*) from workflow_jobs where status='completed'") jobs completed so far)"
+completed() { psql "$url" -Atc "select count(*) from workflow_jobs where status='completed'" 2>/dev/null || echo 0; }
+# Stop the database once the workers are well under way.
+for _ in $(seq 1 60); do [ "$(completed)" -ge $((jobs / 5)) ] && break; sleep 0.5; done
+echo "stopping PostgreSQL for 10 s ($(completed) jobs completed so far)"
 pg_ctlcluster --skip-systemctl-redirect "$cluster" main stop -m fast
 sleep 10
 pg_ctlcluster --skip-systemctl-redirect "$cluster" main start
@@ -43,8 +45,8 @@ echo "completed steps: $(psql "$url" -Atc "select count(*) from generation_tasks
 runs=$(cat "$work"/runs-*.log | wc -l)
 distinct=$(cat "$work"/runs-*.log | awk '{print $1}' | sort -u | wc -l)
 echo "handler runs: $runs for $distinct distinct steps"
-echo "worker warnings logged during the outage: $(grep -ci 'unavailable\|failed' "$work"/worker-*.out || true)"
-grep -hi 'unavailable\|failed' "$work"/worker-*.out | head -n 5 || true
+echo "worker warnings logged during the outage: $(cat "$work"/worker-*.out | grep -ci 'unavailable\|failed' || true)"
+cat "$work"/worker-*.out | grep -i 'unavailable\|failed' | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-220 | head -n 5 || true
 psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
 if [ "$done_jobs" = "$jobs" ] && [ "$runs" = "$((jobs * 2))" ] && [ "$distinct" = "$((jobs * 2))" ]; then
   echo "PASS: every job completed, every step ran exactly once"
