@@ -564,3 +564,57 @@ async fn a_task_whose_worker_died_is_claimed_again_after_its_lease(h: Harness) {
         json!(2)
     );
 }
+
+for_each_backend!(a_late_result_of_a_cancelled_attempt_never_completes_the_resumed_one);
+async fn a_late_result_of_a_cancelled_attempt_never_completes_the_resumed_one(h: Harness) {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let saw_cancel = Arc::new(AtomicUsize::new(0));
+    let (counter, saw) = (runs.clone(), saw_cancel.clone());
+    let step = StepDefinition::new(
+        "render",
+        "shot",
+        scripted(move |run: StepRun| {
+            let (counter, saw) = (counter.clone(), saw.clone());
+            async move {
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                if n == 1 {
+                    // Ignores its cancellation for a while, then answers anyway.
+                    run.cancel.cancelled().await;
+                    saw.store(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(800)).await;
+                } else {
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                }
+                Ok(json!({"run": n}))
+            }
+        }),
+    );
+    let engine = h.engine(one_step("render", step));
+    let worker = h.worker_with(&engine, |c| c.cancel_grace = Duration::from_secs(2));
+    let viewer = Viewer::user(h.user);
+    let job = h.start(&engine, "render", json!({})).await;
+    h.wait_until(&engine, job, |j| j.tasks[0].status == TaskStatus::Running)
+        .await;
+    engine.cancel(&viewer, job).await.unwrap();
+    nosyntask_testkit::wait_for(
+        "the first attempt to see its cancellation",
+        Duration::from_secs(5),
+        || {
+            let saw = saw_cancel.clone();
+            async move { (saw.load(Ordering::SeqCst) == 1).then_some(()) }
+        },
+    )
+    .await;
+    // Resumed at once: the same worker claims the task again with the same owner and attempt
+    // number while the first attempt is still winding down.
+    engine.resume(&viewer, job).await.unwrap();
+    let done = h.wait_terminal(&engine, job).await;
+    worker.shutdown().await;
+
+    assert_eq!(done.job.status, JobStatus::Completed);
+    assert_eq!(
+        done.tasks[0].result_data,
+        Some(json!({"run": 2})),
+        "the cancelled attempt's result was discarded"
+    );
+}

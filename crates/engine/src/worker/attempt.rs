@@ -34,7 +34,8 @@ pub(super) fn start_task(
         step = claimed.task.step_index,
         attempt = claimed.fence.attempt,
     );
-    let prepared = span.in_scope(|| prepare_attempt(state, claimed));
+    let seq = state.next_seq.fetch_add(1, Ordering::Relaxed);
+    let prepared = span.in_scope(|| prepare_attempt(state, claimed, seq));
     let state = state.clone();
     tokio::spawn(
         async move {
@@ -42,7 +43,7 @@ pub(super) fn start_task(
                 Ok(attempt) => execute_attempt(&state, attempt).await,
                 Err(error) => Err(error),
             };
-            record_outcome(&state, task_id, outcome, &finished).await;
+            record_outcome(&state, task_id, seq, outcome, &finished).await;
         }
         .instrument(span),
     );
@@ -58,7 +59,11 @@ struct Attempt {
 
 /// Builds the step's input and registers the attempt as running. An `Err` is recorded as the
 /// attempt's failure (unknown step, attempts used up by crashed workers).
-fn prepare_attempt(state: &Arc<State>, claimed: ClaimedTask) -> Result<Attempt, TaskError> {
+fn prepare_attempt(
+    state: &Arc<State>,
+    claimed: ClaimedTask,
+    seq: u64,
+) -> Result<Attempt, TaskError> {
     let engine = &state.engine;
     let job = &claimed.job;
     let task = &claimed.task;
@@ -89,9 +94,10 @@ fn prepare_attempt(state: &Arc<State>, claimed: ClaimedTask) -> Result<Attempt, 
         .get("modelName")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    state.running().insert(
+    let replaced = state.running().insert(
         task.id,
         Running {
+            seq,
             fence: fence.clone(),
             step_index: task.step_index,
             total_steps: job.total_steps,
@@ -105,7 +111,12 @@ fn prepare_attempt(state: &Arc<State>, claimed: ClaimedTask) -> Result<Attempt, 
             started_at: Instant::now(),
         },
     );
-    engine.metrics().running_here.inc();
+    if let Some(old) = replaced {
+        // The old attempt was cancelled and is winding down; it no longer counts as running.
+        old.cancel.cancel();
+    } else {
+        engine.metrics().running_here.inc();
+    }
     engine.metrics().tasks_started.get_or_create(&labels).inc();
 
     let Some(step) = step else {
@@ -184,12 +195,20 @@ async fn execute_attempt(state: &Arc<State>, attempt: Attempt) -> Result<Value, 
 async fn record_outcome(
     state: &Arc<State>,
     task_id: TaskId,
+    seq: u64,
     outcome: Result<Value, TaskError>,
     finished: &mpsc::UnboundedSender<Finished>,
 ) {
     let error = match outcome {
         Ok(result) => {
-            if finished.send(Finished { task_id, result }).is_err() {
+            if finished
+                .send(Finished {
+                    seq,
+                    task_id,
+                    result,
+                })
+                .is_err()
+            {
                 // Completer gone (shutdown past its grace): the task is handed back instead.
                 warn!("result arrived after shutdown; the task will be handed back");
             }
@@ -198,7 +217,7 @@ async fn record_outcome(
         Err(TaskError::Cancelled) => {
             if !state.stopping.load(Ordering::SeqCst) {
                 debug!("attempt cancelled");
-                state.forget(task_id);
+                state.forget(task_id, seq);
             }
             return;
         }
@@ -206,7 +225,7 @@ async fn record_outcome(
     };
     let Some((fence, started, labels, step_index, elapsed)) = ({
         let running = state.running();
-        running.get(&task_id).map(|r| {
+        running.get(&task_id).filter(|r| r.seq == seq).map(|r| {
             (
                 r.fence.clone(),
                 r.unwritten_start.clone(),
@@ -273,5 +292,5 @@ async fn record_outcome(
     if let Err(err) = recorded {
         warn!(error = %err, "could not record the failure; the lease will expire and the step run again");
     }
-    state.forget(task_id);
+    state.forget(task_id, seq);
 }

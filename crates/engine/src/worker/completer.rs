@@ -22,7 +22,7 @@ pub(super) async fn run_completer(
         {
             let mut running = state.running();
             for done in batch.drain(..) {
-                let Some(r) = running.get_mut(&done.task_id) else {
+                let Some(r) = running.get_mut(&done.task_id).filter(|r| r.seq == done.seq) else {
                     continue;
                 };
                 let is_last_step = r.step_index + 1 >= r.total_steps;
@@ -33,7 +33,12 @@ pub(super) async fn run_completer(
                     is_last_step,
                     job_progress: overall_progress(r.step_index + 1, r.total_steps, 0),
                 });
-                labels.push((r.labels.clone(), r.started_at.elapsed(), is_last_step));
+                labels.push((
+                    r.labels.clone(),
+                    r.started_at.elapsed(),
+                    is_last_step,
+                    done.seq,
+                ));
             }
         }
         if completions.is_empty() {
@@ -59,7 +64,7 @@ pub(super) async fn run_completer(
         );
         let metrics = state.engine.metrics();
         let mut advanced = false;
-        for ((completion, ok), (label, elapsed, is_last)) in
+        for ((completion, ok), (label, elapsed, is_last, seq)) in
             completions.iter().zip(held).zip(labels)
         {
             if ok {
@@ -75,7 +80,7 @@ pub(super) async fn run_completer(
                     "result discarded: the claim no longer holds"
                 );
             }
-            state.forget(completion.fence.task_id);
+            state.forget(completion.fence.task_id, seq);
         }
         if advanced {
             // The next steps of these jobs are ready now.

@@ -2,7 +2,7 @@
 //! crate documentation for the loop; this module keeps every database write batched per process.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -71,6 +71,10 @@ impl WorkerHandle {
 
 /// One running attempt.
 struct Running {
+    /// This process's number for the attempt. A resumed job can be claimed again by the same
+    /// worker with the same fence while the cancelled attempt is still winding down; the number
+    /// keeps the old attempt's outcome from being taken for the new one's.
+    seq: u64,
     fence: Fence,
     step_index: i32,
     total_steps: i32,
@@ -84,6 +88,8 @@ struct Running {
 
 /// A finished attempt on its way to the completer.
 struct Finished {
+    /// Which attempt of the task (see `Running::seq`).
+    seq: u64,
     task_id: TaskId,
     result: Value,
 }
@@ -99,6 +105,8 @@ struct State {
     work_ready: Notify,
     /// Set when shutdown begins; cancelled handlers are then released, not recorded.
     stopping: AtomicBool,
+    /// The next attempt number (`Running::seq`).
+    next_seq: AtomicU64,
     /// Permits for single-task writes (see `WorkerConfig::task_writes_in_flight`).
     task_writes: Arc<Semaphore>,
 }
@@ -116,8 +124,15 @@ impl State {
         self.engine.clock().now()
     }
 
-    fn forget(&self, task_id: TaskId) -> Option<Running> {
-        let removed = self.running().remove(&task_id);
+    /// Removes attempt `seq` of the task (not a newer attempt of the same task).
+    fn forget(&self, task_id: TaskId, seq: u64) -> Option<Running> {
+        let removed = {
+            let mut running = self.running();
+            match running.get(&task_id) {
+                Some(r) if r.seq == seq => running.remove(&task_id),
+                _ => None,
+            }
+        };
         if removed.is_some() {
             self.engine.metrics().running_here.dec();
             self.slot_freed.notify_one();
@@ -148,6 +163,7 @@ impl Worker {
             slot_freed: Notify::new(),
             work_ready: Notify::new(),
             stopping: AtomicBool::new(false),
+            next_seq: AtomicU64::new(0),
             task_writes,
         });
         let stop = CancellationToken::new();
