@@ -97,8 +97,13 @@ fn is_unavailable(err: &DbErr) -> bool {
                 if let Some(code) = database_code(err) {
                     let code = code.as_str();
                     // PostgreSQL: connection exceptions (08…), shutting down / starting up
-                    // (57P0x), too many connections / out of resources (53…).
-                    if code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") {
+                    // (57P0x), too many connections / out of resources (53…), a database not
+                    // accepting connections (55000, e.g. `ALLOW_CONNECTIONS false`).
+                    if code.starts_with("08")
+                        || code.starts_with("57P")
+                        || code.starts_with("53")
+                        || code == "55000"
+                    {
                         return true;
                     }
                     // MySQL/MariaDB: too many connections, server shutdown, connection killed,
