@@ -12,8 +12,8 @@ use serde_json::json;
 
 use crate::error::{Result, retrying};
 use crate::sql::{
-    self, JOB_COLUMNS, TASK_COLUMNS, TASK_FIELDS, col, ms, padded_ids, padded_len, placeholders,
-    stmt,
+    self, IS_PENDING_BY_KEY, JOB_COLUMNS, TASK_COLUMNS, TASK_FIELDS, col, ms, padded_ids,
+    padded_len, placeholders, stmt,
 };
 use crate::store::Store;
 
@@ -102,7 +102,7 @@ impl Store {
              ), started AS ( \
                UPDATE workflow_jobs w SET status = 'running', \
                started_at = COALESCE(w.started_at, ?), updated_at = ? \
-               WHERE w.id = ANY(ARRAY(SELECT job_id FROM claimed)) AND w.status = 'pending' \
+               WHERE w.id = ANY(ARRAY(SELECT job_id FROM claimed)) AND w.status {pending} \
                RETURNING w.id \
              ) \
              SELECT c.*, {jobs}, CASE WHEN c.step_index > 0 THEN ( \
@@ -113,6 +113,7 @@ impl Store {
              FROM claimed c JOIN workflow_jobs j ON j.id = c.job_id",
             tasks = *TASK_COLUMNS,
             jobs = *JOB_COLUMNS,
+            pending = IS_PENDING_BY_KEY,
         );
         let now_ms = ms(now);
         let values: Vec<Value> = vec![
@@ -223,8 +224,9 @@ impl Store {
             &format!(
                 "UPDATE workflow_jobs SET status = 'running', \
                  started_at = COALESCE(started_at, ?), updated_at = ? \
-                 WHERE id IN ({}) AND status = 'pending'",
-                placeholders(padded_len(job_ids.len()))
+                 WHERE id IN ({}) AND status {}",
+                placeholders(padded_len(job_ids.len())),
+                IS_PENDING_BY_KEY
             ),
             values,
         ))

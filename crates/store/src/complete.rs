@@ -11,7 +11,9 @@ use serde_json::json;
 
 use crate::claim::held_fences;
 use crate::error::{Result, retrying};
-use crate::sql::{col, json_text, ms, padded_ids, padded_len, placeholders, stmt};
+use crate::sql::{
+    IS_PENDING_BY_KEY, col, json_text, ms, padded_ids, padded_len, placeholders, stmt,
+};
 use crate::store::Store;
 
 /// `CASE id WHEN ? THEN ? … ELSE <column> END` over `(id, value)` pairs.
@@ -104,7 +106,10 @@ impl Store {
             .write
             .query_all_raw(stmt(
                 DbBackend::Postgres,
-                "WITH input AS ( \
+                // See IS_PENDING_BY_KEY: with `= 'pending'` the planner scanned every pending
+                // task to ready the next steps (3.6 of 4.3 ms per batch, auto_explain).
+                &format!(
+                    "WITH input AS ( \
                    SELECT * FROM json_to_recordset(?::json) AS x(task_id bigint, owner text, \
                    attempt int, result text, started boolean, input text, model text, \
                    last boolean, job_progress int) \
@@ -120,9 +125,10 @@ impl Store {
                    RETURNING t.id, t.job_id, t.step_index, x.last, x.job_progress \
                  ), next AS ( \
                    UPDATE generation_tasks n SET ready_at = ?, updated_at = ? FROM done d \
-                   WHERE NOT d.last AND n.job_id = ANY(ARRAY(SELECT job_id FROM done)) \
-                   AND n.job_id = d.job_id \
-                   AND n.step_index = d.step_index + 1 AND n.status = 'pending' \
+                   WHERE NOT d.last \
+                   AND n.job_id = ANY(ARRAY(SELECT job_id FROM done WHERE NOT last)) \
+                   AND n.job_id = d.job_id AND n.step_index = d.step_index + 1 \
+                   AND n.status {pending} \
                    RETURNING n.id \
                  ), jobs AS ( \
                    UPDATE workflow_jobs w SET \
@@ -137,6 +143,8 @@ impl Store {
                    AND w.id = d.job_id RETURNING w.id \
                  ) \
                  SELECT d.id, (SELECT count(*) FROM next) FROM done d",
+                    pending = IS_PENDING_BY_KEY
+                ),
                 vec![
                     serde_json::Value::Array(input).to_string().into(),
                     now_ms.into(),

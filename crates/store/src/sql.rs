@@ -90,6 +90,11 @@ pub(crate) fn parse_opt_json(
     text.map(|text| parse_json(&text, column)).transpose()
 }
 
+/// `= 'pending'` spelled so that no status index can serve it. Where rows are already found by
+/// key, a planner whose counts are stale (a queue grows and drains fast) would otherwise pick the
+/// status index and scan every pending row (seen with auto_explain: 1.7 of 2.3 ms per claim).
+pub(crate) const IS_PENDING_BY_KEY: &str = "NOT IN ('running', 'completed', 'failed', 'cancelled')";
+
 pub(crate) const JOB_FIELDS: [&str; 15] = [
     "id",
     "user_id",
