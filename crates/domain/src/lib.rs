@@ -6,7 +6,7 @@ mod status;
 mod task_error;
 mod types;
 
-pub use params::{ParamError, ParamKind, ParamSpec, ParamsSchema};
+pub use params::{ParamError, ParamKind, ParamSpec, ParamsSchema, lenient_integer};
 pub use status::{JobStatus, ParseStatusError, TaskStatus};
 pub use task_error::TaskError;
 pub use types::{Job, JobId, JobWithTasks, ProjectId, Task, TaskId, UserId, Viewer};

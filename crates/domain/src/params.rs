@@ -273,6 +273,16 @@ impl ParamsSchema {
     }
 }
 
+/// An integer given as a JSON number or a numeric string (`12`, `"12"`): how ids arrive from
+/// frontends.
+pub fn lenient_integer(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 fn is_present(value: Option<&Value>) -> bool {
     match value {
         None | Some(Value::Null) => false,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nosyntask_domain::{
-    Job, JobId, JobStatus, JobWithTasks, ParamError, ProjectId, UserId, Viewer,
+    Job, JobId, JobStatus, JobWithTasks, ParamError, ProjectId, UserId, Viewer, lenient_integer,
 };
 use serde_json::Value;
 
@@ -172,7 +172,7 @@ impl Engine {
                     .target_id_param
                     .as_ref()
                     .and_then(|param| params.get(param))
-                    .and_then(integer_of),
+                    .and_then(lenient_integer),
                 max_attempts: i32::try_from(step.max_attempts).unwrap_or(i32::MAX),
             })
             .collect();
@@ -264,13 +264,5 @@ impl std::fmt::Debug for Engine {
             .field("backend", &self.store.backend_name())
             .field("workflows", &self.registry.all().len())
             .finish_non_exhaustive()
-    }
-}
-
-fn integer_of(value: &Value) -> Option<i64> {
-    match value {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
     }
 }

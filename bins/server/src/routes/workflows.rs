@@ -2,7 +2,7 @@
 
 use actix_web::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use nosyntask_domain::JobStatus;
+use nosyntask_domain::{JobStatus, lenient_integer};
 use nosyntask_engine::{ListQuery, StartRequest};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -134,7 +134,7 @@ fn parse_start(
                 "projectId is required",
             ));
         }
-        Some(value) => integer_of(&value).ok_or_else(|| {
+        Some(value) => lenient_integer(&value).ok_or_else(|| {
             ApiError::unprocessable("invalid_body", "projectId must be an integer")
         })?,
     };
@@ -443,14 +443,6 @@ pub async fn resume_job(
         job_id: job.id,
         status: "resuming".to_owned(),
     }))
-}
-
-fn integer_of(value: &Value) -> Option<i64> {
-    match value {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
 }
 
 fn optional_id(name: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {

@@ -65,9 +65,13 @@ fn prepare_attempt(
     seq: u64,
 ) -> Result<Attempt, TaskError> {
     let engine = &state.engine;
-    let job = &claimed.job;
-    let task = &claimed.task;
-    let fence = claimed.fence.clone();
+    let ClaimedTask {
+        fence,
+        task,
+        mut job,
+        previous_results,
+        checkpoint,
+    } = claimed;
     let labels = WorkflowLabels {
         workflow_type: job.workflow_type.clone(),
         task_type: task.task_type.clone(),
@@ -80,8 +84,9 @@ fn prepare_attempt(
         .get(&job.workflow_type)
         .and_then(|d| d.steps.get(usize::try_from(task.step_index).ok()?).cloned());
     let context = StepContext {
-        job_params: job.input_params.clone(),
-        previous_results: claimed.previous_results.clone(),
+        // The claim is ours: its params and results move into the context, no copies.
+        job_params: std::mem::take(&mut job.input_params),
+        previous_results,
         user_id: job.user_id,
         project_id: job.project_id,
         step_index: task.step_index,
@@ -132,7 +137,7 @@ fn prepare_attempt(
             "gave up after {max_attempts} attempts: the worker running this step stopped responding"
         )));
     }
-    if claimed.checkpoint.is_some() {
+    if checkpoint.is_some() {
         info!("resuming from checkpoint");
     }
     let run = StepRun {
@@ -142,7 +147,7 @@ fn prepare_attempt(
             engine.store().clone(),
             engine.clock().clone(),
             fence.clone(),
-            claimed.checkpoint,
+            checkpoint,
             state.task_writes.clone(),
         ),
         cancel: cancel.clone(),
