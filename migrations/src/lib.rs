@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20250101_000001_create_jobs;
 mod m20250101_000002_index_task_completion;
+mod m20261201_000003_claim_epoch;
 
 /// Every migration of the schema, in order.
 #[derive(Debug, Clone, Copy, Default)]
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20250101_000001_create_jobs::Migration),
             Box::new(m20250101_000002_index_task_completion::Migration),
+            Box::new(m20261201_000003_claim_epoch::Migration),
         ]
     }
 }

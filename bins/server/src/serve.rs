@@ -44,6 +44,7 @@ async fn connect(settings: &Settings) -> anyhow::Result<Store> {
         max_connections: settings.database.max_connections,
         sqlite_read_connections: settings.database.sqlite_read_connections,
         acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs),
+        ..StoreOptions::default()
     };
     Store::connect_with(url, options)
         .await
@@ -92,6 +93,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             max_active_jobs_per_user: (limit > 0).then_some(limit),
             ..EngineConfig::default()
         });
+    // Ready times and leases follow the database's clock from the first request on.
+    engine
+        .clock()
+        .sync()
+        .await
+        .context("cannot read the database clock")?;
 
     let worker = role
         .runs_workers()

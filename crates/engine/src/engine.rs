@@ -10,7 +10,7 @@ use nosyntask_domain::{
 use serde_json::Value;
 
 use crate::metrics::Metrics;
-use crate::ports::{Clock, JobFilter, JobStore, NewJob, NewTask, StoreError, SystemClock};
+use crate::ports::{Clock, DatabaseClock, JobFilter, JobStore, NewJob, NewTask, StoreError};
 use crate::workflow::{Registry, WorkflowDefinition};
 
 /// Limits applied when jobs start.
@@ -102,11 +102,12 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An engine over `store` whose clock is the database's ([`DatabaseClock`]).
     pub fn new(store: Arc<dyn JobStore>, registry: Registry) -> Self {
         Engine {
+            clock: DatabaseClock::new(&store),
             store,
             registry: Arc::new(registry),
-            clock: Arc::new(SystemClock),
             metrics: Arc::new(Metrics::new()),
             config: EngineConfig::default(),
         }
@@ -137,6 +138,13 @@ impl Engine {
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// "Now" by the engine's clock, once it has been read from its source at least once: a job
+    /// started right after the process came up must not get a ready time from a skewed clock.
+    async fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.ensure_synced().await;
+        self.clock.now()
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -187,7 +195,7 @@ impl Engine {
             unique_key,
             max_active_per_user: self.config.max_active_jobs_per_user,
         };
-        let outcome = self.store.create_job(new_job, self.clock.now()).await?;
+        let outcome = self.store.create_job(new_job, self.now().await).await?;
         Ok(Started {
             job: outcome.job,
             deduplicated: outcome.deduplicated,
@@ -236,17 +244,20 @@ impl Engine {
 
     pub async fn consume(&self, viewer: &Viewer, id: JobId) -> Result<Job, EngineError> {
         self.own(viewer, id).await?;
-        Ok(self.store.consume_job(id, self.clock.now()).await?)
+        Ok(self.store.consume_job(id, self.now().await).await?)
     }
 
     pub async fn cancel(&self, viewer: &Viewer, id: JobId) -> Result<Job, EngineError> {
         self.own(viewer, id).await?;
-        Ok(self.store.cancel_job(id, self.clock.now()).await?)
+        Ok(self.store.cancel_job(id, self.now().await).await?)
     }
 
     pub async fn resume(&self, viewer: &Viewer, id: JobId) -> Result<Job, EngineError> {
         self.own(viewer, id).await?;
-        Ok(self.store.resume_job(id, self.clock.now()).await?)
+        Ok(self
+            .store
+            .resume_job(id, self.config.max_active_jobs_per_user, self.now().await)
+            .await?)
     }
 
     /// Only the owner changes a job; anyone else is told it does not exist.

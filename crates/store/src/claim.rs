@@ -12,10 +12,10 @@ use serde_json::json;
 
 use crate::error::{Result, retrying};
 use crate::sql::{
-    self, IS_PENDING_BY_KEY, JOB_COLUMNS, TASK_COLUMNS, TASK_FIELDS, col, ms, padded_ids,
-    padded_len, placeholders, stmt,
+    self, FENCE_HOLDS, IN_LIST_CHUNK, IS_PENDING_BY_KEY, JOB_COLUMNS, TASK_COLUMNS, TASK_FIELDS,
+    col, ms, padded_ids, padded_len, placeholders, stmt,
 };
-use crate::store::Store;
+use crate::store::{Store, begin_on};
 
 fn lease_until(now: DateTime<Utc>, lease: Duration) -> i64 {
     ms(now).saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
@@ -33,7 +33,7 @@ fn started(mut job: Job, now: DateTime<Utc>) -> Job {
     job
 }
 
-/// A claimed row: task columns, `checkpoint`, then job columns.
+/// A claimed row: task columns, `checkpoint`, `claim_epoch`, then job columns.
 fn claimed(
     row: &QueryResult,
     owner: &str,
@@ -43,13 +43,15 @@ fn claimed(
     let task = sql::decode_task(row, 0)?;
     let checkpoint =
         sql::parse_opt_json(col(row, TASK_FIELDS.len())?, "generation_tasks.checkpoint")?;
-    let job = started(sql::decode_job(row, TASK_FIELDS.len() + 1)?, now);
+    let epoch: i64 = col(row, TASK_FIELDS.len() + 1)?;
+    let job = started(sql::decode_job(row, TASK_FIELDS.len() + 2)?, now);
     Ok(ClaimedTask {
         fence: Fence {
             task_id: task.id,
             job_id: task.job_id,
             owner: owner.to_owned(),
             attempt: task.attempts,
+            epoch,
         },
         task,
         job,
@@ -95,10 +97,11 @@ impl Store {
                ORDER BY ready_at, id LIMIT ? FOR UPDATE SKIP LOCKED \
              ), claimed AS ( \
                UPDATE generation_tasks t SET status = 'running', attempts = t.attempts + 1, \
+               claim_epoch = t.claim_epoch + 1, \
                lease_owner = ?, lease_expires_at = ?, started_at = COALESCE(t.started_at, ?), \
                updated_at = ?, progress = 0 \
                FROM picked WHERE t.id = picked.id \
-               RETURNING {tasks}, t.checkpoint \
+               RETURNING {tasks}, t.checkpoint, t.claim_epoch \
              ), started AS ( \
                UPDATE workflow_jobs w SET status = 'running', \
                started_at = COALESCE(w.started_at, ?), updated_at = ? \
@@ -131,7 +134,7 @@ impl Store {
             .write
             .query_all_raw(stmt(DbBackend::Postgres, &sql, values))
             .await?;
-        let results_at = TASK_FIELDS.len() + 1 + sql::JOB_FIELDS.len();
+        let results_at = TASK_FIELDS.len() + 2 + sql::JOB_FIELDS.len();
         let claimed = rows
             .iter()
             .map(|row| {
@@ -187,7 +190,7 @@ impl Store {
             backend,
             &format!(
                 "UPDATE generation_tasks SET status = 'running', attempts = attempts + 1, \
-                 lease_owner = ?, lease_expires_at = ?, started_at = COALESCE(started_at, ?), \
+                 claim_epoch = claim_epoch + 1, lease_owner = ?, lease_expires_at = ?, started_at = COALESCE(started_at, ?), \
                  updated_at = ?, progress = 0 WHERE id IN ({})",
                 placeholders(padded_len(ids.len()))
             ),
@@ -198,7 +201,7 @@ impl Store {
             .query_all_raw(stmt(
                 backend,
                 &format!(
-                    "SELECT {}, t.checkpoint, {} FROM generation_tasks t \
+                    "SELECT {}, t.checkpoint, t.claim_epoch, {} FROM generation_tasks t \
                      JOIN workflow_jobs j ON j.id = t.job_id WHERE t.id IN ({}) ORDER BY t.id",
                     *TASK_COLUMNS,
                     *JOB_COLUMNS,
@@ -280,68 +283,83 @@ impl Store {
             return Ok(Vec::new());
         }
         let until = lease_until(now, lease);
-        let renewed: HashSet<TaskId> = retrying(|| async {
-            match self.backend() {
-                DbBackend::Postgres => {
-                    let input: Vec<_> = fences
-                        .iter()
-                        .map(|f| json!({"id": f.task_id, "owner": f.owner, "attempt": f.attempt}))
-                        .collect();
-                    let rows = self
-                        .inner
-                        .write
-                        .query_all_raw(stmt(
-                            DbBackend::Postgres,
-                            "WITH input AS (SELECT * FROM json_to_recordset(?::json) \
-                               AS x(id bigint, owner text, attempt int)) \
-                             UPDATE generation_tasks t SET lease_expires_at = ? FROM input x \
-                             WHERE t.id = ANY(ARRAY(SELECT id FROM input)) AND t.id = x.id \
-                             AND t.status = 'running' \
-                             AND t.lease_owner = x.owner AND t.attempts = x.attempt \
-                             RETURNING t.id",
-                            vec![
-                                serde_json::Value::Array(input).to_string().into(),
-                                until.into(),
-                            ],
-                        ))
-                        .await?;
-                    rows.iter()
-                        .map(|row| col::<i64>(row, 0).map_err(Into::into))
-                        .collect()
-                }
-                backend => {
-                    let txn = self.begin().await?;
-                    let held = held_fences(&txn, backend, fences).await?;
-                    if !held.is_empty() {
-                        let ids: Vec<i64> = held.keys().copied().collect();
-                        let mut values: Vec<Value> = vec![until.into()];
-                        values.extend(padded_ids(ids.iter().copied()));
-                        txn.execute_raw(stmt(
-                            backend,
-                            &format!(
-                                "UPDATE generation_tasks SET lease_expires_at = ? WHERE id IN ({})",
-                                placeholders(padded_len(ids.len()))
-                            ),
-                            values,
-                        ))
-                        .await?;
-                    }
-                    txn.commit().await?;
-                    Ok(held.into_keys().collect())
-                }
-            }
-        })
-        .await?;
+        let mut renewed: HashSet<TaskId> = HashSet::with_capacity(fences.len());
+        // Bounded statements however many tasks run: SQLite's variable limit, and no single
+        // statement that holds thousands of row locks for long.
+        for chunk in fences.chunks(RENEW_CHUNK) {
+            let held = retrying(|| self.renew_chunk(chunk, until)).await?;
+            renewed.extend(held);
+        }
         Ok(fences
             .iter()
             .map(|f| f.task_id)
             .filter(|id| !renewed.contains(id))
             .collect())
     }
+
+    /// Renews (or takes back, see [`FENCE_HOLDS`]) the leases of one chunk of claims, on the
+    /// connections kept for heartbeats so that a busy pool never starves them.
+    async fn renew_chunk(&self, fences: &[Fence], until: i64) -> Result<Vec<TaskId>> {
+        let conn = &self.inner.heartbeat;
+        match self.backend() {
+            DbBackend::Postgres => {
+                let input: Vec<_> = fences
+                    .iter()
+                    .map(|f| json!({"id": f.task_id, "owner": f.owner, "epoch": f.epoch}))
+                    .collect();
+                let rows = conn
+                    .query_all_raw(stmt(
+                        DbBackend::Postgres,
+                        &format!(
+                            "WITH input AS (SELECT * FROM json_to_recordset(?::json) \
+                               AS x(id bigint, owner text, epoch bigint)) \
+                             UPDATE generation_tasks t SET lease_expires_at = ?, status = 'running' \
+                             FROM input x \
+                             WHERE t.id = ANY(ARRAY(SELECT id FROM input)) AND t.id = x.id \
+                             AND {FENCE_HOLDS} RETURNING t.id"
+                        ),
+                        vec![
+                            serde_json::Value::Array(input).to_string().into(),
+                            until.into(),
+                        ],
+                    ))
+                    .await?;
+                Ok(rows
+                    .iter()
+                    .map(|row| col::<i64>(row, 0))
+                    .collect::<Result<Vec<_>, DbErr>>()?)
+            }
+            backend => {
+                let txn = begin_on(conn, backend).await?;
+                let held = held_fences(&txn, backend, fences).await?;
+                if !held.is_empty() {
+                    let ids: Vec<i64> = held.keys().copied().collect();
+                    let mut values: Vec<Value> = vec![until.into()];
+                    values.extend(padded_ids(ids.iter().copied()));
+                    txn.execute_raw(stmt(
+                        backend,
+                        &format!(
+                            "UPDATE generation_tasks SET lease_expires_at = ?, status = 'running' \
+                             WHERE id IN ({})",
+                            placeholders(padded_len(ids.len()))
+                        ),
+                        values,
+                    ))
+                    .await?;
+                }
+                txn.commit().await?;
+                Ok(held.into_keys().collect())
+            }
+        }
+    }
 }
 
-/// The fences that still hold, by task id with the task's job and step, locking their rows
-/// (MySQL) for the rest of the transaction.
+/// Claims renewed per statement.
+const RENEW_CHUNK: usize = IN_LIST_CHUNK;
+
+/// The fences that still hold (see [`FENCE_HOLDS`]), by task id with the task's job and step,
+/// locking their rows (MySQL) for the rest of the transaction. Reads in chunks, so any number
+/// of fences stays inside every backend's variable limit.
 pub(crate) async fn held_fences(
     txn: &impl ConnectionTrait,
     backend: DbBackend,
@@ -358,34 +376,36 @@ pub(crate) async fn held_fences(
     } else {
         ""
     };
-    let rows = txn
-        .query_all_raw(stmt(
-            backend,
-            &format!(
-                "SELECT id, lease_owner, attempts, job_id, step_index FROM generation_tasks \
-                 WHERE id IN ({}) AND status = 'running' ORDER BY id{lock}",
-                placeholders(padded_len(ids.len()))
-            ),
-            padded_ids(ids.iter().copied()),
-        ))
-        .await?;
-    let mut current = HashMap::with_capacity(rows.len());
-    for row in &rows {
-        current.insert(
-            col::<i64>(row, 0)?,
-            (
-                col::<Option<String>>(row, 1)?,
-                col::<i32>(row, 2)?,
-                col::<i64>(row, 3)?,
-                col::<i32>(row, 4)?,
-            ),
-        );
+    let mut current = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_LIST_CHUNK) {
+        let rows = txn
+            .query_all_raw(stmt(
+                backend,
+                &format!(
+                    "SELECT id, lease_owner, claim_epoch, job_id, step_index FROM generation_tasks \
+                     WHERE id IN ({}) AND status IN ('running', 'pending') ORDER BY id{lock}",
+                    placeholders(padded_len(chunk.len()))
+                ),
+                padded_ids(chunk.iter().copied()),
+            ))
+            .await?;
+        for row in &rows {
+            current.insert(
+                col::<i64>(row, 0)?,
+                (
+                    col::<Option<String>>(row, 1)?,
+                    col::<i64>(row, 2)?,
+                    col::<i64>(row, 3)?,
+                    col::<i32>(row, 4)?,
+                ),
+            );
+        }
     }
     Ok(fences
         .iter()
         .filter_map(|f| {
-            let (owner, attempts, job_id, step) = current.get(&f.task_id)?;
-            (owner.as_deref() == Some(f.owner.as_str()) && *attempts == f.attempt)
+            let (owner, epoch, job_id, step) = current.get(&f.task_id)?;
+            (owner.as_deref() == Some(f.owner.as_str()) && *epoch == f.epoch)
                 .then_some((f.task_id, (*job_id, *step)))
         })
         .collect())

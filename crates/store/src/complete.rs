@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::claim::held_fences;
 use crate::error::{Result, retrying};
 use crate::sql::{
-    IS_PENDING_BY_KEY, col, json_text, ms, padded_ids, padded_len, placeholders, stmt,
+    FENCE_HOLDS, IS_PENDING_BY_KEY, col, json_text, ms, padded_ids, padded_len, placeholders, stmt,
 };
 use crate::store::Store;
 
@@ -91,7 +91,7 @@ impl Store {
                     json!({
                         "task_id": c.fence.task_id,
                         "owner": c.fence.owner,
-                        "attempt": c.fence.attempt,
+                        "epoch": c.fence.epoch,
                         "result": json_text(&c.result),
                         "last": c.is_last_step,
                         "job_progress": c.job_progress,
@@ -111,7 +111,7 @@ impl Store {
                 &format!(
                     "WITH input AS ( \
                    SELECT * FROM json_to_recordset(?::json) AS x(task_id bigint, owner text, \
-                   attempt int, result text, started boolean, input text, model text, \
+                   epoch bigint, result text, started boolean, input text, model text, \
                    last boolean, job_progress int) \
                  ), done AS ( \
                    UPDATE generation_tasks t SET status = 'completed', progress = 100, \
@@ -120,8 +120,7 @@ impl Store {
                    input_params = CASE WHEN x.started THEN x.input ELSE t.input_params END, \
                    model_name = CASE WHEN x.started THEN x.model ELSE t.model_name END \
                    FROM input x WHERE t.id = ANY(ARRAY(SELECT task_id FROM input)) \
-                   AND t.id = x.task_id AND t.status = 'running' \
-                   AND t.lease_owner = x.owner AND t.attempts = x.attempt \
+                   AND t.id = x.task_id AND {fence} \
                    RETURNING t.id, t.job_id, t.step_index, x.last, x.job_progress \
                  ), next AS ( \
                    UPDATE generation_tasks n SET ready_at = ?, updated_at = ? FROM done d \
@@ -143,7 +142,8 @@ impl Store {
                    AND w.id = d.job_id RETURNING w.id \
                  ) \
                  SELECT d.id, (SELECT count(*) FROM next) FROM done d",
-                    pending = IS_PENDING_BY_KEY
+                    pending = IS_PENDING_BY_KEY,
+                    fence = FENCE_HOLDS,
                 ),
                 vec![
                     serde_json::Value::Array(input).to_string().into(),

@@ -114,15 +114,20 @@ impl Store {
     }
 
     /// Serializes the starts of one user, so the quota and uniqueness checks are exact.
-    async fn lock_user(&self, txn: &impl ConnectionTrait, user_id: i64) -> Result<(), DbErr> {
+    pub(crate) async fn lock_user(
+        &self,
+        txn: &impl ConnectionTrait,
+        user_id: i64,
+    ) -> Result<(), DbErr> {
         let backend = self.backend();
         let sql = match backend {
             DbBackend::MySql => {
                 "INSERT INTO workflow_user_locks (user_id) VALUES (?) \
                  ON DUPLICATE KEY UPDATE user_id = user_id"
             }
-            // SQLite runs one write transaction at a time anyway; PostgreSQL starts lock in
-            // `create_pg_checked`.
+            // Starts lock on the BEGIN round trip in `create_pg`; resumes come through here.
+            DbBackend::Postgres => "SELECT pg_advisory_xact_lock(?)",
+            // SQLite runs one write transaction at a time anyway.
             _ => return Ok(()),
         };
         txn.execute_raw(stmt(backend, sql, vec![user_id.into()]))

@@ -32,7 +32,13 @@ fn bind(
         query = match value {
             Value::BigInt(v) => query.bind(v),
             Value::Int(v) => query.bind(v),
-            Value::String(v) => query.bind(v),
+            Value::String(v) => query.bind(v.map(|text| {
+                if text.contains('\0') {
+                    crate::sql::storable_text(&text)
+                } else {
+                    text
+                }
+            })),
             Value::Bool(v) => query.bind(v),
             other => return Err(DbErr::Type(format!("cannot bind {other:?}"))),
         };

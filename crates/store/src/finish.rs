@@ -1,5 +1,5 @@
-//! Writes of a running attempt, each fenced on (task, owner, attempt): progress, checkpoints,
-//! failures and hand-backs (completions are in `complete`).
+//! Writes of a running attempt, each fenced on (task, owner, claim epoch): progress,
+//! checkpoints, failures and hand-backs (completions are in `complete`).
 
 use chrono::{DateTime, Utc};
 use nosyntask_engine::StoreError;
@@ -10,16 +10,18 @@ use serde_json::json;
 use crate::claim::held_fences;
 use crate::complete::{merge, started_json};
 use crate::error::{Result, retrying};
-use crate::sql::{json_text, ms, stmt};
+use crate::sql::{FENCE_HOLDS, json_text, ms, stmt};
 use crate::store::Store;
 
-const FENCE: &str = "id = ? AND status = 'running' AND lease_owner = ? AND attempts = ?";
+/// [`crate::sql::FENCE_HOLDS`] for one task.
+const FENCE: &str = "id = ? AND status IN ('running', 'pending') AND lease_owner = ? \
+     AND claim_epoch = ?";
 
 fn fence_values(fence: &Fence) -> [Value; 3] {
     [
         fence.task_id.into(),
         fence.owner.clone().into(),
-        fence.attempt.into(),
+        fence.epoch.into(),
     ]
 }
 
@@ -169,8 +171,8 @@ impl Store {
         .await?;
         if updated == 0 {
             return Err(StoreError::Conflict(format!(
-                "task {} is no longer held by this claim (attempt {} of {})",
-                fence.task_id, fence.attempt, fence.owner
+                "task {} is no longer held by this claim (attempt {}, epoch {} of {})",
+                fence.task_id, fence.attempt, fence.epoch, fence.owner
             )));
         }
         Ok(())
@@ -201,7 +203,7 @@ impl Store {
                     json!({
                         "id": u.fence.task_id,
                         "owner": u.fence.owner,
-                        "attempt": u.fence.attempt,
+                        "epoch": u.fence.epoch,
                         "progress": u.progress,
                         "job_progress": u.job_progress,
                     }),
@@ -213,21 +215,22 @@ impl Store {
             .write
             .execute_raw(stmt(
                 DbBackend::Postgres,
-                "WITH input AS ( \
+                &format!(
+                    "WITH input AS ( \
                    SELECT * FROM json_to_recordset(?::json) AS x(id bigint, owner text, \
-                   attempt int, progress int, job_progress int, started boolean, input text, \
+                   epoch bigint, progress int, job_progress int, started boolean, input text, \
                    model text) \
                  ), moved AS ( \
                    UPDATE generation_tasks t SET progress = x.progress, updated_at = ?, \
                    input_params = CASE WHEN x.started THEN x.input ELSE t.input_params END, \
                    model_name = CASE WHEN x.started THEN x.model ELSE t.model_name END \
                    FROM input x WHERE t.id = ANY(ARRAY(SELECT id FROM input)) \
-                   AND t.id = x.id AND t.status = 'running' \
-                   AND t.lease_owner = x.owner AND t.attempts = x.attempt \
+                   AND t.id = x.id AND {FENCE_HOLDS} \
                    RETURNING t.job_id, x.job_progress \
                  ) \
                  UPDATE workflow_jobs w SET progress = m.job_progress, updated_at = ? \
-                 FROM moved m WHERE w.id = ANY(ARRAY(SELECT job_id FROM moved)) AND w.id = m.job_id",
+                 FROM moved m WHERE w.id = ANY(ARRAY(SELECT job_id FROM moved)) AND w.id = m.job_id"
+                ),
                 vec![
                     serde_json::Value::Array(input).to_string().into(),
                     ms(now).into(),

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use nosyntask_domain::{Job, JobId, JobStatus, JobWithTasks, TaskId};
 use nosyntask_engine::StoreError;
 use nosyntask_engine::ports::{JobFilter, StoreStats};
-use sea_orm::{ConnectionTrait, Value};
+use sea_orm::{ConnectionTrait, DbBackend, Value};
 
 use crate::create::load_job;
 use crate::error::{Result, retrying, retrying_read};
@@ -38,6 +38,38 @@ async fn status_of(conn: &impl ConnectionTrait, id: JobId) -> Result<JobStatus> 
     status
         .parse()
         .map_err(|_| StoreError::Other(format!("job {id} has unknown status `{status}`")).into())
+}
+
+/// Locks the job's task rows, then the job row (the lock order of every transaction), and reads
+/// the job's status and user. Cancel, resume and prune decide on what they read here, so two of
+/// them (or one and a worker) can never both act on the same status. SQLite's write transactions
+/// run one at a time, so there the reads alone are enough.
+async fn lock_job(conn: &impl ConnectionTrait, id: JobId) -> Result<(JobStatus, i64)> {
+    let backend = conn.get_database_backend();
+    let lock = if backend == DbBackend::Sqlite {
+        ""
+    } else {
+        " FOR UPDATE"
+    };
+    conn.query_all_raw(stmt(
+        backend,
+        &format!("SELECT id FROM generation_tasks WHERE job_id = ? ORDER BY id{lock}"),
+        vec![id.into()],
+    ))
+    .await?;
+    let row = conn
+        .query_one_raw(stmt(
+            backend,
+            &format!("SELECT status, user_id FROM workflow_jobs WHERE id = ?{lock}"),
+            vec![id.into()],
+        ))
+        .await?
+        .ok_or(StoreError::NotFound(id))?;
+    let status: String = col(&row, 0)?;
+    let status = status
+        .parse()
+        .map_err(|_| StoreError::Other(format!("job {id} has unknown status `{status}`")))?;
+    Ok((status, col(&row, 1)?))
 }
 
 impl Store {
@@ -134,7 +166,7 @@ impl Store {
         let backend = self.backend();
         let now_ms = ms(now);
         let txn = self.begin().await?;
-        match status_of(&txn, id).await? {
+        match lock_job(&txn, id).await?.0 {
             JobStatus::Completed => return Err(already_completed(id)),
             JobStatus::Cancelled => {
                 let job = load(&txn, id).await?;
@@ -176,23 +208,67 @@ impl Store {
     pub(crate) async fn resume_job_impl(
         &self,
         id: JobId,
+        max_active_per_user: Option<u64>,
         now: DateTime<Utc>,
     ) -> Result<Job, StoreError> {
-        let job = retrying(|| self.resume_once(id, now)).await?;
+        let job = retrying(|| self.resume_once(id, max_active_per_user, now)).await?;
         self.announce();
         Ok(job)
     }
 
-    async fn resume_once(&self, id: JobId, now: DateTime<Utc>) -> Result<Job> {
+    async fn resume_once(
+        &self,
+        id: JobId,
+        max_active_per_user: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Result<Job> {
         let backend = self.backend();
         let now_ms = ms(now);
         let txn = self.begin().await?;
-        let status = status_of(&txn, id).await?;
+        if max_active_per_user.is_some() {
+            // The user's starts and resumes take turns, so the quota count is exact.
+            let user_id = txn
+                .query_one_raw(stmt(
+                    backend,
+                    "SELECT user_id FROM workflow_jobs WHERE id = ?",
+                    vec![id.into()],
+                ))
+                .await?
+                .ok_or(StoreError::NotFound(id))
+                .and_then(|row| {
+                    col::<i64>(&row, 0).map_err(|e| StoreError::Other(e.to_string()))
+                })?;
+            self.lock_user(&txn, user_id).await?;
+        }
+        let (status, user_id) = lock_job(&txn, id).await?;
         if !matches!(status, JobStatus::Failed | JobStatus::Cancelled) {
             return Err(StoreError::Conflict(format!(
                 "job {id} is {status}; only failed or cancelled jobs can be resumed"
             ))
             .into());
+        }
+        if let Some(limit) = max_active_per_user {
+            let row = txn
+                .query_one_raw(stmt(
+                    backend,
+                    "SELECT COUNT(*) FROM workflow_jobs \
+                     WHERE user_id = ? AND status IN ('pending', 'running')",
+                    vec![user_id.into()],
+                ))
+                .await?;
+            let active = row
+                .map(|row| col::<i64>(&row, 0))
+                .transpose()?
+                .map_or(0, |n| u64::try_from(n).unwrap_or_default());
+            if active >= limit {
+                txn.rollback().await?;
+                return Err(StoreError::QuotaExceeded {
+                    user_id,
+                    active,
+                    limit,
+                }
+                .into());
+            }
         }
         let rows = txn
             .query_all_raw(stmt(
@@ -210,10 +286,11 @@ impl Store {
         let total: i32 = col(first, 1)?;
         txn.execute_raw(stmt(
             backend,
+            // A new epoch: whatever the cancelled or failed attempt still writes is fenced off.
             "UPDATE generation_tasks SET status = 'pending', \
              ready_at = CASE WHEN step_index = ? THEN ? ELSE NULL END, \
-             attempts = 0, progress = 0, error_message = NULL, completed_at = NULL, \
-             lease_owner = NULL, lease_expires_at = NULL, updated_at = ? \
+             attempts = 0, claim_epoch = claim_epoch + 1, progress = 0, error_message = NULL, \
+             completed_at = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? \
              WHERE job_id = ? AND step_index >= ? AND status <> 'completed'",
             vec![
                 step.into(),
@@ -230,7 +307,8 @@ impl Store {
                 backend,
                 "UPDATE workflow_jobs SET status = 'pending', error_message = NULL, \
                  completed_at = NULL, current_step_index = ?, progress = ?, \
-                 unique_key = unique_key_value, updated_at = ? WHERE id = ?",
+                 unique_key = unique_key_value, updated_at = ? \
+                 WHERE id = ? AND status IN ('failed', 'cancelled')",
                 vec![step.into(), progress.into(), now_ms.into(), id.into()],
             ))
             .await;
@@ -278,13 +356,14 @@ impl Store {
         let requeued = retrying(|| async {
             let backend = self.backend();
             let now_ms = ms(now);
-            let txn = self.begin().await?;
+            let txn = crate::store::begin_on(&self.inner.heartbeat, backend).await?;
+            // Owner and epoch stay: a runner that is alive but lost the database for a while
+            // takes its task back with its next renewal, unless another claim came first.
             let requeued = txn
                 .execute_raw(stmt(
                     backend,
                     "UPDATE generation_tasks SET status = 'pending', ready_at = ?, \
-                     lease_owner = NULL, lease_expires_at = NULL, updated_at = ? \
-                     WHERE status = 'running' AND lease_expires_at < ?",
+                     updated_at = ? WHERE status = 'running' AND lease_expires_at < ?",
                     vec![now_ms.into(), now_ms.into(), now_ms.into()],
                 ))
                 .await?
@@ -352,12 +431,48 @@ impl Store {
             txn.commit().await?;
             return Ok((0, false));
         }
-        let ids = rows
+        let candidates = rows
             .iter()
             .map(|row| col::<i64>(row, 0))
             .collect::<Result<Vec<_>, _>>()?;
+        // The candidates were read without locks: a resume may have made one active since. Lock
+        // their tasks, then the jobs (the lock order), and delete only the jobs that are still
+        // old and terminal under those locks, with their tasks.
+        let lock = if backend == DbBackend::Sqlite {
+            ""
+        } else {
+            " FOR UPDATE"
+        };
+        txn.query_all_raw(stmt(
+            backend,
+            &format!(
+                "SELECT id FROM generation_tasks WHERE job_id IN ({}) ORDER BY id{lock}",
+                placeholders(padded_len(candidates.len()))
+            ),
+            padded_ids(candidates.iter().copied()),
+        ))
+        .await?;
+        let mut values = padded_ids(candidates.iter().copied());
+        values.extend(old_values());
+        let confirmed = txn
+            .query_all_raw(stmt(
+                backend,
+                &format!(
+                    "SELECT id FROM workflow_jobs WHERE id IN ({}) AND {OLD} ORDER BY id{lock}",
+                    placeholders(padded_len(candidates.len()))
+                ),
+                values,
+            ))
+            .await?;
+        let ids = confirmed
+            .iter()
+            .map(|row| col::<i64>(row, 0))
+            .collect::<Result<Vec<_>, _>>()?;
+        if ids.is_empty() {
+            txn.commit().await?;
+            return Ok((0, candidates.len() == PRUNE_BATCH));
+        }
         let id_values = || padded_ids(ids.iter().copied());
-        // Tasks first (the lock order), though the foreign key would cascade.
         txn.execute_raw(stmt(
             backend,
             &format!(
@@ -367,21 +482,19 @@ impl Store {
             id_values(),
         ))
         .await?;
-        let mut values = id_values();
-        values.extend(old_values());
         let deleted = txn
             .execute_raw(stmt(
                 backend,
                 &format!(
-                    "DELETE FROM workflow_jobs WHERE id IN ({}) AND {OLD}",
+                    "DELETE FROM workflow_jobs WHERE id IN ({})",
                     placeholders(padded_len(ids.len()))
                 ),
-                values,
+                id_values(),
             ))
             .await?
             .rows_affected();
         txn.commit().await?;
-        Ok((deleted, ids.len() == PRUNE_BATCH))
+        Ok((deleted, candidates.len() == PRUNE_BATCH))
     }
 
     pub(crate) async fn stats_impl(&self, now: DateTime<Utc>) -> Result<StoreStats, StoreError> {
@@ -435,4 +548,27 @@ impl Store {
 
 fn already_completed(id: JobId) -> crate::error::Error {
     StoreError::Conflict(format!("job {id} is already completed")).into()
+}
+
+impl Store {
+    /// The database's clock in epoch milliseconds, read by the database itself.
+    pub(crate) async fn database_time_impl(&self) -> Result<DateTime<Utc>, StoreError> {
+        let sql = match self.backend() {
+            DbBackend::Postgres => "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint",
+            DbBackend::MySql => {
+                "SELECT CAST(UNIX_TIMESTAMP(CURRENT_TIMESTAMP(3)) * 1000 AS SIGNED)"
+            }
+            _ => "SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+        };
+        retrying_read(|| async {
+            let row = self
+                .inner
+                .heartbeat
+                .query_one_raw(stmt(self.backend(), sql, Vec::new()))
+                .await?
+                .ok_or_else(|| StoreError::Other("the clock query returned no row".to_owned()))?;
+            Ok(crate::sql::time(col::<i64>(&row, 0)?))
+        })
+        .await
+    }
 }

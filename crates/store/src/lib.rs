@@ -91,8 +91,13 @@ impl JobStore for Store {
         self.cancel_job_impl(id, now).await
     }
 
-    async fn resume_job(&self, id: JobId, now: DateTime<Utc>) -> Result<Job, StoreError> {
-        self.resume_job_impl(id, now).await
+    async fn resume_job(
+        &self,
+        id: JobId,
+        max_active_per_user: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Result<Job, StoreError> {
+        self.resume_job_impl(id, max_active_per_user, now).await
     }
 
     async fn claim_tasks(
@@ -171,6 +176,10 @@ impl JobStore for Store {
 
     async fn stats(&self, now: DateTime<Utc>) -> Result<StoreStats, StoreError> {
         self.stats_impl(now).await
+    }
+
+    async fn database_time(&self) -> Result<DateTime<Utc>, StoreError> {
+        self.database_time_impl().await
     }
 
     async fn task_activity(&self, since: DateTime<Utc>) -> Result<Vec<TaskActivity>, StoreError> {

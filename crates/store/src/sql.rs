@@ -18,14 +18,30 @@ pub(crate) fn time(millis: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(millis).unwrap_or_default()
 }
 
-/// A statement written with `?` placeholders, numbered `$1, $2, …` for PostgreSQL.
-pub(crate) fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+/// A statement written with `?` placeholders, numbered `$1, $2, …` for PostgreSQL. Every text
+/// value goes through [`storable_text`].
+pub(crate) fn stmt(backend: DbBackend, sql: &str, mut values: Vec<Value>) -> Statement {
     let sql = if backend == DbBackend::Postgres {
         number_placeholders(sql)
     } else {
         sql.to_owned()
     };
+    for value in &mut values {
+        if let Value::String(Some(text)) = value
+            && text.contains('\0')
+        {
+            *text = storable_text(text);
+        }
+    }
     Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// `text` with each NUL character replaced by U+FFFD. PostgreSQL rejects NUL in any text value,
+/// and a provider's error message or a model's output may carry one: the write must not fail
+/// (a failure that cannot be recorded would be retried forever). JSON documents never reach
+/// this with a raw NUL: serialized JSON escapes it as `\u0000`, which every backend stores.
+pub(crate) fn storable_text(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
 }
 
 /// `?` placeholders numbered `$1, $2, …` (PostgreSQL).
@@ -93,6 +109,17 @@ pub(crate) fn parse_opt_json(
 /// `= 'pending'` spelled so that no status index can serve it. Where rows are already found by
 /// key, a planner whose counts are stale (a queue grows and drains fast) would otherwise pick the
 /// status index and scan every pending row (seen with auto_explain: 1.7 of 2.3 ms per claim).
+/// The fence predicate over a task row `t` and an input row `x` (`owner`, `epoch`): the claim
+/// still holds while the task is running under it, or pending after the expiry sweep and not
+/// claimed by anyone since (the sweep keeps owner and epoch; every claim and resume raises the
+/// epoch, release and retries clear the owner).
+pub(crate) const FENCE_HOLDS: &str = "t.status IN ('running', 'pending') \
+     AND t.lease_owner = x.owner AND t.claim_epoch = x.epoch";
+
+/// The most values one `IN (…)` list takes: SQLite allows 32,766 variables per statement, and
+/// lists are padded to a power of two.
+pub(crate) const IN_LIST_CHUNK: usize = 1000;
+
 pub(crate) const IS_PENDING_BY_KEY: &str = "NOT IN ('running', 'completed', 'failed', 'cancelled')";
 
 pub(crate) const JOB_FIELDS: [&str; 15] = [

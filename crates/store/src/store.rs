@@ -34,6 +34,10 @@ pub struct StoreOptions {
     pub sqlite_read_connections: u32,
     /// How long a call waits for a free connection before failing with `Unavailable`.
     pub acquire_timeout: Duration,
+    /// PostgreSQL and MySQL: connections kept apart for lease renewals and the expiry sweep, so
+    /// that checkpoint and progress writes filling the main pool never delay a heartbeat past
+    /// the lease (healthy work would be declared dead).
+    pub heartbeat_connections: u32,
 }
 
 impl Default for StoreOptions {
@@ -42,6 +46,7 @@ impl Default for StoreOptions {
             max_connections: 10,
             sqlite_read_connections: 4,
             acquire_timeout: Duration::from_secs(10),
+            heartbeat_connections: 2,
         }
     }
 }
@@ -59,6 +64,9 @@ pub(crate) struct Inner {
     pub(crate) write: DatabaseConnection,
     /// Reads that need no transaction (SQLite files: a pool beside the writer).
     pub(crate) read: DatabaseConnection,
+    /// Lease renewals and the expiry sweep: a pool of their own on PostgreSQL and MySQL; the
+    /// writer on SQLite (one writer at a time there anyway).
+    pub(crate) heartbeat: DatabaseConnection,
     pub(crate) wake: Arc<Notify>,
     /// PostgreSQL: signals the task that sends `NOTIFY` to other processes.
     announce: Option<Arc<Notify>>,
@@ -103,12 +111,18 @@ impl Store {
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let connect = PgConnectOptions::from_str(url).map_err(connect_error)?;
-            let pool = PgPoolOptions::new()
-                .max_connections(options.max_connections.max(2))
-                .acquire_timeout(options.acquire_timeout)
-                .test_before_acquire(false)
-                .before_acquire(|conn, meta| Box::pin(check_if_idle(conn, meta)))
-                .connect_with(connect)
+            let pg_pool = |size: u32| {
+                PgPoolOptions::new()
+                    .max_connections(size)
+                    .acquire_timeout(options.acquire_timeout)
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| Box::pin(check_if_idle(conn, meta)))
+                    .connect_with(connect.clone())
+            };
+            let pool = pg_pool(options.max_connections.max(2))
+                .await
+                .map_err(connect_error)?;
+            let heartbeat = pg_pool(options.heartbeat_connections.max(1))
                 .await
                 .map_err(connect_error)?;
             let announce = Arc::new(Notify::new());
@@ -117,34 +131,50 @@ impl Store {
                 tokio::spawn(notify::announce(pool.clone(), announce.clone())),
             ];
             let conn = SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
-            return Ok(Store::new(DbBackend::Postgres, conn.clone(), conn, wake)
-                .with_announcer(announce, tasks));
+            let heartbeat = SqlxPostgresConnector::from_sqlx_postgres_pool(heartbeat);
+            return Ok(
+                Store::new(DbBackend::Postgres, conn.clone(), conn, heartbeat, wake)
+                    .with_announcer(announce, tasks),
+            );
         }
         if url.starts_with("mysql://") || url.starts_with("mariadb://") {
             let url = url.replacen("mariadb://", "mysql://", 1);
             let connect = MySqlConnectOptions::from_str(&url).map_err(connect_error)?;
-            let pool = MySqlPoolOptions::new()
-                .max_connections(options.max_connections.max(1))
-                .acquire_timeout(options.acquire_timeout)
-                .test_before_acquire(false)
-                .before_acquire(|conn, meta| Box::pin(check_if_idle(conn, meta)))
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        // Each statement sees the latest committed rows (a locked user row
-                        // serializes starts), and no gap locks that deadlock inserts.
-                        sqlx::Executor::execute(
-                            conn,
-                            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-                        )
-                        .await
-                        .map(|_| ())
+            let mysql_pool = |size: u32| {
+                MySqlPoolOptions::new()
+                    .max_connections(size)
+                    .acquire_timeout(options.acquire_timeout)
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| Box::pin(check_if_idle(conn, meta)))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // Each statement sees the latest committed rows (a locked user row
+                            // serializes starts), and no gap locks that deadlock inserts.
+                            sqlx::Executor::execute(
+                                conn,
+                                "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                            )
+                            .await
+                            .map(|_| ())
+                        })
                     })
-                })
-                .connect_with(connect)
+                    .connect_with(connect.clone())
+            };
+            let pool = mysql_pool(options.max_connections.max(1))
+                .await
+                .map_err(connect_error)?;
+            let heartbeat = mysql_pool(options.heartbeat_connections.max(1))
                 .await
                 .map_err(connect_error)?;
             let conn = SqlxMySqlConnector::from_sqlx_mysql_pool(pool);
-            return Ok(Store::new(DbBackend::MySql, conn.clone(), conn, wake));
+            let heartbeat = SqlxMySqlConnector::from_sqlx_mysql_pool(heartbeat);
+            return Ok(Store::new(
+                DbBackend::MySql,
+                conn.clone(),
+                conn,
+                heartbeat,
+                wake,
+            ));
         }
         Err(StoreError::Other(format!(
             "unsupported database URL (expected sqlite:, postgres:// or mysql://): {}",
@@ -156,6 +186,7 @@ impl Store {
         backend: DbBackend,
         write: DatabaseConnection,
         read: DatabaseConnection,
+        heartbeat: DatabaseConnection,
         wake: Arc<Notify>,
     ) -> Store {
         Store {
@@ -163,6 +194,7 @@ impl Store {
                 backend,
                 write,
                 read,
+                heartbeat,
                 wake,
                 announce: None,
                 tasks: Vec::new(),
@@ -231,6 +263,7 @@ impl Store {
             task.abort();
         }
         let _ = self.inner.read.close_by_ref().await;
+        let _ = self.inner.heartbeat.close_by_ref().await;
         let _ = self.inner.write.close_by_ref().await;
     }
 
@@ -240,17 +273,7 @@ impl Store {
 
     /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite, so it never needs upgrading).
     pub(crate) async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        if self.inner.backend == DbBackend::Sqlite {
-            self.inner
-                .write
-                .begin_with_options(TransactionOptions {
-                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                    ..TransactionOptions::default()
-                })
-                .await
-        } else {
-            self.inner.write.begin().await
-        }
+        begin_on(&self.inner.write, self.inner.backend).await
     }
 
     /// New work is ready (call after its commit): wakes this process's idle workers at once
@@ -260,6 +283,23 @@ impl Store {
         if let Some(announce) = &self.inner.announce {
             announce.notify_one();
         }
+    }
+}
+
+/// Starts a write transaction on `conn` (`BEGIN IMMEDIATE` on SQLite, so it never needs
+/// upgrading).
+pub(crate) async fn begin_on(
+    conn: &DatabaseConnection,
+    backend: DbBackend,
+) -> Result<DatabaseTransaction, DbErr> {
+    if backend == DbBackend::Sqlite {
+        conn.begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await
+    } else {
+        conn.begin().await
     }
 }
 
@@ -306,7 +346,13 @@ async fn connect_sqlite(
             .await
             .map_err(connect_error)?;
         let conn = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
-        return Ok(Store::new(DbBackend::Sqlite, conn.clone(), conn, wake));
+        return Ok(Store::new(
+            DbBackend::Sqlite,
+            conn.clone(),
+            conn.clone(),
+            conn,
+            wake,
+        ));
     }
     let filename = connect.get_filename().to_path_buf();
     if let Some(parent) = filename.parent()
@@ -331,10 +377,12 @@ async fn connect_sqlite(
         .connect_with(connect.create_if_missing(false))
         .await
         .map_err(connect_error)?;
+    let write = SqlxSqliteConnector::from_sqlx_sqlite_pool(write_pool);
     Ok(Store::new(
         DbBackend::Sqlite,
-        SqlxSqliteConnector::from_sqlx_sqlite_pool(write_pool),
+        write.clone(),
         SqlxSqliteConnector::from_sqlx_sqlite_pool(read_pool),
+        write,
         wake,
     ))
 }

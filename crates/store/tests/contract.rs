@@ -34,6 +34,13 @@ macro_rules! contract {
 }
 
 contract!(
+    a_lapsed_lease_is_taken_back_by_its_live_runner,
+    a_resumed_task_fences_off_the_cancelled_attempt,
+    resume_counts_toward_the_quota,
+    admin_storms_never_strand_a_job,
+    renewals_and_progress_cover_any_number_of_running_tasks,
+    text_with_nul_characters_is_stored,
+    database_time_is_the_databases_clock,
     create_and_get,
     idempotency_key_returns_the_same_job,
     concurrent_identical_starts_make_one_job,

@@ -214,8 +214,13 @@ impl JobStore for CountingStore {
         Ok(job)
     }
 
-    async fn resume_job(&self, id: JobId, now: DateTime<Utc>) -> Result<Job, StoreError> {
-        let job = self.inner.resume_job(id, now).await?;
+    async fn resume_job(
+        &self,
+        id: JobId,
+        max_active_per_user: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Result<Job, StoreError> {
+        let job = self.inner.resume_job(id, max_active_per_user, now).await?;
         self.counters.add(Write::Api, 2);
         Ok(job)
     }
@@ -335,6 +340,10 @@ impl JobStore for CountingStore {
 
     async fn stats(&self, now: DateTime<Utc>) -> Result<StoreStats, StoreError> {
         self.inner.stats(now).await
+    }
+
+    async fn database_time(&self) -> Result<DateTime<Utc>, StoreError> {
+        self.inner.database_time().await
     }
 
     async fn task_activity(&self, since: DateTime<Utc>) -> Result<Vec<TaskActivity>, StoreError> {

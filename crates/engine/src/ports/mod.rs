@@ -5,6 +5,6 @@ mod clock;
 mod models;
 mod store;
 
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, DatabaseClock, SystemClock};
 pub use models::*;
 pub use store::*;

@@ -84,13 +84,20 @@ pub struct JobFilter {
 
 /// The identity of one claim of a task: every write of a runner is fenced on it, so a runner
 /// whose lease was taken over can no longer change anything.
+///
+/// A fence holds while the task is still this claim's: same owner and same `epoch`, the task
+/// running, or pending after its lease lapsed and before anyone claimed it again (the runner may
+/// then take it back, see [`JobStore::renew_leases`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Fence {
     pub task_id: TaskId,
     pub job_id: JobId,
     pub owner: String,
-    /// The task's `attempts` value set by this claim.
+    /// The task's `attempts` value set by this claim (user-visible; a resume sets it back to 0).
     pub attempt: i32,
+    /// The task's claim epoch set by this claim: raised by every claim and every resume, never
+    /// lowered, so no two claims of a task ever share it.
+    pub epoch: i64,
 }
 
 /// A task handed to a worker by `claim_tasks`.
@@ -206,9 +213,16 @@ pub trait JobStore: Send + Sync {
     async fn cancel_job(&self, id: JobId, now: DateTime<Utc>) -> Result<Job, StoreError>;
 
     /// A failed or cancelled job continues from its first unfinished step: that task becomes
-    /// ready at `now` with attempts reset, finished steps keep their results. `Conflict` in any
-    /// other status, or when another active job holds the same uniqueness key.
-    async fn resume_job(&self, id: JobId, now: DateTime<Utc>) -> Result<Job, StoreError>;
+    /// ready at `now` with attempts reset (and a new claim epoch), finished steps keep their
+    /// results. `Conflict` in any other status, or when another active job holds the same
+    /// uniqueness key; `QuotaExceeded` when the user already has `max_active_per_user` active
+    /// jobs (counted under the same per-user lock as starts).
+    async fn resume_job(
+        &self,
+        id: JobId,
+        max_active_per_user: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Result<Job, StoreError>;
 
     // --- worker side ------------------------------------------------------------------------
 
@@ -223,8 +237,10 @@ pub trait JobStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Vec<ClaimedTask>, StoreError>;
 
-    /// Extends the leases of the given claims to `now + lease` in one statement. Returns the
-    /// task ids whose fence no longer holds (lease lost or task cancelled).
+    /// Extends the leases of the given claims to `now + lease`, a few statements for any number
+    /// of claims. A claim whose lease lapsed and was swept back to pending, but that nobody
+    /// claimed since, is taken back (running again, same attempt): its runner is alive. Returns
+    /// the task ids whose fence no longer holds (claimed by another, cancelled or finished).
     async fn renew_leases(
         &self,
         fences: &[Fence],
@@ -268,8 +284,9 @@ pub trait JobStore: Send + Sync {
     /// Task ids leased by `owner` whose status is no longer running (cancelled by a user).
     async fn cancelled_claims(&self, owner: &str) -> Result<Vec<TaskId>, StoreError>;
 
-    /// Makes running tasks whose lease expired before `now` claimable again (their worker died).
-    /// Returns how many.
+    /// Makes running tasks whose lease expired before `now` claimable again (their worker died,
+    /// or lost the database for longer than the lease). They keep their lease owner and epoch,
+    /// so a live runner can still take them back until another claim does. Returns how many.
     async fn requeue_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Deletes terminal jobs (and their tasks) finished before the cut-offs. Returns how many.
@@ -285,6 +302,10 @@ pub trait JobStore: Send + Sync {
     async fn wait_for_work(&self, max_wait: Duration);
 
     async fn stats(&self, now: DateTime<Utc>) -> Result<StoreStats, StoreError>;
+
+    /// The database's own clock, read in one round trip. Every time that decides who may run
+    /// what is taken from it (see `DatabaseClock`), never from a process's clock.
+    async fn database_time(&self) -> Result<DateTime<Utc>, StoreError>;
 
     /// Counts of tasks grouped by model, task type, status and attempts: every running task,
     /// every queued one (pending with a ready time: claimable now or waiting for a retry), and

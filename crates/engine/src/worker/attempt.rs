@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::completer::retry_store;
+use super::completer::{retry_store, retry_store_for};
 use super::{Finished, Running, State};
 use crate::checkpoint::Checkpoints;
 use crate::metrics::WorkflowLabels;
@@ -23,6 +23,7 @@ use crate::workflow::{StepContext, StepHandler, StepRun};
 pub(super) fn start_task(
     state: &Arc<State>,
     claimed: ClaimedTask,
+    lease_confirmed_until: Instant,
     finished: mpsc::UnboundedSender<Finished>,
 ) {
     let task_id = claimed.task.id;
@@ -35,7 +36,7 @@ pub(super) fn start_task(
         attempt = claimed.fence.attempt,
     );
     let seq = state.next_seq.fetch_add(1, Ordering::Relaxed);
-    let prepared = span.in_scope(|| prepare_attempt(state, claimed, seq));
+    let prepared = span.in_scope(|| prepare_attempt(state, claimed, seq, lease_confirmed_until));
     let state = state.clone();
     tokio::spawn(
         async move {
@@ -63,6 +64,7 @@ fn prepare_attempt(
     state: &Arc<State>,
     claimed: ClaimedTask,
     seq: u64,
+    lease_confirmed_until: Instant,
 ) -> Result<Attempt, TaskError> {
     let engine = &state.engine;
     let ClaimedTask {
@@ -114,6 +116,9 @@ fn prepare_attempt(
             cancel: cancel.clone(),
             labels: labels.clone(),
             started_at: Instant::now(),
+            lease_confirmed_until,
+            fenced_off: false,
+            result_pending: false,
         },
     );
     if let Some(old) = replaced {
@@ -206,6 +211,9 @@ async fn record_outcome(
 ) {
     let error = match outcome {
         Ok(result) => {
+            if let Some(r) = state.running().get_mut(&task_id).filter(|r| r.seq == seq) {
+                r.result_pending = true;
+            }
             if finished
                 .send(Finished {
                     seq,
@@ -222,7 +230,11 @@ async fn record_outcome(
         Err(TaskError::Cancelled) => {
             if !state.stopping.load(Ordering::SeqCst) {
                 debug!("attempt cancelled");
-                state.forget(task_id, seq);
+                if let Some(r) = state.forget(task_id, seq)
+                    && r.fenced_off
+                {
+                    hand_back_when_reachable(state, r.fence);
+                }
             }
             return;
         }
@@ -298,4 +310,26 @@ async fn record_outcome(
         warn!(error = %err, "could not record the failure; the lease will expire and the step run again");
     }
     state.forget(task_id, seq);
+}
+
+/// A runner stopped by self-fencing hands its task back once the database answers again, so the
+/// outage costs no attempt. Harmless if another worker claimed the task meanwhile (the fence no
+/// longer holds, nothing is written); if the database stays away longer than
+/// `completion_retry`, the expiry sweep makes the task claimable instead.
+fn hand_back_when_reachable(state: &Arc<State>, fence: crate::ports::Fence) {
+    let state = state.clone();
+    tokio::spawn(
+        async move {
+            let fences = [fence];
+            let result = retry_store_for(&state, state.config.completion_retry, || {
+                state.engine.store().release_tasks(&fences, state.now())
+            })
+            .await;
+            match result {
+                Ok(()) => info!("handed the task back after the lease could not be confirmed"),
+                Err(err) => warn!(error = %err, "could not hand the task back; its lease expires"),
+            }
+        }
+        .in_current_span(),
+    );
 }

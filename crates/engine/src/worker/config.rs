@@ -47,6 +47,17 @@ pub struct WorkerConfig {
     pub cancel_check_interval: Duration,
     /// How long a cancelled handler may take to clean up (e.g. cancel the provider task).
     pub cancel_grace: Duration,
+    /// Self-fencing: a runner whose last confirmed renewal is so old that its lease may lapse
+    /// within this margin is cancelled (and handed back when the database answers again), so it
+    /// has stopped calling providers before another worker can take the task over. Should cover
+    /// `cancel_grace` and a little more. Short leases get a shorter margin, see
+    /// [`WorkerConfig::effective_self_fence_margin`].
+    pub self_fence_margin: Duration,
+    /// How long a finished result waits for the database (an outage) before it is given up.
+    /// Its fence keeps holding until another worker claims the task, so waiting is worth it.
+    pub completion_retry: Duration,
+    /// Completion batches written at once (a slow batch does not hold up the others).
+    pub completion_writes_in_flight: usize,
     /// How often expired leases are swept back to pending.
     pub sweep_interval: Duration,
     /// How long running handlers may finish after shutdown starts.
@@ -69,11 +80,24 @@ impl Default for WorkerConfig {
             progress_interval: Duration::from_secs(1),
             cancel_check_interval: Duration::from_secs(1),
             cancel_grace: Duration::from_secs(5),
+            self_fence_margin: Duration::from_secs(7),
+            completion_retry: Duration::from_secs(600),
+            completion_writes_in_flight: 4,
             sweep_interval: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
             backoff: Backoff::default(),
             retention: Some(RetentionConfig::default()),
         }
+    }
+}
+
+impl WorkerConfig {
+    /// The self-fencing margin in force: at most half of what a lease has left after one
+    /// heartbeat, so a lease shorter than the configured margin is not fenced off at once while
+    /// its renewals arrive on time.
+    pub fn effective_self_fence_margin(&self) -> Duration {
+        self.self_fence_margin
+            .min(self.lease_ttl.saturating_sub(self.heartbeat_interval) / 2)
     }
 }
 

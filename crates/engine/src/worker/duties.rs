@@ -1,9 +1,11 @@
 //! Background duties of a worker process, each one batched statement per interval: lease renewal,
 //! progress flushing, cancellation watching, sweeping expired leases, pruning old jobs.
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use nosyntask_domain::TaskId;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -36,6 +38,9 @@ pub(super) async fn renew_leases(state: Arc<State>) {
     if fences.is_empty() {
         return;
     }
+    // The database extends each lease from its own "now", which comes after this instant: the
+    // lease surely lasts until `sent + TTL` on this process's monotonic clock.
+    let sent = Instant::now();
     let now = state.now();
     match state
         .engine
@@ -44,15 +49,44 @@ pub(super) async fn renew_leases(state: Arc<State>) {
         .await
     {
         Ok(lost) => {
-            let running = state.running();
-            for task_id in lost {
-                if let Some(r) = running.get(&task_id) {
-                    warn!(task_id, "lease lost; stopping the handler");
+            let lost: HashSet<TaskId> = lost.into_iter().collect();
+            let mut running = state.running();
+            for fence in &fences {
+                let Some(r) = running
+                    .get_mut(&fence.task_id)
+                    .filter(|r| r.fence == *fence)
+                else {
+                    continue;
+                };
+                if lost.contains(&fence.task_id) {
+                    warn!(task_id = fence.task_id, "lease lost; stopping the handler");
                     r.cancel.cancel();
+                } else {
+                    r.lease_confirmed_until = sent + state.config.lease_ttl;
                 }
             }
         }
         Err(err) => warn!(error = %err, "renewing leases failed"),
+    }
+}
+
+/// Self-fencing: stops every handler whose lease could lapse within the margin because no
+/// renewal confirmed it lately (the database is out of reach, or too slow to answer). Another
+/// worker may take such a task over once its lease lapses; by then this one has stopped.
+pub(super) async fn fence_off_unconfirmed(state: Arc<State>) {
+    let deadline = Instant::now() + state.config.effective_self_fence_margin();
+    let mut running = state.running();
+    for r in running.values_mut() {
+        if r.result_pending || r.fenced_off || r.lease_confirmed_until > deadline {
+            continue;
+        }
+        warn!(
+            task_id = r.fence.task_id,
+            "lease not confirmed by the database in time; stopping the handler before it could \
+             be taken over"
+        );
+        r.fenced_off = true;
+        r.cancel.cancel();
     }
 }
 

@@ -25,7 +25,10 @@ use crate::progress::ProgressSlot;
 use attempt::start_task;
 use completer::{retry_store, run_completer};
 pub use config::{RetentionConfig, WorkerConfig};
-use duties::{every, flush_progress, prune, renew_leases, sweep_expired, watch_cancellations};
+use duties::{
+    every, fence_off_unconfirmed, flush_progress, prune, renew_leases, sweep_expired,
+    watch_cancellations,
+};
 
 /// A worker pool over an engine. `spawn` starts it; the handle shuts it down.
 #[derive(Debug)]
@@ -84,6 +87,13 @@ struct Running {
     cancel: CancellationToken,
     labels: WorkflowLabels,
     started_at: Instant,
+    /// Until when the lease is surely ours: the moment the last renewal that confirmed it was
+    /// sent (or the claim), plus the lease TTL. The database's lease runs at least as long.
+    lease_confirmed_until: Instant,
+    /// The handler was stopped because the lease could no longer be confirmed (self-fencing).
+    fenced_off: bool,
+    /// The handler returned a result that waits for the completer: nothing left to stop.
+    result_pending: bool,
 }
 
 /// A finished attempt on its way to the completer.
@@ -174,6 +184,7 @@ impl Worker {
 
 async fn run_pool(state: Arc<State>, stop: CancellationToken) {
     let owner = state.config.owner.clone();
+    state.engine.clock().ensure_synced().await;
     info!(%owner, concurrency = state.config.concurrency, "worker started");
     let duties_stop = CancellationToken::new();
     let (finished_tx, finished_rx) = mpsc::unbounded_channel::<Finished>();
@@ -196,6 +207,13 @@ async fn run_pool(state: Arc<State>, stop: CancellationToken) {
             duties_stop.clone(),
             state.clone(),
             watch_cancellations,
+        )),
+        // No database call: it must run while the database does not answer.
+        tokio::spawn(every(
+            SELF_FENCE_CHECK,
+            duties_stop.clone(),
+            state.clone(),
+            fence_off_unconfirmed,
         )),
         tokio::spawn(every(
             state.config.sweep_interval,
@@ -252,6 +270,9 @@ async fn run_pool(state: Arc<State>, stop: CancellationToken) {
     }
     info!(%owner, "worker stopped");
 }
+
+/// How often running handlers are checked against their last confirmed renewal.
+const SELF_FENCE_CHECK: Duration = Duration::from_millis(250);
 
 /// How long the claim loop lets freed slots gather before claiming fewer than a quarter batch.
 const CLAIM_GATHER: Duration = Duration::from_millis(2);
@@ -311,8 +332,9 @@ async fn claim_loop(
                     ms = claim_started.elapsed().as_secs_f64() * 1e3,
                     "claim"
                 );
+                let lease_confirmed_until = claim_started + state.config.lease_ttl;
                 for task in tasks {
-                    start_task(state, task, finished.clone());
+                    start_task(state, task, lease_confirmed_until, finished.clone());
                 }
                 if got < limit as usize {
                     tracing::debug!(got, limit, "claimed less than asked; waiting for work");

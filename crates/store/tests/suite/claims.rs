@@ -443,15 +443,22 @@ pub async fn renew_reports_lost_leases(store: Shared) {
         .unwrap();
     assert_eq!(lost, vec![cancelled.tasks[0].id]);
     assert_eq!(store.requeue_expired(at(40_000)).await.unwrap(), 0);
-    // A renewal that comes too late: another worker has the task.
+    // A renewal that comes too late: another worker has one task; the other was swept back
+    // to pending but nobody claimed it, so its live runner takes it back.
     assert_eq!(store.requeue_expired(at(50_001)).await.unwrap(), 2);
     let taken = claim_one(&store, "w2", at(50_002)).await;
     let lost = store
         .renew_leases(&fences, LEASE, at(50_003))
         .await
         .unwrap();
-    assert_eq!(lost.len(), 3);
+    assert_eq!(lost.len(), 2);
     assert!(lost.contains(&taken.task.id));
+    assert!(lost.contains(&cancelled.tasks[0].id));
+    let kept = claimed.iter().find(|c| !lost.contains(&c.task.id)).unwrap();
+    let kept_now = get(&store, kept.job.id).await;
+    assert_eq!(kept_now.tasks[0].status, TaskStatus::Running);
+    assert_eq!(kept_now.tasks[0].attempts, 1);
+    assert!(claim(&store, "w3", 10, at(50_004)).await.is_empty());
     assert!(
         store
             .renew_leases(&[], LEASE, at(50_003))

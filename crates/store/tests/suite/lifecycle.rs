@@ -116,7 +116,7 @@ pub async fn resume_continues_from_the_first_unfinished_step(store: Shared) {
     let first = claim_one(&store, "w", at(1)).await;
     complete(&store, &first, json!({"step": 0}), at(2)).await;
     let second = claim_one(&store, "w", at(3)).await;
-    let err = store.resume_job(job.job.id, at(3)).await.unwrap_err();
+    let err = store.resume_job(job.job.id, None, at(3)).await.unwrap_err();
     assert!(
         matches!(&err, StoreError::Conflict(m) if m.contains("running")),
         "{err:?}"
@@ -134,7 +134,7 @@ pub async fn resume_continues_from_the_first_unfinished_step(store: Shared) {
         .await
         .unwrap();
 
-    let resumed = store.resume_job(job.job.id, at(5)).await.unwrap();
+    let resumed = store.resume_job(job.job.id, None, at(5)).await.unwrap();
     assert_eq!(resumed.status, JobStatus::Pending);
     assert_eq!(resumed.error_message, None);
     assert_eq!(resumed.completed_at, None);
@@ -155,7 +155,7 @@ pub async fn resume_continues_from_the_first_unfinished_step(store: Shared) {
 
     // A cancelled job resumes the same way.
     store.cancel_job(job.job.id, at(8)).await.unwrap();
-    store.resume_job(job.job.id, at(9)).await.unwrap();
+    store.resume_job(job.job.id, None, at(9)).await.unwrap();
     let after = claim_one(&store, "w", at(10)).await;
     assert_eq!(after.task.step_index, 1);
     complete(&store, &after, json!(1), at(11)).await;
@@ -165,10 +165,13 @@ pub async fn resume_continues_from_the_first_unfinished_step(store: Shared) {
         get(&store, job.job.id).await.job.status,
         JobStatus::Completed
     );
-    let err = store.resume_job(job.job.id, at(14)).await.unwrap_err();
+    let err = store
+        .resume_job(job.job.id, None, at(14))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)));
     assert_eq!(
-        store.resume_job(999_999, at(14)).await.unwrap_err(),
+        store.resume_job(999_999, None, at(14)).await.unwrap_err(),
         StoreError::NotFound(999_999)
     );
 }
@@ -180,7 +183,10 @@ pub async fn resume_respects_the_unique_key(store: Shared) {
     store.cancel_job(first.job.id, at(1)).await.unwrap();
     let second = store.create_job(new.clone(), at(2)).await.unwrap();
     assert!(!second.deduplicated);
-    let err = store.resume_job(first.job.id, at(3)).await.unwrap_err();
+    let err = store
+        .resume_job(first.job.id, None, at(3))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     assert_eq!(
         get(&store, first.job.id).await.job.status,
@@ -188,7 +194,7 @@ pub async fn resume_respects_the_unique_key(store: Shared) {
     );
     // Once the other is over, the first may resume and holds the key again.
     store.cancel_job(second.job.job.id, at(4)).await.unwrap();
-    store.resume_job(first.job.id, at(5)).await.unwrap();
+    store.resume_job(first.job.id, None, at(5)).await.unwrap();
     let third = store.create_job(new, at(6)).await.unwrap();
     assert!(third.deduplicated);
     assert_eq!(third.job.job.id, first.job.id);

@@ -6,11 +6,13 @@
 
 mod activity;
 mod claims;
+mod cluster;
 mod jobs;
 mod lifecycle;
 
 pub use activity::*;
 pub use claims::*;
+pub use cluster::*;
 pub use jobs::*;
 pub use lifecycle::*;
 
