@@ -8,6 +8,15 @@
 //! - query strings with a NUL character are refused (400): PostgreSQL cannot store NUL in text,
 //!   so a filter with one would otherwise fail deep down as a 500. [`refuse_nul`] does the same
 //!   for JSON bodies (422, naming the field).
+//!
+//! What the application cannot shape: the answers actix-http gives by itself. Its HTTP/1
+//! dispatcher (actix-http 3.20, `h1/dispatcher.rs`) answers a request it cannot parse with
+//! `Response::bad_request().drop_body()` (400), a head over its 128 KiB buffer with
+//! `Response::with_body(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, ())` (431) and a head not
+//! complete within `client_request_timeout` with `Response::with_body(REQUEST_TIMEOUT, ())`
+//! (408). It writes them to the socket itself: there is no request for any `Service` or
+//! middleware to see, and neither `HttpServer` nor `HttpService` has a hook for them. So those
+//! three stay empty-bodied; their log noise is handled in `telemetry`.
 
 use std::any::Any;
 use std::cell::RefCell;

@@ -185,6 +185,14 @@ fn protocol_errors_are_answered_but_not_logged_as_errors() {
         assert!(status == 400 || status == 431, "{answer}");
         assert!(closed, "{answer}");
     }
+    // A head that never ends: actix-http answers 408 after its 5 s head timeout.
+    let mut stream = TcpStream::connect(address(&server)).unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n")
+        .unwrap();
+    let (answer, closed) = read_until_closed(&mut stream, Duration::from_secs(10));
+    assert_eq!(status_of(&answer), 408, "{answer}");
+    assert!(closed, "{answer}");
     // Logging is asynchronous to the answer only by the time a write takes.
     std::thread::sleep(Duration::from_millis(300));
     let log = server.log();
