@@ -23,7 +23,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::JwtAuth;
 use crate::config::Role;
-use crate::edge::EdgeConfig;
+use crate::edge::{DEFAULT_BODY_READ_TIMEOUT, EdgeConfig};
 use crate::error::{self, ApiError};
 use crate::middleware::HttpMetrics;
 use crate::openapi;
@@ -118,7 +118,7 @@ impl AppParts {
             auth: web::Data::new(auth),
             http_metrics: web::Data::new(HttpMetrics::new()),
             edge: web::Data::new(EdgeConfig {
-                body_read_timeout: Duration::from_secs(20),
+                body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             }),
             role,
             body_limit_bytes,
@@ -128,10 +128,8 @@ impl AppParts {
             openapi: Arc::new(openapi),
         }
     }
-}
 
-impl AppParts {
-    /// Sets the edge's limits (default: 20 s to read a body).
+    /// Sets the edge's limits (default: [`DEFAULT_BODY_READ_TIMEOUT`] to read a body).
     pub fn with_edge(mut self, edge: EdgeConfig) -> Self {
         self.edge = web::Data::new(edge);
         self

@@ -160,7 +160,7 @@ impl Default for ServerSettings {
             bind: "127.0.0.1:8080".to_owned(),
             role: Role::All,
             body_limit_bytes: 1024 * 1024,
-            body_read_timeout_secs: 20,
+            body_read_timeout_secs: crate::edge::DEFAULT_BODY_READ_TIMEOUT.as_secs(),
             max_connections_per_ip: 512,
             http_workers: None,
             events_poll_ms: 300,

@@ -42,6 +42,10 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 
+/// Time to read a body unless configured (`server.body_read_timeout_secs`): ample for the 1 MiB
+/// default body limit on a slow mobile link, short enough that held bodies drain quickly.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The edge's settings, shared by the HTTP worker threads.
 #[derive(Debug, Clone, Copy)]
 pub struct EdgeConfig {
@@ -150,7 +154,7 @@ pub async fn guard(
     let timeout = req
         .app_data::<web::Data<EdgeConfig>>()
         .map(|config| config.body_read_timeout)
-        .unwrap_or(Duration::from_secs(20));
+        .unwrap_or(DEFAULT_BODY_READ_TIMEOUT);
     let inner = Rc::new(RefCell::new(req.take_payload()));
     let deadline = BodyDeadline {
         inner: Rc::clone(&inner),
