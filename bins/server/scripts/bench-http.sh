@@ -22,7 +22,7 @@ PID=""
 trap 'if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT INT TERM
 cd "$WORK"
 
-export JWT_SECRET=bench-secret-0123456789
+export JWT_SECRET=bench-secret-0123456789-abcdefghijklmn
 export NOSYNTASK__SERVER__BIND=127.0.0.1:$PORT
 export NOSYNTASK__LIMITS__MAX_ACTIVE_JOBS_PER_USER=0
 export RUST_LOG=warn

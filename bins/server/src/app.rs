@@ -23,6 +23,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::JwtAuth;
 use crate::config::Role;
+use crate::edge::{DEFAULT_BODY_READ_TIMEOUT, EdgeConfig};
 use crate::error::{self, ApiError};
 use crate::middleware::HttpMetrics;
 use crate::openapi;
@@ -91,6 +92,7 @@ pub struct AppParts {
     pub state: web::Data<AppState>,
     pub auth: web::Data<JwtAuth>,
     pub http_metrics: web::Data<HttpMetrics>,
+    pub edge: web::Data<EdgeConfig>,
     pub role: Role,
     pub body_limit_bytes: usize,
     pub artifacts_dir: PathBuf,
@@ -115,6 +117,9 @@ impl AppParts {
             state: web::Data::new(state),
             auth: web::Data::new(auth),
             http_metrics: web::Data::new(HttpMetrics::new()),
+            edge: web::Data::new(EdgeConfig {
+                body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            }),
             role,
             body_limit_bytes,
             artifacts_dir,
@@ -122,6 +127,12 @@ impl AppParts {
             routes: Arc::new(RouteTable::from_openapi(&served)),
             openapi: Arc::new(openapi),
         }
+    }
+
+    /// Sets the edge's limits (default: [`DEFAULT_BODY_READ_TIMEOUT`] to read a body).
+    pub fn with_edge(mut self, edge: EdgeConfig) -> Self {
+        self.edge = web::Data::new(edge);
+        self
     }
 }
 
@@ -176,10 +187,13 @@ pub fn build_app(
         .app_data(parts.state.clone())
         .app_data(parts.auth.clone())
         .app_data(parts.http_metrics.clone())
+        .app_data(parts.edge.clone())
         .app_data(
             web::JsonConfig::default()
                 .limit(parts.body_limit_bytes)
-                .content_type_required(false)
+                // A body must say it is JSON (`application/json`, any parameters, or a `+json`
+                // type): without this an absent or unparsable Content-Type was parsed as JSON.
+                .content_type_required(true)
                 .error_handler(error::json_error),
         )
         .app_data(web::QueryConfig::default().error_handler(error::query_error))
@@ -210,6 +224,7 @@ pub fn build_app(
         let routes = Arc::clone(&routes);
         async move { Err::<HttpResponse, _>(routes.fallback(&req)) }
     }))
+    .wrap(middleware::from_fn(crate::edge::guard))
     .wrap(middleware::Condition::new(
         cors,
         cors_middleware(&parts.cors_allowed_origins),

@@ -50,7 +50,10 @@ impl JwtAuth {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp"]);
         validation.validate_exp = true;
-        // NanoStory's backend (node jsonwebtoken) allows no clock tolerance either.
+        // `nbf` is optional, but a token that says it is not valid yet is refused.
+        validation.validate_nbf = true;
+        // NanoStory's backend (node jsonwebtoken) allows no clock tolerance either; the one
+        // leeway applies to `exp` and `nbf` alike.
         validation.leeway = 0;
         validation.validate_aud = false;
         Ok(JwtAuth {
@@ -68,6 +71,9 @@ impl JwtAuth {
                     use jsonwebtoken::errors::ErrorKind;
                     let reason = match err.kind() {
                         ErrorKind::ExpiredSignature => "token expired",
+                        ErrorKind::ImmatureSignature => {
+                            "token is not valid yet (its nbf claim is in the future)"
+                        }
                         ErrorKind::InvalidSignature => "token signature is invalid",
                         ErrorKind::MissingRequiredClaim(_) => "token has no exp claim",
                         ErrorKind::InvalidAlgorithm => "token must be signed with HS256",
@@ -297,6 +303,18 @@ mod tests {
             let err = auth().verify(&token).unwrap_err();
             assert_eq!(err.status.as_u16(), 401, "{token}");
         }
+    }
+
+    #[test]
+    fn nbf_is_enforced() {
+        let secret = "test-secret-0123456789";
+        let now = chrono::Utc::now().timestamp();
+        let early = sign(json!({"userId": 1, "nbf": now + 60, "exp": exp()}), secret);
+        let err = auth().verify(&early).unwrap_err();
+        assert_eq!(err.status.as_u16(), 401);
+        assert!(err.message.contains("nbf"), "{}", err.message);
+        let valid = sign(json!({"userId": 1, "nbf": now - 1, "exp": exp()}), secret);
+        assert_eq!(auth().verify(&valid).unwrap(), Viewer::user(1));
     }
 
     #[test]

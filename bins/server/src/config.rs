@@ -11,6 +11,9 @@ use serde::Deserialize;
 
 pub use nosyntask_providers::ModelConfig;
 
+/// Shortest accepted `auth.jwt_secret`, in bytes.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -130,6 +133,13 @@ pub struct ServerSettings {
     pub role: Role,
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
+    /// Longest time a request body may take to arrive after its head (408 after it). The head
+    /// itself has 5 s.
+    pub body_read_timeout_secs: u64,
+    /// Connections one client IP may hold open at once; the requests of any more are answered
+    /// 429 and their connections closed. 0: unlimited. Behind a reverse proxy every client has
+    /// the proxy's address: raise it (or set 0) and limit at the proxy.
+    pub max_connections_per_ip: usize,
     /// HTTP worker threads; absent: one per CPU.
     pub http_workers: Option<usize>,
     /// How often an event stream re-reads its job.
@@ -150,6 +160,8 @@ impl Default for ServerSettings {
             bind: "127.0.0.1:8080".to_owned(),
             role: Role::All,
             body_limit_bytes: 1024 * 1024,
+            body_read_timeout_secs: crate::edge::DEFAULT_BODY_READ_TIMEOUT.as_secs(),
+            max_connections_per_ip: 512,
             http_workers: None,
             events_poll_ms: 300,
             events_keepalive_secs: 15,
@@ -370,6 +382,10 @@ impl Settings {
                 "must be at least 1024",
             ));
         }
+        positive(
+            "server.body_read_timeout_secs",
+            self.server.body_read_timeout_secs,
+        )?;
         if self.server.http_workers == Some(0) {
             return Err(ConfigError::invalid(
                 "server.http_workers",
@@ -412,15 +428,20 @@ impl Settings {
             "database.acquire_timeout_secs",
             self.database.acquire_timeout_secs,
         )?;
+        // HS256 keys shorter than the hash (32 bytes) are guessable offline from one token
+        // (RFC 7518 section 3.2 requires at least 32).
         if self
             .auth
             .jwt_secret
             .as_ref()
-            .is_some_and(|s| s.expose().len() < 8)
+            .is_some_and(|s| s.expose().len() < MIN_JWT_SECRET_BYTES)
         {
             return Err(ConfigError::invalid(
                 "auth.jwt_secret",
-                "must be at least 8 characters",
+                format!(
+                    "must be at least {MIN_JWT_SECRET_BYTES} bytes for HS256 \
+                     (set in the file, by NOSYNTASK__AUTH__JWT_SECRET or by env JWT_SECRET)"
+                ),
             ));
         }
         let w = &self.worker;
@@ -577,7 +598,7 @@ mod tests {
                 ("NOSYNTASK__SERVER__BIND", "127.0.0.1:0"),
                 ("NOSYNTASK__DATABASE__URL", "postgres://u:p@h/db"),
             ]),
-            Some("from-the-environment".to_owned()),
+            Some("from-the-environment-0123456789abcdef".to_owned()),
         )
         .unwrap();
         assert_eq!(settings.server.bind, "127.0.0.1:0");
@@ -586,7 +607,7 @@ mod tests {
         assert_eq!(settings.database.url.expose(), "postgres://u:p@h/db");
         assert_eq!(
             settings.auth.jwt_secret.as_ref().map(Secret::expose),
-            Some("from-the-environment")
+            Some("from-the-environment-0123456789abcdef")
         );
     }
 
@@ -623,13 +644,16 @@ mod tests {
     fn nosyntask_env_beats_jwt_secret_env() {
         let settings = Settings::load_from(
             None,
-            env(&[("NOSYNTASK__AUTH__JWT_SECRET", "explicit-secret")]),
-            Some("generic-secret".to_owned()),
+            env(&[(
+                "NOSYNTASK__AUTH__JWT_SECRET",
+                "explicit-secret-0123456789abcdefghijk",
+            )]),
+            Some("generic-secret-0123456789abcdefghijkl".to_owned()),
         )
         .unwrap();
         assert_eq!(
             settings.auth.jwt_secret.map(|s| s.expose().to_owned()),
-            Some("explicit-secret".to_owned())
+            Some("explicit-secret-0123456789abcdefghijk".to_owned())
         );
     }
 
@@ -661,6 +685,11 @@ mod tests {
                 "[server]\nbody_limit_bytes = -1\n",
                 "server.body_limit_bytes",
             ),
+            (
+                "[server]\nbody_read_timeout_secs = 0\n",
+                "server.body_read_timeout_secs",
+            ),
+            ("[auth]\njwt_secret = \"12345678\"\n", "auth.jwt_secret"),
         ];
         for (text, key) in cases {
             let f = file(text);
@@ -676,11 +705,14 @@ mod tests {
         let settings = Settings::load_from(
             None,
             env(&[("NOSYNTASK__DATABASE__URL", "postgres://u:hunter2@h/db")]),
-            Some("super-secret-value".to_owned()),
+            Some("super-secret-value-0123456789abcdefgh".to_owned()),
         )
         .unwrap();
         let debug = format!("{settings:?}");
-        assert!(!debug.contains("super-secret-value"), "{debug}");
+        assert!(
+            !debug.contains("super-secret-value-0123456789abcdefgh"),
+            "{debug}"
+        );
         assert!(!debug.contains("hunter2"), "{debug}");
     }
 }

@@ -15,9 +15,10 @@ pub struct ErrorBody {
     #[schema(example = "invalid params: description: is required")]
     pub message: String,
     /// Stable snake_case code: `bad_request`, `invalid_json`, `invalid_query`, `invalid_path`,
-    /// `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`, `conflict`,
-    /// `payload_too_large`, `unknown_workflow`, `invalid_params`, `invalid_body`,
-    /// `quota_exceeded`, `unavailable`, `internal`.
+    /// `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`, `request_timeout`,
+    /// `conflict`, `payload_too_large`, `unsupported_media_type`, `unknown_workflow`,
+    /// `invalid_params`, `invalid_body`, `quota_exceeded`, `too_many_connections`,
+    /// `unavailable`, `internal`.
     #[schema(example = "invalid_params")]
     pub code: String,
 }
@@ -158,13 +159,21 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
         JsonPayloadError::Deserialize(inner) => {
             ApiError::bad_request("invalid_json", format!("malformed JSON body: {inner}"))
         }
-        JsonPayloadError::ContentType => ApiError::bad_request(
-            "invalid_json",
-            "the request body must be JSON (Content-Type: application/json)",
+        JsonPayloadError::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the request body must be JSON: send Content-Type: application/json",
         ),
-        JsonPayloadError::Payload(inner) => {
-            ApiError::bad_request("bad_request", format!("cannot read request body: {inner}"))
-        }
+        JsonPayloadError::Payload(inner) => match crate::edge::body_timed_out(inner) {
+            Some(timed_out) => ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                timed_out.to_string(),
+            ),
+            None => {
+                ApiError::bad_request("bad_request", format!("cannot read request body: {inner}"))
+            }
+        },
         _ => ApiError::bad_request("invalid_json", format!("malformed JSON body: {err}")),
     };
     api.into()

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod edge;
 pub mod error;
 pub mod middleware;
 pub mod openapi;

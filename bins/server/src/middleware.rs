@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpResponse, web};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -108,19 +108,14 @@ pub async fn observe(
     let started = Instant::now();
     // The request must not be cloned before routing (the router needs it unshared).
     let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let response = match next.call(req).await {
         Ok(response) => ensure_json_error(response.map_into_boxed_body()),
         Err(err) => {
             // Errors that escaped every handler: actix renders them from `ResponseError`.
             let status = err.as_response_error().status_code().as_u16();
             if let Some(metrics) = metrics {
-                metrics.observe(
-                    &method,
-                    "unmatched",
-                    status,
-                    started.elapsed().as_secs_f64(),
-                );
+                metrics.observe(method, "unmatched", status, started.elapsed().as_secs_f64());
             }
             return Err(err);
         }
@@ -132,10 +127,10 @@ pub async fn observe(
         .unwrap_or_else(|| "unmatched".to_owned());
     let elapsed = started.elapsed();
     if let Some(metrics) = metrics {
-        metrics.observe(&method, &route, status, elapsed.as_secs_f64());
+        metrics.observe(method, &route, status, elapsed.as_secs_f64());
     }
     tracing::debug!(
-        %method,
+        method = %response.request().method(),
         path = response.request().path(),
         %route,
         status,
@@ -143,6 +138,22 @@ pub async fn observe(
         "request"
     );
     Ok(response)
+}
+
+/// The metric label of a request method. A client may send any token as its method, and each
+/// distinct label value is a new time series kept for the life of the process; so the methods
+/// the API knows keep their name and every other one is `other`.
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
 }
 
 fn ensure_json_error(response: ServiceResponse<BoxBody>) -> ServiceResponse<EitherBody<BoxBody>> {
@@ -197,4 +208,19 @@ fn message_for(status: StatusCode) -> String {
         .canonical_reason()
         .map(|r| r.to_lowercase())
         .unwrap_or_else(|| format!("http error {}", status.as_u16()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_labels_are_a_fixed_set() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::OPTIONS), "OPTIONS");
+        for invented in ["FOO", "get", "PROPFIND", "X-1"] {
+            let method = Method::from_bytes(invented.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other", "{invented}");
+        }
+    }
 }

@@ -16,6 +16,7 @@ use nosyntask_providers::{Catalog, LocalArtifacts, default_models};
 use nosyntask_server::app::{AppParts, AppState, EventTiming, build_app};
 use nosyntask_server::auth::{JwtAuth, dev_secret};
 use nosyntask_server::config::{Secret, Settings};
+use nosyntask_server::edge::{ConnectionLimiter, EdgeConfig};
 use nosyntask_server::reads::JobReads;
 use nosyntask_store::{Store, StoreOptions};
 use tokio_util::sync::CancellationToken;
@@ -123,9 +124,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         settings.server.body_limit_bytes,
         settings.artifacts.dir.clone(),
         settings.server.cors_allowed_origins.clone(),
-    );
+    )
+    .with_edge(EdgeConfig {
+        body_read_timeout: Duration::from_secs(settings.server.body_read_timeout_secs),
+    });
+    let connections = ConnectionLimiter::new(settings.server.max_connections_per_ip);
     let bind = settings.server.bind_addr()?;
     let mut server = HttpServer::new(move || build_app(parts.clone()))
+        .on_connect(move |connection, data| connections.on_connect(connection, data))
         .disable_signals()
         // Event streams end on shutdown by themselves; other requests get this long.
         .shutdown_timeout(10)

@@ -64,7 +64,9 @@ pub async fn workflow_types(
             )),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 415, description = "The body is not declared JSON (Content-Type)", body = ErrorBody),
         (status = 422, description = "Unknown workflow type or invalid params; the message names the field", body = ErrorBody),
         (status = 429, description = "Too many active jobs; see Retry-After", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -89,7 +91,9 @@ pub async fn start_workflow(
         ),
         None => None,
     };
-    let request = parse_start(caller, body.into_inner(), header_key)?;
+    let body = body.into_inner();
+    crate::edge::refuse_nul(&body)?;
+    let request = parse_start(caller, body, header_key)?;
     let started = state
         .engine
         .start(request)
@@ -134,9 +138,11 @@ fn parse_start(
                 "projectId is required",
             ));
         }
-        Some(value) => lenient_integer(&value).ok_or_else(|| {
-            ApiError::unprocessable("invalid_body", "projectId must be an integer")
-        })?,
+        Some(value) => lenient_integer(&value)
+            .filter(|id| *id > 0)
+            .ok_or_else(|| {
+                ApiError::unprocessable("invalid_body", "projectId must be a positive integer")
+            })?,
     };
     let params = match body.remove("params") {
         None | Some(Value::Null) => Value::Object(Map::new()),
@@ -488,6 +494,8 @@ mod tests {
                 json!({"workflowType": "x", "projectId": "abc"}),
                 "projectId",
             ),
+            (json!({"workflowType": "x", "projectId": 0}), "projectId"),
+            (json!({"workflowType": "x", "projectId": "-2"}), "projectId"),
             (
                 json!({"workflowType": "x", "projectId": 1, "params": 3}),
                 "params",

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-pub const SECRET: &str = "e2e-test-secret-0123456789";
+pub const SECRET: &str = "e2e-test-secret-0123456789-abcdefghij";
 
 /// A running server process; killed on drop.
 pub struct Server {

@@ -304,9 +304,10 @@ export interface components {
         ErrorBody: {
             /**
              * @description Stable snake_case code: `bad_request`, `invalid_json`, `invalid_query`, `invalid_path`,
-             *     `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`, `conflict`,
-             *     `payload_too_large`, `unknown_workflow`, `invalid_params`, `invalid_body`,
-             *     `quota_exceeded`, `unavailable`, `internal`.
+             *     `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`, `request_timeout`,
+             *     `conflict`, `payload_too_large`, `unsupported_media_type`, `unknown_workflow`,
+             *     `invalid_params`, `invalid_body`, `quota_exceeded`, `too_many_connections`,
+             *     `unavailable`, `internal`.
              * @example invalid_params
              */
             code: string;
@@ -703,8 +704,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The body did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Body over the size limit */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not declared JSON (Content-Type) */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
