@@ -101,6 +101,10 @@ pub struct TextRequest {
     pub json_output: bool,
     /// The JSON shape wanted, as an example value; the simulated model answers in this shape.
     pub json_example: Option<Value>,
+    /// Switch the model's deep-thinking mode on (`Some(true)`) or off (`Some(false)`); `None`
+    /// leaves the model's default. Adapters map it through the model's profile and ignore it
+    /// where the model has no such switch.
+    pub think: Option<bool>,
 }
 
 impl TextRequest {
@@ -301,6 +305,19 @@ pub trait ArtifactStore: Send + Sync {
         content_type: &str,
         name_hint: &str,
     ) -> Result<String, TaskError>;
+
+    /// The bytes and content type behind a URL path `put` returned; `Ok(None)` when the path is
+    /// not one of this store's. Adapters use it to inline a reference image for a provider that
+    /// cannot fetch it.
+    async fn get(&self, _url: &str) -> Result<Option<(Vec<u8>, String)>, TaskError> {
+        Ok(None)
+    }
+
+    /// The absolute URL a provider on the internet can fetch `url` (a path `put` returned) at,
+    /// when the store knows one (a configured public base URL, a signed object-store URL).
+    fn public_url(&self, _url: &str) -> Option<String> {
+        None
+    }
 }
 
 #[cfg(test)]
