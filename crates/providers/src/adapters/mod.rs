@@ -4,6 +4,7 @@
 pub mod async_task;
 pub mod openai_compatible;
 pub mod openai_images;
+pub mod references;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

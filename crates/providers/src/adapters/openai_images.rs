@@ -12,9 +12,10 @@ use nosyntask_engine::ports::{
 use serde_json::{Value, json};
 
 use super::{ResultRef, fit_size, merge_json, store_result, with_model_headers};
-use crate::config::{ModelConfig, parse_size};
+use crate::config::ModelConfig;
 use crate::http::{HttpClient, excerpt, redact, send_json};
 use crate::media::MediaKind;
+use crate::profile::Profile;
 
 /// An image model behind the OpenAI images API.
 pub struct OpenAiImages {
@@ -32,7 +33,9 @@ impl OpenAiImages {
         http: HttpClient,
         artifacts: Arc<dyn ArtifactStore>,
     ) -> Self {
-        let sizes = config.sizes.iter().filter_map(|s| parse_size(s)).collect();
+        // gpt-image-1 and dall-e-3 answer 400 for sizes outside their short lists.
+        let profile = Profile::for_model(&config);
+        let sizes = profile.sizes;
         OpenAiImages {
             info,
             config,

@@ -16,12 +16,13 @@ use nosyntask_engine::ports::{
     ArtifactStore, MediaContext, MediaModel, MediaOutput, MediaRequest, ModelInfo, ModelKind,
 };
 
+use super::references::References;
 use super::{fit_duration, fit_size, store_result};
-use crate::config::{ModelConfig, parse_size};
-use crate::http::{HttpClient, redact};
+use crate::config::ModelConfig;
+use crate::http::{HttpClient, is_gone_error, redact};
 use crate::media::MediaKind;
-use crate::poll::{PollOptions, submit_and_poll};
-use crate::presets;
+use crate::poll::{PollOptions, checkpointed_task, forget, submit_and_poll};
+use crate::profile::Profile;
 use crate::template::{Var, Vars};
 
 use job::Job;
@@ -34,8 +35,7 @@ pub struct AsyncTaskModel {
     spec: AsyncTaskSpec,
     http: HttpClient,
     artifacts: Arc<dyn ArtifactStore>,
-    sizes: Vec<(u32, u32)>,
-    durations: Vec<u32>,
+    profile: Profile,
 }
 
 impl AsyncTaskModel {
@@ -46,26 +46,20 @@ impl AsyncTaskModel {
         artifacts: Arc<dyn ArtifactStore>,
     ) -> Result<Self, KeyError> {
         let spec = AsyncTaskSpec::from_model(&config)?;
-        let (preset_sizes, preset_durations) = presets::limits(config.adapter);
-        let sizes = if config.sizes.is_empty() {
-            preset_sizes.iter().filter_map(|s| parse_size(s)).collect()
-        } else {
-            config.sizes.iter().filter_map(|s| parse_size(s)).collect()
-        };
-        let durations = if config.durations.is_empty() {
-            preset_durations.to_vec()
-        } else {
-            config.durations.clone()
-        };
+        let profile = Profile::for_model(&config);
         Ok(AsyncTaskModel {
             info,
             config,
             spec,
             http,
             artifacts,
-            sizes,
-            durations,
+            profile,
         })
+    }
+
+    /// The model's capability profile.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
     }
 
     fn media_kind(&self) -> MediaKind {
@@ -75,15 +69,28 @@ impl AsyncTaskModel {
         }
     }
 
-    fn vars(&self, request: &MediaRequest, api_key: Option<&str>) -> Vars {
-        let (width, height) = fit_size(request.width, request.height, &self.sizes);
+    async fn vars(&self, request: &MediaRequest, api_key: Option<&str>) -> Result<Vars, TaskError> {
+        let (width, height) = match (request.width, request.height, self.profile.default_size) {
+            (0, _, Some(size)) | (_, 0, Some(size)) => size,
+            (w, h, _) => fit_size(w, h, &self.profile.sizes),
+        };
+        let references = References {
+            artifacts: &self.artifacts,
+            http: &self.http,
+            inline: self.profile.inline_references,
+            timeout: Duration::from_secs(self.spec.config.request_timeout_secs),
+        };
+        let image_url = references.resolve_opt(request.image_url.as_deref()).await?;
+        let end_image_url = references
+            .resolve_opt(request.end_image_url.as_deref())
+            .await?;
         let mut vars = Vars::new();
         vars.set_text("prompt", request.prompt.clone())
             .set_opt("negative_prompt", request.negative_prompt.as_deref())
             .set_text("model", self.config.provider_model())
             .set_text("base_url", self.config.base())
-            .set_opt("image_url", request.image_url.as_deref())
-            .set_opt("end_image_url", request.end_image_url.as_deref())
+            .set_opt("image_url", image_url.as_deref())
+            .set_opt("end_image_url", end_image_url.as_deref())
             .set_opt("api_key", api_key);
         if width > 0 && height > 0 {
             vars.set("width", Var::Number(width.into()))
@@ -93,10 +100,10 @@ impl AsyncTaskModel {
         if let Some(duration) = request.duration_secs.filter(|d| *d > 0) {
             vars.set(
                 "duration",
-                Var::Number(fit_duration(duration, &self.durations).into()),
+                Var::Number(fit_duration(duration, &self.profile.durations).into()),
             );
         }
-        vars
+        Ok(vars)
     }
 }
 
@@ -114,7 +121,7 @@ impl MediaModel for AsyncTaskModel {
         let api_key = self.config.api_key()?;
         let job = Job {
             model: self,
-            vars: self.vars(&request, api_key.as_deref()),
+            vars: self.vars(&request, api_key.as_deref()).await?,
             extra: request.extra.clone(),
         };
         let cfg = &self.spec.config;
@@ -127,7 +134,7 @@ impl MediaModel for AsyncTaskModel {
         let result = async {
             let result = submit_and_poll(&job, &request.checkpoint_key, &ctx, &options).await?;
             ctx.progress.report(92.0);
-            let output = store_result(
+            let stored = store_result(
                 &self.http,
                 &self.artifacts,
                 result,
@@ -136,7 +143,21 @@ impl MediaModel for AsyncTaskModel {
                 self.info.timeout,
                 &request.checkpoint_key,
             )
-            .await?;
+            .await;
+            let output = match stored {
+                // Replicate deletes outputs an hour after a prediction ends; a file that is gone
+                // will stay gone, so the task is forgotten and the next attempt submits again.
+                Err(err) if is_gone_error(&err) => {
+                    let Some(task) = checkpointed_task(&ctx, &request.checkpoint_key).await else {
+                        return Err(err);
+                    };
+                    let message = format!("its output can no longer be downloaded: {err}");
+                    return Err(
+                        forget(&ctx, &request.checkpoint_key, &options, &task, &message).await,
+                    );
+                }
+                other => other?,
+            };
             ctx.progress.report(99.0);
             Ok(output)
         }
