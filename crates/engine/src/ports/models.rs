@@ -154,6 +154,24 @@ impl std::ops::AddAssign for TokenUsage {
     }
 }
 
+/// What one model call used, as the provider reported it (or as the call implies: one image,
+/// the requested video length), and its cost where the model's profile gives prices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_seconds: Option<u64>,
+    /// The cost in millionths of the prices' currency (integers add up exactly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_micros: Option<u64>,
+}
+
 /// A chat completion answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextResponse {
@@ -161,6 +179,8 @@ pub struct TextResponse {
     /// `stop`, `length` (the answer was cut off), …
     pub finish_reason: Option<String>,
     pub usage: TokenUsage,
+    /// The cost of the call, in millionths of the prices' currency, where the model has prices.
+    pub cost_micros: Option<u64>,
     /// The configured model name that answered.
     pub model: String,
     /// The adapter / provider that answered (`openai_compatible`, `simulated`, …).
@@ -265,6 +285,9 @@ pub struct MediaOutput {
     pub content_type: String,
     /// Where the provider served it, if it came from a URL (may expire).
     pub source_url: Option<String>,
+    /// What the call used and cost, where the provider or the model's profile tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
 }
 
 /// An image or video model.
