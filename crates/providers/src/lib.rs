@@ -46,4 +46,4 @@ pub use json_recovery::{
 pub use poll::{
     PollOptions, PollState, ProviderTask, RemoteJob, Submitted, checkpointed_task, submit_and_poll,
 };
-pub use profile::{Prices, Profile, ProfileConfig, Usage};
+pub use profile::{Prices, Profile, ProfileConfig};

@@ -204,6 +204,7 @@ pub async fn store_result(
         url,
         content_type: media.content_type,
         source_url,
+        usage: None,
     })
 }
 

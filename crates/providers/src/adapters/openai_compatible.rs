@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use nosyntask_domain::TaskError;
-use nosyntask_engine::ports::{ModelInfo, TextModel, TextRequest, TextResponse, TokenUsage};
+use nosyntask_engine::ports::{ModelInfo, TextModel, TextRequest, TextResponse, TokenUsage, Usage};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -13,6 +13,7 @@ use super::with_model_headers;
 use crate::config::ModelConfig;
 use crate::http::{HttpClient, excerpt, redact, send_json};
 use crate::profile::Profile;
+use crate::profile::usage::cost_micros;
 
 /// A chat model behind an OpenAI-compatible API.
 pub struct OpenAiCompatible {
@@ -176,10 +177,19 @@ impl TextModel for OpenAiCompatible {
             body = send_json(http) => body.map_err(|e| redact(e, api_key.as_deref()))?,
         };
         let (content, finish_reason, usage) = parse_completion(&body)?;
+        let cost_micros = self.profile.prices.as_ref().and_then(|prices| {
+            let reported = Usage {
+                prompt_tokens: Some(usage.prompt_tokens),
+                completion_tokens: Some(usage.completion_tokens),
+                ..Usage::default()
+            };
+            cost_micros(&reported, prices)
+        });
         Ok(TextResponse {
             content,
             finish_reason,
             usage,
+            cost_micros,
             model: self.info.name.clone(),
             provider: self.config.adapter.as_str().to_owned(),
         })

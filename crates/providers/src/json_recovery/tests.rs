@@ -280,6 +280,7 @@ fn truncated_answers_say_so_when_unrecoverable() {
         content: content.into(),
         finish_reason: Some(reason.into()),
         usage: Default::default(),
+        cost_micros: None,
         model: "m".into(),
         provider: "p".into(),
     };
@@ -346,6 +347,7 @@ impl TextModel for Fixed {
             content: self.0.into(),
             finish_reason: Some("stop".into()),
             usage: Default::default(),
+            cost_micros: None,
             model: "fixer".into(),
             provider: "test".into(),
         })
@@ -374,6 +376,7 @@ async fn one_repair_request_when_local_recovery_fails() {
         content: "scenes: 第一场 雨夜; 第二场 车站".into(),
         finish_reason: Some("stop".into()),
         usage: Default::default(),
+        cost_micros: None,
         model: "m".into(),
         provider: "p".into(),
     };

@@ -9,7 +9,7 @@
 //! reference images are sent inline, and prices for the cost of a call.
 
 mod families;
-mod usage;
+pub mod usage;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::adapters::merge_json;
 use crate::config::{ModelConfig, parse_size};
 
-pub use usage::{Prices, Usage};
+pub use usage::Prices;
 
 /// The `[models.profile]` table: every key is optional and replaces the family preset's value;
 /// `drop_params` adds to the preset's list, so a configuration can remove a default parameter.

@@ -109,6 +109,7 @@ async fn openai_images_sizes_are_fitted_to_the_model() {
                 )
                 .await;
             assert!(out.is_ok(), "{id} {w}x{h}: {out:?}");
+            assert_eq!(out.unwrap().usage.unwrap().images, Some(1));
         }
         let sizes: Vec<Value> = seen
             .lock()
@@ -248,12 +249,14 @@ async fn dashscope_maps_the_start_and_end_frames_as_fetchable_images() {
         .put(png_bytes(), "image/png", "a")
         .await
         .unwrap();
-    let config = model_from(media_model(
+    let mut table = media_model(
         "video",
         "dashscope",
         "wan2.1-kf2v-plus",
         &format!("{}/api/v1", f.uri()),
-    ));
+    );
+    table["profile"] = json!({"prices": {"per_video_second": 0.1}});
+    let config = model_from(table);
     let model = f.catalog(&[config]).video(None).unwrap();
     let clip = MediaRequest {
         image_url: Some(first),
@@ -263,6 +266,12 @@ async fn dashscope_maps_the_start_and_end_frames_as_fetchable_images() {
     let (ctx, _) = context(&Checkpoints::in_memory(None), &CancellationToken::new());
     let out = model.generate(clip, ctx).await;
     assert!(out.is_ok(), "{out:?}");
+    // The task reports `usage.video_duration`; the profile prices a second at 0.1.
+    let usage = out.unwrap().usage.unwrap();
+    assert_eq!(
+        (usage.video_seconds, usage.cost_micros),
+        (Some(5), Some(500_000))
+    );
     let body = seen.lock().unwrap()[0].clone();
     assert!(
         body["input"]["first_frame_url"]

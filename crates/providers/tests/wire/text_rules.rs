@@ -149,6 +149,30 @@ async fn deepseek_gets_at_most_8192_tokens() {
 }
 
 #[tokio::test]
+async fn usage_and_cost_come_back_with_the_answer() {
+    let f = Fixture::new().await;
+    stand_in(&f, deepseek).await;
+    let config = chat_model(
+        &f,
+        "deepseek-chat",
+        json!({"profile": {"prices": {"input_per_million": 2.0, "output_per_million": 8.0}}}),
+    );
+    let answer = f
+        .catalog(&[config])
+        .text(None)
+        .unwrap()
+        .complete(big_request(), &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        (answer.usage.prompt_tokens, answer.usage.completion_tokens),
+        (16, 10)
+    );
+    // 16 × 2 / 1e6 + 10 × 8 / 1e6 = 0.000112
+    assert_eq!(answer.cost_micros, Some(112));
+}
+
+#[tokio::test]
 async fn gpt5_gets_max_completion_tokens_and_no_temperature() {
     let f = Fixture::new().await;
     let seen = stand_in(&f, openai_reasoning).await;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use nosyntask_domain::TaskError;
-use nosyntask_engine::ports::ModelKind;
+use nosyntask_engine::ports::{ModelKind, Usage};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -14,6 +14,7 @@ use crate::adapters::{RequestSpec, ResultRef, build_request, merge_json, parse_m
 use crate::http::{Failure, excerpt, is_gone_status, send_bytes, send_json_checked};
 use crate::normalize::{extract_image_url, extract_video_url, looks_like_url};
 use crate::poll::{PollState, ProviderTask, RemoteJob, Submitted};
+use crate::profile::usage::from_response;
 use crate::template::Vars;
 
 /// One generation call: the model and the call's values.
@@ -21,6 +22,8 @@ pub(super) struct Job<'a> {
     pub(super) model: &'a AsyncTaskModel,
     pub(super) vars: Vars,
     pub(super) extra: Value,
+    /// What the provider reported the finished task used.
+    pub(super) usage: std::sync::Mutex<Usage>,
 }
 
 /// What a response says, read through the configured paths.
@@ -32,6 +35,7 @@ struct Reading {
     error: Option<String>,
     /// Until when the output can be fetched (epoch seconds).
     expires_at: Option<f64>,
+    usage: Usage,
 }
 
 #[derive(Debug)]
@@ -45,6 +49,21 @@ fn in_list(list: &[String], status: &str) -> bool {
 }
 
 impl Job<'_> {
+    /// Keeps what a response reports, over what earlier responses did.
+    fn keep_usage(&self, reported: Usage) {
+        if let Ok(mut usage) = self.usage.lock() {
+            usage.prompt_tokens = reported.prompt_tokens.or(usage.prompt_tokens);
+            usage.completion_tokens = reported.completion_tokens.or(usage.completion_tokens);
+            usage.images = reported.images.or(usage.images);
+            usage.video_seconds = reported.video_seconds.or(usage.video_seconds);
+        }
+    }
+
+    /// What the finished task used, as reported.
+    pub(super) fn usage(&self) -> Usage {
+        self.usage.lock().map(|u| *u).unwrap_or_default()
+    }
+
     fn spec(&self) -> &AsyncTaskSpec {
         &self.model.spec
     }
@@ -143,6 +162,7 @@ impl Job<'_> {
                 }),
             result,
             error: spec.error.as_ref().and_then(|p| p.get_text(body)),
+            usage: from_response(body),
             expires_at: spec
                 .expires_at
                 .as_ref()
@@ -162,6 +182,7 @@ impl Job<'_> {
             Some(task) => self.task_vars(task),
             None => self.vars.clone(),
         };
+        self.keep_usage(reading.usage);
         if let Some(expires_at) = reading.expires_at
             && expires_at <= chrono::Utc::now().timestamp() as f64
         {
@@ -186,6 +207,7 @@ impl Job<'_> {
                     Err(failure) => return result_failure(failure),
                 };
                 let fetched = self.read(&body);
+                self.keep_usage(fetched.usage);
                 if fetched.result.is_none() {
                     return Err(TaskError::permanent(match fetched.error {
                         Some(error) => format!("the provider reported: {error}"),

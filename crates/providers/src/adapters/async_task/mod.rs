@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use nosyntask_domain::TaskError;
 use nosyntask_engine::ports::{
-    ArtifactStore, MediaContext, MediaModel, MediaOutput, MediaRequest, ModelInfo, ModelKind,
+    ArtifactStore, MediaContext, MediaModel, MediaOutput, MediaRequest, ModelInfo, ModelKind, Usage,
 };
 
 use super::references::References;
@@ -23,6 +23,7 @@ use crate::http::{HttpClient, is_gone_error, redact};
 use crate::media::MediaKind;
 use crate::poll::{PollOptions, checkpointed_task, forget, submit_and_poll};
 use crate::profile::Profile;
+use crate::profile::usage::finish;
 use crate::template::{Var, Vars};
 
 use job::Job;
@@ -60,6 +61,22 @@ impl AsyncTaskModel {
     /// The model's capability profile.
     pub fn profile(&self) -> &Profile {
         &self.profile
+    }
+
+    /// What a finished call used: the provider's report, else one image or the video length
+    /// asked for, with the cost from the profile's prices.
+    fn usage_of(&self, job: &Job<'_>, request: &MediaRequest) -> Usage {
+        let (images, seconds) = match self.info.kind {
+            ModelKind::Video => (
+                None,
+                request
+                    .duration_secs
+                    .filter(|d| *d > 0)
+                    .map(|d| u64::from(fit_duration(d, &self.profile.durations))),
+            ),
+            _ => (Some(1), None),
+        };
+        finish(job.usage(), images, seconds, self.profile.prices.as_ref())
     }
 
     fn media_kind(&self) -> MediaKind {
@@ -123,6 +140,7 @@ impl MediaModel for AsyncTaskModel {
             model: self,
             vars: self.vars(&request, api_key.as_deref()).await?,
             extra: request.extra.clone(),
+            usage: Default::default(),
         };
         let cfg = &self.spec.config;
         let mut options = PollOptions::new(
@@ -158,6 +176,8 @@ impl MediaModel for AsyncTaskModel {
                 }
                 other => other?,
             };
+            let mut output = output;
+            output.usage = Some(self.usage_of(&job, &request));
             ctx.progress.report(99.0);
             Ok(output)
         }
