@@ -214,12 +214,16 @@ impl Default for AuthSettings {
 pub struct ArtifactSettings {
     /// Local directory of generated media, served under `/files/`.
     pub dir: PathBuf,
+    /// Where `/files/` is reachable from the internet (`https://media.example.com`): providers
+    /// then fetch reference images from it. Unset: reference images are sent inline.
+    pub public_base_url: Option<String>,
 }
 
 impl Default for ArtifactSettings {
     fn default() -> Self {
         ArtifactSettings {
             dir: PathBuf::from("data/artifacts"),
+            public_base_url: None,
         }
     }
 }
@@ -421,6 +425,14 @@ impl Settings {
             return Err(ConfigError::invalid(
                 "auth.jwt_secret",
                 "must be at least 8 characters",
+            ));
+        }
+        if let Some(base) = &self.artifacts.public_base_url
+            && !(base.starts_with("http://") || base.starts_with("https://"))
+        {
+            return Err(ConfigError::invalid(
+                "artifacts.public_base_url",
+                format!("must be an http(s) URL, got {base:?}"),
             ));
         }
         let w = &self.worker;
@@ -657,6 +669,10 @@ mod tests {
             ),
             ("[worker]\nconcurrency = 0\n", "worker.concurrency"),
             ("[database]\nurl = \"redis://x\"\n", "database.url"),
+            (
+                "[artifacts]\npublic_base_url = \"media.example.com\"\n",
+                "artifacts.public_base_url",
+            ),
             (
                 "[server]\nbody_limit_bytes = -1\n",
                 "server.body_limit_bytes",
