@@ -188,6 +188,14 @@ pub async fn submit_and_poll<J: RemoteJob>(
                     task.id
                 )));
             }
+            Ok(PollState::Gone(message))
+                if task_age(&task) < FRESH_TASK && poll_errors < options.max_poll_errors =>
+            {
+                // Some APIs answer 404 for a moment after creating a task (replication lag):
+                // a task just submitted is asked again before it is given up.
+                poll_errors += 1;
+                warn!(task_id = %task.id, reason = %message, "a task just submitted is not found yet; asking again");
+            }
             Ok(PollState::Gone(message)) => {
                 return Err(forget(ctx, key, options, &task, &message).await);
             }
@@ -239,8 +247,17 @@ pub(crate) async fn forget(
 }
 
 /// How long a submission cancelled in flight may still take to answer, so that a task the
-/// provider accepted is recorded and cancelled rather than left running unseen.
+/// provider accepted is recorded and cancelled rather than left running unseen. With the cancel
+/// call's own limit it stays within the engine's grace for cancelled handlers (5 s).
 const SUBMIT_CANCEL_GRACE: Duration = Duration::from_millis(1500);
+
+/// Below this age a task the provider does not find is asked for again rather than forgotten.
+const FRESH_TASK: Duration = Duration::from_secs(30);
+
+fn task_age(task: &ProviderTask) -> Duration {
+    let ms = chrono::Utc::now().timestamp_millis() - task.submitted_at_ms;
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
 
 async fn submit<J: RemoteJob>(
     job: &J,

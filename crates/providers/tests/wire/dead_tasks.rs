@@ -320,3 +320,42 @@ async fn a_cancel_during_submission_records_and_cancels_the_accepted_task() {
     assert_eq!(entry["task"]["id"], "late1", "{entry}");
     f.server.verify().await;
 }
+
+#[tokio::test]
+async fn a_task_just_submitted_and_not_found_yet_is_asked_again() {
+    let f = Fixture::new().await;
+    mount(
+        &f,
+        "POST",
+        "/v1/models/acme/flux/predictions",
+        json_response(
+            201,
+            json!({"id": "fresh1", "status": "starting", "output": null}),
+        ),
+    )
+    .await;
+    let file = format!("{}/delivery/fresh1.png", f.uri());
+    let (responder, _) = Sequence::new(vec![
+        json_response(
+            404,
+            json!({"title": "Not found", "detail": "Not found.", "status": 404}),
+        ),
+        prediction("fresh1", "succeeded", json!([file])),
+    ]);
+    Mock::given(method("GET"))
+        .and(path("/v1/predictions/fresh1"))
+        .respond_with(responder)
+        .mount(&f.server)
+        .await;
+    mount(
+        &f,
+        "GET",
+        "/delivery/fresh1.png",
+        ResponseTemplate::new(200).set_body_raw(png_bytes(), "image/png"),
+    )
+    .await;
+    generate(&replicate(&f), &Checkpoints::in_memory(None))
+        .await
+        .unwrap();
+    assert_eq!(f.count("POST", "/v1/models/acme/flux/predictions").await, 1);
+}
