@@ -226,12 +226,16 @@ impl Default for AuthSettings {
 pub struct ArtifactSettings {
     /// Local directory of generated media, served under `/files/`.
     pub dir: PathBuf,
+    /// Where `/files/` is reachable from the internet (`https://media.example.com`): providers
+    /// then fetch reference images from it. Unset: reference images are sent inline.
+    pub public_base_url: Option<String>,
 }
 
 impl Default for ArtifactSettings {
     fn default() -> Self {
         ArtifactSettings {
             dir: PathBuf::from("data/artifacts"),
+            public_base_url: None,
         }
     }
 }
@@ -442,6 +446,14 @@ impl Settings {
                     "must be at least {MIN_JWT_SECRET_BYTES} bytes for HS256 \
                      (set in the file, by NOSYNTASK__AUTH__JWT_SECRET or by env JWT_SECRET)"
                 ),
+            ));
+        }
+        if let Some(base) = &self.artifacts.public_base_url
+            && !(base.starts_with("http://") || base.starts_with("https://"))
+        {
+            return Err(ConfigError::invalid(
+                "artifacts.public_base_url",
+                format!("must be an http(s) URL, got {base:?}"),
             ));
         }
         let w = &self.worker;
@@ -681,6 +693,10 @@ mod tests {
             ),
             ("[worker]\nconcurrency = 0\n", "worker.concurrency"),
             ("[database]\nurl = \"redis://x\"\n", "database.url"),
+            (
+                "[artifacts]\npublic_base_url = \"media.example.com\"\n",
+                "artifacts.public_base_url",
+            ),
             (
                 "[server]\nbody_limit_bytes = -1\n",
                 "server.body_limit_bytes",

@@ -81,7 +81,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         )
     })?;
     let metrics = Arc::new(Metrics::new());
-    let artifacts = Arc::new(LocalArtifacts::new(&settings.artifacts.dir, "/files"));
+    let artifacts = Arc::new(
+        LocalArtifacts::new(&settings.artifacts.dir, "/files")
+            .with_public_base_url(settings.artifacts.public_base_url.as_deref()),
+    );
     let catalog: Arc<dyn ModelCatalog> = Arc::new(
         Catalog::from_config(&models, artifacts, metrics.clone())
             .context("invalid [[models]] configuration")?,

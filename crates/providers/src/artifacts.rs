@@ -46,6 +46,8 @@ pub struct LocalArtifacts {
     dir: PathBuf,
     public_prefix: String,
     max_bytes: usize,
+    /// Where the server is reachable from the internet (`https://media.example.com`), if known.
+    public_base_url: Option<String>,
 }
 
 impl LocalArtifacts {
@@ -55,7 +57,17 @@ impl LocalArtifacts {
             dir: dir.into(),
             public_prefix: public_prefix.trim_end_matches('/').to_owned(),
             max_bytes: DEFAULT_MAX_ARTIFACT_BYTES,
+            public_base_url: None,
         }
+    }
+
+    /// Sets the absolute URL the server's `/files/` paths are reachable at from the internet,
+    /// so providers can fetch reference images instead of receiving them inline.
+    pub fn with_public_base_url(mut self, base: Option<&str>) -> Self {
+        self.public_base_url = base
+            .map(|b| b.trim().trim_end_matches('/').to_owned())
+            .filter(|b| b.starts_with("http://") || b.starts_with("https://"));
+        self
     }
 
     /// Sets the largest artifact accepted.
@@ -151,6 +163,26 @@ impl ArtifactStore for LocalArtifacts {
         }
         Ok(url)
     }
+
+    async fn get(&self, url: &str) -> Result<Option<(Vec<u8>, String)>, TaskError> {
+        let Some(path) = self.resolve(url) else {
+            return Ok(None);
+        };
+        let content_type = content_type_for_path(&path).unwrap_or("application/octet-stream");
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(Some((bytes, content_type.to_owned()))),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(TaskError::retryable(format!(
+                "reading the artifact {url} failed: {err}"
+            ))),
+        }
+    }
+
+    fn public_url(&self, url: &str) -> Option<String> {
+        let base = self.public_base_url.as_deref()?;
+        self.resolve(url)?;
+        Some(format!("{base}{url}"))
+    }
 }
 
 #[cfg(test)]
@@ -180,5 +212,29 @@ mod tests {
         assert!(store.put(vec![0; 65], "image/png", "x").await.is_err());
         assert_eq!(store.resolve("/files/../etc/passwd"), None);
         assert_eq!(store.resolve("/other/ab/cd.png"), None);
+    }
+
+    #[tokio::test]
+    async fn stored_files_read_back_and_get_public_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = b"\x89PNG\r\n\x1a\nimage-bytes".to_vec();
+        let store = LocalArtifacts::new(dir.path(), "/files");
+        let url = store.put(png.clone(), "image/png", "ref").await.unwrap();
+        assert_eq!(
+            store.get(&url).await.unwrap(),
+            Some((png, "image/png".to_owned()))
+        );
+        assert_eq!(store.get("/files/ab/cd.png").await.unwrap(), None);
+        assert_eq!(
+            store.public_url(&url),
+            None,
+            "no public base URL configured"
+        );
+        let public = store.with_public_base_url(Some("https://media.example.com/"));
+        assert_eq!(
+            public.public_url(&url),
+            Some(format!("https://media.example.com{url}"))
+        );
+        assert_eq!(public.public_url("/etc/passwd"), None);
     }
 }

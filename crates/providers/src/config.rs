@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::adapters::async_task::AsyncTaskSpec;
+use crate::profile::ProfileConfig;
 
 /// The concurrency limit of simulated models when none is configured.
 const SIMULATED_CONCURRENCY: usize = 100_000;
@@ -150,6 +151,9 @@ pub struct ModelConfig {
     /// Options of `simulated` models.
     #[serde(default)]
     pub simulated: Option<SimulatedConfig>,
+    /// The model's capability profile, over its family's preset (see [`crate::profile`]).
+    #[serde(default)]
+    pub profile: Option<ProfileConfig>,
 }
 
 impl std::fmt::Debug for ModelConfig {
@@ -209,6 +213,7 @@ impl ModelConfig {
                 failure_rate: 0.0,
                 seed: 0,
             }),
+            profile: None,
         }
     }
 
@@ -386,6 +391,11 @@ impl ModelConfig {
                 format!("must be between 0 and 1, got {}", sim.failure_rate),
             ));
         }
+        if let Some(profile) = &self.profile {
+            profile
+                .check()
+                .map_err(|(key, message)| self.invalid(index, &key, message))?;
+        }
         if async_capable {
             AsyncTaskSpec::from_model(self)
                 .map_err(|(key, message)| self.invalid(index, &key, message))?;
@@ -490,6 +500,13 @@ mod tests {
         assert!(check(json!({"sizes": ["big"]})).contains("sizes"));
         assert!(check(json!({"async_task": {"poll_interval_ms": "fast"}})).contains("async_task"));
         assert!(check(json!({"simulated": {"failure_rate": 0.5}})).contains("simulated"));
+        assert!(
+            check(json!({"profile": {"token_param": "max_output"}}))
+                .contains("profile.token_param: must be max_tokens or max_completion_tokens")
+        );
+        assert!(
+            check(json!({"profile": {"default_size": "wide"}})).contains("profile.default_size")
+        );
 
         let two_defaults = vec![
             ModelConfig::simulated("a", ModelKind::Text, true),

@@ -49,18 +49,68 @@ pub async fn poll_json(request: RequestBuilder) -> Result<Value, TaskError> {
 }
 
 async fn send_json_inner(request: RequestBuilder, lenient: bool) -> Result<Value, TaskError> {
-    let response = request.send().await.map_err(map_reqwest_error)?;
+    send_json_checked(request, lenient)
+        .await
+        .map_err(Failure::into_error)
+}
+
+/// Why a JSON request failed: the provider answered with an error status (its body kept, for
+/// callers that read meaning into it), or something else went wrong.
+#[derive(Debug)]
+pub enum Failure {
+    Status {
+        status: StatusCode,
+        body: Option<Value>,
+        error: TaskError,
+    },
+    Other(TaskError),
+}
+
+impl Failure {
+    pub fn into_error(self) -> TaskError {
+        match self {
+            Failure::Status { error, .. } | Failure::Other(error) => error,
+        }
+    }
+}
+
+/// [`send_json`] (or, `lenient`, [`poll_json`]) keeping the status and body of an error answer.
+pub async fn send_json_checked(request: RequestBuilder, lenient: bool) -> Result<Value, Failure> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| Failure::Other(map_reqwest_error(e)))?;
     let status = response.status();
     let headers = response.headers().clone();
     let host = host_of(&response);
-    let body = read_limited(response, JSON_BODY_LIMIT).await?;
+    let body = read_limited(response, JSON_BODY_LIMIT)
+        .await
+        .map_err(Failure::Other)?;
     if !status.is_success() {
-        return Err(error_from_response(status, &headers, &body, &host));
+        return Err(Failure::Status {
+            status,
+            body: serde_json::from_slice(&body).ok(),
+            error: error_from_response(status, &headers, &body, &host),
+        });
     }
-    parse_json_body(&headers, &body).map_err(|err| match err {
-        TaskError::Permanent { message } if lenient => TaskError::retryable(message),
-        other => other,
+    parse_json_body(&headers, &body).map_err(|err| {
+        Failure::Other(match err {
+            TaskError::Permanent { message } if lenient => TaskError::retryable(message),
+            other => other,
+        })
     })
+}
+
+/// True for an error answer meaning the resource is gone (404 Not Found, 410 Gone).
+pub fn is_gone_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 404 | 410)
+}
+
+/// True when `err` is [`error_from_response`]'s message for a 404 or 410 answer (downloads go
+/// through [`send_bytes`], which keeps only the error).
+pub fn is_gone_error(err: &TaskError) -> bool {
+    matches!(err, TaskError::Permanent { message }
+        if message.starts_with("HTTP 404 from ") || message.starts_with("HTTP 410 from "))
 }
 
 /// Sends `request` and reads its body as bytes (within `limit`), failing on non-2xx answers.

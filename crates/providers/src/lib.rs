@@ -27,6 +27,7 @@ pub mod media;
 pub mod normalize;
 mod poll;
 pub mod presets;
+pub mod profile;
 pub mod simulated;
 pub mod template;
 
@@ -40,7 +41,9 @@ pub use config::{
 };
 pub use json_recovery::{
     RecoveryError, parse_llm_json, parse_llm_response, parse_or_repair, recover_json,
+    recover_json_matching,
 };
 pub use poll::{
     PollOptions, PollState, ProviderTask, RemoteJob, Submitted, checkpointed_task, submit_and_poll,
 };
+pub use profile::{Prices, Profile, ProfileConfig};

@@ -61,6 +61,9 @@ pub enum PollState<O> {
     Failed(String),
     /// The provider reports the task cancelled.
     Cancelled,
+    /// The provider no longer knows the task (404) or its output has expired: polling it again
+    /// can never succeed. The message says what was seen.
+    Gone(String),
 }
 
 /// One provider's submit / poll / cancel calls.
@@ -139,14 +142,16 @@ pub async fn submit_and_poll<J: RemoteJob>(
     };
     let mut wait_first = !resumed;
     let mut poll_errors = 0;
+    let mut wait = options.interval;
     loop {
         if wait_first {
             tokio::select! {
                 _ = ctx.cancel.cancelled() => return Err(cancelled(job, &task, ctx).await),
-                _ = tokio::time::sleep(options.interval) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
         wait_first = true;
+        wait = options.interval;
         let state = tokio::select! {
             _ = ctx.cancel.cancelled() => return Err(cancelled(job, &task, ctx).await),
             state = job.poll(&task) => state,
@@ -183,10 +188,30 @@ pub async fn submit_and_poll<J: RemoteJob>(
                     task.id
                 )));
             }
+            Ok(PollState::Gone(message))
+                if task_age(&task) < FRESH_TASK && poll_errors < options.max_poll_errors =>
+            {
+                // Some APIs answer 404 for a moment after creating a task (replication lag):
+                // a task just submitted is asked again before it is given up.
+                poll_errors += 1;
+                warn!(task_id = %task.id, reason = %message, "a task just submitted is not found yet; asking again");
+            }
+            Ok(PollState::Gone(message)) => {
+                return Err(forget(ctx, key, options, &task, &message).await);
+            }
             Err(TaskError::Cancelled) => return Err(TaskError::Cancelled),
             Err(err) if err.is_retryable() && poll_errors < options.max_poll_errors => {
                 poll_errors += 1;
-                warn!(task_id = %task.id, error = %err, attempt = poll_errors, "polling failed; trying again");
+                // A rate-limited status request says when to ask again (429 Retry-After).
+                if let TaskError::Retryable {
+                    retry_after: Some(after),
+                    ..
+                } = &err
+                {
+                    let left = options.max_duration.saturating_sub(started.elapsed());
+                    wait = (*after).max(options.interval).min(left);
+                }
+                warn!(task_id = %task.id, error = %err, attempt = poll_errors, wait_ms = wait.as_millis() as u64, "polling failed; trying again");
             }
             Err(err) => return Err(err.context(&format!("polling provider task {}", task.id))),
         }
@@ -200,17 +225,61 @@ pub async fn submit_and_poll<J: RemoteJob>(
     }
 }
 
+/// Clears a task the provider no longer knows from the checkpoint, so that the next attempt
+/// (or a resume) submits again instead of failing on the same dead id forever.
+pub(crate) async fn forget(
+    ctx: &MediaContext,
+    key: &str,
+    options: &PollOptions,
+    task: &ProviderTask,
+    message: &str,
+) -> TaskError {
+    warn!(task_id = %task.id, provider = %options.provider, reason = %message, "the provider no longer knows the task; clearing it from the checkpoint");
+    let entry = json!({"provider": options.provider, "goneTask": task.id, "error": message});
+    if let Err(err) = ctx.save_checkpoint_entry(key, entry, None).await {
+        return err;
+    }
+    TaskError::retryable(format!(
+        "provider task {} is no longer known to the provider ({message}); it was cleared from \
+         the checkpoint, so the next attempt submits a new one",
+        task.id
+    ))
+}
+
+/// How long a submission cancelled in flight may still take to answer, so that a task the
+/// provider accepted is recorded and cancelled rather than left running unseen. With the cancel
+/// call's own limit it stays within the engine's grace for cancelled handlers (5 s).
+const SUBMIT_CANCEL_GRACE: Duration = Duration::from_millis(1500);
+
+/// Below this age a task the provider does not find is asked for again rather than forgotten.
+const FRESH_TASK: Duration = Duration::from_secs(30);
+
+fn task_age(task: &ProviderTask) -> Duration {
+    let ms = chrono::Utc::now().timestamp_millis() - task.submitted_at_ms;
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
 async fn submit<J: RemoteJob>(
     job: &J,
     key: &str,
     ctx: &MediaContext,
     options: &PollOptions,
 ) -> Result<Submitted<J::Output>, TaskError> {
-    let submitted = tokio::select! {
-        _ = ctx.cancel.cancelled() => return Err(TaskError::Cancelled),
-        submitted = job.submit() => submitted?,
+    let submission = job.submit();
+    tokio::pin!(submission);
+    let (submitted, cancelled_meanwhile) = tokio::select! {
+        submitted = &mut submission => (submitted?, false),
+        _ = ctx.cancel.cancelled() => {
+            // The request may already have reached the provider: dropping it would lose the id
+            // of a task that runs (and is billed) anyway.
+            match tokio::time::timeout(SUBMIT_CANCEL_GRACE, &mut submission).await {
+                Ok(Ok(submitted)) => (submitted, true),
+                Ok(Err(_)) | Err(_) => return Err(TaskError::Cancelled),
+            }
+        }
     };
     let task = match submitted {
+        Submitted::Done(_) if cancelled_meanwhile => return Err(TaskError::Cancelled),
         Submitted::Done(output) => {
             debug!(provider = %options.provider, "synchronous answer; nothing to poll");
             return Ok(Submitted::Done(output));
@@ -224,6 +293,9 @@ async fn submit<J: RemoteJob>(
         warn!(task_id = %task.id, error = %err, "could not checkpoint the provider task; cancelling it");
         let _ = tokio::time::timeout(CANCEL_CALL_LIMIT, job.cancel(&task)).await;
         return Err(err);
+    }
+    if cancelled_meanwhile {
+        return Err(cancelled(job, &task, ctx).await);
     }
     ctx.progress.report(options.progress_from);
     Ok(Submitted::Started(task))

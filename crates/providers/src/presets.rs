@@ -12,26 +12,16 @@ pub fn defaults(model: &ModelConfig) -> Option<Value> {
     match model.adapter {
         AdapterKind::Replicate => Some(replicate(model.provider_model(), model.kind)),
         AdapterKind::Fal => Some(fal(model.kind)),
-        AdapterKind::Dashscope => Some(dashscope(model.kind)),
+        AdapterKind::Dashscope => Some(dashscope(model.provider_model(), model.kind)),
         AdapterKind::OpenaiVideos => Some(openai_videos()),
         _ => None,
     }
 }
 
-/// Sizes and durations a preset's provider accepts, when the model does not say.
-pub fn limits(adapter: AdapterKind) -> (&'static [&'static str], &'static [u32]) {
-    match adapter {
-        AdapterKind::OpenaiVideos => (
-            &["720x1280", "1280x720", "1024x1792", "1792x1024"],
-            &[4, 8, 12],
-        ),
-        _ => (&[], &[]),
-    }
-}
-
 /// Replicate predictions: `POST /models/{owner}/{name}/predictions` (or `POST /predictions`
 /// with `version` for `owner/name:version`), `GET /predictions/{id}`, `POST …/cancel`.
-/// Statuses: starting, processing, succeeded, failed, canceled; `output` is a URL or a list.
+/// Statuses: starting, processing, succeeded, failed, canceled, and aborted (terminated before
+/// it started, e.g. past its deadline); `output` is a URL or a list.
 fn replicate(model: &str, kind: ModelKind) -> Value {
     let input = match kind {
         ModelKind::Video => json!({
@@ -68,7 +58,7 @@ fn replicate(model: &str, kind: ModelKind) -> Value {
         "result_url_path": "output",
         "error_path": "error",
         "success_statuses": ["succeeded"],
-        "failure_statuses": ["failed"],
+        "failure_statuses": ["failed", "aborted"],
         "cancelled_statuses": ["canceled"],
         "cancel": {"url": "{{base_url}}/predictions/{{task_id}}/cancel", "method": "POST"},
         "extra_path": "input",
@@ -123,9 +113,24 @@ fn fal(kind: ModelKind) -> Value {
 /// DashScope async tasks: `POST /services/aigc/…` with `X-DashScope-Async: enable` answers
 /// `{output:{task_id, task_status}}`; `GET /tasks/{id}` reports PENDING, RUNNING, SUCCEEDED,
 /// FAILED, CANCELED or UNKNOWN; images at `output.results[].url`, videos at `output.video_url`;
-/// `POST /tasks/{id}/cancel` cancels a task that is still pending.
-fn dashscope(kind: ModelKind) -> Value {
+/// `POST /tasks/{id}/cancel` cancels a task that is still pending. First-and-last-frame models
+/// (`wan2.1-kf2v-*`) take `first_frame_url` / `last_frame_url` at `image2video`.
+fn dashscope(model: &str, kind: ModelKind) -> Value {
     let (url, body, result) = match kind {
+        ModelKind::Video if model.contains("kf2v") => (
+            "{{base_url}}/services/aigc/image2video/video-synthesis",
+            json!({
+                "model": "{{model}}",
+                "input": {
+                    "prompt": "{{prompt}}",
+                    "negative_prompt": "{{negative_prompt}}",
+                    "first_frame_url": "{{image_url}}",
+                    "last_frame_url": "{{end_image_url}}"
+                },
+                "parameters": {"duration": "{{duration}}"}
+            }),
+            "output.video_url",
+        ),
         ModelKind::Video => (
             "{{base_url}}/services/aigc/video-generation/video-synthesis",
             json!({
@@ -170,6 +175,7 @@ fn dashscope(kind: ModelKind) -> Value {
 /// The OpenAI videos API: `POST /videos` answers a video object `{id, status, progress}`;
 /// `GET /videos/{id}` reports queued, in_progress, completed or failed (with `error.message`);
 /// the MP4 is `GET /videos/{id}/content` with the same credentials. There is no cancel call.
+/// The start frame is `input_reference` (the image itself: the profile inlines it).
 fn openai_videos() -> Value {
     json!({
         "headers": {"Authorization": "Bearer {{api_key}}"},
@@ -179,7 +185,8 @@ fn openai_videos() -> Value {
                 "model": "{{model}}",
                 "prompt": "{{prompt}}",
                 "seconds": "{{duration|string}}",
-                "size": "{{size}}"
+                "size": "{{size}}",
+                "input_reference": "{{image_url}}"
             }
         },
         "task_id_path": "id",
@@ -190,6 +197,7 @@ fn openai_videos() -> Value {
         "success_statuses": ["completed"],
         "failure_statuses": ["failed"],
         "download": {"url": "{{base_url}}/videos/{{task_id}}/content"},
+        "expires_at_path": "expires_at",
         "poll_interval_ms": 5000,
         "expected_secs": 240
     })

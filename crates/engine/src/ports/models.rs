@@ -101,6 +101,10 @@ pub struct TextRequest {
     pub json_output: bool,
     /// The JSON shape wanted, as an example value; the simulated model answers in this shape.
     pub json_example: Option<Value>,
+    /// Switch the model's deep-thinking mode on (`Some(true)`) or off (`Some(false)`); `None`
+    /// leaves the model's default. Adapters map it through the model's profile and ignore it
+    /// where the model has no such switch.
+    pub think: Option<bool>,
 }
 
 impl TextRequest {
@@ -150,6 +154,24 @@ impl std::ops::AddAssign for TokenUsage {
     }
 }
 
+/// What one model call used, as the provider reported it (or as the call implies: one image,
+/// the requested video length), and its cost where the model's profile gives prices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_seconds: Option<u64>,
+    /// The cost in millionths of the prices' currency (integers add up exactly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_micros: Option<u64>,
+}
+
 /// A chat completion answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextResponse {
@@ -157,6 +179,8 @@ pub struct TextResponse {
     /// `stop`, `length` (the answer was cut off), …
     pub finish_reason: Option<String>,
     pub usage: TokenUsage,
+    /// The cost of the call, in millionths of the prices' currency, where the model has prices.
+    pub cost_micros: Option<u64>,
     /// The configured model name that answered.
     pub model: String,
     /// The adapter / provider that answered (`openai_compatible`, `simulated`, …).
@@ -261,6 +285,9 @@ pub struct MediaOutput {
     pub content_type: String,
     /// Where the provider served it, if it came from a URL (may expire).
     pub source_url: Option<String>,
+    /// What the call used and cost, where the provider or the model's profile tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
 }
 
 /// An image or video model.
@@ -301,6 +328,19 @@ pub trait ArtifactStore: Send + Sync {
         content_type: &str,
         name_hint: &str,
     ) -> Result<String, TaskError>;
+
+    /// The bytes and content type behind a URL path `put` returned; `Ok(None)` when the path is
+    /// not one of this store's. Adapters use it to inline a reference image for a provider that
+    /// cannot fetch it.
+    async fn get(&self, _url: &str) -> Result<Option<(Vec<u8>, String)>, TaskError> {
+        Ok(None)
+    }
+
+    /// The absolute URL a provider on the internet can fetch `url` (a path `put` returned) at,
+    /// when the store knows one (a configured public base URL, a signed object-store URL).
+    fn public_url(&self, _url: &str) -> Option<String> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod async_task;
 pub mod openai_compatible;
 pub mod openai_images;
+pub mod references;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -203,6 +204,7 @@ pub async fn store_result(
         url,
         content_type: media.content_type,
         source_url,
+        usage: None,
     })
 }
 

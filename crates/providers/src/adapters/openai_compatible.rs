@@ -5,27 +5,42 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use nosyntask_domain::TaskError;
-use nosyntask_engine::ports::{ModelInfo, TextModel, TextRequest, TextResponse, TokenUsage};
+use nosyntask_engine::ports::{ModelInfo, TextModel, TextRequest, TextResponse, TokenUsage, Usage};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::{merge_json, with_model_headers};
+use super::with_model_headers;
 use crate::config::ModelConfig;
 use crate::http::{HttpClient, excerpt, redact, send_json};
+use crate::profile::Profile;
+use crate::profile::usage::cost_micros;
 
 /// A chat model behind an OpenAI-compatible API.
 pub struct OpenAiCompatible {
     info: ModelInfo,
     config: ModelConfig,
+    profile: Profile,
     http: HttpClient,
 }
 
 impl OpenAiCompatible {
     pub fn new(info: ModelInfo, config: ModelConfig, http: HttpClient) -> Self {
-        OpenAiCompatible { info, config, http }
+        let profile = Profile::for_model(&config);
+        OpenAiCompatible {
+            info,
+            config,
+            profile,
+            http,
+        }
     }
 
-    fn body(&self, request: &TextRequest) -> Value {
+    /// The model's capability profile.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The request body, fitted to the model's profile.
+    pub fn body(&self, request: &TextRequest) -> Value {
         let mut messages: Vec<Value> = request
             .messages
             .iter()
@@ -53,15 +68,15 @@ impl OpenAiCompatible {
             // Through the shortest decimal form: 0.2f32 is sent as 0.2, not 0.20000000298.
             body["temperature"] = json!(t.to_string().parse::<f64>().unwrap_or(f64::from(t)));
         }
-        if let Some(max) = request.max_tokens {
-            body["max_tokens"] = json!(max);
-        }
         if json_mode {
             body["response_format"] = json!({"type": "json_object"});
         }
-        if let Some(extra) = &self.config.extra_body {
-            merge_json(&mut body, extra);
-        }
+        self.profile.fit_text_body(
+            &mut body,
+            request.max_tokens,
+            request.think,
+            self.config.extra_body.as_ref(),
+        );
         body
     }
 }
@@ -92,6 +107,25 @@ pub fn parse_completion(body: &Value) -> Result<(String, Option<String>, TokenUs
         .get("finish_reason")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    // An answer that stopped for these reasons is not whole, whatever its content: reading it
+    // would let JSON recovery close a cut-off list as if it were complete.
+    match finish_reason.as_deref() {
+        // DeepSeek: "the output is interrupted due to insufficient resources of the inference
+        // system" — the same request may succeed later.
+        Some("insufficient_system_resource") => {
+            return Err(TaskError::retryable(
+                "the provider stopped the answer early for lack of resources \
+                 (finish_reason=insufficient_system_resource)",
+            ));
+        }
+        Some("content_filter") => {
+            return Err(TaskError::permanent(
+                "the provider's content filter blocked the answer: the content was filtered \
+                 (finish_reason=content_filter)",
+            ));
+        }
+        _ => {}
+    }
     if content.trim().is_empty() {
         let refusal = choice
             .get("message")
@@ -102,9 +136,6 @@ pub fn parse_completion(body: &Value) -> Result<(String, Option<String>, TokenUs
             (None, Some("length")) => TaskError::permanent(
                 "the model's output was cut off (finish_reason=length) before any content",
             ),
-            (None, Some("content_filter")) => {
-                TaskError::permanent("the provider's content filter blocked the answer")
-            }
             _ => TaskError::retryable("the model returned an empty answer"),
         });
     }
@@ -146,10 +177,19 @@ impl TextModel for OpenAiCompatible {
             body = send_json(http) => body.map_err(|e| redact(e, api_key.as_deref()))?,
         };
         let (content, finish_reason, usage) = parse_completion(&body)?;
+        let cost_micros = self.profile.prices.as_ref().and_then(|prices| {
+            let reported = Usage {
+                prompt_tokens: Some(usage.prompt_tokens),
+                completion_tokens: Some(usage.completion_tokens),
+                ..Usage::default()
+            };
+            cost_micros(&reported, prices)
+        });
         Ok(TextResponse {
             content,
             finish_reason,
             usage,
+            cost_micros,
             model: self.info.name.clone(),
             provider: self.config.adapter.as_str().to_owned(),
         })

@@ -12,9 +12,11 @@ use nosyntask_engine::ports::{
 use serde_json::{Value, json};
 
 use super::{ResultRef, fit_size, merge_json, store_result, with_model_headers};
-use crate::config::{ModelConfig, parse_size};
+use crate::config::ModelConfig;
 use crate::http::{HttpClient, excerpt, redact, send_json};
 use crate::media::MediaKind;
+use crate::profile::Profile;
+use crate::profile::usage::{finish, from_response};
 
 /// An image model behind the OpenAI images API.
 pub struct OpenAiImages {
@@ -23,6 +25,7 @@ pub struct OpenAiImages {
     http: HttpClient,
     artifacts: Arc<dyn ArtifactStore>,
     sizes: Vec<(u32, u32)>,
+    profile: Profile,
 }
 
 impl OpenAiImages {
@@ -32,13 +35,16 @@ impl OpenAiImages {
         http: HttpClient,
         artifacts: Arc<dyn ArtifactStore>,
     ) -> Self {
-        let sizes = config.sizes.iter().filter_map(|s| parse_size(s)).collect();
+        // gpt-image-1 and dall-e-3 answer 400 for sizes outside their short lists.
+        let profile = Profile::for_model(&config);
+        let sizes = profile.sizes.clone();
         OpenAiImages {
             info,
             config,
             http,
             artifacts,
             sizes,
+            profile,
         }
     }
 
@@ -101,8 +107,14 @@ impl MediaModel for OpenAiImages {
         let work = async {
             let body = send_json(http).await?;
             let result = first_image(&body)?;
+            let usage = finish(
+                from_response(&body),
+                Some(1),
+                None,
+                self.profile.prices.as_ref(),
+            );
             ctx.progress.report(80.0);
-            let output = store_result(
+            let mut output = store_result(
                 &self.http,
                 &self.artifacts,
                 result,
@@ -112,6 +124,7 @@ impl MediaModel for OpenAiImages {
                 &request.checkpoint_key,
             )
             .await?;
+            output.usage = Some(usage);
             ctx.progress.report(99.0);
             Ok(output)
         };

@@ -12,6 +12,8 @@ use tracing::warn;
 
 use crate::http::excerpt;
 
+mod repair;
+
 /// Deeper nesting than this is refused before repair (it would only come from garbage).
 const MAX_DEPTH: usize = 256;
 /// How many candidate start positions are tried in prose.
@@ -86,36 +88,6 @@ pub fn strip_fences(text: &str) -> &str {
     text
 }
 
-/// Where the balanced JSON value starting at `start` ends (exclusive), or `None` if it is cut off.
-fn balanced_end(text: &str, start: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (i, c) in text[start..].char_indices() {
-        if in_string {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_string = true,
-            '{' | '[' => depth += 1,
-            '}' | ']' => {
-                depth = depth.saturating_sub(1);
-                if depth == 0 {
-                    return Some(start + i + c.len_utf8());
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
 fn max_depth(text: &str) -> usize {
     let (mut depth, mut max) = (0usize, 0usize);
     for c in text.chars() {
@@ -131,13 +103,27 @@ fn max_depth(text: &str) -> usize {
     max
 }
 
-/// Recovers the JSON value in an LLM answer.
+/// Recovers the JSON value in an LLM answer (the first candidate, when there are several).
 pub fn recover_json(raw: &str) -> Result<Value, RecoveryError> {
+    recover_json_matching(raw, |_| true)
+}
+
+/// Recovers the JSON value in an LLM answer, preferring the first candidate `accept` takes (the
+/// one of the expected shape) over an example or a bracketed note earlier in the prose; when no
+/// candidate is accepted, the first one is returned, for the caller to report its shape.
+pub fn recover_json_matching(
+    raw: &str,
+    accept: impl Fn(&Value) -> bool,
+) -> Result<Value, RecoveryError> {
     if raw.trim().is_empty() {
         return Err(RecoveryError::Empty);
     }
-    let visible = strip_thinking(raw)?;
-    let text = strip_fences(&visible).trim();
+    let visible = strip_thinking(&unify_thinking_tags(raw))?;
+    // Repaired as a whole before it is split: full-width separators between tokens would
+    // otherwise hide where a value ends. Messages quote the answer as the model wrote it.
+    let shown = || excerpt(visible.trim().as_bytes());
+    let text = repair::ascii_separators(visible.trim());
+    let text = text.trim();
     if text.is_empty() {
         return Err(RecoveryError::Empty);
     }
@@ -146,35 +132,44 @@ pub fn recover_json(raw: &str) -> Result<Value, RecoveryError> {
     {
         return Ok(value);
     }
-    // Candidates are the top-level bracketed spans: a value nested in an earlier span is part
-    // of that span, not an answer of its own. A span that never closes runs to the end.
-    let mut spans: Vec<&str> = Vec::new();
-    let mut from = 0;
-    while spans.len() < MAX_CANDIDATES {
-        let Some(start) = text[from..].find(['{', '[']).map(|i| from + i) else {
-            break;
-        };
-        let end = balanced_end(text, start).unwrap_or(text.len());
-        spans.push(&text[start..end]);
-        from = end;
-    }
-    if spans.is_empty() {
-        return Err(RecoveryError::NoJson(excerpt(text.as_bytes())));
-    }
-    for span in &spans {
-        if let Ok(value) = serde_json::from_str::<Value>(span) {
-            return Ok(value);
+    // Fenced JSON blocks come first, then the whole text (where the answer may follow an
+    // example in a fence).
+    let mut regions: Vec<&str> = json_fences(text);
+    regions.push(text);
+    let mut spans: Vec<String> = Vec::new();
+    for region in regions {
+        for span in repair::candidate_spans(region, MAX_CANDIDATES) {
+            if spans.len() < MAX_CANDIDATES * 2 && !spans.contains(&span) {
+                spans.push(span);
+            }
         }
     }
+    if spans.is_empty() {
+        return Err(RecoveryError::NoJson(shown()));
+    }
+    let strict: Vec<Value> = spans
+        .iter()
+        .filter_map(|span| serde_json::from_str::<Value>(span).ok())
+        .filter(|v| v.is_object() || v.is_array())
+        .collect();
+    if let Some(value) = strict.iter().find(|v| accept(v)) {
+        return Ok(value.clone());
+    }
     let mut first_error = None;
+    let mut repaired = Vec::new();
     for span in &spans {
         if max_depth(span) > MAX_DEPTH {
             first_error.get_or_insert_with(|| format!("nested deeper than {MAX_DEPTH} levels"));
             continue;
         }
         match jsonrepair_rs::jsonrepair(span) {
-            Ok(repaired) => match serde_json::from_str::<Value>(&repaired) {
-                Ok(value) if value.is_object() || value.is_array() => return Ok(value),
+            Ok(text) => match serde_json::from_str::<Value>(&text) {
+                Ok(value) if value.is_object() || value.is_array() => {
+                    if accept(&value) {
+                        return Ok(value);
+                    }
+                    repaired.push(value);
+                }
                 Ok(_) => {
                     first_error.get_or_insert_with(|| "not an object or array".to_owned());
                 }
@@ -187,17 +182,81 @@ pub fn recover_json(raw: &str) -> Result<Value, RecoveryError> {
             }
         }
     }
+    if let Some(value) = strict.into_iter().chain(repaired).next() {
+        return Ok(value);
+    }
     Err(RecoveryError::Unrepairable {
         reason: first_error.unwrap_or_else(|| "unknown".to_owned()),
-        excerpt: excerpt(text.as_bytes()),
+        excerpt: shown(),
     })
+}
+
+/// The bodies of the fenced code blocks that look like JSON, in order (an unclosed fence runs
+/// to the end).
+fn json_fences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut search = 0;
+    while search < text.len() {
+        let Some(open) = text[search..].find("```").map(|i| search + i) else {
+            break;
+        };
+        let after_ticks = open + 3;
+        let body_start = match text[after_ticks..].find('\n') {
+            Some(nl) => after_ticks + nl + 1,
+            None => text.len(),
+        };
+        let (body, next) = match text[body_start..].find("```") {
+            Some(close) => (
+                &text[body_start..body_start + close],
+                body_start + close + 3,
+            ),
+            None => (&text[body_start..], text.len()),
+        };
+        if body.trim_start().starts_with(['{', '[']) {
+            out.push(body);
+        }
+        search = next;
+    }
+    out
+}
+
+/// Thinking blocks under other names (`<thinking>`, `<reasoning>`, Kimi's `◁think▷`) as
+/// `<think>` blocks.
+fn unify_thinking_tags(text: &str) -> String {
+    let mut out = text.to_owned();
+    for name in ["thinking", "reasoning", "reflection"] {
+        out = replace_ignore_case(&out, &format!("<{name}>"), "<think>");
+        out = replace_ignore_case(&out, &format!("</{name}>"), "</think>");
+    }
+    out.replace("◁think▷", "<think>")
+        .replace("◁/think▷", "</think>")
+}
+
+fn replace_ignore_case(text: &str, pattern: &str, with: &str) -> String {
+    // ASCII lowercasing keeps byte offsets, so positions found in `lower` index `text`.
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut cursor = 0;
+    while let Some(at) = lower[cursor..].find(pattern).map(|i| cursor + i) {
+        out.push_str(&text[cursor..at]);
+        out.push_str(with);
+        cursor = at + pattern.len();
+    }
+    out.push_str(&text[cursor..]);
+    out
 }
 
 /// Recovers the JSON in `text` and deserializes it into `T`; errors are permanent and say what
 /// was wrong (with the path of a value of the wrong shape).
 pub fn parse_llm_json<T: DeserializeOwned>(text: &str) -> Result<T, TaskError> {
-    let value = recover_json(text).map_err(|e| TaskError::permanent(e.to_string()))?;
+    let value =
+        recover_json_matching(text, fits::<T>).map_err(|e| TaskError::permanent(e.to_string()))?;
     from_value(value)
+}
+
+/// Whether `value` deserializes into `T`.
+fn fits<T: DeserializeOwned>(value: &Value) -> bool {
+    T::deserialize(value).is_ok()
 }
 
 /// Deserializes a recovered value, naming the path of the first mismatch.
@@ -229,7 +288,7 @@ pub fn parse_llm_response<T: DeserializeOwned>(response: &TextResponse) -> Resul
     if !response.is_truncated() {
         return parse_llm_json(&response.content);
     }
-    let value = recover_json(&response.content)
+    let value = recover_json_matching(&response.content, fits::<T>)
         .map_err(|e| cut_off(TaskError::permanent(e.to_string())))?;
     let first_error = match from_value::<T>(value.clone()) {
         Ok(parsed) => return Ok(parsed),

@@ -132,6 +132,43 @@ fn cases() -> Vec<(&'static str, &'static str, Expect)> {
             V(json!({"a": 1})),
         ),
         (
+            "objects without the array brackets (a 3-shot storyboard)",
+            "{\"order\": 1, \"shotType\": \"远景\"},\n{\"order\": 2, \"shotType\": \"中景\"},\n{\"order\": 3, \"shotType\": \"特写\"}",
+            V(
+                json!([{"order": 1, "shotType": "远景"}, {"order": 2, "shotType": "中景"}, {"order": 3, "shotType": "特写"}]),
+            ),
+        ),
+        (
+            "objects without brackets after prose, trailing comma",
+            "分镜如下：\n{\"order\": 1},\n{\"order\": 2},\n",
+            V(json!([{"order": 1}, {"order": 2}])),
+        ),
+        (
+            "full-width colon and comma between tokens",
+            "{\"name\"：\"李雷\"，\"appearance\"：\"短发，戴眼镜\"}",
+            V(json!({"name": "李雷", "appearance": "短发，戴眼镜"})),
+        ),
+        (
+            "full-width separators in a list of objects",
+            "[{\"order\"：1，\"description\"：\"雨夜\"}，{\"order\"：2，\"description\"：\"车站\"}]",
+            V(json!([{"order": 1, "description": "雨夜"}, {"order": 2, "description": "车站"}])),
+        ),
+        (
+            "<thinking> block with JSON inside",
+            "<thinking>先列出 {\"draft\": true}</thinking>\n{\"characters\": [{\"name\": \"张三\"}]}",
+            V(json!({"characters": [{"name": "张三"}]})),
+        ),
+        (
+            "<Reasoning> block, upper case",
+            "<Reasoning>[step 1] read the script</Reasoning>{\"count\": 1}",
+            V(json!({"count": 1})),
+        ),
+        (
+            "unclosed <thinking> block",
+            "<thinking>我需要仔细分析这个剧本 {\"a\":",
+            Error("ended inside its <think> block"),
+        ),
+        (
             "a refusal has no JSON",
             "抱歉，我无法完成这个请求。",
             Error("contains no JSON: 抱歉，我无法完成这个请求。"),
@@ -203,11 +240,47 @@ fn typed_parsing_names_what_is_wrong() {
 }
 
 #[test]
+fn the_expected_shape_wins_over_notes_and_examples() {
+    let want = vec![
+        Scene {
+            order: 1,
+            description: "雨夜".into(),
+        },
+        Scene {
+            order: 2,
+            description: "车站".into(),
+        },
+    ];
+    // A bracketed citation before the answer.
+    let board: Storyboard = parse_llm_json(
+        "根据剧本[1]，分镜如下：{\"scenes\": [{\"order\": 1, \"description\": \"雨夜\"}, {\"order\": 2, \"description\": \"车站\"}]}",
+    )
+    .unwrap();
+    assert_eq!(board.scenes, want);
+    // An example of the format in a fence, then the real answer in prose.
+    let board: Storyboard = parse_llm_json(
+        "The format is:\n```json\n{\"example\": {\"order\": 0}}\n```\nHere it is:\n{\"scenes\": [{\"order\": 1, \"description\": \"雨夜\"}, {\"order\": 2, \"description\": \"车站\"},]}",
+    )
+    .unwrap();
+    assert_eq!(board.scenes, want);
+    // Objects without brackets, as a list type.
+    let scenes: Vec<Scene> = parse_llm_json(
+        "{\"order\": 1, \"description\": \"雨夜\"},\n{\"order\": 2, \"description\": \"车站\"}",
+    )
+    .unwrap();
+    assert_eq!(scenes, want);
+    // No candidate of the shape: the first one is reported.
+    let err = parse_llm_json::<Storyboard>("见[1]").unwrap_err();
+    assert!(err.to_string().contains("expected shape"), "{err}");
+}
+
+#[test]
 fn truncated_answers_say_so_when_unrecoverable() {
     let response = |content: &str, reason: &str| TextResponse {
         content: content.into(),
         finish_reason: Some(reason.into()),
         usage: Default::default(),
+        cost_micros: None,
         model: "m".into(),
         provider: "p".into(),
     };
@@ -274,6 +347,7 @@ impl TextModel for Fixed {
             content: self.0.into(),
             finish_reason: Some("stop".into()),
             usage: Default::default(),
+            cost_micros: None,
             model: "fixer".into(),
             provider: "test".into(),
         })
@@ -302,6 +376,7 @@ async fn one_repair_request_when_local_recovery_fails() {
         content: "scenes: 第一场 雨夜; 第二场 车站".into(),
         finish_reason: Some("stop".into()),
         usage: Default::default(),
+        cost_micros: None,
         model: "m".into(),
         provider: "p".into(),
     };

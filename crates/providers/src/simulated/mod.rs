@@ -155,6 +155,7 @@ impl TextModel for SimulatedText {
                 completion_tokens,
                 total_tokens: prompt_tokens + completion_tokens,
             },
+            cost_micros: None,
             model: self.info.name.clone(),
             provider: "simulated".to_owned(),
         })
@@ -294,6 +295,7 @@ impl MediaModel for SimulatedMedia {
             url,
             content_type: content_type.to_owned(),
             source_url: None,
+            usage: None,
         })
     }
 }

@@ -177,3 +177,35 @@ pub fn html_page() -> ResponseTemplate {
         "text/html",
     )
 }
+
+/// A stand-in endpoint: answers each request with what `F` makes of it, so a stand-in can
+/// enforce a provider's documented rules.
+pub struct Rule<F>(pub F);
+
+impl<F> Respond for Rule<F>
+where
+    F: Fn(&Request) -> ResponseTemplate + Send + Sync + 'static,
+{
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        (self.0)(request)
+    }
+}
+
+/// Records when each request arrived and answers with the templates in turn (the last repeats).
+pub struct Timed {
+    pub templates: Vec<ResponseTemplate>,
+    pub seen: Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
+}
+
+impl Respond for Timed {
+    fn respond(&self, _request: &Request) -> ResponseTemplate {
+        let mut seen = self.seen.lock().unwrap();
+        seen.push(std::time::Instant::now());
+        self.templates[(seen.len() - 1).min(self.templates.len() - 1)].clone()
+    }
+}
+
+/// A model built from a configuration table, as the server reads `[[models]]`.
+pub fn model_from(table: Value) -> ModelConfig {
+    serde_json::from_value(table).unwrap()
+}

@@ -5,9 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod dead_tasks;
+mod docs;
+mod media_rules;
 mod openai_compatible;
 mod openai_images;
 mod presets;
 mod readme;
 mod scenarios;
 mod simulated;
+mod text_rules;

@@ -302,7 +302,8 @@ impl ProviderMock for OpenAiVideos {
     fn finished(&self, _uri: &str) -> ResponseTemplate {
         json_response(
             200,
-            json!({"id": "video_68d7", "object": "video", "status": "completed", "progress": 100, "completed_at": 1758941600, "expires_at": 1759028000}),
+            // Assets expire a day after completion; a finished video past it is gone.
+            json!({"id": "video_68d7", "object": "video", "status": "completed", "progress": 100, "completed_at": 1758941600, "expires_at": chrono::Utc::now().timestamp() + 86_400}),
         )
     }
     fn failed(&self, _uri: &str) -> ResponseTemplate {

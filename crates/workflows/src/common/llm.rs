@@ -147,9 +147,11 @@ async fn complete(
     Ok(response)
 }
 
-/// Recovers the JSON in `content` and converts it.
+/// Recovers the JSON in `content` and converts it. Of several JSON values in the answer (an
+/// example, a `[1]` note, the answer), the first that converts is taken.
 fn read<T>(content: &str, convert: &impl Fn(Value) -> Result<T, String>) -> Result<T, String> {
-    let value = nosyntask_providers::recover_json(content).map_err(|err| err.to_string())?;
+    let value = nosyntask_providers::recover_json_matching(content, |v| convert(v.clone()).is_ok())
+        .map_err(|err| err.to_string())?;
     convert(value)
 }
 

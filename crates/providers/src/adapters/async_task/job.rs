@@ -4,16 +4,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use nosyntask_domain::TaskError;
-use nosyntask_engine::ports::ModelKind;
+use nosyntask_engine::ports::{ModelKind, Usage};
 use reqwest::Method;
 use serde_json::Value;
 
 use super::AsyncTaskModel;
 use super::spec::{AsyncTaskSpec, RequestConfig};
 use crate::adapters::{RequestSpec, ResultRef, build_request, merge_json, parse_method};
-use crate::http::{excerpt, poll_json, send_bytes, send_json};
+use crate::http::{Failure, excerpt, is_gone_status, send_bytes, send_json_checked};
 use crate::normalize::{extract_image_url, extract_video_url, looks_like_url};
 use crate::poll::{PollState, ProviderTask, RemoteJob, Submitted};
+use crate::profile::usage::from_response;
 use crate::template::Vars;
 
 /// One generation call: the model and the call's values.
@@ -21,6 +22,8 @@ pub(super) struct Job<'a> {
     pub(super) model: &'a AsyncTaskModel,
     pub(super) vars: Vars,
     pub(super) extra: Value,
+    /// What the provider reported the finished task used.
+    pub(super) usage: std::sync::Mutex<Usage>,
 }
 
 /// What a response says, read through the configured paths.
@@ -30,6 +33,9 @@ struct Reading {
     progress: Option<f64>,
     result: Option<ResultText>,
     error: Option<String>,
+    /// Until when the output can be fetched (epoch seconds).
+    expires_at: Option<f64>,
+    usage: Usage,
 }
 
 #[derive(Debug)]
@@ -43,6 +49,21 @@ fn in_list(list: &[String], status: &str) -> bool {
 }
 
 impl Job<'_> {
+    /// Keeps what a response reports, over what earlier responses did.
+    fn keep_usage(&self, reported: Usage) {
+        if let Ok(mut usage) = self.usage.lock() {
+            usage.prompt_tokens = reported.prompt_tokens.or(usage.prompt_tokens);
+            usage.completion_tokens = reported.completion_tokens.or(usage.completion_tokens);
+            usage.images = reported.images.or(usage.images);
+            usage.video_seconds = reported.video_seconds.or(usage.video_seconds);
+        }
+    }
+
+    /// What the finished task used, as reported.
+    pub(super) fn usage(&self) -> Usage {
+        self.usage.lock().map(|u| *u).unwrap_or_default()
+    }
+
     fn spec(&self) -> &AsyncTaskSpec {
         &self.model.spec
     }
@@ -141,31 +162,52 @@ impl Job<'_> {
                 }),
             result,
             error: spec.error.as_ref().and_then(|p| p.get_text(body)),
+            usage: from_response(body),
+            expires_at: spec
+                .expires_at
+                .as_ref()
+                .and_then(|p| p.get(body))
+                .and_then(Value::as_f64),
         }
     }
 
-    /// Turns a reading of a finished task into where its file is.
+    /// Turns a reading of a finished task into where its file is (or why there is none).
     async fn finish(
         &self,
         reading: Reading,
         task: Option<&ProviderTask>,
-    ) -> Result<ResultRef, TaskError> {
+    ) -> Result<PollState<ResultRef>, TaskError> {
         let cfg = &self.spec().config;
         let vars = match task {
             Some(task) => self.task_vars(task),
             None => self.vars.clone(),
         };
+        self.keep_usage(reading.usage);
+        if let Some(expires_at) = reading.expires_at
+            && expires_at <= chrono::Utc::now().timestamp() as f64
+        {
+            return Ok(PollState::Gone(format!(
+                "its output expired at {}",
+                chrono::DateTime::from_timestamp(expires_at as i64, 0)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_else(|| expires_at.to_string())
+            )));
+        }
         if let Some(download) = &cfg.download {
             let url = crate::template::render_url(&download.url, &vars);
             let request = self.request(download, Method::GET, &vars, None, "download")?;
-            return Ok(ResultRef::Endpoint(Box::new(request), url));
+            return Ok(PollState::Done(ResultRef::Endpoint(Box::new(request), url)));
         }
         let reading = match &cfg.result {
             Some(result) if task.is_some() => {
                 let request =
                     self.request(result, Method::GET, &vars, result.body.clone(), "result")?;
-                let body = send_json(request).await?;
+                let body = match send_json_checked(request, false).await {
+                    Ok(body) => body,
+                    Err(failure) => return result_failure(failure),
+                };
                 let fetched = self.read(&body);
+                self.keep_usage(fetched.usage);
                 if fetched.result.is_none() {
                     return Err(TaskError::permanent(match fetched.error {
                         Some(error) => format!("the provider reported: {error}"),
@@ -180,8 +222,8 @@ impl Job<'_> {
             _ => reading,
         };
         match reading.result {
-            Some(ResultText::Url(url)) => Ok(ResultRef::Url(url)),
-            Some(ResultText::Base64(data)) => Ok(ResultRef::Base64(data)),
+            Some(ResultText::Url(url)) => Ok(PollState::Done(ResultRef::Url(url))),
+            Some(ResultText::Base64(data)) => Ok(PollState::Done(ResultRef::Base64(data))),
             None => Err(TaskError::permanent(format!(
                 "the task finished but the response has no file at `{}`",
                 cfg.result_url_path
@@ -211,14 +253,12 @@ impl Job<'_> {
                 {
                     return Ok(PollState::Failed(error));
                 }
-                self.finish(reading, task).await.map(PollState::Done)
+                self.finish(reading, task).await
             }
             Some(_) => Ok(PollState::Running {
                 progress: reading.progress,
             }),
-            None if reading.result.is_some() => {
-                self.finish(reading, task).await.map(PollState::Done)
-            }
+            None if reading.result.is_some() => self.finish(reading, task).await,
             None if reading.error.is_some() => {
                 Ok(PollState::Failed(reading.error.unwrap_or_default()))
             }
@@ -231,6 +271,35 @@ impl Job<'_> {
                 progress: reading.progress,
             }),
         }
+    }
+}
+
+/// What a failed result request means. fal answers a request that failed with its error on the
+/// result endpoint (`{"detail": …, "error_type": …}`, also with 5xx codes): the task failed, and
+/// fetching the result again cannot change that. A 404 means the result is gone.
+fn result_failure(failure: Failure) -> Result<PollState<ResultRef>, TaskError> {
+    match failure {
+        Failure::Status { status, error, .. } if is_gone_status(status) => {
+            Ok(PollState::Gone(error.to_string()))
+        }
+        Failure::Status {
+            body: Some(body),
+            error,
+            ..
+        } if body.get("error_type").is_some() => {
+            let detail = crate::http::provider_message(&body).unwrap_or_else(|| error.to_string());
+            let kind = body
+                .get("error_type")
+                .and_then(Value::as_str)
+                .unwrap_or("error");
+            Ok(PollState::Failed(format!("{detail} ({kind})")))
+        }
+        Failure::Status { status, error, .. }
+            if status.is_client_error() && !matches!(status.as_u16(), 408 | 425 | 429) =>
+        {
+            Ok(PollState::Failed(error.to_string()))
+        }
+        other => Err(other.into_error()),
     }
 }
 
@@ -247,7 +316,9 @@ impl RemoteJob for Job<'_> {
             self.submit_body(),
             "submit",
         )?;
-        let body = send_json(request).await?;
+        let body = send_json_checked(request, false)
+            .await
+            .map_err(Failure::into_error)?;
         let reading = self.read(&body);
         let finished_now = match &reading.status {
             Some(status) => in_list(&cfg.success_statuses, status),
@@ -262,7 +333,15 @@ impl RemoteJob for Job<'_> {
             )));
         }
         if finished_now && (reading.result.is_some() || cfg.poll.is_none()) {
-            return self.finish(reading, None).await.map(Submitted::Done);
+            return match self.finish(reading, None).await? {
+                PollState::Done(result) => Ok(Submitted::Done(result)),
+                PollState::Failed(message) | PollState::Gone(message) => {
+                    Err(TaskError::permanent(message))
+                }
+                PollState::Running { .. } | PollState::Cancelled => Err(TaskError::permanent(
+                    "the provider's synchronous answer has no file",
+                )),
+            };
         }
         if cfg.poll.is_none() {
             return Err(TaskError::permanent(format!(
@@ -298,7 +377,14 @@ impl RemoteJob for Job<'_> {
         };
         let vars = self.task_vars(task);
         let request = self.request(poll, Method::GET, &vars, poll.body.clone(), "poll")?;
-        let body = poll_json(request).await?;
+        let body = match send_json_checked(request, true).await {
+            Ok(body) => body,
+            // The provider no longer knows the id (expired, deleted, another account's).
+            Err(Failure::Status { status, error, .. }) if is_gone_status(status) => {
+                return Ok(PollState::Gone(error.to_string()));
+            }
+            Err(failure) => return Err(failure.into_error()),
+        };
         let reading = self.read(&body);
         self.state(reading, &body, Some(task)).await
     }

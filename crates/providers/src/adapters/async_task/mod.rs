@@ -13,15 +13,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use nosyntask_domain::TaskError;
 use nosyntask_engine::ports::{
-    ArtifactStore, MediaContext, MediaModel, MediaOutput, MediaRequest, ModelInfo, ModelKind,
+    ArtifactStore, MediaContext, MediaModel, MediaOutput, MediaRequest, ModelInfo, ModelKind, Usage,
 };
 
+use super::references::References;
 use super::{fit_duration, fit_size, store_result};
-use crate::config::{ModelConfig, parse_size};
-use crate::http::{HttpClient, redact};
+use crate::config::ModelConfig;
+use crate::http::{HttpClient, is_gone_error, redact};
 use crate::media::MediaKind;
-use crate::poll::{PollOptions, submit_and_poll};
-use crate::presets;
+use crate::poll::{PollOptions, checkpointed_task, forget, submit_and_poll};
+use crate::profile::Profile;
+use crate::profile::usage::finish;
 use crate::template::{Var, Vars};
 
 use job::Job;
@@ -34,8 +36,7 @@ pub struct AsyncTaskModel {
     spec: AsyncTaskSpec,
     http: HttpClient,
     artifacts: Arc<dyn ArtifactStore>,
-    sizes: Vec<(u32, u32)>,
-    durations: Vec<u32>,
+    profile: Profile,
 }
 
 impl AsyncTaskModel {
@@ -46,26 +47,36 @@ impl AsyncTaskModel {
         artifacts: Arc<dyn ArtifactStore>,
     ) -> Result<Self, KeyError> {
         let spec = AsyncTaskSpec::from_model(&config)?;
-        let (preset_sizes, preset_durations) = presets::limits(config.adapter);
-        let sizes = if config.sizes.is_empty() {
-            preset_sizes.iter().filter_map(|s| parse_size(s)).collect()
-        } else {
-            config.sizes.iter().filter_map(|s| parse_size(s)).collect()
-        };
-        let durations = if config.durations.is_empty() {
-            preset_durations.to_vec()
-        } else {
-            config.durations.clone()
-        };
+        let profile = Profile::for_model(&config);
         Ok(AsyncTaskModel {
             info,
             config,
             spec,
             http,
             artifacts,
-            sizes,
-            durations,
+            profile,
         })
+    }
+
+    /// The model's capability profile.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// What a finished call used: the provider's report, else one image or the video length
+    /// asked for, with the cost from the profile's prices.
+    fn usage_of(&self, job: &Job<'_>, request: &MediaRequest) -> Usage {
+        let (images, seconds) = match self.info.kind {
+            ModelKind::Video => (
+                None,
+                request
+                    .duration_secs
+                    .filter(|d| *d > 0)
+                    .map(|d| u64::from(fit_duration(d, &self.profile.durations))),
+            ),
+            _ => (Some(1), None),
+        };
+        finish(job.usage(), images, seconds, self.profile.prices.as_ref())
     }
 
     fn media_kind(&self) -> MediaKind {
@@ -75,15 +86,28 @@ impl AsyncTaskModel {
         }
     }
 
-    fn vars(&self, request: &MediaRequest, api_key: Option<&str>) -> Vars {
-        let (width, height) = fit_size(request.width, request.height, &self.sizes);
+    async fn vars(&self, request: &MediaRequest, api_key: Option<&str>) -> Result<Vars, TaskError> {
+        let (width, height) = match (request.width, request.height, self.profile.default_size) {
+            (0, _, Some(size)) | (_, 0, Some(size)) => size,
+            (w, h, _) => fit_size(w, h, &self.profile.sizes),
+        };
+        let references = References {
+            artifacts: &self.artifacts,
+            http: &self.http,
+            inline: self.profile.inline_references,
+            timeout: Duration::from_secs(self.spec.config.request_timeout_secs),
+        };
+        let image_url = references.resolve_opt(request.image_url.as_deref()).await?;
+        let end_image_url = references
+            .resolve_opt(request.end_image_url.as_deref())
+            .await?;
         let mut vars = Vars::new();
         vars.set_text("prompt", request.prompt.clone())
             .set_opt("negative_prompt", request.negative_prompt.as_deref())
             .set_text("model", self.config.provider_model())
             .set_text("base_url", self.config.base())
-            .set_opt("image_url", request.image_url.as_deref())
-            .set_opt("end_image_url", request.end_image_url.as_deref())
+            .set_opt("image_url", image_url.as_deref())
+            .set_opt("end_image_url", end_image_url.as_deref())
             .set_opt("api_key", api_key);
         if width > 0 && height > 0 {
             vars.set("width", Var::Number(width.into()))
@@ -93,10 +117,10 @@ impl AsyncTaskModel {
         if let Some(duration) = request.duration_secs.filter(|d| *d > 0) {
             vars.set(
                 "duration",
-                Var::Number(fit_duration(duration, &self.durations).into()),
+                Var::Number(fit_duration(duration, &self.profile.durations).into()),
             );
         }
-        vars
+        Ok(vars)
     }
 }
 
@@ -114,8 +138,9 @@ impl MediaModel for AsyncTaskModel {
         let api_key = self.config.api_key()?;
         let job = Job {
             model: self,
-            vars: self.vars(&request, api_key.as_deref()),
+            vars: self.vars(&request, api_key.as_deref()).await?,
             extra: request.extra.clone(),
+            usage: Default::default(),
         };
         let cfg = &self.spec.config;
         let mut options = PollOptions::new(
@@ -127,7 +152,7 @@ impl MediaModel for AsyncTaskModel {
         let result = async {
             let result = submit_and_poll(&job, &request.checkpoint_key, &ctx, &options).await?;
             ctx.progress.report(92.0);
-            let output = store_result(
+            let stored = store_result(
                 &self.http,
                 &self.artifacts,
                 result,
@@ -136,7 +161,23 @@ impl MediaModel for AsyncTaskModel {
                 self.info.timeout,
                 &request.checkpoint_key,
             )
-            .await?;
+            .await;
+            let output = match stored {
+                // Replicate deletes outputs an hour after a prediction ends; a file that is gone
+                // will stay gone, so the task is forgotten and the next attempt submits again.
+                Err(err) if is_gone_error(&err) => {
+                    let Some(task) = checkpointed_task(&ctx, &request.checkpoint_key).await else {
+                        return Err(err);
+                    };
+                    let message = format!("its output can no longer be downloaded: {err}");
+                    return Err(
+                        forget(&ctx, &request.checkpoint_key, &options, &task, &message).await,
+                    );
+                }
+                other => other?,
+            };
+            let mut output = output;
+            output.usage = Some(self.usage_of(&job, &request));
             ctx.progress.report(99.0);
             Ok(output)
         }

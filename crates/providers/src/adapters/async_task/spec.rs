@@ -63,6 +63,10 @@ pub struct AsyncTaskConfig {
     /// Where the provider's error message is.
     #[serde(default)]
     pub error_path: Option<String>,
+    /// Where a finished task says until when its output can be downloaded (epoch seconds, as
+    /// OpenAI videos' `expires_at`); an expired task is cleared from the checkpoint.
+    #[serde(default)]
+    pub expires_at_path: Option<String>,
     /// Status values (case-insensitive) meaning the task succeeded / failed / was cancelled.
     #[serde(default)]
     pub success_statuses: Vec<String>,
@@ -116,6 +120,7 @@ pub struct AsyncTaskSpec {
     pub(super) result_url: Option<JsonPath>,
     pub(super) result_base64: Option<JsonPath>,
     pub(super) error: Option<JsonPath>,
+    pub(super) expires_at: Option<JsonPath>,
     pub(super) extra_path: Vec<String>,
 }
 
@@ -239,6 +244,7 @@ impl AsyncTaskSpec {
             result_url: path("result_url_path", &config.result_url_path)?,
             result_base64: path("result_base64_path", &config.result_base64_path)?,
             error: path("error_path", &config.error_path)?,
+            expires_at: path("expires_at_path", &config.expires_at_path)?,
             capture,
             extra_path,
             config,
