@@ -199,7 +199,7 @@ fn spawn_shifted_worker(offset: &str, url: &str, log: &std::path::Path) -> Child
             "--concurrency",
             "8",
             "--sleep-ms",
-            "150",
+            "200",
             "--lease-ms",
             "2000",
         ])
@@ -211,7 +211,7 @@ fn spawn_shifted_worker(offset: &str, url: &str, log: &std::path::Path) -> Child
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_with_skewed_clocks_agree_on_leases_and_ready_times() {
-    const JOBS: usize = 150;
+    const JOBS: usize = 200;
     let Some(database): Option<TestStore> = test_store("postgres").await.unwrap() else {
         return;
     };
@@ -224,13 +224,27 @@ async fn processes_with_skewed_clocks_agree_on_leases_and_ready_times() {
         .status()
         .expect("running faketime (Debian package `faketime`)");
     assert!(started.success());
-    // ...and run by one a minute behind and one a minute ahead of the database.
+    // ...and run by one a minute behind the database, which must start at once rather than wait
+    // for the starter's clock...
     let logs = [dir.path().join("behind.log"), dir.path().join("ahead.log")];
     let began = Instant::now();
-    let mut workers = [
-        spawn_shifted_worker("-60s", database.url(), &logs[0]),
-        spawn_shifted_worker("+60s", database.url(), &logs[1]),
-    ];
+    let behind = spawn_shifted_worker("-60s", database.url(), &logs[0]);
+    nosyntask_testkit::wait_for(
+        "the worker behind to run a step",
+        Duration::from_secs(15),
+        || {
+            let log = logs[0].clone();
+            async move {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                (!text.is_empty()).then_some(())
+            }
+        },
+    )
+    .await;
+    // ...and one a minute ahead, joining while the first holds leases: they are healthy, and
+    // it must not take them over.
+    let ahead = spawn_shifted_worker("+60s", database.url(), &logs[1]);
+    let mut workers = [behind, ahead];
 
     let mut registry = Registry::new();
     let sink = std::fs::File::create(dir.path().join("unused.log")).unwrap();
@@ -249,7 +263,7 @@ async fn processes_with_skewed_clocks_agree_on_leases_and_ready_times() {
             .await
             .unwrap()
     };
-    // Nothing may wait for the skew: 150 two-step jobs of 150 ms steps on 16 slots take a few
+    // Nothing may wait for the skew: 200 two-step jobs of 200 ms steps on 16 slots take a few
     // seconds; a minute of waiting would show.
     let result =
         nosyntask_testkit::wait_for("every job to complete", Duration::from_secs(45), || {
