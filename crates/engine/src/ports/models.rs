@@ -101,6 +101,10 @@ pub struct TextRequest {
     pub json_output: bool,
     /// The JSON shape wanted, as an example value; the simulated model answers in this shape.
     pub json_example: Option<Value>,
+    /// The request's deep-thinking flag (NanoStory's `think`): `Some(true)` asks for the model's
+    /// thinking mode, `Some(false)` asks to turn it off, `None` leaves the provider's default.
+    /// Adapters map it to their provider's parameter and ignore it where there is none.
+    pub think: Option<bool>,
 }
 
 impl TextRequest {
