@@ -137,11 +137,10 @@ impl ParamSpec {
         if let (Some(max), Some(text)) = (self.max_length, value.as_str())
             && text.chars().count() > max
         {
-            return Err(ParamError::new(
-                field(),
-                format!("must be at most {max} characters"),
-            )
-            .zh(format!("最多 {max} 个字符")));
+            return Err(
+                ParamError::new(field(), format!("must be at most {max} characters"))
+                    .zh(format!("最多 {max} 个字符")),
+            );
         }
         Ok(())
     }
@@ -243,7 +242,9 @@ impl ParamsSchema {
             match object.get(&spec.name) {
                 None | Some(Value::Null) => {
                     if spec.required {
-                        return Err(ParamError::new(spec.name.clone(), "is required").zh("为必填项"));
+                        return Err(
+                            ParamError::new(spec.name.clone(), "is required").zh("为必填项")
+                        );
                     }
                     if let Some(default) = &spec.default {
                         out.insert(spec.name.clone(), default.clone());
