@@ -103,7 +103,13 @@ fn resolve(catalog: &dyn ModelCatalog, uses: Uses, params: Value) -> Result<Valu
         });
         let name = match named {
             Some((given_as, name)) => check(catalog, kind, given_as, &name)?,
-            None => default_of(catalog, kind)?,
+            None => match default_of(catalog, kind) {
+                Ok(name) => name,
+                // A secondary model may not be needed (scene_video writes a prompt only when
+                // given none), so its missing default fails the step that needs it, if any.
+                Err(_) if kind != uses.main => continue,
+                Err(err) => return Err(err),
+            },
         };
         params.insert(typed.to_owned(), Value::String(name));
     }
