@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod i18n;
 pub mod middleware;
 pub mod openapi;
 pub mod reads;
