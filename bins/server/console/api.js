@@ -99,6 +99,8 @@ export class Api {
     if (filters.status && filters.status.length) query.set('status', filters.status.join(','));
     if (filters.limit) query.set('limit', String(filters.limit));
     if (filters.before) query.set('before', filters.before);
+    // The list shows no steps; each job's tasks are read when it is opened.
+    query.set('tasks', 'false');
     const suffix = query.toString() ? `?${query}` : '';
     return this.request('GET', `/api/workflows${suffix}`, undefined, signal);
   }

@@ -26,7 +26,7 @@ export function fieldsOf(schema) {
   const fields = Object.entries(properties).map(([name, spec]) => fieldOf(name, spec || {}, required.has(name), grouped.has(name)));
   const rank = (f) => [
     f.required ? 0 : f.oneOf ? 1 : 2,
-    f.name === 'modelName' ? 2 : f.type === 'integer' || f.type === 'number' || f.type === 'boolean' ? 1 : 0,
+    MODEL_FIELDS.has(f.name) ? 2 : f.type === 'integer' || f.type === 'number' || f.type === 'boolean' ? 1 : 0,
   ];
   fields.sort((a, b) => {
     const [a1, a2] = rank(a);
@@ -35,6 +35,9 @@ export function fieldsOf(schema) {
   });
   return { fields, anyOf: anyOf.length > 1 ? [anyOf.flat()] : [] };
 }
+
+/** The params that name a configured model: the typed fields and their alias. */
+const MODEL_FIELDS = new Set(['modelName', 'textModel', 'imageModel', 'videoModel']);
 
 function fieldOf(name, spec, required, oneOf) {
   const type = Array.isArray(spec.type) ? spec.type.find((t) => t !== 'null') || 'string' : spec.type || 'string';
@@ -57,7 +60,7 @@ function fieldOf(name, spec, required, oneOf) {
     maximum: typeof spec.maximum === 'number' ? spec.maximum : null,
     maxLength: typeof spec.maxLength === 'number' ? spec.maxLength : null,
     control,
-    modelKind: name === 'modelName' && kind ? kind[1] : null,
+    modelKind: MODEL_FIELDS.has(name) && kind ? kind[1] : null,
   };
 }
 

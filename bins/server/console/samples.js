@@ -64,4 +64,37 @@ export const SAMPLES = {
     kind: 'image',
     style: 'watercolour',
   },
+  script_only: {
+    title: "The Lighthouse Keeper's Daughter",
+    description: 'A girl and her father keep the light burning for the fishing boats in a storm',
+    length: 'short',
+    episodeNumber: 1,
+  },
+  single_frame_generation: {
+    storyboardId: 2,
+    description: 'The white lighthouse on the cliff at dawn, its lamp still turning',
+  },
+  smart_parse: {
+    apiDoc: 'Host: api.example.com\nPOST /v1/images/generations\nAuthorization: Bearer <key>\n{"model": "example-image-1", "prompt": "...", "size": "1024x1024"}\nResponse: {"data": [{"url": "<image URL>"}]}',
+  },
+  camera_run_generation: {
+    storyboardId: 3,
+    description: 'Lin Mei climbs the wet cliff path towards the lighthouse, lantern in hand',
+    shotType: 'wide shot',
+    hasAction: true,
+  },
+  batch_frame_generation: {
+    scriptId: 1,
+    storyboards: [
+      { id: 1, prompt: 'Lin Mei climbs the wet cliff path at dawn, lantern in hand', hasAction: true },
+      { id: 2, description: 'The lighthouse lamp room, brass and glass, morning light' },
+    ],
+  },
+  batch_scene_video_generation: {
+    scriptId: 1,
+    storyboards: [
+      { id: 1, prompt: 'Fishing boats glide into the harbour under a pink sky', duration: 4 },
+      { id: 2, description: 'Ah Jun throws a silver fish; Lin Mei catches it and laughs', hasAction: true },
+    ],
+  },
 };

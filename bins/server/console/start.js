@@ -206,7 +206,7 @@ function controlFor(field, models) {
       return h('textarea', { ...common, rows: field.maxLength && field.maxLength > 10000 ? 10 : 3, maxlength: field.maxLength ?? undefined }, initialText(field));
     default: {
       const numeric = field.type === 'integer' || field.type === 'number';
-      const list = field.name === 'modelName' && models.length ? `models-${field.modelKind || 'all'}` : undefined;
+      const list = field.modelKind !== null && models.length ? `models-${field.modelKind || 'all'}` : undefined;
       return h('input', {
         ...common,
         type: numeric ? 'number' : 'text',

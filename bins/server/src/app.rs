@@ -9,10 +9,12 @@ use actix_cors::Cors;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ResourceDef, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION, RETRY_AFTER,
+    ACCEPT, ACCEPT_LANGUAGE, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION,
+    RETRY_AFTER,
 };
 use actix_web::{App, Error, HttpRequest, HttpResponse, middleware, web};
-use nosyntask_domain::Job as DomainJob;
+use futures::StreamExt;
+use nosyntask_domain::{Job as DomainJob, Viewer};
 use nosyntask_engine::ports::ModelCatalog;
 use nosyntask_engine::{Engine, EngineError, WorkflowDefinition};
 use tokio_util::sync::CancellationToken;
@@ -25,11 +27,15 @@ use crate::auth::JwtAuth;
 use crate::config::Role;
 use crate::edge::{DEFAULT_BODY_READ_TIMEOUT, EdgeConfig};
 use crate::error::{self, ApiError};
+use crate::i18n::Lang;
 use crate::middleware::HttpMetrics;
 use crate::openapi;
 use crate::reads::JobReads;
 use crate::routes::{admin, console, events, system, workflows};
-use crate::views::{JobList, JobSummary};
+use crate::views::{Job, JobList, JobSummary};
+
+/// Jobs of a list whose tasks are read at the same time.
+const LIST_READS_AT_ONCE: usize = 8;
 
 /// Event stream timing.
 #[derive(Debug, Clone, Copy)]
@@ -75,14 +81,36 @@ impl AppState {
             .map(|definition| definition.as_ref())
     }
 
-    /// List views of jobs.
-    pub fn summaries(&self, jobs: &[DomainJob]) -> JobList {
-        JobList {
-            jobs: jobs
+    /// List views of jobs, with their tasks when `with_tasks` (read a few jobs at a time; a job
+    /// pruned in between is left out).
+    pub async fn job_list(
+        &self,
+        viewer: &Viewer,
+        jobs: &[DomainJob],
+        with_tasks: bool,
+        lang: Lang,
+    ) -> Result<JobList, ApiError> {
+        if !with_tasks {
+            let jobs = jobs
                 .iter()
-                .map(|job| JobSummary::new(job, self.definition(&job.workflow_type)))
-                .collect(),
+                .map(|job| JobSummary::new(job, self.definition(&job.workflow_type), lang).into())
+                .collect();
+            return Ok(JobList { jobs });
         }
+        let reads = futures::stream::iter(jobs.iter().map(|job| self.engine.get(viewer, job.id)))
+            .buffered(LIST_READS_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await;
+        let mut listed = Vec::with_capacity(reads.len());
+        for read in reads {
+            match read {
+                Ok(job) => listed
+                    .push(Job::new(&job, self.definition(&job.job.workflow_type), lang).into()),
+                Err(EngineError::NotFound(_)) => {}
+                Err(err) => return Err(self.error(err)),
+            }
+        }
+        Ok(JobList { jobs: listed })
     }
 }
 
@@ -225,6 +253,8 @@ pub fn build_app(
         async move { Err::<HttpResponse, _>(routes.fallback(&req)) }
     }))
     .wrap(middleware::from_fn(crate::edge::guard))
+    // Outside the guard, so the guard's own answers follow the request's language too.
+    .wrap(middleware::from_fn(crate::i18n::scope))
     .wrap(middleware::Condition::new(
         cors,
         cors_middleware(&parts.cors_allowed_origins),
@@ -236,7 +266,13 @@ pub fn build_app(
 fn cors_middleware(origins: &[String]) -> Cors {
     let mut cors = Cors::default()
         .allowed_methods(["GET", "POST"])
-        .allowed_headers([AUTHORIZATION, CONTENT_TYPE, IF_NONE_MATCH, ACCEPT])
+        .allowed_headers([
+            AUTHORIZATION,
+            CONTENT_TYPE,
+            IF_NONE_MATCH,
+            ACCEPT,
+            ACCEPT_LANGUAGE,
+        ])
         .allowed_header("idempotency-key")
         .expose_headers([ETAG, RETRY_AFTER])
         .max_age(3600);

@@ -152,6 +152,8 @@ pub struct ServerSettings {
     /// Browser origins allowed to call the API from another origin (CORS), e.g.
     /// `https://app.example.com`; `*` allows any. Empty: no CORS headers.
     pub cors_allowed_origins: Vec<String>,
+    /// Language of messages (`zh` or `en`) for requests whose `Accept-Language` names neither.
+    pub default_language: crate::i18n::Lang,
 }
 
 impl Default for ServerSettings {
@@ -168,6 +170,7 @@ impl Default for ServerSettings {
             log_format: LogFormat::Pretty,
             log_level: "info".to_owned(),
             cors_allowed_origins: Vec::new(),
+            default_language: crate::i18n::Lang::En,
         }
     }
 }

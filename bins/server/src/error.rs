@@ -8,7 +8,10 @@ use nosyntask_engine::EngineError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// The body of every error answer. The frontend shows `message`; `code` is stable.
+use crate::i18n::{self, Lang};
+
+/// The body of every error answer. The frontend shows `message` (in the request's
+/// `Accept-Language`, Chinese or English); `code` is stable.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Human readable; names the offending field where there is one.
@@ -29,7 +32,10 @@ pub struct ErrorBody {
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
+    /// English.
     pub message: String,
+    /// Chinese; when absent, a Chinese sentence for `code` is shown to Chinese readers.
+    pub message_zh: Option<String>,
     pub retry_after_secs: Option<u64>,
     pub allow: Option<String>,
 }
@@ -40,8 +46,26 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            message_zh: None,
             retry_after_secs: None,
             allow: None,
+        }
+    }
+
+    /// The same message in Chinese.
+    pub fn zh(mut self, message: impl Into<String>) -> Self {
+        self.message_zh = Some(message.into());
+        self
+    }
+
+    /// The message in `lang`.
+    pub fn message_in(&self, lang: Lang) -> String {
+        match lang {
+            Lang::En => self.message.clone(),
+            Lang::Zh => self
+                .message_zh
+                .clone()
+                .unwrap_or_else(|| code_zh(self.code, &self.message)),
         }
     }
 
@@ -91,13 +115,23 @@ impl ApiError {
             EngineError::UnknownWorkflow(name) => Self::unprocessable(
                 "unknown_workflow",
                 format!("unknown workflow type `{name}` (field workflowType)"),
-            ),
+            )
+            .zh(format!("未知的工作流类型“{name}”（字段 workflowType）")),
             EngineError::InvalidParams(param) => Self::unprocessable(
                 "invalid_params",
                 format!("invalid params: {}: {}", param.field, param.message),
-            ),
-            EngineError::NotFound(id) => Self::not_found(format!("workflow job {id} not found")),
-            EngineError::Conflict(message) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            )
+            .zh(format!(
+                "参数无效：{}：{}",
+                param.field,
+                param.message_zh.as_deref().unwrap_or(&param.message)
+            )),
+            EngineError::NotFound(id) => Self::not_found(format!("workflow job {id} not found"))
+                .zh(format!("工作流任务 {id} 不存在")),
+            EngineError::Conflict(message) => {
+                let zh = conflict_zh(&message);
+                Self::new(StatusCode::CONFLICT, "conflict", message).zh(zh)
+            }
             EngineError::QuotaExceeded { active, limit } => {
                 let mut err = Self::new(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -105,7 +139,10 @@ impl ApiError {
                     format!(
                         "too many active jobs: {active} of {limit} allowed; wait for one to finish"
                     ),
-                );
+                )
+                .zh(format!(
+                    "进行中的任务过多：已有 {active} 个，上限 {limit} 个；请等待任务完成后再试"
+                ));
                 err.retry_after_secs = Some(quota_retry_after_secs.max(1));
                 err
             }
@@ -117,12 +154,51 @@ impl ApiError {
         }
     }
 
-    /// The body only, for places that build their own response.
+    /// The body only, for places that build their own response; in the language of the
+    /// request being handled.
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
-            message: self.message.clone(),
+            message: self.message_in(i18n::current()),
             code: self.code.to_owned(),
         }
+    }
+}
+
+/// A Chinese sentence for an error without its own translation: what the code means, with the
+/// English detail (which names the field or value) kept in parentheses.
+fn code_zh(code: &str, english: &str) -> String {
+    let what = match code {
+        "bad_request" => "请求无效",
+        "invalid_json" => "请求体不是有效的 JSON",
+        "invalid_query" => "查询参数无效",
+        "invalid_path" => "路径参数无效",
+        "invalid_body" => "请求体字段无效",
+        "invalid_params" => "参数无效",
+        "unknown_workflow" => "未知的工作流类型",
+        "unauthorized" => "未登录或登录已失效",
+        "forbidden" => "无权访问",
+        "not_found" => "资源不存在",
+        "method_not_allowed" => "不支持该请求方法",
+        "conflict" => "当前状态不允许该操作",
+        "payload_too_large" => "请求体过大",
+        "quota_exceeded" => "进行中的任务过多",
+        "unavailable" => "服务暂时不可用，请稍后重试",
+        "internal" => return "服务器内部错误".to_owned(),
+        _ => "请求失败",
+    };
+    format!("{what}（{english}）")
+}
+
+/// The engine's conflict messages in Chinese.
+fn conflict_zh(english: &str) -> String {
+    if english.contains("already completed") {
+        "任务已完成，不能取消".to_owned()
+    } else if english.contains("only failed or cancelled jobs can be resumed") {
+        "只有失败或已取消的任务可以恢复".to_owned()
+    } else if english.contains("uniqueness key") {
+        "同一对象已有进行中的任务，暂不能恢复".to_owned()
+    } else {
+        code_zh("conflict", english)
     }
 }
 

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod edge;
 pub mod error;
+pub mod i18n;
 pub mod middleware;
 pub mod openapi;
 pub mod reads;

@@ -74,6 +74,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         return write_openapi(out.as_deref());
     }
     let settings = Settings::load(cli.config.as_deref())?;
+    nosyntask_server::i18n::set_default(settings.server.default_language);
     match command {
         Command::Token {
             user,

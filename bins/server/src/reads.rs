@@ -18,6 +18,7 @@ use futures::future::{BoxFuture, Shared};
 use nosyntask_domain::{JobId, JobWithTasks, Viewer};
 use nosyntask_engine::{Engine, EngineError};
 
+use crate::i18n;
 use crate::views::Job;
 
 /// One read of a job: the domain value, its JSON body and the body's ETag.
@@ -160,7 +161,9 @@ async fn snapshot(engine: &Engine, id: JobId) -> Result<Arc<JobSnapshot>, Engine
         .await?
         .ok_or(EngineError::NotFound(id))?;
     let definition = engine.registry().get(&job.job.workflow_type);
-    let view = Job::new(&job, definition.map(|d| d.as_ref()));
+    // Shared by every reader, so in the default language; `get_job` re-renders the one field
+    // that depends on the reader's (a cancelled job's message) for readers of another.
+    let view = Job::new(&job, definition.map(|d| d.as_ref()), i18n::default_lang());
     let body = serde_json::to_vec(&view).map_err(|e| EngineError::Internal(e.to_string()))?;
     let etag = etag_of(&body);
     Ok(Arc::new(JobSnapshot {

@@ -9,6 +9,24 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::i18n::Lang;
+
+/// The project id a job started with `projectId: null` is stored under (the store's column is
+/// not nullable; NanoStory's project ids start at 1). Views show it as `null`.
+pub const NO_PROJECT: i64 = 0;
+
+/// `error_message` of a cancelled job that has none of its own (NanoStory's wording), so the UI
+/// does not fall back to a generic "任务失败".
+fn job_cancelled(lang: Lang) -> String {
+    lang.pick("用户取消", "Cancelled by the user").to_owned()
+}
+
+/// `error_message` of a cancelled task that has none of its own.
+fn task_cancelled(lang: Lang) -> String {
+    lang.pick("工作流已取消", "The workflow was cancelled")
+        .to_owned()
+}
+
 /// A job or task status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -56,7 +74,8 @@ pub fn timestamp(at: DateTime<Utc>) -> String {
 pub struct JobSummary {
     pub id: i64,
     pub user_id: i64,
-    pub project_id: i64,
+    /// `null` for a job started without a project (NanoStory's model test page).
+    pub project_id: Option<i64>,
     pub workflow_type: String,
     /// Display name of the workflow type.
     #[serde(rename = "workflowName")]
@@ -67,6 +86,7 @@ pub struct JobSummary {
     /// The validated start params, defaults filled in.
     #[schema(value_type = Object)]
     pub input_params: Value,
+    /// Why it failed; for a cancelled job a cancellation message (in the request's language).
     pub error_message: Option<String>,
     pub is_consumed: bool,
     /// Overall progress 0–100.
@@ -82,12 +102,13 @@ pub struct JobSummary {
 }
 
 impl JobSummary {
-    /// The view of `job`, named by its workflow definition when it is still registered.
-    pub fn new(job: &domain::Job, definition: Option<&WorkflowDefinition>) -> Self {
+    /// The view of `job`, named by its workflow definition when it is still registered, with
+    /// messages in `lang`.
+    pub fn new(job: &domain::Job, definition: Option<&WorkflowDefinition>, lang: Lang) -> Self {
         JobSummary {
             id: job.id,
             user_id: job.user_id,
-            project_id: job.project_id,
+            project_id: (job.project_id != NO_PROJECT).then_some(job.project_id),
             workflow_type: job.workflow_type.clone(),
             workflow_name: definition
                 .map(|d| d.name.clone())
@@ -96,7 +117,9 @@ impl JobSummary {
             current_step_index: job.current_step_index,
             total_steps: job.total_steps,
             input_params: job.input_params.clone(),
-            error_message: job.error_message.clone(),
+            error_message: job.error_message.clone().or_else(|| {
+                (job.status == domain::JobStatus::Cancelled).then(|| job_cancelled(lang))
+            }),
             is_consumed: job.is_consumed,
             progress: job.progress,
             created_at: timestamp(job.created_at),
@@ -116,11 +139,40 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn new(job: &domain::JobWithTasks, definition: Option<&WorkflowDefinition>) -> Self {
+    pub fn new(
+        job: &domain::JobWithTasks,
+        definition: Option<&WorkflowDefinition>,
+        lang: Lang,
+    ) -> Self {
         Job {
-            job: JobSummary::new(&job.job, definition),
-            tasks: job.tasks.iter().map(Task::from).collect(),
+            job: JobSummary::new(&job.job, definition, lang),
+            tasks: job.tasks.iter().map(|t| Task::new(t, lang)).collect(),
         }
+    }
+}
+
+/// A job of a list: with its tasks unless the list was asked for without them (`tasks=false`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ListedJob {
+    #[serde(flatten)]
+    pub job: JobSummary,
+    /// The job's tasks in step order; absent when listed with `tasks=false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Vec<Task>>,
+}
+
+impl From<Job> for ListedJob {
+    fn from(job: Job) -> Self {
+        ListedJob {
+            job: job.job,
+            tasks: Some(job.tasks),
+        }
+    }
+}
+
+impl From<JobSummary> for ListedJob {
+    fn from(job: JobSummary) -> Self {
+        ListedJob { job, tasks: None }
     }
 }
 
@@ -152,8 +204,9 @@ pub struct Task {
     pub completed_at: Option<String>,
 }
 
-impl From<&domain::Task> for Task {
-    fn from(task: &domain::Task) -> Self {
+impl Task {
+    /// The view of `task`, with messages in `lang`.
+    pub fn new(task: &domain::Task, lang: Lang) -> Self {
         Task {
             id: task.id,
             job_id: task.job_id,
@@ -166,7 +219,9 @@ impl From<&domain::Task> for Task {
             status: task.status.into(),
             progress: task.progress,
             result_data: task.result_data.clone(),
-            error_message: task.error_message.clone(),
+            error_message: task.error_message.clone().or_else(|| {
+                (task.status == domain::TaskStatus::Cancelled).then(|| task_cancelled(lang))
+            }),
             attempts: task.attempts,
             external_task_id: task.external_task_id.clone(),
             started_at: task.started_at.map(timestamp),
@@ -182,9 +237,10 @@ pub struct StartWorkflowRequest {
     /// A registered workflow type (see `GET /api/workflows/types`).
     #[schema(example = "prompt_generate")]
     pub workflow_type: String,
-    /// The project the job belongs to (a numeric string is accepted too).
+    /// The project the job belongs to (a numeric string is accepted too); `null` for a job
+    /// outside any project (NanoStory's model test page). Required, but may be `null`.
     #[schema(example = 1)]
-    pub project_id: i64,
+    pub project_id: Option<i64>,
     /// The workflow's params, checked against its `paramsSchema` (`GET /api/workflows/types`);
     /// a missing or invalid param answers 422 naming it.
     #[schema(value_type = Object, example = json!({"description": "a lighthouse at dawn"}))]
@@ -219,7 +275,7 @@ pub struct StartWorkflowResponse {
 }
 
 impl StartWorkflowResponse {
-    pub fn new(job: &domain::JobWithTasks, deduplicated: bool) -> Self {
+    pub fn new(job: &domain::JobWithTasks, deduplicated: bool, lang: Lang) -> Self {
         StartWorkflowResponse {
             job_id: job.job.id,
             tasks: job
@@ -232,10 +288,11 @@ impl StartWorkflowResponse {
                     status: t.status.into(),
                 })
                 .collect(),
-            message: if deduplicated {
-                "an existing job was returned".to_owned()
-            } else {
-                "workflow started".to_owned()
+            message: match (deduplicated, lang) {
+                (true, Lang::Zh) => "已有相同的任务在进行，返回该任务".to_owned(),
+                (true, Lang::En) => "an existing job was returned".to_owned(),
+                (false, Lang::Zh) => "工作流已启动".to_owned(),
+                (false, Lang::En) => "workflow started".to_owned(),
             },
             deduplicated,
         }
@@ -245,7 +302,7 @@ impl StartWorkflowResponse {
 /// A list of jobs, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct JobList {
-    pub jobs: Vec<JobSummary>,
+    pub jobs: Vec<ListedJob>,
 }
 
 /// `POST …/consume` answer.
@@ -431,7 +488,7 @@ mod tests {
 
     #[test]
     fn job_json_has_the_contract_fields() {
-        let value = serde_json::to_value(Job::new(&job(), None)).unwrap();
+        let value = serde_json::to_value(Job::new(&job(), None, Lang::En)).unwrap();
         let keys: Vec<&str> = value
             .as_object()
             .unwrap()
@@ -498,7 +555,8 @@ mod tests {
 
     #[test]
     fn start_answer_uses_camel_case() {
-        let value = serde_json::to_value(StartWorkflowResponse::new(&job(), false)).unwrap();
+        let value =
+            serde_json::to_value(StartWorkflowResponse::new(&job(), false, Lang::En)).unwrap();
         assert_eq!(value["jobId"], 3);
         assert_eq!(value["deduplicated"], false);
         assert_eq!(

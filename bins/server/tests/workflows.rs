@@ -111,8 +111,17 @@ fn check_result(workflow: &str, result: &Value) {
         "scene_image_generation" => {
             assert_keys(
                 result,
-                &["imageUrl", "sceneId", "prompt", "imageModel", "textModel"],
+                &[
+                    "imageUrl",
+                    "sceneId",
+                    "prompt",
+                    "imageModel",
+                    "textModel",
+                    "referenceImageUrl",
+                    "styleDescription",
+                ],
             );
+            assert!(result["styleDescription"].is_string(), "{result}");
             assert_file_url(&result["imageUrl"]);
             assert_eq!(result["sceneId"], json!(21));
             assert!(result["prompt"].is_string());
@@ -123,8 +132,79 @@ fn check_result(workflow: &str, result: &Value) {
             assert_file_url(&result["endFrame"]);
         }
         "scene_video" => {
-            assert_keys(result, &["videoUrl", "model"]);
+            assert_keys(result, &["videoUrl", "model", "prompt"]);
             assert_file_url(&result["videoUrl"]);
+        }
+        "script_only" => {
+            assert_keys(
+                result,
+                &[
+                    "content",
+                    "title",
+                    "tokens",
+                    "provider",
+                    "modelName",
+                    "episodeNumber",
+                ],
+            );
+            assert!(result["content"].as_str().is_some_and(|c| !c.is_empty()));
+        }
+        "single_frame_generation" => {
+            assert_keys(
+                result,
+                &[
+                    "startFrame",
+                    "endFrame",
+                    "imageUrl",
+                    "prompt",
+                    "imageModel",
+                    "textModel",
+                ],
+            );
+            assert_file_url(&result["startFrame"]);
+            assert_eq!(result["endFrame"], Value::Null);
+        }
+        "smart_parse" => {
+            assert_keys(result, &["config", "tokens", "provider", "rawContent"]);
+            assert!(result["config"].is_object() && result["rawContent"].is_string());
+        }
+        "camera_run_generation" => {
+            assert_keys(
+                result,
+                &[
+                    "cameraRunPrompt",
+                    "storyboardId",
+                    "shotType",
+                    "cameraMovement",
+                    "duration",
+                    "tokens",
+                    "provider",
+                ],
+            );
+            assert!(
+                result["cameraRunPrompt"]
+                    .as_str()
+                    .is_some_and(|c| !c.is_empty())
+            );
+        }
+        "batch_frame_generation" | "batch_scene_video_generation" => {
+            assert_keys(
+                result,
+                &[
+                    "total",
+                    "completed",
+                    "skipped",
+                    "failed",
+                    "results",
+                    "model",
+                ],
+            );
+            assert_eq!(result["completed"], result["total"], "{result}");
+            for item in result["results"].as_array().unwrap() {
+                assert_eq!(item["status"], "completed", "{item}");
+                let url = item.get("startFrame").unwrap_or(&item["videoUrl"]);
+                assert_file_url(url);
+            }
         }
         "prompt_generate" => {
             assert_keys(result, &["prompt", "negativePrompt", "modelName"]);
@@ -169,6 +249,36 @@ async fn every_workflow_completes_through_the_api_with_the_contract_result_shape
             json!({"description": "a lighthouse at dawn", "kind": "video"}),
         ),
         ("script_to_storyboard", json!({"scriptContent": SCRIPT})),
+        (
+            "script_only",
+            json!({"title": "雨夜", "description": "林夏在雨夜开了一家咖啡馆"}),
+        ),
+        (
+            "single_frame_generation",
+            json!({"storyboardId": "3", "description": "雨夜咖啡馆的招牌"}),
+        ),
+        (
+            "smart_parse",
+            json!({"apiDoc": "POST https://api.example.com/v1/images {\"prompt\": \"...\"}"}),
+        ),
+        (
+            "camera_run_generation",
+            json!({"storyboardId": 4, "description": "林夏推开咖啡馆的门"}),
+        ),
+        (
+            "batch_frame_generation",
+            json!({"scriptId": 5, "storyboards": [
+                {"id": 1, "prompt": "林夏推门", "hasAction": true},
+                {"id": 2, "description": "雨夜街道"}
+            ]}),
+        ),
+        (
+            "batch_scene_video_generation",
+            json!({"scriptId": 5, "storyboards": [
+                {"id": 1, "prompt": "林夏推门"},
+                {"id": 2, "description": "雨夜街道，霓虹闪烁"}
+            ]}),
+        ),
     ];
     let mut jobs = Vec::new();
     for (workflow, params) in &runs {
@@ -195,6 +305,11 @@ async fn every_workflow_completes_through_the_api_with_the_contract_result_shape
                 "{}",
                 tasks[1]
             );
+        } else if workflow == "scene_image_generation" {
+            assert_eq!(tasks.len(), 2);
+            assert_eq!(tasks[0]["task_type"], "scene_style_analysis");
+            assert!(tasks[0]["result_data"]["styleDescription"].is_string());
+            check_result(workflow, &tasks[1]["result_data"]);
         } else {
             assert_eq!(tasks.len(), 1, "{workflow}");
             check_result(workflow, &tasks[0]["result_data"]);
@@ -210,7 +325,7 @@ async fn every_workflow_completes_through_the_api_with_the_contract_result_shape
 }
 
 #[tokio::test]
-async fn types_list_all_nine_and_invalid_params_name_the_field() {
+async fn types_list_the_whole_catalogue_and_invalid_params_name_the_field() {
     let server = Server::start();
     let token = token(42);
     let types: Value = server
@@ -237,6 +352,12 @@ async fn types_list_all_nine_and_invalid_params_name_the_field() {
         "scene_video",
         "prompt_generate",
         "script_to_storyboard",
+        "script_only",
+        "single_frame_generation",
+        "smart_parse",
+        "camera_run_generation",
+        "batch_frame_generation",
+        "batch_scene_video_generation",
     ];
     assert_eq!(listed, expected.into_iter().collect());
     for workflow in types["workflows"].as_array().unwrap() {

@@ -101,10 +101,11 @@ impl ParamSpec {
             return Err(ParamError::new(
                 field(),
                 format!("must be of type {}", self.kind.json_type()),
-            ));
+            )
+            .zh(format!("类型必须是 {}", self.kind.json_type())));
         }
         if self.required && value.as_str().is_some_and(|s| s.trim().is_empty()) {
-            return Err(ParamError::new(field(), "must not be empty"));
+            return Err(ParamError::new(field(), "must not be empty").zh("不能为空"));
         }
         if let Some(number) = value.as_f64()
             && (self.minimum.is_some_and(|min| number < min)
@@ -117,7 +118,12 @@ impl ParamSpec {
                     self.minimum.unwrap_or(f64::MIN),
                     self.maximum.unwrap_or(f64::MAX)
                 ),
-            ));
+            )
+            .zh(format!(
+                "必须在 {} 到 {} 之间",
+                self.minimum.unwrap_or(f64::MIN),
+                self.maximum.unwrap_or(f64::MAX)
+            )));
         }
         if let (Some(allowed), Some(text)) = (&self.allowed, value.as_str())
             && !allowed.iter().any(|a| a == text)
@@ -125,15 +131,16 @@ impl ParamSpec {
             return Err(ParamError::new(
                 field(),
                 format!("must be one of: {}", allowed.join(", ")),
-            ));
+            )
+            .zh(format!("必须是以下之一：{}", allowed.join(", "))));
         }
         if let (Some(max), Some(text)) = (self.max_length, value.as_str())
             && text.chars().count() > max
         {
-            return Err(ParamError::new(
-                field(),
-                format!("must be at most {max} characters"),
-            ));
+            return Err(
+                ParamError::new(field(), format!("must be at most {max} characters"))
+                    .zh(format!("最多 {max} 个字符")),
+            );
         }
         Ok(())
     }
@@ -163,12 +170,14 @@ impl ParamSpec {
     }
 }
 
-/// A parameter that failed validation: `field` names it, `message` says what is wrong.
+/// A parameter that failed validation: `field` names it, `message` says what is wrong (in
+/// English; `message_zh` in Chinese when the writer gave one, for `Accept-Language: zh`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct ParamError {
     pub field: String,
     pub message: String,
+    pub message_zh: Option<String>,
 }
 
 impl ParamError {
@@ -176,7 +185,14 @@ impl ParamError {
         ParamError {
             field: field.into(),
             message: message.into(),
+            message_zh: None,
         }
+    }
+
+    /// The same message in Chinese.
+    pub fn zh(mut self, message: impl Into<String>) -> Self {
+        self.message_zh = Some(message.into());
+        self
     }
 }
 
@@ -215,17 +231,35 @@ impl ParamsSchema {
         let object = match params {
             Value::Object(object) => object,
             Value::Null => &Map::new(),
-            _ => return Err(ParamError::new("params", "must be a JSON object")),
+            _ => {
+                return Err(
+                    ParamError::new("params", "must be a JSON object").zh("必须是 JSON 对象")
+                );
+            }
         };
         let mut out = object.clone();
         for spec in &self.params {
             match object.get(&spec.name) {
                 None | Some(Value::Null) => {
                     if spec.required {
-                        return Err(ParamError::new(spec.name.clone(), "is required"));
+                        return Err(
+                            ParamError::new(spec.name.clone(), "is required").zh("为必填项")
+                        );
                     }
                     if let Some(default) = &spec.default {
                         out.insert(spec.name.clone(), default.clone());
+                    }
+                }
+                // Ids arrive as strings from routes that pass `req.params.id` along: an
+                // integer-valued string is that integer, stored as a number.
+                Some(Value::String(text)) if spec.kind == ParamKind::Integer => {
+                    match lenient_integer(&Value::String(text.clone())) {
+                        Some(number) => {
+                            let value = Value::from(number);
+                            spec.check(&value)?;
+                            out.insert(spec.name.clone(), value);
+                        }
+                        None => spec.check(&Value::String(text.clone()))?,
                     }
                 }
                 Some(value) => spec.check(value)?,
@@ -237,7 +271,8 @@ impl ParamsSchema {
                 return Err(ParamError::new(
                     group.join(" or "),
                     format!("one of {} is required", group.join(", ")),
-                ));
+                )
+                .zh(format!("{} 至少需要提供一个", group.join("、"))));
             }
         }
         Ok(Value::Object(out))
@@ -342,5 +377,22 @@ mod tests {
             schema.to_json_schema()["anyOf"][0],
             json!({"required": ["scriptContent"]})
         );
+    }
+
+    #[test]
+    fn integer_valued_strings_become_integers() {
+        let out = schema()
+            .validate(&json!({"prompt": "x", "duration": " 7 "}))
+            .unwrap();
+        assert_eq!(out["duration"], json!(7));
+        let err = schema()
+            .validate(&json!({"prompt": "x", "duration": "12"}))
+            .unwrap_err();
+        assert_eq!(err.field, "duration");
+        let err = schema()
+            .validate(&json!({"prompt": "x", "duration": "seven"}))
+            .unwrap_err();
+        assert_eq!(err.field, "duration");
+        assert_eq!(err.message_zh.as_deref(), Some("类型必须是 integer"));
     }
 }

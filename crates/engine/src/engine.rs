@@ -169,6 +169,10 @@ impl Engine {
             .params
             .validate(&request.params)
             .map_err(EngineError::InvalidParams)?;
+        let params = match &definition.prepare {
+            Some(prepare) => prepare(params).map_err(EngineError::InvalidParams)?,
+            None => params,
+        };
         let unique_key = definition.unique_key.as_ref().and_then(|key| key(&params));
         let tasks = definition
             .steps

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use nosyntask_domain::{JobId, ParamsSchema, ProjectId, TaskError, TaskId, UserId};
+use nosyntask_domain::{JobId, ParamError, ParamsSchema, ProjectId, TaskError, TaskId, UserId};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -53,6 +53,11 @@ pub type InputBuilder = Arc<dyn Fn(&StepContext) -> Value + Send + Sync>;
 
 /// Derives a uniqueness key from a job's (validated) params, e.g. the character id.
 pub type UniqueKeyFn = Arc<dyn Fn(&Value) -> Option<String> + Send + Sync>;
+
+/// Checks and completes validated params at start with what the schema cannot know (e.g. that
+/// a named model is configured, and which model the default is), so a bad request is refused
+/// before a job exists instead of failing later in a worker.
+pub type PrepareFn = Arc<dyn Fn(Value) -> Result<Value, ParamError> + Send + Sync>;
 
 /// One ordered step of a workflow.
 #[derive(Clone)]
@@ -126,6 +131,8 @@ pub struct WorkflowDefinition {
     pub params: ParamsSchema,
     pub steps: Vec<StepDefinition>,
     pub unique_key: Option<UniqueKeyFn>,
+    /// Runs after schema validation at start; its output is the job's `input_params`.
+    pub prepare: Option<PrepareFn>,
 }
 
 impl WorkflowDefinition {
@@ -136,7 +143,17 @@ impl WorkflowDefinition {
             params,
             steps: Vec::new(),
             unique_key: None,
+            prepare: None,
         }
+    }
+
+    /// Checks and completes the validated params at start (see [`PrepareFn`]).
+    pub fn prepare(
+        mut self,
+        prepare: impl Fn(Value) -> Result<Value, ParamError> + Send + Sync + 'static,
+    ) -> Self {
+        self.prepare = Some(Arc::new(prepare));
+        self
     }
 
     pub fn step(mut self, step: StepDefinition) -> Self {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use nosyntask_domain::{ParamsSchema, TaskError};
-use nosyntask_engine::ports::{MediaRequest, ModelCatalog};
+use nosyntask_engine::ports::{MediaRequest, ModelCatalog, ModelKind};
 use nosyntask_engine::{StepHandler, StepRun, WorkflowDefinition};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::common::input::{non_empty, parse_input};
 use crate::common::language::Language;
 use crate::common::media::{Slot, generate_once};
+use crate::common::models::{self, Uses};
 use crate::common::params;
 use crate::common::steps::{IMAGE_TIMEOUT, single_step};
 
@@ -31,9 +32,12 @@ const END: Slot = Slot {
     done_key: "endFrameUrl",
 };
 
-/// Params: **prompt**, modelName, width=1024, height=576.
+/// The models it calls.
+const USES: Uses = Uses::only(ModelKind::Image);
+
+/// Params: **prompt**, storyboardId, imageModel (alias modelName), width=1024, height=576.
 pub(crate) fn params() -> ParamsSchema {
-    ParamsSchema::new()
+    let schema = ParamsSchema::new()
         .param(
             params::text(
                 "prompt",
@@ -41,16 +45,31 @@ pub(crate) fn params() -> ParamsSchema {
             )
             .required(),
         )
-        .param(params::model_name("image"))
+        .param(params::id(
+            "storyboardId",
+            "The NanoStory storyboard (shot) the frames are for; kept for the frontend's recovery.",
+        ))
         .param(params::pixels("width", 1024))
-        .param(params::pixels("height", 576))
+        .param(params::pixels("height", 576));
+    models::declare(schema, USES)
 }
 
 pub(crate) fn definition(models: Arc<dyn ModelCatalog>) -> WorkflowDefinition {
     let params = params();
-    let handler = Arc::new(FramesHandler { models });
-    let step = single_step("frame_generation", "shot", handler, &params, IMAGE_TIMEOUT);
-    WorkflowDefinition::new(WORKFLOW, "首尾帧生成", params).step(step)
+    let handler = Arc::new(FramesHandler {
+        models: models.clone(),
+    });
+    let step = single_step(
+        "frame_generation",
+        "storyboard",
+        handler,
+        &params,
+        IMAGE_TIMEOUT,
+    )
+    .target_id_param("storyboardId");
+    WorkflowDefinition::new(WORKFLOW, "分镜首尾帧生成", params)
+        .step(step)
+        .prepare(models::resolver(models, USES))
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,7 +82,7 @@ struct Input {
 }
 
 /// The prompts of the two frames: the shot's prompt with the moment it shows.
-fn frame_prompts(prompt: &str) -> (String, String) {
+pub(crate) fn frame_prompts(prompt: &str) -> (String, String) {
     let language = Language::detect(prompt);
     (
         format!(

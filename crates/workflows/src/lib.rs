@@ -11,10 +11,11 @@
 //! ```no_run
 //! # fn wire(models: std::sync::Arc<dyn nosyntask_engine::ports::ModelCatalog>) {
 //! let registry = nosyntask_workflows::registry(models);
-//! assert_eq!(registry.all().len(), 9);
+//! assert_eq!(registry.all().len(), nosyntask_workflows::WORKFLOW_TYPES.len());
 //! # }
 //! ```
 
+mod batch;
 mod character_views;
 mod common;
 mod extraction;
@@ -23,7 +24,10 @@ mod prompt_generate;
 mod scene_image;
 mod scene_video;
 mod script_to_storyboard;
+mod single_frame;
 mod storyboard;
+mod style_analysis;
+mod text;
 
 use std::sync::Arc;
 
@@ -34,7 +38,7 @@ use extraction::characters::Characters;
 use extraction::scenes::Scenes;
 
 /// The workflow types, in the order `GET /api/workflows/types` lists them.
-pub const WORKFLOW_TYPES: [&str; 9] = [
+pub const WORKFLOW_TYPES: [&str; 15] = [
     storyboard::WORKFLOW,
     "character_extraction",
     "scene_extraction",
@@ -44,6 +48,12 @@ pub const WORKFLOW_TYPES: [&str; 9] = [
     scene_video::WORKFLOW,
     prompt_generate::WORKFLOW,
     script_to_storyboard::WORKFLOW,
+    text::script::WORKFLOW,
+    single_frame::WORKFLOW,
+    text::smart_parse::WORKFLOW,
+    text::camera_run::WORKFLOW,
+    batch::frames::WORKFLOW,
+    batch::videos::WORKFLOW,
 ];
 
 /// Every NanoStory workflow, its handlers calling the models of `models`.
@@ -57,6 +67,12 @@ pub fn registry(models: Arc<dyn ModelCatalog>) -> Registry {
     registry.register(frames::definition(models.clone()));
     registry.register(scene_video::definition(models.clone()));
     registry.register(prompt_generate::definition(models.clone()));
-    registry.register(script_to_storyboard::definition(models));
+    registry.register(script_to_storyboard::definition(models.clone()));
+    registry.register(text::script::definition(models.clone()));
+    registry.register(single_frame::definition(models.clone()));
+    registry.register(text::smart_parse::definition(models.clone()));
+    registry.register(text::camera_run::definition(models.clone()));
+    registry.register(batch::frames::definition(models.clone()));
+    registry.register(batch::videos::definition(models));
     registry
 }

@@ -1,38 +1,47 @@
-//! `scene_image_generation` (场景图片生成): a picture of a location, as an empty set.
+//! `scene_image_generation` (场景图片生成): a picture of a location, as an empty set, in two
+//! steps as NanoStory runs it: step 0 (`scene_style_analysis`, see [`crate::style_analysis`])
+//! reads the project's other scenes (`allScenes`) for a consistent style and a reference
+//! picture; step 1 paints the scene with that reference.
 //!
-//! Phases: 5 % started, 10 % models chosen, 10–30 % the text model writes the image prompt,
-//! 30–99 % the image model paints it. The prompt and the finished image are checkpointed, so a
-//! rerun after a crash neither rewrites the prompt nor paints again.
+//! Phases of step 1: 5 % started, 10 % models chosen, 10–30 % the text model writes the image
+//! prompt, 30–99 % the image model paints it. The prompt and the finished image are
+//! checkpointed, so a rerun after a crash neither rewrites the prompt nor paints again.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use nosyntask_domain::{ParamsSchema, TaskError};
-use nosyntask_engine::ports::{MediaRequest, ModelCatalog};
-use nosyntask_engine::{StepHandler, StepRun, WorkflowDefinition};
-use serde::{Deserialize, Serialize};
+use nosyntask_engine::ports::{MediaRequest, ModelCatalog, ModelKind};
+use nosyntask_engine::{StepContext, StepHandler, StepRun, WorkflowDefinition};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::common::input::{non_empty, parse_input};
+use crate::common::input::{declared_params, non_empty, parse_input, pick};
 use crate::common::language::Language;
 use crate::common::media::{Slot, generate_once};
+use crate::common::models::{self, Uses};
 use crate::common::params;
-use crate::common::steps::{IMAGE_TIMEOUT, single_step};
-use crate::prompt_generate::{Brief, MediaKind, write_prompt};
+use crate::common::prompt_cache::saved_prompt;
+use crate::common::steps::{IMAGE_TIMEOUT, TEXT_TIMEOUT, single_step};
+use crate::prompt_generate::{Brief, MediaKind};
+use crate::style_analysis;
 
 /// The workflow type.
 pub const WORKFLOW: &str = "scene_image_generation";
 
-const PROMPT_ENTRY: &str = "prompt";
 const IMAGE: Slot = Slot {
     call_key: "image",
     done_key: "imageUrl",
 };
 
+/// The models it calls: the image model paints, the text model analyses the style and writes
+/// the prompt.
+const USES: Uses = Uses::with(ModelKind::Image, ModelKind::Text);
+
 /// Params: **sceneName** or **description**, sceneId, environment, lighting, mood, style,
-/// modelName, width=1024, height=576.
+/// allScenes, imageModel (alias modelName), textModel, think, width=1024, height=576.
 pub(crate) fn params() -> ParamsSchema {
-    ParamsSchema::new()
+    let schema = ParamsSchema::new()
         .param(params::text("sceneName", "Name of the location.").max_length(500))
         .param(params::text("description", "What the location is."))
         .param(params::id(
@@ -49,20 +58,65 @@ pub(crate) fn params() -> ParamsSchema {
         ))
         .param(params::text("mood", "Atmosphere."))
         .param(params::style())
-        .param(params::model_name("image"))
+        .param(style_analysis::all_scenes_param())
+        .param(params::think(None))
         .param(params::pixels("width", 1024))
         .param(params::pixels("height", 576))
-        .require_any_of(&["sceneName", "description"])
+        .require_any_of(&["sceneName", "description"]);
+    models::declare(schema, USES)
 }
 
 pub(crate) fn definition(models: Arc<dyn ModelCatalog>) -> WorkflowDefinition {
     let params = params();
-    let handler = Arc::new(SceneImageHandler { models });
-    let step = single_step("scene_image", "scene", handler, &params, IMAGE_TIMEOUT)
-        .target_id_param("sceneId");
+    let analysis = single_step(
+        style_analysis::TASK_TYPE,
+        "scene",
+        Arc::new(style_analysis::StyleAnalysisHandler {
+            models: models.clone(),
+        }),
+        &params,
+        TEXT_TIMEOUT,
+    )
+    .target_id_param("sceneId")
+    .input(|ctx: &StepContext| {
+        let names: Vec<String> = style_analysis::INPUT
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        models::recording(
+            pick(&ctx.job_params, &names),
+            &ctx.job_params,
+            ModelKind::Text,
+        )
+    });
+    let declared = declared_params(&params);
+    let image = single_step(
+        "scene_image_generation",
+        "scene",
+        Arc::new(SceneImageHandler {
+            models: models.clone(),
+        }),
+        &params,
+        IMAGE_TIMEOUT,
+    )
+    .target_id_param("sceneId")
+    .input(move |ctx: &StepContext| {
+        let mut input = declared(ctx);
+        let analysis = ctx.previous_results.get(&0);
+        for key in ["referenceImageUrl", "styleDescription"] {
+            if let (Value::Object(map), Some(value)) =
+                (&mut input, analysis.and_then(|a| a.get(key)))
+            {
+                map.insert(key.to_owned(), value.clone());
+            }
+        }
+        input
+    });
     WorkflowDefinition::new(WORKFLOW, "场景图片生成", params)
-        .step(step)
+        .step(analysis)
+        .step(image)
         .unique_by_param("sceneId")
+        .prepare(models::resolver(models, USES))
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,8 +130,13 @@ struct Input {
     mood: Option<String>,
     style: Option<String>,
     model_name: Option<String>,
+    text_model: Option<String>,
+    think: Option<bool>,
     width: Option<u32>,
     height: Option<u32>,
+    /// From the style analysis: a picture of a related scene to keep the look consistent.
+    reference_image_url: Option<String>,
+    style_description: Option<String>,
 }
 
 impl Input {
@@ -89,6 +148,7 @@ impl Input {
             (&self.environment, "环境", "Environment"),
             (&self.lighting, "光线", "Lighting"),
             (&self.mood, "氛围", "Mood"),
+            (&self.style_description, "统一风格", "Consistent style"),
         ];
         let given: Vec<(&str, &str, &str)> = fields
             .iter()
@@ -119,15 +179,6 @@ impl Input {
     }
 }
 
-/// The prompt kept in the checkpoint.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SavedPrompt {
-    prompt: String,
-    negative_prompt: String,
-    text_model: String,
-}
-
 /// Paints one location.
 struct SceneImageHandler {
     models: Arc<dyn ModelCatalog>,
@@ -144,40 +195,20 @@ impl StepHandler for SceneImageHandler {
         let image_model = self.models.image(input.model_name.as_deref())?;
         run.progress.report(10.0);
 
-        let saved = match run.checkpoint.entry(PROMPT_ENTRY).await {
-            Some(saved) => serde_json::from_value::<SavedPrompt>(saved).ok(),
-            None => None,
+        let brief = Brief {
+            kind: MediaKind::Image,
+            description: &brief_text,
+            style: non_empty(input.style.as_deref()),
+            think: input.think,
         };
-        let saved = match saved {
-            Some(saved) => saved,
-            None => {
-                let text_model = self.models.text(None)?;
-                let brief = Brief {
-                    kind: MediaKind::Image,
-                    description: &brief_text,
-                    style: non_empty(input.style.as_deref()),
-                };
-                let (written, usage) = write_prompt(
-                    &text_model,
-                    &brief,
-                    &run.progress.scaled(10.0, 30.0),
-                    &run.cancel,
-                )
-                .await?;
-                tracing::info!(tokens = usage.total(), model = %usage.model, "scene prompt written");
-                let saved = SavedPrompt {
-                    prompt: written.prompt,
-                    negative_prompt: written.negative_prompt,
-                    text_model: text_model.info().name.clone(),
-                };
-                let entry = serde_json::to_value(&saved)
-                    .map_err(|err| TaskError::permanent(format!("checkpoint: {err}")))?;
-                run.checkpoint
-                    .merge_entry(PROMPT_ENTRY, entry, None)
-                    .await?;
-                saved
-            }
-        };
+        let saved = saved_prompt(
+            self.models.as_ref(),
+            input.text_model.as_deref(),
+            &brief,
+            &run,
+            (10.0, 30.0),
+        )
+        .await?;
         run.progress.report(30.0);
 
         let request = MediaRequest {
@@ -185,6 +216,7 @@ impl StepHandler for SceneImageHandler {
             negative_prompt: non_empty(Some(&saved.negative_prompt)).map(str::to_owned),
             width: input.width.unwrap_or(1024),
             height: input.height.unwrap_or(576),
+            image_url: non_empty(input.reference_image_url.as_deref()).map(str::to_owned),
             ..MediaRequest::default()
         };
         let image_url = generate_once(
@@ -202,6 +234,8 @@ impl StepHandler for SceneImageHandler {
             "prompt": saved.prompt,
             "imageModel": image_model.info().name,
             "textModel": saved.text_model,
+            "referenceImageUrl": input.reference_image_url,
+            "styleDescription": input.style_description,
         }))
     }
 }

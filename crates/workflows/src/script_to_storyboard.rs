@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use nosyntask_domain::ParamsSchema;
-use nosyntask_engine::ports::ModelCatalog;
+use nosyntask_engine::ports::{ModelCatalog, ModelKind};
 use nosyntask_engine::{StepContext, StepDefinition, WorkflowDefinition};
 use serde_json::{Map, Value, json};
 
 use crate::common::input::declared_params;
+use crate::common::models::{self, Uses};
 use crate::common::params;
 use crate::common::steps::{ATTEMPTS, TEXT_TIMEOUT};
 use crate::extraction::characters::Characters;
@@ -20,11 +21,12 @@ use crate::storyboard::StoryboardHandler;
 /// The workflow type.
 pub const WORKFLOW: &str = "script_to_storyboard";
 
-/// Params: **scriptContent**, modelName.
+/// Params: **scriptContent**, textModel (alias modelName), think.
 pub(crate) fn params() -> ParamsSchema {
-    ParamsSchema::new()
+    let schema = ParamsSchema::new()
         .param(params::script("scriptContent").required())
-        .param(params::model_name("text"))
+        .param(params::think(None));
+    models::declare(schema, Uses::only(ModelKind::Text))
 }
 
 pub(crate) fn definition(models: Arc<dyn ModelCatalog>) -> WorkflowDefinition {
@@ -42,7 +44,8 @@ pub(crate) fn definition(models: Arc<dyn ModelCatalog>) -> WorkflowDefinition {
     WorkflowDefinition::new(WORKFLOW, "剧本转分镜", params)
         .step(storyboard)
         .step(from_shots::<Characters>(models.clone()))
-        .step(from_shots::<Scenes>(models))
+        .step(from_shots::<Scenes>(models.clone()))
+        .prepare(models::resolver(models, Uses::only(ModelKind::Text)))
 }
 
 /// An extraction step over step 0's shots.
@@ -60,8 +63,10 @@ pub(crate) fn shots_input(ctx: &StepContext) -> Value {
         .cloned()
         .unwrap_or_else(|| json!([]));
     input.insert("scenes".to_owned(), shots);
-    if let Some(model) = ctx.job_params.get("modelName").filter(|m| !m.is_null()) {
-        input.insert("modelName".to_owned(), model.clone());
+    for key in ["modelName", "think"] {
+        if let Some(value) = ctx.job_params.get(key).filter(|m| !m.is_null()) {
+            input.insert(key.to_owned(), value.clone());
+        }
     }
     Value::Object(input)
 }

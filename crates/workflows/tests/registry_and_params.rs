@@ -1,4 +1,4 @@
-//! The registry lists the nine workflows with their steps, and each one's params schema rejects
+//! The registry lists the workflows of today's NanoStory with their steps, and each one's params schema rejects
 //! a missing or mistyped required param naming the field.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -19,7 +19,7 @@ fn registry() -> nosyntask_engine::Registry {
 type Listed<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
 
 #[test]
-fn lists_all_nine_with_their_steps() {
+fn lists_the_catalogue_of_todays_nanostory_with_their_steps() {
     let registry = registry();
     let listed: Vec<Listed> = registry
         .all()
@@ -38,7 +38,7 @@ fn lists_all_nine_with_their_steps() {
         vec![
             (
                 "storyboard_generation",
-                "分镜生成",
+                "智能分镜",
                 vec![("storyboard", "script")]
             ),
             (
@@ -59,14 +59,21 @@ fn lists_all_nine_with_their_steps() {
             (
                 "scene_image_generation",
                 "场景图片生成",
-                vec![("scene_image", "scene")]
+                vec![
+                    ("scene_style_analysis", "scene"),
+                    ("scene_image_generation", "scene")
+                ]
             ),
             (
                 "frame_generation",
-                "首尾帧生成",
-                vec![("frame_generation", "shot")]
+                "分镜首尾帧生成",
+                vec![("frame_generation", "storyboard")]
             ),
-            ("scene_video", "视频生成", vec![("scene_video", "shot")]),
+            (
+                "scene_video",
+                "分镜视频生成",
+                vec![("scene_video", "storyboard")]
+            ),
             (
                 "prompt_generate",
                 "提示词生成",
@@ -80,6 +87,36 @@ fn lists_all_nine_with_their_steps() {
                     ("character_extraction", "script"),
                     ("scene_extraction", "script")
                 ]
+            ),
+            (
+                "script_only",
+                "剧本生成",
+                vec![("script_generation", "script")]
+            ),
+            (
+                "single_frame_generation",
+                "分镜单帧生成",
+                vec![("single_frame", "storyboard")]
+            ),
+            (
+                "smart_parse",
+                "AI 智能解析",
+                vec![("smart_parse", "ai_model_config")]
+            ),
+            (
+                "camera_run_generation",
+                "精细运镜生成",
+                vec![("camera_run_generation", "storyboard")]
+            ),
+            (
+                "batch_frame_generation",
+                "批量分镜帧生成",
+                vec![("batch_frame", "storyboard")]
+            ),
+            (
+                "batch_scene_video_generation",
+                "批量分镜视频生成",
+                vec![("batch_scene_video", "storyboard")]
             ),
         ]
     );
@@ -100,8 +137,9 @@ fn steps_have_the_contract_limits_targets_and_uniqueness() {
         ("character_extraction", 3),
         ("prompt_generate", 3),
         ("character_views_generation", 10),
-        ("scene_image_generation", 10),
+        ("scene_image_generation", 3),
         ("frame_generation", 10),
+        ("single_frame_generation", 10),
         ("scene_video", 30),
     ] {
         assert_eq!(
@@ -267,7 +305,34 @@ fn invalid_params_name_the_field() {
         ),
         ("frame_generation", json!({}), "prompt"),
         ("frame_generation", json!({"prompt": true}), "prompt"),
-        ("scene_video", json!({}), "prompt"),
+        ("scene_video", json!({}), "prompt or description"),
+        (
+            "scene_video",
+            json!({"storyboardId": "43", "videoModel": "v"}),
+            "prompt or description",
+        ),
+        (
+            "batch_frame_generation",
+            json!({"scriptId": 3}),
+            "storyboards",
+        ),
+        (
+            "batch_scene_video_generation",
+            json!({"scriptId": "3"}),
+            "storyboards",
+        ),
+        (
+            "camera_run_generation",
+            json!({"storyboardId": 9}),
+            "description",
+        ),
+        (
+            "single_frame_generation",
+            json!({"storyboardId": 9}),
+            "description",
+        ),
+        ("script_only", json!({"style": "x"}), "title or description"),
+        ("smart_parse", json!({}), "apiDoc"),
         (
             "scene_video",
             json!({"prompt": "p", "duration": 11}),
@@ -280,7 +345,7 @@ fn invalid_params_name_the_field() {
         ),
         (
             "scene_video",
-            json!({"prompt": "p", "duration": "5"}),
+            json!({"prompt": "p", "duration": "five"}),
             "duration",
         ),
         (
@@ -321,99 +386,84 @@ fn invalid_params_name_the_field() {
     }
 }
 
+/// Each workflow's params as NanoStory's field table names them (`*` marks required ones), with
+/// the typed model fields of the kinds it calls and `modelName` as the main kind's alias.
 #[test]
 fn params_are_the_contracts() {
     let registry = registry();
-    let names = |workflow: &str| -> Vec<(String, bool)> {
+    let names = |workflow: &str| -> String {
         registry
             .get(workflow)
             .unwrap()
             .params
             .params()
             .iter()
-            .map(|p| (p.name.clone(), p.required))
-            .collect()
+            .map(|p| format!("{}{}", if p.required { "*" } else { "" }, p.name))
+            .collect::<Vec<_>>()
+            .join(" ")
     };
-    let declared = |list: &[(&str, bool)]| -> Vec<(String, bool)> {
-        list.iter().map(|(n, r)| ((*n).to_owned(), *r)).collect()
-    };
-    assert_eq!(
-        names("storyboard_generation"),
-        declared(&[
-            ("scriptContent", true),
-            ("scriptTitle", false),
-            ("modelName", false)
-        ])
-    );
-    let extraction = declared(&[
-        ("scriptContent", false),
-        ("scenes", false),
-        ("projectId", false),
-        ("scriptId", false),
-        ("modelName", false),
-    ]);
-    assert_eq!(names("character_extraction"), extraction);
-    assert_eq!(names("scene_extraction"), extraction);
-    assert_eq!(
-        names("character_views_generation"),
-        declared(&[
-            ("characterName", true),
-            ("characterId", false),
-            ("appearance", false),
-            ("personality", false),
-            ("description", false),
-            ("style", false),
-            ("modelName", false),
-            ("width", false),
-            ("height", false),
-        ])
-    );
-    assert_eq!(
-        names("scene_image_generation"),
-        declared(&[
-            ("sceneName", false),
-            ("description", false),
-            ("sceneId", false),
-            ("environment", false),
-            ("lighting", false),
-            ("mood", false),
-            ("style", false),
-            ("modelName", false),
-            ("width", false),
-            ("height", false),
-        ])
-    );
-    assert_eq!(
-        names("frame_generation"),
-        declared(&[
-            ("prompt", true),
-            ("modelName", false),
-            ("width", false),
-            ("height", false)
-        ])
-    );
-    assert_eq!(
-        names("scene_video"),
-        declared(&[
-            ("prompt", true),
-            ("imageUrl", false),
-            ("startFrame", false),
-            ("endFrame", false),
-            ("modelName", false),
-            ("duration", false),
-        ])
-    );
-    assert_eq!(
-        names("prompt_generate"),
-        declared(&[
-            ("description", true),
-            ("kind", false),
-            ("style", false),
-            ("modelName", false)
-        ])
-    );
-    assert_eq!(
-        names("script_to_storyboard"),
-        declared(&[("scriptContent", true), ("modelName", false)])
-    );
+    let extraction = "scriptContent scenes projectId scriptId think textModel modelName";
+    for (workflow, expected) in [
+        (
+            "storyboard_generation",
+            "*scriptContent scriptTitle think textModel modelName",
+        ),
+        ("character_extraction", extraction),
+        ("scene_extraction", extraction),
+        (
+            "character_views_generation",
+            "*characterName characterId appearance personality description style think width \
+             height imageModel textModel modelName",
+        ),
+        (
+            "scene_image_generation",
+            "sceneName description sceneId environment lighting mood style allScenes think width \
+             height imageModel textModel modelName",
+        ),
+        (
+            "frame_generation",
+            "*prompt storyboardId width height imageModel modelName",
+        ),
+        (
+            "scene_video",
+            "prompt description storyboardId think imageUrl startFrame endFrame duration \
+             videoModel textModel modelName",
+        ),
+        (
+            "prompt_generate",
+            "*description kind style think textModel modelName",
+        ),
+        (
+            "script_to_storyboard",
+            "*scriptContent think textModel modelName",
+        ),
+        (
+            "script_only",
+            "title description style length episodeNumber projectId think textModel modelName",
+        ),
+        (
+            "single_frame_generation",
+            "*description storyboardId style think width height imageModel textModel modelName",
+        ),
+        (
+            "smart_parse",
+            "*apiDoc customPrompt think textModel modelName",
+        ),
+        (
+            "camera_run_generation",
+            "*description storyboardId shotType cameraMovement emotion hasAction startFrame \
+             endFrame dialogue duration think textModel modelName",
+        ),
+        (
+            "batch_frame_generation",
+            "*storyboards scriptId overwriteFrames maxConcurrency width height imageModel modelName",
+        ),
+        (
+            "batch_scene_video_generation",
+            "*storyboards scriptId duration overwriteVideos think maxConcurrency videoModel \
+             textModel modelName",
+        ),
+    ] {
+        assert_eq!(names(workflow), expected, "{workflow}");
+    }
 }

@@ -278,13 +278,14 @@ async fn frames_and_scene_images_resume_too() {
         "the start frame is not painted again"
     );
 
+    // Step 1 paints (step 0 is the style analysis).
     let params = json!({"sceneName": "草料场", "sceneId": 4});
     let first = Counting::new(models.clone(), Some(0));
     let outcome = run_step(
         &nosyntask_workflows::registry(first.clone()),
         "scene_image_generation",
         &params,
-        0,
+        1,
         &none,
         None,
     )
@@ -296,7 +297,7 @@ async fn frames_and_scene_images_resume_too() {
         &nosyntask_workflows::registry(second.clone()),
         "scene_image_generation",
         &params,
-        0,
+        1,
         &none,
         outcome.checkpoint,
     )

@@ -237,11 +237,19 @@ async fn scene_image_frames_video_and_prompt() {
 
     let params =
         json!({"sceneName": "山神庙内", "sceneId": 5, "lighting": "篝火微光", "mood": "凄凉"});
-    let outcome = run_step(&registry, "scene_image_generation", &params, 0, &none, None).await;
+    let outcome = run_step(&registry, "scene_image_generation", &params, 1, &none, None).await;
     let image = outcome.result.unwrap();
     assert_keys(
         &image,
-        &["imageUrl", "sceneId", "prompt", "imageModel", "textModel"],
+        &[
+            "imageUrl",
+            "sceneId",
+            "prompt",
+            "imageModel",
+            "textModel",
+            "referenceImageUrl",
+            "styleDescription",
+        ],
     );
     assert_eq!(image["sceneId"], 5);
     assert_eq!(
@@ -259,13 +267,21 @@ async fn scene_image_frames_video_and_prompt() {
     );
 
     let params = json!({"description": "A ruined temple in the snow at night"});
-    let image = run_step(&registry, "scene_image_generation", &params, 0, &none, None)
+    let image = run_step(&registry, "scene_image_generation", &params, 1, &none, None)
         .await
         .result
         .unwrap();
     assert_keys(
         &image,
-        &["imageUrl", "sceneId", "prompt", "imageModel", "textModel"],
+        &[
+            "imageUrl",
+            "sceneId",
+            "prompt",
+            "imageModel",
+            "textModel",
+            "referenceImageUrl",
+            "styleDescription",
+        ],
     );
     assert_eq!(image["sceneId"], Value::Null, "no sceneId given");
 
@@ -284,7 +300,7 @@ async fn scene_image_frames_video_and_prompt() {
     });
     let outcome = run_step(&registry, "scene_video", &params, 0, &none, None).await;
     let video = outcome.result.unwrap();
-    assert_keys(&video, &["videoUrl", "model"]);
+    assert_keys(&video, &["videoUrl", "model", "prompt"]);
     assert_eq!(video["model"], "sim-video");
     assert_file(dir.path(), &text(&video, "videoUrl"));
     assert!(outcome.progress >= 95);

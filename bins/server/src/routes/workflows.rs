@@ -1,8 +1,9 @@
 //! `/api/workflows…`: start, read, list, consume, cancel and resume jobs.
 
-use actix_web::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
+use actix_web::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH, VARY};
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use nosyntask_domain::{JobStatus, lenient_integer};
+use nosyntask_domain::{JobStatus, JobWithTasks, TaskStatus, lenient_integer};
 use nosyntask_engine::{ListQuery, StartRequest};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -11,9 +12,11 @@ use utoipa::IntoParams;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
+use crate::i18n;
+use crate::reads::etag_of;
 use crate::views::{
-    ConsumeResponse, Job, JobList, JobStatusChange, StartWorkflowRequest, StartWorkflowResponse,
-    WorkflowType, WorkflowTypes,
+    ConsumeResponse, Job, JobList, JobStatusChange, NO_PROJECT, StartWorkflowRequest,
+    StartWorkflowResponse, WorkflowType, WorkflowTypes,
 };
 
 const MAX_LIST_LIMIT: u64 = 200;
@@ -86,6 +89,7 @@ pub async fn start_workflow(
                 .to_str()
                 .map_err(|_| {
                     ApiError::bad_request("bad_request", "Idempotency-Key header is not ASCII")
+                        .zh("Idempotency-Key 请求头必须是 ASCII")
                 })?
                 .to_owned(),
         ),
@@ -102,6 +106,7 @@ pub async fn start_workflow(
     Ok(HttpResponse::Accepted().json(StartWorkflowResponse::new(
         &started.job,
         started.deduplicated,
+        i18n::of_request(&req),
     )))
 }
 
@@ -114,54 +119,62 @@ fn parse_start(
         return Err(ApiError::unprocessable(
             "invalid_body",
             "the request body must be a JSON object",
-        ));
+        )
+        .zh("请求体必须是 JSON 对象"));
     };
     let workflow_type = match body.remove("workflowType") {
         Some(Value::String(s)) if !s.trim().is_empty() => s,
         None | Some(Value::Null) => {
-            return Err(ApiError::unprocessable(
-                "invalid_body",
-                "workflowType is required",
-            ));
+            return Err(
+                ApiError::unprocessable("invalid_body", "workflowType is required")
+                    .zh("workflowType 为必填项"),
+            );
         }
         Some(_) => {
             return Err(ApiError::unprocessable(
                 "invalid_body",
                 "workflowType must be a non-empty string",
-            ));
+            )
+            .zh("workflowType 必须是非空字符串"));
         }
     };
     let project_id = match body.remove("projectId") {
-        None | Some(Value::Null) => {
-            return Err(ApiError::unprocessable(
-                "invalid_body",
-                "projectId is required",
-            ));
+        None => {
+            return Err(
+                ApiError::unprocessable("invalid_body", "projectId is required")
+                    .zh("projectId 为必填项"),
+            );
         }
+        // NanoStory's model test page starts jobs outside any project.
+        Some(Value::Null) => NO_PROJECT,
         Some(value) => lenient_integer(&value)
-            .filter(|id| *id > 0)
+            .filter(|id| *id > NO_PROJECT)
             .ok_or_else(|| {
-                ApiError::unprocessable("invalid_body", "projectId must be a positive integer")
+                ApiError::unprocessable(
+                    "invalid_body",
+                    "projectId must be a positive integer or null",
+                )
+                .zh("projectId 必须是正整数或 null")
             })?,
     };
     let params = match body.remove("params") {
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(params @ Value::Object(_)) => params,
         Some(_) => {
-            return Err(ApiError::unprocessable(
-                "invalid_params",
-                "params must be a JSON object",
-            ));
+            return Err(
+                ApiError::unprocessable("invalid_params", "params must be a JSON object")
+                    .zh("params 必须是 JSON 对象"),
+            );
         }
     };
     let body_key = match body.remove("idempotencyKey") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
         Some(_) => {
-            return Err(ApiError::unprocessable(
-                "invalid_body",
-                "idempotencyKey must be a string",
-            ));
+            return Err(
+                ApiError::unprocessable("invalid_body", "idempotencyKey must be a string")
+                    .zh("idempotencyKey 必须是字符串"),
+            );
         }
     };
     let idempotency_key = match (body_key, header_key) {
@@ -169,7 +182,8 @@ fn parse_start(
             return Err(ApiError::bad_request(
                 "bad_request",
                 "idempotencyKey and the Idempotency-Key header differ",
-            ));
+            )
+            .zh("idempotencyKey 与 Idempotency-Key 请求头不一致"));
         }
         (Some(key), _) | (None, Some(key)) => Some(key),
         (None, None) => None,
@@ -181,7 +195,10 @@ fn parse_start(
         return Err(ApiError::unprocessable(
             "invalid_body",
             format!("idempotencyKey must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters"),
-        ));
+        )
+        .zh(format!(
+            "idempotencyKey 最多 {MAX_IDEMPOTENCY_KEY_CHARS} 个字符"
+        )));
     }
     Ok(StartRequest {
         user_id: caller.0.user_id,
@@ -221,17 +238,35 @@ pub async fn get_job(
         .get(&caller.0, path.into_inner())
         .await
         .map_err(|e| state.error(e))?;
-    if if_none_match(&req, &job.etag) {
+    let lang = i18n::of_request(&req);
+    let (body, etag) = if lang != i18n::default_lang() && has_cancellation(&job.job) {
+        // The shared snapshot speaks the default language; this reader reads another.
+        let view = Job::new(&job.job, state.definition(&job.job.job.workflow_type), lang);
+        let body = serde_json::to_vec(&view).map_err(ApiError::internal)?;
+        let etag = etag_of(&body);
+        (Bytes::from(body), etag)
+    } else {
+        (job.body.clone(), job.etag.clone())
+    };
+    if if_none_match(&req, &etag) {
         return Ok(HttpResponse::NotModified()
-            .insert_header((ETAG, job.etag.clone()))
+            .insert_header((ETAG, etag))
             .insert_header((CACHE_CONTROL, "no-cache"))
+            .insert_header((VARY, "Accept-Language"))
             .finish());
     }
     Ok(HttpResponse::Ok()
-        .insert_header((ETAG, job.etag.clone()))
+        .insert_header((ETAG, etag))
         .insert_header((CACHE_CONTROL, "no-cache"))
+        .insert_header((VARY, "Accept-Language"))
         .content_type("application/json")
-        .body(job.body.clone()))
+        .body(body))
+}
+
+/// Whether the job's view carries a message of the reader's language (a cancellation).
+fn has_cancellation(job: &JobWithTasks) -> bool {
+    job.job.status == JobStatus::Cancelled
+        || job.tasks.iter().any(|t| t.status == TaskStatus::Cancelled)
 }
 
 fn if_none_match(req: &HttpRequest, etag: &str) -> bool {
@@ -266,9 +301,14 @@ pub struct ListParams {
     /// Only jobs with a smaller id (the last id of the previous page).
     #[param(value_type = Option<i64>)]
     before: Option<String>,
+    /// `false` lists the jobs without their `tasks` (a lighter answer, e.g. for the console);
+    /// default `true`.
+    #[param(value_type = Option<bool>)]
+    tasks: Option<String>,
 }
 
-/// Lists the caller's jobs (every user's for admins), newest first, without tasks.
+/// Lists the caller's jobs (every user's for admins), newest first, with their tasks unless
+/// `tasks=false`.
 #[utoipa::path(
     tag = "workflows",
     security(("bearer" = [])),
@@ -285,8 +325,10 @@ pub async fn list_jobs(
     caller: Caller,
     state: web::Data<AppState>,
     query: web::Query<ListParams>,
+    req: HttpRequest,
 ) -> Result<web::Json<JobList>, ApiError> {
     let query = query.into_inner();
+    let with_tasks = with_tasks(query.tasks.as_deref())?;
     let statuses = match query.status.as_deref() {
         None | Some("") => Vec::new(),
         Some(list) => list
@@ -299,6 +341,9 @@ pub async fn list_jobs(
                             "status: unknown status `{s}` (pending, running, completed, failed, cancelled)"
                         ),
                     )
+                    .zh(format!(
+                        "status：未知状态“{s}”（可选 pending、running、completed、failed、cancelled）"
+                    ))
                 })
             })
             .collect::<Result<_, _>>()?,
@@ -315,7 +360,10 @@ pub async fn list_jobs(
         .list(&caller.0, list)
         .await
         .map_err(|e| state.error(e))?;
-    Ok(web::Json(state.summaries(&jobs)))
+    let list = state
+        .job_list(&caller.0, &jobs, with_tasks, i18n::of_request(&req))
+        .await?;
+    Ok(web::Json(list))
 }
 
 /// Query of the active-jobs list.
@@ -331,7 +379,8 @@ pub struct ActiveParams {
     limit: Option<String>,
 }
 
-/// The caller's jobs in a project that are pending or running, or finished and not consumed.
+/// The caller's jobs in a project that are pending or running, or finished and not consumed,
+/// with their tasks.
 #[utoipa::path(
     tag = "workflows",
     security(("bearer" = [])),
@@ -348,17 +397,22 @@ pub async fn active_jobs(
     caller: Caller,
     state: web::Data<AppState>,
     query: web::Query<ActiveParams>,
+    req: HttpRequest,
 ) -> Result<web::Json<JobList>, ApiError> {
     let query = query.into_inner();
-    let project_id = optional_id("projectId", query.project_id.as_deref())?
-        .ok_or_else(|| ApiError::bad_request("invalid_query", "projectId is required"))?;
+    let project_id = optional_id("projectId", query.project_id.as_deref())?.ok_or_else(|| {
+        ApiError::bad_request("invalid_query", "projectId is required").zh("projectId 为必填项")
+    })?;
     let limit = limit_of(query.limit.as_deref(), DEFAULT_ACTIVE_LIMIT)?;
     let jobs = state
         .engine
         .active(&caller.0, project_id, limit)
         .await
         .map_err(|e| state.error(e))?;
-    Ok(web::Json(state.summaries(&jobs)))
+    let list = state
+        .job_list(&caller.0, &jobs, true, i18n::of_request(&req))
+        .await?;
+    Ok(web::Json(list))
 }
 
 /// Marks a finished job as consumed (idempotent).
@@ -456,7 +510,19 @@ fn optional_id(name: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
         None => Ok(None),
         Some(text) => text.parse::<i64>().map(Some).map_err(|_| {
             ApiError::bad_request("invalid_query", format!("{name} must be an integer"))
+                .zh(format!("{name} 必须是整数"))
         }),
+    }
+}
+
+fn with_tasks(raw: Option<&str>) -> Result<bool, ApiError> {
+    match raw {
+        None | Some("true") | Some("1") => Ok(true),
+        Some("false") | Some("0") => Ok(false),
+        Some(_) => Err(
+            ApiError::bad_request("invalid_query", "tasks must be true or false")
+                .zh("tasks 必须是 true 或 false"),
+        ),
     }
 }
 
@@ -468,7 +534,8 @@ fn limit_of(raw: Option<&str>, default: u64) -> Result<u64, ApiError> {
             _ => Err(ApiError::bad_request(
                 "invalid_query",
                 format!("limit must be an integer between 1 and {MAX_LIST_LIMIT}"),
-            )),
+            )
+            .zh(format!("limit 必须是 1 到 {MAX_LIST_LIMIT} 之间的整数"))),
         },
     }
 }
@@ -476,7 +543,6 @@ fn limit_of(raw: Option<&str>, default: u64) -> Result<u64, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reads::etag_of;
     use nosyntask_domain::Viewer;
     use serde_json::json;
 

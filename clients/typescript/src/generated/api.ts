@@ -48,7 +48,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Lists the caller's jobs (every user's for admins), newest first, without tasks. */
+        /**
+         * Lists the caller's jobs (every user's for admins), newest first, with their tasks unless
+         *     `tasks=false`.
+         */
         get: operations["list_jobs"];
         put?: never;
         /** Starts a workflow job (or returns the job an idempotency key already started). */
@@ -66,7 +69,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The caller's jobs in a project that are pending or running, or finished and not consumed. */
+        /**
+         * The caller's jobs in a project that are pending or running, or finished and not consumed,
+         *     with their tasks.
+         */
         get: operations["active_jobs"];
         put?: never;
         post?: never;
@@ -300,7 +306,10 @@ export interface components {
             /** @example true */
             success: boolean;
         };
-        /** @description The body of every error answer. The frontend shows `message`; `code` is stable. */
+        /**
+         * @description The body of every error answer. The frontend shows `message` (in the request's
+         *     `Accept-Language`, Chinese or English); `code` is stable.
+         */
         ErrorBody: {
             /**
              * @description Stable snake_case code: `bad_request`, `invalid_json`, `invalid_query`, `invalid_path`,
@@ -328,7 +337,7 @@ export interface components {
         };
         /** @description A list of jobs, newest first. */
         JobList: {
-            jobs: components["schemas"]["JobSummary"][];
+            jobs: components["schemas"]["ListedJob"][];
         };
         /** @description `POST …/cancel` and `POST …/resume` answer. */
         JobStatusChange: {
@@ -348,6 +357,7 @@ export interface components {
             created_at: string;
             /** Format: int32 */
             current_step_index: number;
+            /** @description Why it failed; for a cancelled job a cancellation message (in the request's language). */
             error_message?: string | null;
             /** Format: int64 */
             id: number;
@@ -359,8 +369,11 @@ export interface components {
              * @description Overall progress 0–100.
              */
             progress: number;
-            /** Format: int64 */
-            project_id: number;
+            /**
+             * Format: int64
+             * @description `null` for a job started without a project (NanoStory's model test page).
+             */
+            project_id?: number | null;
             /** Format: date-time */
             started_at?: string | null;
             status: components["schemas"]["Status"];
@@ -373,6 +386,11 @@ export interface components {
             /** @description Display name of the workflow type. */
             workflowName: string;
             workflow_type: string;
+        };
+        /** @description A job of a list: with its tasks unless the list was asked for without them (`tasks=false`). */
+        ListedJob: components["schemas"]["JobSummary"] & {
+            /** @description The job's tasks in step order; absent when listed with `tasks=false`. */
+            tasks?: components["schemas"]["Task"][] | null;
         };
         /** @description A configured model. Never carries keys or URLs with credentials. */
         Model: {
@@ -430,10 +448,11 @@ export interface components {
             params: Record<string, never>;
             /**
              * Format: int64
-             * @description The project the job belongs to (a numeric string is accepted too).
+             * @description The project the job belongs to (a numeric string is accepted too); `null` for a job
+             *     outside any project (NanoStory's model test page). Required, but may be `null`.
              * @example 1
              */
-            projectId: number;
+            projectId?: number | null;
             /**
              * @description A registered workflow type (see `GET /api/workflows/types`).
              * @example prompt_generate
@@ -616,6 +635,11 @@ export interface operations {
                 limit?: number;
                 /** @description Only jobs with a smaller id (the last id of the previous page). */
                 before?: number;
+                /**
+                 * @description `false` lists the jobs without their `tasks` (a lighter answer, e.g. for the console);
+                 *     default `true`.
+                 */
+                tasks?: boolean;
             };
             header?: never;
             path?: never;

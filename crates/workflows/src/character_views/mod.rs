@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use nosyntask_domain::{ParamsSchema, TaskError};
-use nosyntask_engine::ports::{MediaRequest, ModelCatalog};
+use nosyntask_engine::ports::{MediaRequest, ModelCatalog, ModelKind};
 use nosyntask_engine::{StepHandler, StepRun, WorkflowDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -21,6 +21,7 @@ use crate::common::language::Language;
 use crate::common::lenient;
 use crate::common::llm::{JsonQuestion, ask_json};
 use crate::common::media::{Slot, generate_once};
+use crate::common::models::{self, Uses};
 use crate::common::params;
 use crate::common::steps::{IMAGE_TIMEOUT, single_step};
 
@@ -45,9 +46,9 @@ const BACK: Slot = Slot {
 };
 
 /// Params: **characterName**, characterId, appearance, personality, description, style,
-/// modelName, width=512, height=768.
+/// imageModel (alias modelName), textModel, think, width=512, height=768.
 pub(crate) fn params() -> ParamsSchema {
-    ParamsSchema::new()
+    let schema = ParamsSchema::new()
         .param(
             params::text("characterName", "The character's name.")
                 .max_length(200)
@@ -64,14 +65,20 @@ pub(crate) fn params() -> ParamsSchema {
             "The character's role in the story.",
         ))
         .param(params::style())
-        .param(params::model_name("image"))
+        .param(params::think(None))
         .param(params::pixels("width", 512))
-        .param(params::pixels("height", 768))
+        .param(params::pixels("height", 768));
+    models::declare(schema, USES)
 }
+
+/// The models it calls: the image model draws, the text model writes the three prompts.
+const USES: Uses = Uses::with(ModelKind::Image, ModelKind::Text);
 
 pub(crate) fn definition(models: Arc<dyn ModelCatalog>) -> WorkflowDefinition {
     let params = params();
-    let handler = Arc::new(CharacterViewsHandler { models });
+    let handler = Arc::new(CharacterViewsHandler {
+        models: models.clone(),
+    });
     let step = single_step(
         "character_views",
         "character",
@@ -83,6 +90,7 @@ pub(crate) fn definition(models: Arc<dyn ModelCatalog>) -> WorkflowDefinition {
     WorkflowDefinition::new(WORKFLOW, "角色三视图生成", params)
         .step(step)
         .unique_by_param("characterId")
+        .prepare(models::resolver(models, USES))
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +102,8 @@ struct Input {
     description: Option<String>,
     style: Option<String>,
     model_name: Option<String>,
+    text_model: Option<String>,
+    think: Option<bool>,
     width: Option<u32>,
     height: Option<u32>,
 }
@@ -160,7 +170,7 @@ impl CharacterViewsHandler {
             tracing::info!("view prompts written before a restart; reusing them");
             return Ok(prompts);
         }
-        let model = self.models.text(None)?;
+        let model = self.models.text(input.text_model.as_deref())?;
         let profile_text = format!(
             "{} {} {} {}",
             input.character_name,
@@ -178,6 +188,7 @@ impl CharacterViewsHandler {
             example: prompt::example(language),
             max_tokens: 2_000,
             temperature: 0.5,
+            think: input.think,
         };
         let answer = ask_json(
             &model,

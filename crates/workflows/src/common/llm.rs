@@ -27,6 +27,8 @@ pub(crate) struct JsonQuestion {
     pub example: Value,
     pub max_tokens: u32,
     pub temperature: f32,
+    /// The request's deep-thinking flag (`think`), passed through to the provider.
+    pub think: Option<bool>,
 }
 
 /// A parsed answer with what it cost.
@@ -80,6 +82,7 @@ pub(crate) async fn ask_json<T>(
         ],
         temperature: Some(question.temperature),
         max_tokens: Some(question.max_tokens),
+        think: question.think,
         ..TextRequest::default()
     }
     .json(question.example.clone());

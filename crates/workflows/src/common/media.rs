@@ -22,27 +22,41 @@ pub(crate) struct Slot {
 /// The generated (or already generated) media's URL.
 pub(crate) async fn generate_once(
     model: &Arc<dyn MediaModel>,
-    mut request: MediaRequest,
+    request: MediaRequest,
     slot: Slot,
     checkpoint: &Checkpoints,
     progress: ProgressReporter,
     cancel: &CancellationToken,
 ) -> Result<String, TaskError> {
-    if let Some(url) = finished(checkpoint, slot.done_key).await {
+    let keys = (slot.call_key.to_owned(), slot.done_key.to_owned());
+    generate_once_keyed(model, request, keys, checkpoint, progress, cancel).await
+}
+
+/// [`generate_once`] with keys made at run time (one pair per item of a batch): the model
+/// call's entry and the finished URL's entry.
+pub(crate) async fn generate_once_keyed(
+    model: &Arc<dyn MediaModel>,
+    mut request: MediaRequest,
+    (call_key, done_key): (String, String),
+    checkpoint: &Checkpoints,
+    progress: ProgressReporter,
+    cancel: &CancellationToken,
+) -> Result<String, TaskError> {
+    if let Some(url) = finished(checkpoint, &done_key).await {
         tracing::info!(
-            entry = slot.done_key,
+            entry = %done_key,
             %url,
             "already generated before a restart; not generating again"
         );
         progress.report(100.0);
         return Ok(url);
     }
-    request.checkpoint_key = slot.call_key.to_owned();
+    request.checkpoint_key = call_key;
     let ctx = MediaContext::new(progress, checkpoint.clone(), cancel.clone());
     let output = model.generate(request, ctx).await?;
     checkpoint
         .merge_entry(
-            slot.done_key,
+            &done_key,
             json!({"url": output.url, "model": model.info().name}),
             None,
         )

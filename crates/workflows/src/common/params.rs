@@ -28,14 +28,18 @@ pub(crate) fn id(name: &str, description: &str) -> ParamSpec {
     ParamSpec::new(name, ParamKind::Integer, description)
 }
 
-/// `modelName`: a configured model of `kind`; the kind's default when absent.
-pub(crate) fn model_name(kind: &str) -> ParamSpec {
-    ParamSpec::new(
-        "modelName",
-        ParamKind::String,
-        &format!("Name of a configured {kind} model (GET /api/models); the default {kind} model when absent."),
-    )
-    .max_length(200)
+/// `think`: the text model's deep-thinking mode for this request, passed through to the
+/// provider (ignored by models without one).
+pub(crate) fn think(default: Option<bool>) -> ParamSpec {
+    let spec = ParamSpec::new(
+        "think",
+        ParamKind::Boolean,
+        "Ask the text model for its deep-thinking mode (ignored where the model has none).",
+    );
+    match default {
+        Some(default) => spec.default_value(json!(default)),
+        None => spec,
+    }
 }
 
 /// A pixel size with its default.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use nosyntask_domain::{ParamKind, ParamSpec, ParamsSchema, TaskError};
-use nosyntask_engine::ports::ModelCatalog;
+use nosyntask_engine::ports::{ModelCatalog, ModelKind};
 use nosyntask_engine::{StepDefinition, StepHandler, StepRun, WorkflowDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 
 use crate::common::language::Language;
 use crate::common::llm::{JsonQuestion, ask_json};
+use crate::common::models::{self, Uses};
 use crate::common::steps::{TEXT_TIMEOUT, single_step};
 use crate::common::{list, params};
 
@@ -58,7 +59,7 @@ pub(crate) trait Named {
 
 /// Params: **scriptContent** or **scenes**, projectId, scriptId, modelName.
 pub(crate) fn params() -> ParamsSchema {
-    ParamsSchema::new()
+    let schema = ParamsSchema::new()
         .param(params::script("scriptContent"))
         .param(ParamSpec::new(
             "scenes",
@@ -70,8 +71,9 @@ pub(crate) fn params() -> ParamsSchema {
             "scriptId",
             "The script; one extraction per script runs at a time.",
         ))
-        .param(params::model_name("text"))
-        .require_any_of(&["scriptContent", "scenes"])
+        .param(params::think(None))
+        .require_any_of(&["scriptContent", "scenes"]);
+    models::declare(schema, Uses::only(ModelKind::Text))
 }
 
 pub(crate) fn definition<E: Extraction>(models: Arc<dyn ModelCatalog>) -> WorkflowDefinition {
@@ -79,13 +81,14 @@ pub(crate) fn definition<E: Extraction>(models: Arc<dyn ModelCatalog>) -> Workfl
     let step = single_step(
         E::TASK_TYPE,
         "script",
-        handler::<E>(models),
+        handler::<E>(models.clone()),
         &params,
         TEXT_TIMEOUT,
     );
     WorkflowDefinition::new(E::WORKFLOW, E::NAME, params)
         .step(step)
         .unique_by_param("scriptId")
+        .prepare(models::resolver(models, Uses::only(ModelKind::Text)))
 }
 
 /// The handler of extraction `E`, also a step of `script_to_storyboard`.
@@ -128,6 +131,7 @@ impl<E: Extraction> StepHandler for ExtractionHandler<E> {
             example: E::example(language),
             max_tokens: 4_096,
             temperature: 0.2,
+            think: source.think,
         };
         let answer = ask_json(
             &model,

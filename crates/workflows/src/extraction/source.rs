@@ -14,6 +14,7 @@ pub(crate) struct Source {
     /// True when the text is a written-out shot list rather than the script.
     pub from_shots: bool,
     pub model_name: Option<String>,
+    pub think: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -23,6 +24,7 @@ struct Input {
     #[serde(default)]
     scenes: Option<Vec<Value>>,
     model_name: Option<String>,
+    think: Option<bool>,
 }
 
 impl Source {
@@ -34,6 +36,7 @@ impl Source {
                 text: script.to_owned(),
                 from_shots: false,
                 model_name: input.model_name,
+                think: input.think,
             });
         }
         let shots = shot_list(input.scenes.as_deref().unwrap_or_default());
@@ -46,6 +49,7 @@ impl Source {
             text: shots,
             from_shots: true,
             model_name: input.model_name,
+            think: input.think,
         })
     }
 }

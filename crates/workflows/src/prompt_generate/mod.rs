@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use nosyntask_domain::{ParamKind, ParamSpec, ParamsSchema, TaskError};
-use nosyntask_engine::ports::{ModelCatalog, TextModel};
+use nosyntask_engine::ports::{ModelCatalog, ModelKind, TextModel};
 use nosyntask_engine::{
     CancellationToken, ProgressReporter, StepHandler, StepRun, WorkflowDefinition,
 };
@@ -20,6 +20,7 @@ use crate::common::input::{non_empty, parse_input};
 use crate::common::language::Language;
 use crate::common::lenient;
 use crate::common::llm::{JsonQuestion, Usage, ask_json};
+use crate::common::models::{self, Uses};
 use crate::common::params;
 use crate::common::steps::{TEXT_TIMEOUT, single_step};
 
@@ -37,7 +38,7 @@ pub(crate) enum MediaKind {
 
 /// Params: **description**, kind=image|video, style, modelName.
 pub(crate) fn params() -> ParamsSchema {
-    ParamsSchema::new()
+    let schema = ParamsSchema::new()
         .param(params::text("description", "What the picture or clip shows.").required())
         .param(
             ParamSpec::new(
@@ -49,14 +50,19 @@ pub(crate) fn params() -> ParamsSchema {
             .default_value(json!("image")),
         )
         .param(params::style())
-        .param(params::model_name("text"))
+        .param(params::think(None));
+    models::declare(schema, Uses::only(ModelKind::Text))
 }
 
 pub(crate) fn definition(models: Arc<dyn ModelCatalog>) -> WorkflowDefinition {
     let params = params();
-    let handler = Arc::new(PromptHandler { models });
+    let handler = Arc::new(PromptHandler {
+        models: models.clone(),
+    });
     let step = single_step("prompt_generate", "prompt", handler, &params, TEXT_TIMEOUT);
-    WorkflowDefinition::new(WORKFLOW, "提示词生成", params).step(step)
+    WorkflowDefinition::new(WORKFLOW, "提示词生成", params)
+        .step(step)
+        .prepare(models::resolver(models, Uses::only(ModelKind::Text)))
 }
 
 /// What to write a prompt for.
@@ -65,6 +71,8 @@ pub(crate) struct Brief<'a> {
     pub kind: MediaKind,
     pub description: &'a str,
     pub style: Option<&'a str>,
+    /// The request's deep-thinking flag.
+    pub think: Option<bool>,
 }
 
 /// A written prompt.
@@ -96,6 +104,7 @@ pub(crate) async fn write_prompt(
         example: prompt::example(brief.kind, language),
         max_tokens: 1_500,
         temperature: 0.7,
+        think: brief.think,
     };
     let answer = ask_json(model, &question, written_prompt, progress, cancel).await?;
     Ok((answer.value, answer.usage))
@@ -124,6 +133,7 @@ struct Input {
     kind: MediaKind,
     style: Option<String>,
     model_name: Option<String>,
+    think: Option<bool>,
 }
 
 /// Writes one prompt.
@@ -144,6 +154,7 @@ impl StepHandler for PromptHandler {
             kind: input.kind,
             description,
             style: non_empty(input.style.as_deref()),
+            think: input.think,
         };
         let (written, usage) = write_prompt(
             &model,

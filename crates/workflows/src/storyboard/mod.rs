@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use nosyntask_domain::{ParamsSchema, TaskError};
-use nosyntask_engine::ports::ModelCatalog;
+use nosyntask_engine::ports::{ModelCatalog, ModelKind};
 use nosyntask_engine::{StepHandler, StepRun, WorkflowDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use crate::common::input::{non_empty, parse_input};
 use crate::common::language::Language;
 use crate::common::llm::{JsonQuestion, ask_json};
+use crate::common::models::{self, Uses};
 use crate::common::steps::{TEXT_TIMEOUT, single_step};
 use crate::common::{lenient, list, params};
 
@@ -30,19 +31,26 @@ const DEFAULT_DURATION: f64 = 3.0;
 const MIN_DURATION: f64 = 1.0;
 const MAX_DURATION: f64 = 10.0;
 
-/// Params: **scriptContent**, scriptTitle, modelName.
+/// The models it calls.
+pub(crate) const USES: Uses = Uses::only(ModelKind::Text);
+
+/// Params: **scriptContent**, scriptTitle, textModel (alias modelName), think=true.
 pub(crate) fn params() -> ParamsSchema {
-    ParamsSchema::new()
+    let schema = ParamsSchema::new()
         .param(params::script("scriptContent").required())
         .param(params::text("scriptTitle", "Title of the script.").max_length(500))
-        .param(params::model_name("text"))
+        .param(params::think(Some(true)));
+    models::declare(schema, USES)
 }
 
 pub(crate) fn definition(models: Arc<dyn ModelCatalog>) -> WorkflowDefinition {
     let params = params();
+    let models_of_definition = models.clone();
     let handler = Arc::new(StoryboardHandler { models });
     let step = single_step("storyboard", "script", handler, &params, TEXT_TIMEOUT);
-    WorkflowDefinition::new(WORKFLOW, "分镜生成", params).step(step)
+    WorkflowDefinition::new(WORKFLOW, "智能分镜", params)
+        .step(step)
+        .prepare(models::resolver(models_of_definition, USES))
 }
 
 /// One shot of the storyboard, as the frontend reads it.
@@ -124,6 +132,7 @@ struct Input {
     script_content: String,
     script_title: Option<String>,
     model_name: Option<String>,
+    think: Option<bool>,
 }
 
 /// Writes the storyboard of a script.
@@ -148,6 +157,7 @@ impl StepHandler for StoryboardHandler {
             example: prompt::example(language),
             max_tokens: 8_192,
             temperature: 0.3,
+            think: input.think,
         };
         let answer = ask_json(
             &model,

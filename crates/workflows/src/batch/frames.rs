@@ -1,0 +1,193 @@
+//! `batch_frame_generation` (批量分镜帧生成): the frames of every shot of a script — first and
+//! last frame for a shot with action, one frame otherwise. Shots that have a frame are skipped
+//! unless `overwriteFrames`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use nosyntask_domain::{ParamKind, ParamSpec, ParamsSchema, TaskError};
+use nosyntask_engine::ports::{MediaModel, MediaRequest, ModelCatalog, ModelKind};
+use nosyntask_engine::{
+    CancellationToken, Checkpoints, ProgressReporter, StepHandler, StepRun, WorkflowDefinition,
+};
+use serde_json::{Value, json};
+
+use super::Shot;
+use crate::common::batch::run_items;
+use crate::common::input::non_empty;
+use crate::common::media::generate_once_keyed;
+use crate::common::models::{self, Uses};
+use crate::common::params;
+use crate::common::steps::{IMAGE_TIMEOUT, single_step};
+use crate::frames::frame_prompts;
+
+/// The workflow type.
+pub const WORKFLOW: &str = "batch_frame_generation";
+
+const USES: Uses = Uses::only(ModelKind::Image);
+
+/// Params: **storyboards**, scriptId, imageModel (alias modelName), overwriteFrames,
+/// maxConcurrency=20, width=1024, height=576.
+fn params() -> ParamsSchema {
+    let schema = ParamsSchema::new()
+        .param(super::storyboards_param())
+        .param(super::script_id_param())
+        .param(ParamSpec::new(
+            "overwriteFrames",
+            ParamKind::Boolean,
+            "Paint shots that already have a frame again.",
+        ))
+        .param(super::max_concurrency_param(20))
+        .param(params::pixels("width", 1024))
+        .param(params::pixels("height", 576));
+    models::declare(schema, USES)
+}
+
+pub(crate) fn definition(models: Arc<dyn ModelCatalog>) -> WorkflowDefinition {
+    let params = params();
+    let handler = Arc::new(BatchFramesHandler {
+        models: models.clone(),
+    });
+    // One batch may paint hundreds of frames: the step gets the image limit per 10 shots.
+    let step = single_step(
+        "batch_frame",
+        "storyboard",
+        handler,
+        &params,
+        IMAGE_TIMEOUT * 6,
+    )
+    .target_id_param("scriptId");
+    WorkflowDefinition::new(WORKFLOW, "批量分镜帧生成", params)
+        .step(step)
+        .unique_by_param("scriptId")
+        .prepare(models::resolver(models, USES))
+}
+
+struct BatchFramesHandler {
+    models: Arc<dyn ModelCatalog>,
+}
+
+/// What every shot of the batch shares.
+struct Shared {
+    model: Arc<dyn MediaModel>,
+    checkpoint: Checkpoints,
+    cancel: CancellationToken,
+    width: u32,
+    height: u32,
+}
+
+impl Shared {
+    async fn paint(
+        &self,
+        key: &str,
+        name: &str,
+        prompt: String,
+        progress: ProgressReporter,
+    ) -> Result<String, TaskError> {
+        let request = MediaRequest {
+            prompt,
+            width: self.width,
+            height: self.height,
+            ..MediaRequest::default()
+        };
+        let keys = (format!("{name}:{key}"), format!("{name}Url:{key}"));
+        generate_once_keyed(
+            &self.model,
+            request,
+            keys,
+            &self.checkpoint,
+            progress,
+            &self.cancel,
+        )
+        .await
+    }
+
+    async fn shot(
+        &self,
+        index: usize,
+        shot: Shot,
+        overwrite: bool,
+        progress: ProgressReporter,
+    ) -> Value {
+        let has_frame = non_empty(shot.start_frame.as_deref())
+            .or(non_empty(shot.image_url.as_deref()))
+            .is_some();
+        if has_frame && !overwrite {
+            return json!({"storyboardId": shot.id, "status": "skipped"});
+        }
+        let key = shot.key(index);
+        let text = shot.text().unwrap_or_default().to_owned();
+        let outcome = if shot.has_action {
+            let (start, end) = frame_prompts(&text);
+            match self
+                .paint(&key, "start", start, progress.scaled(0.0, 50.0))
+                .await
+            {
+                Ok(first) => self
+                    .paint(&key, "end", end, progress.scaled(50.0, 100.0))
+                    .await
+                    .map(|last| (first, Some(last))),
+                Err(err) => Err(err),
+            }
+        } else {
+            self.paint(&key, "frame", text, progress)
+                .await
+                .map(|url| (url, None))
+        };
+        match outcome {
+            Ok((start, end)) => json!({
+                "storyboardId": shot.id,
+                "status": "completed",
+                "type": if shot.has_action { "frame" } else { "single_frame" },
+                "startFrame": start,
+                "endFrame": end,
+                "imageUrl": start,
+            }),
+            Err(err) => {
+                json!({"storyboardId": shot.id, "status": "failed", "error": err.to_string()})
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl StepHandler for BatchFramesHandler {
+    async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
+        let shots = super::shots(&run.input)?;
+        let input = &run.input;
+        let model_name = input.get("modelName").and_then(Value::as_str);
+        let shared = Shared {
+            model: self.models.image(model_name)?,
+            checkpoint: run.checkpoint.clone(),
+            cancel: run.cancel.clone(),
+            width: number(input, "width").unwrap_or(1024),
+            height: number(input, "height").unwrap_or(576),
+        };
+        let overwrite = input
+            .get("overwriteFrames")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let concurrency = number(input, "maxConcurrency").unwrap_or(20) as usize;
+        run.progress.report(2.0);
+        let items: Vec<(usize, Shot)> = shots.into_iter().enumerate().collect();
+        let results = run_items(
+            items,
+            concurrency,
+            &run.progress.scaled(2.0, 100.0),
+            |(index, shot), progress| shared.shot(index, shot, overwrite, progress),
+        )
+        .await;
+        let mut result = super::summary(results)?;
+        result["model"] = json!(shared.model.info().name);
+        Ok(result)
+    }
+}
+
+/// A positive integer param of the step input.
+pub(super) fn number(input: &Value, key: &str) -> Option<u32> {
+    input
+        .get(key)
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n > 0)
+}
