@@ -383,7 +383,8 @@ pub(crate) async fn held_fences(
                 backend,
                 &format!(
                     "SELECT id, lease_owner, claim_epoch, job_id, step_index FROM generation_tasks \
-                     WHERE id IN ({}) AND status IN ('running', 'pending') ORDER BY id{lock}",
+                     WHERE id IN ({}) AND status NOT IN ('completed', 'failed', 'cancelled') \
+                     ORDER BY id{lock}",
                     placeholders(padded_len(chunk.len()))
                 ),
                 padded_ids(chunk.iter().copied()),

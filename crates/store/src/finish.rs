@@ -14,7 +14,8 @@ use crate::sql::{FENCE_HOLDS, json_text, ms, stmt};
 use crate::store::Store;
 
 /// [`crate::sql::FENCE_HOLDS`] for one task.
-const FENCE: &str = "id = ? AND status IN ('running', 'pending') AND lease_owner = ? \
+const FENCE: &str = "id = ? AND status NOT IN ('completed', 'failed', 'cancelled') \
+     AND lease_owner = ? \
      AND claim_epoch = ?";
 
 fn fence_values(fence: &Fence) -> [Value; 3] {

@@ -59,8 +59,11 @@ pub(super) async fn renew_leases(state: Arc<State>) {
                     continue;
                 };
                 if lost.contains(&fence.task_id) {
-                    warn!(task_id = fence.task_id, "lease lost; stopping the handler");
-                    r.cancel.cancel();
+                    // A finished attempt whose completion just committed reads as lost too.
+                    if !r.result_pending {
+                        warn!(task_id = fence.task_id, "lease lost; stopping the handler");
+                        r.cancel.cancel();
+                    }
                 } else {
                     r.lease_confirmed_until = sent + state.config.lease_ttl;
                 }

@@ -158,7 +158,8 @@ impl Harness {
     /// Waits until no job of any user is pending or running.
     pub async fn wait_all_terminal(&self, engine: &Engine) {
         let viewer = Viewer::admin(0);
-        nosyntask_testkit::wait_for("all jobs to finish", Duration::from_secs(60), || async {
+        // Generous: 6,000 steps of the exactly-once test on a loaded 2-core machine (debug build).
+        nosyntask_testkit::wait_for("all jobs to finish", Duration::from_secs(150), || async {
             let jobs = engine
                 .list(
                     &viewer,
