@@ -40,17 +40,23 @@ async fn status_of(conn: &impl ConnectionTrait, id: JobId) -> Result<JobStatus> 
         .map_err(|_| StoreError::Other(format!("job {id} has unknown status `{status}`")).into())
 }
 
+/// ` FOR UPDATE` where the database locks rows; nothing on SQLite, whose write transactions run
+/// one at a time.
+fn row_lock(backend: DbBackend) -> &'static str {
+    if backend == DbBackend::Sqlite {
+        ""
+    } else {
+        " FOR UPDATE"
+    }
+}
+
 /// Locks the job's task rows, then the job row (the lock order of every transaction), and reads
 /// the job's status and user. Cancel, resume and prune decide on what they read here, so two of
 /// them (or one and a worker) can never both act on the same status. SQLite's write transactions
 /// run one at a time, so there the reads alone are enough.
 async fn lock_job(conn: &impl ConnectionTrait, id: JobId) -> Result<(JobStatus, i64)> {
     let backend = conn.get_database_backend();
-    let lock = if backend == DbBackend::Sqlite {
-        ""
-    } else {
-        " FOR UPDATE"
-    };
+    let lock = row_lock(backend);
     conn.query_all_raw(stmt(
         backend,
         &format!("SELECT id FROM generation_tasks WHERE job_id = ? ORDER BY id{lock}"),
@@ -438,11 +444,7 @@ impl Store {
         // The candidates were read without locks: a resume may have made one active since. Lock
         // their tasks, then the jobs (the lock order), and delete only the jobs that are still
         // old and terminal under those locks, with their tasks.
-        let lock = if backend == DbBackend::Sqlite {
-            ""
-        } else {
-            " FOR UPDATE"
-        };
+        let lock = row_lock(backend);
         txn.query_all_raw(stmt(
             backend,
             &format!(

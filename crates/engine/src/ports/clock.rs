@@ -146,7 +146,7 @@ impl Clock for DatabaseClock {
                 .anchor
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(anchor);
-            let skew = Utc::now() - self.now();
+            let skew = self.process_skew().unwrap_or_default();
             if first && skew.num_milliseconds().abs() > 1000 {
                 warn!(
                     skew_ms = skew.num_milliseconds(),

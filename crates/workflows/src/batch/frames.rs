@@ -13,7 +13,6 @@ use nosyntask_engine::{
 use serde_json::{Value, json};
 
 use super::Shot;
-use crate::common::batch::run_items;
 use crate::common::input::non_empty;
 use crate::common::media::generate_once_keyed;
 use crate::common::models::{self, Uses};
@@ -163,23 +162,15 @@ impl StepHandler for BatchFramesHandler {
             width: number(input, "width").unwrap_or(1024),
             height: number(input, "height").unwrap_or(576),
         };
-        let overwrite = input
-            .get("overwriteFrames")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let concurrency = number(input, "maxConcurrency").unwrap_or(20) as usize;
-        run.progress.report(2.0);
-        let items: Vec<(usize, Shot)> = shots.into_iter().enumerate().collect();
-        let results = run_items(
-            items,
-            concurrency,
-            &run.progress.scaled(2.0, 100.0),
-            |(index, shot), progress| shared.shot(index, shot, overwrite, progress),
+        let overwrite = super::flag(input, "overwriteFrames");
+        super::run_shots(
+            &run,
+            shots,
+            20,
+            &shared.model.info().name,
+            |index, shot, progress| shared.shot(index, shot, overwrite, progress),
         )
-        .await;
-        let mut result = super::summary(results)?;
-        result["model"] = json!(shared.model.info().name);
-        Ok(result)
+        .await
     }
 }
 

@@ -13,10 +13,14 @@
 pub(crate) mod frames;
 pub(crate) mod videos;
 
+use std::future::Future;
+
 use nosyntask_domain::{ParamKind, ParamSpec, TaskError};
+use nosyntask_engine::{ProgressReporter, StepRun};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::common::batch::run_items;
 use crate::common::input::non_empty;
 use crate::common::params;
 
@@ -110,6 +114,40 @@ fn shots(input: &Value) -> Result<Vec<Shot>, TaskError> {
             Ok(shot)
         })
         .collect()
+}
+
+/// Runs the shots at most `maxConcurrency` at a time (`default_concurrency` when the input
+/// names none), progress from 2 % to 100 % as the shots' average, and sums the results up
+/// with the model's name.
+async fn run_shots<F, Fut>(
+    run: &StepRun,
+    shots: Vec<Shot>,
+    default_concurrency: u32,
+    model: &str,
+    shot: F,
+) -> Result<Value, TaskError>
+where
+    F: Fn(usize, Shot, ProgressReporter) -> Fut,
+    Fut: Future<Output = Value>,
+{
+    let concurrency = frames::number(&run.input, "maxConcurrency").unwrap_or(default_concurrency);
+    run.progress.report(2.0);
+    let items: Vec<(usize, Shot)> = shots.into_iter().enumerate().collect();
+    let results = run_items(
+        items,
+        concurrency as usize,
+        &run.progress.scaled(2.0, 100.0),
+        |(index, item), progress| shot(index, item, progress),
+    )
+    .await;
+    let mut result = summary(results)?;
+    result["model"] = json!(model);
+    Ok(result)
+}
+
+/// A boolean input, false when absent.
+fn flag(input: &Value, key: &str) -> bool {
+    input.get(key).and_then(Value::as_bool).unwrap_or(false)
 }
 
 /// The batch result of per-shot results (each with a `status`). Every shot failing fails the

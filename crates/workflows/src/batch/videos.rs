@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 
 use super::Shot;
 use super::frames::number;
-use crate::common::batch::run_items;
 use crate::common::input::non_empty;
 use crate::common::media::generate_once_keyed;
 use crate::common::models::{self, Uses, field};
@@ -178,22 +177,14 @@ impl StepHandler for BatchVideosHandler {
             duration: number(input, "duration"),
             think: input.get("think").and_then(Value::as_bool),
         };
-        let overwrite = input
-            .get("overwriteVideos")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let concurrency = number(input, "maxConcurrency").unwrap_or(3) as usize;
-        run.progress.report(2.0);
-        let items: Vec<(usize, Shot)> = shots.into_iter().enumerate().collect();
-        let results = run_items(
-            items,
-            concurrency,
-            &run.progress.scaled(2.0, 100.0),
-            |(index, shot), progress| shared.shot(index, shot, overwrite, progress),
+        let overwrite = super::flag(input, "overwriteVideos");
+        super::run_shots(
+            &run,
+            shots,
+            3,
+            &shared.model.info().name,
+            |index, shot, progress| shared.shot(index, shot, overwrite, progress),
         )
-        .await;
-        let mut result = super::summary(results)?;
-        result["model"] = json!(shared.model.info().name);
-        Ok(result)
+        .await
     }
 }
