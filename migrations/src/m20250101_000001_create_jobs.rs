@@ -70,7 +70,7 @@ enum WorkflowUserLocks {
     UserId,
 }
 
-fn id(backend: DbBackend, name: impl IntoIden) -> ColumnDef {
+pub(crate) fn id(backend: DbBackend, name: impl IntoIden) -> ColumnDef {
     let mut column = ColumnDef::new(name);
     if backend == DbBackend::Sqlite {
         // SQLite only auto-increments an `INTEGER PRIMARY KEY`; AUTOINCREMENT keeps ids unique
@@ -83,7 +83,7 @@ fn id(backend: DbBackend, name: impl IntoIden) -> ColumnDef {
     column
 }
 
-fn json_text(backend: DbBackend, name: impl IntoIden) -> ColumnDef {
+pub(crate) fn json_text(backend: DbBackend, name: impl IntoIden) -> ColumnDef {
     let mut column = ColumnDef::new(name);
     if backend == DbBackend::MySql {
         // MySQL's TEXT holds only 64 KiB.
@@ -94,19 +94,19 @@ fn json_text(backend: DbBackend, name: impl IntoIden) -> ColumnDef {
     column
 }
 
-fn millis(name: impl IntoIden) -> ColumnDef {
+pub(crate) fn millis(name: impl IntoIden) -> ColumnDef {
     let mut column = ColumnDef::new(name);
     column.big_integer();
     column
 }
 
-fn int(name: impl IntoIden) -> ColumnDef {
+pub(crate) fn int(name: impl IntoIden) -> ColumnDef {
     let mut column = ColumnDef::new(name);
     column.integer().not_null();
     column
 }
 
-fn string(name: impl IntoIden, len: u32) -> ColumnDef {
+pub(crate) fn string(name: impl IntoIden, len: u32) -> ColumnDef {
     let mut column = ColumnDef::new(name);
     column.string_len(len);
     column

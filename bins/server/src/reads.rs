@@ -219,6 +219,7 @@ mod tests {
                 completed_at: None,
             },
             tasks: Vec::new(),
+            history: Vec::new(),
         }
     }
 

@@ -146,7 +146,11 @@ impl Job {
     ) -> Self {
         Job {
             job: JobSummary::new(&job.job, definition, lang),
-            tasks: job.tasks.iter().map(|t| Task::new(t, lang)).collect(),
+            tasks: job
+                .tasks
+                .iter()
+                .map(|t| Task::new(t, lang).with_history(&job.history))
+                .collect(),
         }
     }
 }
@@ -163,9 +167,17 @@ pub struct ListedJob {
 
 impl From<Job> for ListedJob {
     fn from(job: Job) -> Self {
+        let tasks = job
+            .tasks
+            .into_iter()
+            .map(|task| Task {
+                attempts_history: None,
+                ..task
+            })
+            .collect();
         ListedJob {
             job: job.job,
-            tasks: Some(job.tasks),
+            tasks: Some(tasks),
         }
     }
 }
@@ -195,13 +207,57 @@ pub struct Task {
     #[schema(value_type = Option<Object>)]
     pub result_data: Option<Value>,
     pub error_message: Option<String>,
+    /// How many times the step has been tried since it was created or last resumed.
     pub attempts: i32,
+    pub max_attempts: i32,
     /// The provider's task id of asynchronous generations.
     pub external_task_id: Option<String>,
+    /// The first start of the step.
+    #[schema(format = DateTime)]
+    pub started_at: Option<String>,
+    /// The start of the attempt running now (or of the last one).
+    #[schema(format = DateTime)]
+    pub attempt_started_at: Option<String>,
+    /// When a step waiting to be retried is tried again.
+    #[schema(format = DateTime)]
+    pub next_attempt_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub completed_at: Option<String>,
+    /// The step's finished attempts, oldest first, across resumes (the running one is the step
+    /// itself). In single-job reads; absent from lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts_history: Option<Vec<Attempt>>,
+}
+
+/// One finished attempt of a step.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Attempt {
+    /// The attempt's number (a resume counts again from 1).
+    pub attempt: i32,
+    /// The worker that ran it.
+    pub worker: Option<String>,
     #[schema(format = DateTime)]
     pub started_at: Option<String>,
     #[schema(format = DateTime)]
-    pub completed_at: Option<String>,
+    pub ended_at: String,
+    /// `completed`, `failed`, `handed_back` (given back without a result, not counted),
+    /// `lost` (its worker stopped renewing the lease) or `cancelled`.
+    #[schema(value_type = String, example = "failed")]
+    pub outcome: &'static str,
+    pub error_message: Option<String>,
+}
+
+impl Attempt {
+    fn new(attempt: &domain::TaskAttempt) -> Self {
+        Attempt {
+            attempt: attempt.attempt,
+            worker: attempt.worker.clone(),
+            started_at: attempt.started_at.map(timestamp),
+            ended_at: timestamp(attempt.ended_at),
+            outcome: attempt.outcome.as_str(),
+            error_message: attempt.error_message.clone(),
+        }
+    }
 }
 
 impl Task {
@@ -223,10 +279,26 @@ impl Task {
                 (task.status == domain::TaskStatus::Cancelled).then(|| task_cancelled(lang))
             }),
             attempts: task.attempts,
+            max_attempts: task.max_attempts,
             external_task_id: task.external_task_id.clone(),
             started_at: task.started_at.map(timestamp),
+            attempt_started_at: task.attempt_started_at.map(timestamp),
+            next_attempt_at: task.next_attempt_at.map(timestamp),
             completed_at: task.completed_at.map(timestamp),
+            attempts_history: None,
         }
+    }
+
+    /// The view with this step's rows of `history` (a job's finished attempts).
+    pub fn with_history(mut self, history: &[domain::TaskAttempt]) -> Self {
+        self.attempts_history = Some(
+            history
+                .iter()
+                .filter(|a| a.task_id == self.id)
+                .map(Attempt::new)
+                .collect(),
+        );
+        self
     }
 }
 
@@ -480,8 +552,19 @@ mod tests {
                 max_attempts: 3,
                 external_task_id: None,
                 started_at: Some(at),
+                attempt_started_at: Some(at),
+                next_attempt_at: None,
                 completed_at: None,
                 updated_at: at,
+            }],
+            history: vec![domain::TaskAttempt {
+                task_id: 11,
+                attempt: 1,
+                worker: Some("w1".into()),
+                started_at: Some(at),
+                ended_at: at,
+                outcome: domain::AttemptOutcome::Lost,
+                error_message: Some("gone".into()),
             }],
         }
     }
@@ -544,13 +627,23 @@ mod tests {
             "result_data",
             "error_message",
             "attempts",
+            "max_attempts",
             "external_task_id",
             "started_at",
+            "attempt_started_at",
+            "next_attempt_at",
             "completed_at",
+            "attempts_history",
         ];
         expected.sort_unstable();
         assert_eq!(task_keys, expected);
         assert_eq!(task["result_data"], json!({"prompt": "p"}));
+        assert_eq!(
+            task["attempts_history"],
+            json!([{"attempt": 1, "worker": "w1", "started_at": "2025-01-31T08:00:00.000Z",
+                "ended_at": "2025-01-31T08:00:00.000Z", "outcome": "lost",
+                "error_message": "gone"}])
+        );
     }
 
     #[test]

@@ -9,4 +9,6 @@ mod types;
 pub use params::{ParamError, ParamKind, ParamSpec, ParamsSchema, lenient_integer};
 pub use status::{JobStatus, ParseStatusError, TaskStatus};
 pub use task_error::TaskError;
-pub use types::{Job, JobId, JobWithTasks, ProjectId, Task, TaskId, UserId, Viewer};
+pub use types::{
+    AttemptOutcome, Job, JobId, JobWithTasks, ProjectId, Task, TaskAttempt, TaskId, UserId, Viewer,
+};

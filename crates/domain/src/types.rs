@@ -1,4 +1,5 @@
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{JobStatus, TaskStatus};
@@ -49,9 +50,77 @@ pub struct Task {
     pub attempts: i32,
     pub max_attempts: i32,
     pub external_task_id: Option<String>,
+    /// The first start of the task (over all attempts and resumes).
     pub started_at: Option<DateTime<Utc>>,
+    /// The start of the attempt running now, or of the last one.
+    pub attempt_started_at: Option<DateTime<Utc>>,
+    /// When a task waiting to be retried becomes ready again.
+    pub next_attempt_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// How one attempt of a task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Completed,
+    /// The handler failed; the task was retried or failed for good.
+    Failed,
+    /// Given back without a result (shutdown, a lease the runner could not confirm); it does
+    /// not count as an attempt.
+    HandedBack,
+    /// Its runner stopped renewing the lease and another claim took the task over.
+    Lost,
+    /// The job was cancelled while it ran.
+    Cancelled,
+}
+
+impl AttemptOutcome {
+    pub const ALL: [AttemptOutcome; 5] = [
+        AttemptOutcome::Completed,
+        AttemptOutcome::Failed,
+        AttemptOutcome::HandedBack,
+        AttemptOutcome::Lost,
+        AttemptOutcome::Cancelled,
+    ];
+
+    /// The name stored in the database and sent over the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Completed => "completed",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::HandedBack => "handed_back",
+            AttemptOutcome::Lost => "lost",
+            AttemptOutcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::str::FromStr for AttemptOutcome {
+    type Err = crate::ParseStatusError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        AttemptOutcome::ALL
+            .into_iter()
+            .find(|outcome| outcome.as_str() == text)
+            .ok_or_else(|| crate::ParseStatusError(text.to_owned()))
+    }
+}
+
+/// One finished attempt of a task (a `task_attempts` row). The attempt running now is the task
+/// itself (`attempt_started_at`, status `running`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskAttempt {
+    pub task_id: TaskId,
+    /// The task's attempt count when it ran (a resume starts counting again at 1).
+    pub attempt: i32,
+    /// Which worker ran it (its lease owner).
+    pub worker: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: DateTime<Utc>,
+    pub outcome: AttemptOutcome,
+    pub error_message: Option<String>,
 }
 
 /// A job with its tasks in step order.
@@ -59,6 +128,9 @@ pub struct Task {
 pub struct JobWithTasks {
     pub job: Job,
     pub tasks: Vec<Task>,
+    /// Finished attempts of the job's tasks, oldest first. Filled by single-job reads; empty
+    /// where a read does not ask for it (lists, claims).
+    pub history: Vec<TaskAttempt>,
 }
 
 /// Who is asking: users see their own jobs, admins see all.

@@ -11,6 +11,7 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Value};
 use serde_json::json;
 
 use crate::error::{Result, retrying};
+use crate::history;
 use crate::sql::{
     self, FENCE_HOLDS, IN_LIST_CHUNK, IS_PENDING_BY_KEY, JOB_COLUMNS, TASK_COLUMNS, TASK_FIELDS,
     col, ms, padded_ids, padded_len, placeholders, stmt,
@@ -93,13 +94,18 @@ impl Store {
     ) -> Result<Vec<ClaimedTask>> {
         let sql = format!(
             "WITH picked AS MATERIALIZED ( \
-               SELECT id FROM generation_tasks WHERE status = 'pending' AND ready_at <= ? \
+               SELECT id, job_id, attempts, claim_epoch, lease_owner, attempt_started_at, \
+               lease_expires_at FROM generation_tasks WHERE status = 'pending' AND ready_at <= ? \
                ORDER BY ready_at, id LIMIT ? FOR UPDATE SKIP LOCKED \
+             ), lost AS ( \
+               {history} SELECT id, job_id, attempts, claim_epoch, lease_owner, \
+               attempt_started_at, COALESCE(lease_expires_at, ?), 'lost', ? \
+               FROM picked WHERE lease_owner IS NOT NULL \
              ), claimed AS ( \
                UPDATE generation_tasks t SET status = 'running', attempts = t.attempts + 1, \
                claim_epoch = t.claim_epoch + 1, \
                lease_owner = ?, lease_expires_at = ?, started_at = COALESCE(t.started_at, ?), \
-               updated_at = ?, progress = 0 \
+               attempt_started_at = ?, updated_at = ?, progress = 0 \
                FROM picked WHERE t.id = picked.id \
                RETURNING {tasks}, t.checkpoint, t.claim_epoch \
              ), started AS ( \
@@ -117,13 +123,17 @@ impl Store {
             tasks = *TASK_COLUMNS,
             jobs = *JOB_COLUMNS,
             pending = IS_PENDING_BY_KEY,
+            history = history::INSERT,
         );
         let now_ms = ms(now);
         let values: Vec<Value> = vec![
             now_ms.into(),
             i64::from(limit).into(),
+            now_ms.into(),
+            history::LOST_MESSAGE.into(),
             owner.to_owned().into(),
             lease_until(now, lease).into(),
+            now_ms.into(),
             now_ms.into(),
             now_ms.into(),
             now_ms.into(),
@@ -165,7 +175,8 @@ impl Store {
             .query_all_raw(stmt(
                 backend,
                 &format!(
-                    "SELECT id FROM generation_tasks WHERE status = 'pending' AND ready_at <= ? \
+                    "SELECT id, lease_owner FROM generation_tasks \
+                     WHERE status = 'pending' AND ready_at <= ? \
                      ORDER BY ready_at, id LIMIT ?{lock}"
                 ),
                 vec![now_ms.into(), i64::from(limit).into()],
@@ -179,9 +190,18 @@ impl Store {
             .iter()
             .map(|row| col::<i64>(row, 0))
             .collect::<Result<Vec<_>, DbErr>>()?;
+        // A pending task that still names an owner lost its lease: that attempt ends here.
+        let mut lost = Vec::new();
+        for row in &picked {
+            if col::<Option<String>>(row, 1)?.is_some() {
+                lost.push(col::<i64>(row, 0)?);
+            }
+        }
+        history::record_lost(&txn, &lost, now).await?;
         let mut values: Vec<Value> = vec![
             owner.to_owned().into(),
             lease_until(now, lease).into(),
+            now_ms.into(),
             now_ms.into(),
             now_ms.into(),
         ];
@@ -190,7 +210,8 @@ impl Store {
             backend,
             &format!(
                 "UPDATE generation_tasks SET status = 'running', attempts = attempts + 1, \
-                 claim_epoch = claim_epoch + 1, lease_owner = ?, lease_expires_at = ?, started_at = COALESCE(started_at, ?), \
+                 claim_epoch = claim_epoch + 1, lease_owner = ?, lease_expires_at = ?, \
+                 started_at = COALESCE(started_at, ?), attempt_started_at = ?, \
                  updated_at = ?, progress = 0 WHERE id IN ({})",
                 placeholders(padded_len(ids.len()))
             ),

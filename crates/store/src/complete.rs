@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
+use nosyntask_domain::AttemptOutcome;
 use nosyntask_engine::StoreError;
 use nosyntask_engine::ports::{Completion, Fence, StepStarted};
 use sea_orm::{ConnectionTrait, DbBackend, Value};
@@ -11,6 +12,7 @@ use serde_json::json;
 
 use crate::claim::held_fences;
 use crate::error::{Result, retrying};
+use crate::history;
 use crate::sql::{
     FENCE_HOLDS, IS_PENDING_BY_KEY, col, json_text, ms, padded_ids, padded_len, placeholders, stmt,
 };
@@ -121,7 +123,11 @@ impl Store {
                    model_name = CASE WHEN x.started THEN x.model ELSE t.model_name END \
                    FROM input x WHERE t.id = ANY(ARRAY(SELECT task_id FROM input)) \
                    AND t.id = x.task_id AND {fence} \
-                   RETURNING t.id, t.job_id, t.step_index, x.last, x.job_progress \
+                   RETURNING t.id, t.job_id, t.step_index, x.last, x.job_progress, \
+                   t.attempts, t.claim_epoch, x.owner, t.attempt_started_at \
+                 ), history AS ( \
+                   {history} SELECT id, job_id, attempts, claim_epoch, owner, \
+                   attempt_started_at, ?, 'completed', NULL FROM done \
                  ), next AS ( \
                    UPDATE generation_tasks n SET ready_at = ?, updated_at = ? FROM done d \
                    WHERE NOT d.last \
@@ -144,9 +150,12 @@ impl Store {
                  SELECT d.id, (SELECT count(*) FROM next) FROM done d",
                     pending = IS_PENDING_BY_KEY,
                     fence = FENCE_HOLDS,
+                    history = history::INSERT,
                 ),
+                // Every `?` after the input is the time of the batch.
                 vec![
                     serde_json::Value::Array(input).to_string().into(),
+                    now_ms.into(),
                     now_ms.into(),
                     now_ms.into(),
                     now_ms.into(),
@@ -218,6 +227,7 @@ impl Store {
         );
         values.extend([now_ms.into(), now_ms.into()]);
         values.extend(padded_ids(ids.iter().copied()));
+        history::record_by_ids(&txn, &ids, now, AttemptOutcome::Completed).await?;
         txn.execute_raw(stmt(
             backend,
             &format!(

@@ -345,6 +345,8 @@ pub(crate) fn built(
             max_attempts: task.max_attempts,
             external_task_id: None,
             started_at: None,
+            attempt_started_at: None,
+            next_attempt_at: None,
             completed_at: None,
             updated_at: now,
         })
@@ -368,6 +370,7 @@ pub(crate) fn built(
             completed_at: None,
         },
         tasks,
+        history: Vec::new(),
     })
 }
 
@@ -399,5 +402,9 @@ pub(crate) async fn load_job(
             tasks.push(sql::decode_task(row, sql::JOB_FIELDS.len())?);
         }
     }
-    Ok(Some(JobWithTasks { job, tasks }))
+    Ok(Some(JobWithTasks {
+        job,
+        tasks,
+        history: Vec::new(),
+    }))
 }

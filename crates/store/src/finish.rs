@@ -2,6 +2,7 @@
 //! checkpoints, failures and hand-backs (completions are in `complete`).
 
 use chrono::{DateTime, Utc};
+use nosyntask_domain::AttemptOutcome;
 use nosyntask_engine::StoreError;
 use nosyntask_engine::ports::{Failure, Fence, ProgressUpdate, StepStarted};
 use sea_orm::{ConnectionTrait, DbBackend, Value};
@@ -10,6 +11,7 @@ use serde_json::json;
 use crate::claim::held_fences;
 use crate::complete::{merge, started_json};
 use crate::error::{Result, retrying};
+use crate::history;
 use crate::sql::{FENCE_HOLDS, json_text, ms, stmt};
 use crate::store::Store;
 
@@ -87,6 +89,16 @@ impl Store {
             txn.rollback().await?;
             return Ok(false);
         }
+        history::record_one(
+            &txn,
+            failure.fence.task_id,
+            &failure.fence.owner,
+            now,
+            AttemptOutcome::Failed,
+            Some(&failure.message),
+            0,
+        )
+        .await?;
         if failure.retry_at.is_none() {
             txn.execute_raw(stmt(
                 backend,
@@ -121,16 +133,30 @@ impl Store {
             for fence in &sorted {
                 let mut values: Vec<Value> = vec![ms(now).into(), ms(now).into()];
                 values.extend(fence_values(fence));
-                txn.execute_raw(stmt(
-                    backend,
-                    &format!(
-                        "UPDATE generation_tasks SET status = 'pending', ready_at = ?, \
-                         attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL, \
-                         updated_at = ? WHERE {FENCE}"
-                    ),
-                    values,
-                ))
-                .await?;
+                let released = txn
+                    .execute_raw(stmt(
+                        backend,
+                        &format!(
+                            "UPDATE generation_tasks SET status = 'pending', ready_at = ?, \
+                             attempts = attempts - 1, lease_owner = NULL, \
+                             lease_expires_at = NULL, updated_at = ? WHERE {FENCE}"
+                        ),
+                        values,
+                    ))
+                    .await?;
+                if released.rows_affected() > 0 {
+                    // The attempt was taken back above; its row keeps the number it ran as.
+                    history::record_one(
+                        &txn,
+                        fence.task_id,
+                        &fence.owner,
+                        now,
+                        AttemptOutcome::HandedBack,
+                        None,
+                        1,
+                    )
+                    .await?;
+                }
             }
             txn.commit().await?;
             Ok(())

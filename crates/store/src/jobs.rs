@@ -11,6 +11,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Value};
 
 use crate::create::load_job;
 use crate::error::{Result, retrying, retrying_read};
+use crate::history;
 use crate::sql::{JOB_COLUMNS, col, decode_job, ms, padded_ids, padded_len, placeholders, stmt};
 use crate::store::Store;
 
@@ -80,7 +81,14 @@ async fn lock_job(conn: &impl ConnectionTrait, id: JobId) -> Result<(JobStatus, 
 
 impl Store {
     pub(crate) async fn get_job_impl(&self, id: JobId) -> Result<Option<JobWithTasks>, StoreError> {
-        retrying_read(|| async { Ok(load_job(&self.inner.read, id).await?) }).await
+        retrying_read(|| async {
+            let Some(mut job) = load_job(&self.inner.read, id).await? else {
+                return Ok(None);
+            };
+            job.history = history::load(&self.inner.read, id).await?;
+            Ok(Some(job))
+        })
+        .await
     }
 
     pub(crate) async fn list_jobs_impl(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
@@ -181,6 +189,7 @@ impl Store {
             }
             _ => {}
         }
+        history::record_cancelled(&txn, id, now).await?;
         // Tasks first, then the job: the lock order of every transaction. Running tasks keep
         // their lease owner so the worker running them learns of the cancellation.
         txn.execute_raw(stmt(
@@ -475,6 +484,7 @@ impl Store {
             return Ok((0, candidates.len() == PRUNE_BATCH));
         }
         let id_values = || padded_ids(ids.iter().copied());
+        history::delete_for_jobs(&txn, &ids).await?;
         txn.execute_raw(stmt(
             backend,
             &format!(

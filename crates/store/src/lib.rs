@@ -28,6 +28,7 @@ mod create;
 mod create_pg;
 mod error;
 mod finish;
+mod history;
 mod jobs;
 mod notify;
 mod sql;

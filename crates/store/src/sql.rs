@@ -143,7 +143,7 @@ pub(crate) const JOB_FIELDS: [&str; 15] = [
     "completed_at",
 ];
 
-pub(crate) const TASK_FIELDS: [&str; 18] = [
+pub(crate) const TASK_FIELDS: [&str; 20] = [
     "id",
     "job_id",
     "step_index",
@@ -162,6 +162,8 @@ pub(crate) const TASK_FIELDS: [&str; 18] = [
     "started_at",
     "completed_at",
     "updated_at",
+    "attempt_started_at",
+    "ready_at",
 ];
 
 fn columns(prefix: &str, fields: &[&str]) -> String {
@@ -211,6 +213,9 @@ pub(crate) fn decode_job(row: &QueryResult, at: usize) -> Result<Job, DbErr> {
 /// Reads a task from `TASK_COLUMNS` starting at column `at`.
 pub(crate) fn decode_task(row: &QueryResult, at: usize) -> Result<Task, DbErr> {
     let status: String = get(row, at + 8)?;
+    let status = parse_status::<TaskStatus>(&status)?;
+    let attempts: i32 = get(row, at + 12)?;
+    let ready_at = get::<Option<i64>>(row, at + 19)?.map(time);
     Ok(Task {
         id: get(row, at)?,
         job_id: get(row, at + 1)?,
@@ -220,16 +225,20 @@ pub(crate) fn decode_task(row: &QueryResult, at: usize) -> Result<Task, DbErr> {
         target_id: get(row, at + 5)?,
         model_name: get(row, at + 6)?,
         input_params: parse_opt_json(get(row, at + 7)?, "generation_tasks.input_params")?,
-        status: parse_status::<TaskStatus>(&status)?,
+        status,
         progress: get(row, at + 9)?,
         result_data: parse_opt_json(get(row, at + 10)?, "generation_tasks.result_data")?,
         error_message: get(row, at + 11)?,
-        attempts: get(row, at + 12)?,
+        attempts,
         max_attempts: get(row, at + 13)?,
         external_task_id: get(row, at + 14)?,
         started_at: get::<Option<i64>>(row, at + 15)?.map(time),
         completed_at: get::<Option<i64>>(row, at + 16)?.map(time),
         updated_at: time(get(row, at + 17)?),
+        attempt_started_at: get::<Option<i64>>(row, at + 18)?.map(time),
+        // A pending task that has run before waits for its retry (or, after a lapsed lease or a
+        // hand-back, is ready at once).
+        next_attempt_at: ready_at.filter(|_| status == TaskStatus::Pending && attempts > 0),
     })
 }
 

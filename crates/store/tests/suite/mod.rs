@@ -7,12 +7,14 @@
 mod activity;
 mod claims;
 mod cluster;
+mod history;
 mod jobs;
 mod lifecycle;
 
 pub use activity::*;
 pub use claims::*;
 pub use cluster::*;
+pub use history::*;
 pub use jobs::*;
 pub use lifecycle::*;
 
