@@ -2,7 +2,7 @@
 // updates from the job's event stream, and the cancel / resume / consume actions.
 
 import { ApiError, TERMINAL } from './api.js';
-import { announce, badge, elapsed, facts, h, json, message, progress, replace, time } from './dom.js';
+import { announce, badge, duration, elapsed, facts, h, json, message, progress, replace, time } from './dom.js';
 import { findMedia, humanize } from './media.js';
 
 const MAX_RECONNECT_MS = 10000;
@@ -96,13 +96,18 @@ export function renderJob(view, ctx, idText) {
         facts([
           ['Target', `${task.target_type}${task.target_id !== null && task.target_id !== undefined ? ` #${task.target_id}` : ''}`],
           ['Model', task.model_name || h('span', { class: 'muted', text: 'default / not recorded' })],
-          ['Attempts', String(task.attempts)],
+          ['Attempts', task.max_attempts ? `${task.attempts} of ${task.max_attempts}` : String(task.attempts)],
           task.external_task_id ? ['Provider task', h('code', { text: task.external_task_id })] : null,
-          ['Started', time(task.started_at)],
+          ['Started', time(task.attempt_started_at || task.started_at)],
+          task.started_at && task.attempt_started_at && task.started_at !== task.attempt_started_at
+            ? ['First started', time(task.started_at)] : null,
+          retryAt(task) ? ['Next attempt', retryAt(task)] : null,
           ['Finished', time(task.completed_at)],
-          ['Ran for', elapsed(task.started_at, task.completed_at)],
+          ['Ran for', elapsed(task.attempt_started_at || task.started_at, task.completed_at)],
         ]),
-        task.error_message ? h('div', { class: 'message message-error' }, h('strong', { text: 'Error: ' }), task.error_message) : null,
+        // An error of an earlier attempt is history once the step completed.
+        task.error_message && task.status !== 'completed'
+          ? h('div', { class: 'message message-error' }, h('strong', { text: 'Error: ' }), task.error_message) : null,
         media.length ? h('div', { class: 'gallery' }, media.map(mediaNode)) : null,
         task.result_data !== null && task.result_data !== undefined
           ? details(`result-${task.id}`, 'Result', json(task.result_data), true)
@@ -110,7 +115,36 @@ export function renderJob(view, ctx, idText) {
         task.input_params !== null && task.input_params !== undefined
           ? details(`input-${task.id}`, 'Step input', json(task.input_params), false)
           : null,
+        task.attempts_history && task.attempts_history.length
+          ? details(`attempts-${task.id}`, `Attempt history (${task.attempts_history.length})`,
+            attemptTable(task), task.attempts_history.some((a) => a.outcome !== 'completed'))
+          : null,
       ));
+  }
+
+  /** "in 12 s" (with the time on hover) while a step waits for its retry; null otherwise. */
+  function retryAt(task) {
+    if (task.status !== 'pending' || !task.next_attempt_at) return null;
+    const wait = new Date(task.next_attempt_at).getTime() - Date.now();
+    if (!(wait > 0)) return null;
+    return h('span', { title: task.next_attempt_at }, `retry in ${duration(wait)}`);
+  }
+
+  /** The step's finished attempts, oldest first: worker, start, end, outcome, error. */
+  function attemptTable(task) {
+    return h('div', { class: 'table-wrap' }, h('table', { class: 'attempts' },
+      h('caption', { class: 'visually-hidden', text: `Attempts of step ${task.step_index + 1}` }),
+      h('thead', {}, h('tr', {}, ['Attempt', 'Worker', 'Started', 'Ended', 'Took', 'Outcome', 'Error']
+        .map((label) => h('th', { scope: 'col', text: label })))),
+      h('tbody', {}, task.attempts_history.map((a) => h('tr', { class: `attempt-${a.outcome}` },
+        h('td', { text: String(a.attempt) }),
+        h('td', {}, a.worker ? h('code', { text: a.worker }) : '—'),
+        h('td', {}, time(a.started_at)),
+        h('td', {}, time(a.ended_at)),
+        h('td', { text: elapsed(a.started_at, a.ended_at) }),
+        h('td', {}, badge(a.outcome)),
+        h('td', { text: a.error_message || '' }),
+      )))));
   }
 
   function update(next) {
@@ -125,7 +159,10 @@ export function renderJob(view, ctx, idText) {
     cancel.disabled = !active;
     resume.disabled = !(job.status === 'failed' || job.status === 'cancelled');
     consume.disabled = !(TERMINAL.has(job.status) && !job.is_consumed);
-    replace(errorBox, job.error_message ? message('error', `The job failed: ${job.error_message}`) : null);
+    replace(errorBox, job.error_message
+      ? message(job.status === 'cancelled' ? 'info' : 'error',
+        `${job.status === 'cancelled' ? 'The job was cancelled' : 'The job failed'}: ${job.error_message}`)
+      : null);
     replace(summary, facts([
       ['Workflow', job.workflowName],
       ['Project', String(job.project_id)],

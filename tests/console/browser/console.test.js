@@ -196,7 +196,7 @@ test('a second running job is cancelled from its page, resumed and cancelled aga
   await page.getByRole('button', { name: 'Cancel job' }).click();
   await page.locator('.action-status', { hasText: `Job ${secondJob} cancelled.` }).waitFor();
   await page.locator('.job-status .badge', { hasText: 'cancelled' }).waitFor();
-  await page.locator('.steps .step .badge', { hasText: 'cancelled' }).waitFor();
+  await page.locator('.steps .step .step-head .badge', { hasText: 'cancelled' }).waitFor();
   assert.equal(await page.getByRole('button', { name: 'Cancel job' }).isDisabled(), true);
   assert.equal(await page.getByRole('button', { name: 'Resume' }).isEnabled(), true);
   await shotAndAudit('07-job-cancelled');
@@ -206,8 +206,14 @@ test('a second running job is cancelled from its page, resumed and cancelled aga
   await page.locator('.job-status .badge', { hasText: 'running' }).waitFor();
   await page.locator('.live-indicator[data-state="live"]').waitFor();
   assert.equal(await page.getByRole('button', { name: 'Resume' }).isDisabled(), true);
+  // The resume kept the cancelled attempt: the running step shows it in its history, open.
+  const cancelledAttempts = page.locator('.steps .step table.attempts tr.attempt-cancelled');
+  await cancelledAttempts.first().waitFor();
+  assert.match(await cancelledAttempts.first().innerText(), /cancelled/);
   await page.getByRole('button', { name: 'Cancel job' }).click();
   await page.locator('.job-status .badge', { hasText: 'cancelled' }).waitFor();
+  await cancelledAttempts.nth(1).waitFor();
+  await shotAndAudit('07b-job-attempt-history');
 });
 
 test('the jobs list shows both jobs, newest first, and filters by status', async () => {
