@@ -51,6 +51,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Coalesced job reads (status polling, event streams).
     pub reads: Arc<JobReads>,
+    /// Live watching of jobs, shared by every event stream of the process.
+    pub watch: Arc<crate::watch::JobWatch>,
     pub models: Arc<dyn ModelCatalog>,
     pub events: EventTiming,
     /// `Retry-After` of a quota answer.

@@ -13,3 +13,4 @@ pub mod reads;
 pub mod routes;
 pub mod telemetry;
 pub mod views;
+pub mod watch;

@@ -48,6 +48,8 @@ pub struct JobReads {
     fetch: Fetch,
     slots: Mutex<HashMap<JobId, Slot>>,
     generation: AtomicU64,
+    /// Reads that went to the store (after coalescing).
+    fetches: AtomicU64,
 }
 
 impl std::fmt::Debug for JobReads {
@@ -70,6 +72,7 @@ impl JobReads {
             fetch,
             slots: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            fetches: AtomicU64::new(0),
         })
     }
 
@@ -85,6 +88,11 @@ impl JobReads {
         } else {
             Err(EngineError::NotFound(id))
         }
+    }
+
+    /// The job whoever owns it (callers check access themselves).
+    pub async fn read_any(self: &Arc<Self>, id: JobId) -> Result<Arc<JobSnapshot>, EngineError> {
+        self.read(id).await
     }
 
     fn read(self: &Arc<Self>, id: JobId) -> Read {
@@ -104,6 +112,7 @@ impl JobReads {
                 let _ = previous.await;
             }
             this.started(id, generation);
+            this.fetches.fetch_add(1, Ordering::Relaxed);
             let result = (this.fetch)(id).await;
             this.finished(id, generation);
             result
@@ -145,6 +154,11 @@ impl JobReads {
         self.slots
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Job reads that reached the store since the start.
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
     }
 
     /// Slots in use (tests).

@@ -18,6 +18,7 @@ use nosyntask_server::auth::{JwtAuth, dev_secret};
 use nosyntask_server::config::{Secret, Settings};
 use nosyntask_server::edge::{ConnectionLimiter, EdgeConfig};
 use nosyntask_server::reads::JobReads;
+use nosyntask_server::watch::JobWatch;
 use nosyntask_store::{Store, StoreOptions};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -109,8 +110,16 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .then(|| Worker::new(engine.clone(), worker_config(&settings)).spawn());
 
     let shutdown = CancellationToken::new();
+    let reads = JobReads::new(engine.clone());
+    let watch = JobWatch::start(
+        Arc::clone(&reads),
+        engine.store().clone(),
+        Duration::from_millis(settings.server.events_poll_ms),
+        shutdown.clone(),
+    );
     let state = AppState {
-        reads: JobReads::new(engine.clone()),
+        reads,
+        watch,
         engine,
         models: catalog,
         events: EventTiming {

@@ -48,7 +48,10 @@ async fn health_readiness_metrics_and_docs_need_no_token() {
         "nosyntask_queue_depth{state=\"ready\"}",
         "nosyntask_queue_depth{state=\"scheduled\"}",
         "nosyntask_running_tasks",
-        "nosyntask_jobs{status=\"completed\"} 1",
+        "nosyntask_jobs{status=\"pending\"} 0",
+        "nosyntask_jobs{status=\"running\"} 0",
+        "nosyntask_job_reads_total",
+        "nosyntask_watched_jobs 0",
         "nosyntask_store_up 1",
         "nosyntask_http_requests_total",
         "nosyntask_http_request_duration_seconds",
@@ -57,6 +60,8 @@ async fn health_readiness_metrics_and_docs_need_no_token() {
         assert!(text.contains(name), "missing {name} in:\n{text}");
     }
     assert!(text.trim_end().ends_with("# EOF"));
+    // Finished jobs are not counted: that count would grow with the history kept.
+    assert!(!text.contains("nosyntask_jobs{status=\"completed\"}"), "{text}");
 
     let doc: Value = client
         .get(server.url("/api/openapi.json"))
@@ -644,6 +649,70 @@ async fn events_stream_progress_and_end_after_completion() {
 }
 
 /// Reads `event: job` messages until the stream ends (asserting it does within `timeout`).
+/// A counter's value in a `/metrics` text.
+fn counter(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+}
+
+#[tokio::test]
+async fn many_watchers_of_one_job_cost_one_read_per_change() {
+    const WATCHERS: usize = 200;
+    let server = Server::start_with(
+        Options::default()
+            .config(SLOW_MODELS)
+            .env("NOSYNTASK__SERVER__MAX_CONNECTIONS_PER_IP", "1000"),
+    );
+    let t = token(1);
+    let id = server
+        .start_job(&t, "prompt_generate", json!({"description": "a crowd"}))
+        .await;
+    let streams = futures::future::join_all((0..WATCHERS).map(|_| async {
+        let response = server
+            .get(&format!("/api/workflows/{id}/events"), &t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response
+    }))
+    .await;
+    let watched = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(watched.contains("nosyntask_watched_jobs 1"), "{watched}");
+    let all = futures::future::join_all(streams.into_iter().map(|r| read_events(r, LONG))).await;
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let most_events = all.iter().map(Vec::len).max().unwrap();
+    for events in &all {
+        assert_eq!(events.last().unwrap()["status"], "completed");
+    }
+    let change_reads = counter(&metrics, "nosyntask_watch_reads_total");
+    let polls = counter(&metrics, "nosyntask_watch_polls_total");
+    // Every change is read once for all the watchers: at most one read per event a watcher got
+    // (plus one for a change that raced a read), never one per watcher.
+    assert!(
+        change_reads <= most_events as u64 + 1,
+        "{change_reads} reads of changes for {most_events} events of {WATCHERS} watchers"
+    );
+    assert!(polls > 0);
+}
+
 async fn read_events(response: reqwest::Response, timeout: Duration) -> Vec<Value> {
     read_stream(response, timeout).await.0
 }

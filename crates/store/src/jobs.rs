@@ -6,13 +6,15 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use nosyntask_domain::{Job, JobId, JobStatus, JobWithTasks, TaskId};
 use nosyntask_engine::StoreError;
-use nosyntask_engine::ports::{JobFilter, StoreStats};
+use nosyntask_engine::ports::{JobFilter, JobVersion, StoreStats};
 use sea_orm::{ConnectionTrait, DbBackend, Value};
 
 use crate::create::load_job;
 use crate::error::{Result, retrying, retrying_read};
 use crate::history;
-use crate::sql::{JOB_COLUMNS, col, decode_job, ms, padded_ids, padded_len, placeholders, stmt};
+use crate::sql::{
+    IN_LIST_CHUNK, JOB_COLUMNS, col, decode_job, ms, padded_ids, padded_len, placeholders, stmt, time,
+};
 use crate::store::Store;
 
 /// Rows deleted per prune transaction, so pruning never holds locks for long.
@@ -509,6 +511,48 @@ impl Store {
         Ok((deleted, candidates.len() == PRUNE_BATCH))
     }
 
+    pub(crate) async fn job_versions_impl(
+        &self,
+        ids: &[JobId],
+    ) -> Result<Vec<JobVersion>, StoreError> {
+        let mut versions = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_LIST_CHUNK) {
+            versions.extend(retrying_read(|| self.job_versions_chunk(chunk)).await?);
+        }
+        Ok(versions)
+    }
+
+    async fn job_versions_chunk(&self, ids: &[JobId]) -> Result<Vec<JobVersion>> {
+        let rows = self
+            .inner
+            .read
+            .query_all_raw(stmt(
+                self.backend(),
+                &format!(
+                    "SELECT j.id, j.status, j.progress, j.updated_at, \
+                     (SELECT MAX(t.updated_at) FROM generation_tasks t WHERE t.job_id = j.id) \
+                     FROM workflow_jobs j WHERE j.id IN ({})",
+                    placeholders(padded_len(ids.len()))
+                ),
+                padded_ids(ids.iter().copied()),
+            ))
+            .await?;
+        let mut versions = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let status: String = col(row, 1)?;
+            versions.push(JobVersion {
+                job_id: col(row, 0)?,
+                status: status
+                    .parse()
+                    .map_err(|_| StoreError::Other(format!("unknown job status `{status}`")))?,
+                progress: col(row, 2)?,
+                updated_at: time(col(row, 3)?),
+                tasks_updated_at: col::<Option<i64>>(row, 4)?.map(time),
+            });
+        }
+        Ok(versions)
+    }
+
     pub(crate) async fn stats_impl(&self, now: DateTime<Utc>) -> Result<StoreStats, StoreError> {
         retrying_read(|| async {
             let backend = self.backend();
@@ -536,7 +580,10 @@ impl Store {
                 .read
                 .query_all_raw(stmt(
                     backend,
-                    "SELECT status, COUNT(*) FROM workflow_jobs GROUP BY status",
+                    // Active jobs only, through the (status, completed_at) index: the cost
+                    // follows the work in flight, never the history kept in the table.
+                    "SELECT status, COUNT(*) FROM workflow_jobs \
+                     WHERE status IN ('pending', 'running') GROUP BY status",
                     Vec::new(),
                 ))
                 .await?;

@@ -41,8 +41,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nosyntask_domain::{Job, JobId, JobWithTasks, TaskId};
 use nosyntask_engine::ports::{
-    ClaimedTask, Completion, CreateOutcome, Failure, Fence, JobFilter, NewJob, ProgressUpdate,
-    StoreStats, TaskActivity,
+    ClaimedTask, Completion, CreateOutcome, Failure, Fence, JobFilter, JobVersion, NewJob,
+    ProgressUpdate, StoreStats, TaskActivity,
 };
 use nosyntask_engine::{JobStore, StoreError};
 use sea_orm::DbBackend;
@@ -185,5 +185,9 @@ impl JobStore for Store {
 
     async fn task_activity(&self, since: DateTime<Utc>) -> Result<Vec<TaskActivity>, StoreError> {
         self.task_activity_impl(since).await
+    }
+
+    async fn job_versions(&self, ids: &[JobId]) -> Result<Vec<JobVersion>, StoreError> {
+        self.job_versions_impl(ids).await
     }
 }

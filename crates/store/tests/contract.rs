@@ -35,6 +35,7 @@ macro_rules! contract {
 
 contract!(
     attempt_history_survives_retries_losses_cancel_and_resume,
+    job_versions_move_with_every_write,
     a_lapsed_lease_is_taken_back_by_its_live_runner,
     a_resumed_task_fences_off_the_cancelled_attempt,
     resume_counts_toward_the_quota,

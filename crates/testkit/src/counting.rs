@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nosyntask_domain::{Job, JobId, JobWithTasks, TaskId};
 use nosyntask_engine::ports::{
-    ClaimedTask, Completion, CreateOutcome, Failure, Fence, JobFilter, NewJob, ProgressUpdate,
-    StoreStats, TaskActivity,
+    ClaimedTask, Completion, CreateOutcome, Failure, Fence, JobFilter, JobVersion, NewJob,
+    ProgressUpdate, StoreStats, TaskActivity,
 };
 use nosyntask_engine::{JobStore, StoreError};
 use serde_json::Value;
@@ -348,5 +348,9 @@ impl JobStore for CountingStore {
 
     async fn task_activity(&self, since: DateTime<Utc>) -> Result<Vec<TaskActivity>, StoreError> {
         self.inner.task_activity(since).await
+    }
+
+    async fn job_versions(&self, ids: &[JobId]) -> Result<Vec<JobVersion>, StoreError> {
+        self.inner.job_versions(ids).await
     }
 }

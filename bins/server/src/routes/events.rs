@@ -1,8 +1,9 @@
 //! `GET /api/workflows/{jobId}/events`: Server-Sent Events of one job.
 //!
-//! The stream re-reads the job from the store at a short interval and sends it whenever its JSON
-//! changed, so it sees changes made by any process (workers elsewhere, another API server). It
-//! ends after sending a terminal state, when the job disappears, or when the server shuts down.
+//! The stream follows the job through the process's [`crate::watch::JobWatch`]: one version poll
+//! for all watched jobs, one read per change of a job however many streams watch it; changes
+//! made by any process are seen (workers elsewhere, another API server). It ends after sending a
+//! terminal state, when the job disappears, or when the server shuts down.
 
 use std::time::Duration;
 
@@ -10,14 +11,14 @@ use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use futures::Stream;
-use nosyntask_domain::Viewer;
-use nosyntask_engine::EngineError;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::app::AppState;
 use crate::auth::StreamCaller;
 use crate::error::{ApiError, ErrorBody};
 use crate::reads::JobSnapshot;
+use crate::watch::Latest;
 use crate::views::Job;
 
 /// Streams the job: a `job` event with the full Job (tasks included) on every change.
@@ -52,7 +53,7 @@ pub async fn job_events(
         .get(&caller.0, id)
         .await
         .map_err(|e| state.error(e))?;
-    let stream = events(state.into_inner(), caller.0, id, first);
+    let stream = events(state.into_inner(), first);
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/event-stream"))
         .insert_header((CACHE_CONTROL, "no-cache"))
@@ -63,8 +64,7 @@ pub async fn job_events(
 
 struct Cursor {
     state: std::sync::Arc<AppState>,
-    viewer: Viewer,
-    id: i64,
+    updates: watch::Receiver<Latest>,
     pending: Option<std::sync::Arc<JobSnapshot>>,
     last: Option<Bytes>,
     last_write: Instant,
@@ -74,14 +74,11 @@ struct Cursor {
 
 fn events(
     state: std::sync::Arc<AppState>,
-    viewer: Viewer,
-    id: i64,
     first: std::sync::Arc<JobSnapshot>,
 ) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
     let cursor = Cursor {
+        updates: state.watch.subscribe(&first),
         state,
-        viewer,
-        id,
         pending: Some(first),
         last: None,
         last_write: Instant::now(),
@@ -105,7 +102,6 @@ async fn next_chunk(cursor: &mut Cursor) -> Option<Vec<u8>> {
         // Reconnect quickly if the connection drops.
         return Some(b"retry: 1000\n\n".to_vec());
     }
-    let poll = cursor.state.events.poll;
     let keepalive = cursor.state.events.keepalive;
     loop {
         if let Some(job) = cursor.pending.take() {
@@ -118,23 +114,24 @@ async fn next_chunk(cursor: &mut Cursor) -> Option<Vec<u8>> {
                 return Some(frame);
             }
         }
-        if cursor.last_write.elapsed() >= keepalive {
+        let silence = keepalive.saturating_sub(cursor.last_write.elapsed());
+        if silence.is_zero() {
             return Some(b": keep-alive\n\n".to_vec());
         }
-        let wait = poll.min(keepalive.saturating_sub(cursor.last_write.elapsed()));
         tokio::select! {
             () = cursor.state.shutdown.cancelled() => return None,
-            () = tokio::time::sleep(wait.max(Duration::from_millis(10))) => {}
-        }
-        if cursor.last_write.elapsed() >= keepalive {
-            continue;
-        }
-        match cursor.state.reads.get(&cursor.viewer, cursor.id).await {
-            Ok(job) => cursor.pending = Some(job),
-            // The job was pruned or deleted: nothing more will come.
-            Err(EngineError::NotFound(_)) => return None,
-            // A passing store failure: keep the stream and try again at the next tick.
-            Err(err) => tracing::debug!(error = %err, job_id = cursor.id, "event poll failed"),
+            () = tokio::time::sleep(silence.max(Duration::from_millis(10))) => {}
+            changed = cursor.updates.changed() => {
+                // The watcher is gone only when the server shuts down.
+                if changed.is_err() {
+                    return None;
+                }
+                match cursor.updates.borrow_and_update().clone() {
+                    Latest::Job(job) => cursor.pending = Some(job),
+                    // The job was pruned or deleted: nothing more will come.
+                    Latest::Gone => return None,
+                }
+            }
         }
     }
 }

@@ -4,6 +4,7 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpResponse, get, web};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -91,6 +92,36 @@ async fn store_registry(state: &AppState) -> Registry {
         "Whether the store answered this scrape",
         up.clone(),
     );
+    let reads = Counter::<u64>::default();
+    reads.inc_by(state.reads.fetches());
+    registry.register(
+        "job_reads",
+        "Whole-job reads this process made (polls, event streams), after coalescing",
+        reads,
+    );
+    for (name, help, value) in [
+        (
+            "watch_polls",
+            "Version polls of the jobs this process's event streams follow (one per tick)",
+            state.watch.polls(),
+        ),
+        (
+            "watch_reads",
+            "Whole reads of followed jobs whose version moved (one per change, any watcher count)",
+            state.watch.change_reads(),
+        ),
+    ] {
+        let counter = Counter::<u64>::default();
+        counter.inc_by(value);
+        registry.register(name, help, counter);
+    }
+    let watched = Gauge::<i64>::default();
+    watched.set(i64::try_from(state.watch.watched()).unwrap_or(i64::MAX));
+    registry.register(
+        "watched_jobs",
+        "Jobs followed by this process's event streams",
+        watched,
+    );
     let stats = match state.engine.store().stats(state.engine.clock().now()).await {
         Ok(stats) => stats,
         Err(err) => {
@@ -115,8 +146,12 @@ async fn store_registry(state: &AppState) -> Registry {
     let running = Gauge::<i64>::default();
     running.set(i64::try_from(stats.running).unwrap_or(i64::MAX));
     registry.register("running_tasks", "Tasks running in any process", running);
+    // Active statuses only: counting finished jobs would cost as much as the history kept.
     let jobs = Family::<StatusLabel, Gauge>::default();
-    for status in nosyntask_domain::JobStatus::ALL {
+    for status in [
+        nosyntask_domain::JobStatus::Pending,
+        nosyntask_domain::JobStatus::Running,
+    ] {
         let count = stats
             .jobs_by_status
             .get(status.as_str())
@@ -127,7 +162,7 @@ async fn store_registry(state: &AppState) -> Registry {
         })
         .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
-    registry.register("jobs", "Jobs in the store by status", jobs);
+    registry.register("jobs", "Active jobs in the store by status", jobs);
     registry
 }
 

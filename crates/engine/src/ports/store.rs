@@ -163,7 +163,34 @@ pub struct StoreStats {
     /// Tasks pending with a later ready time (retry backoff).
     pub scheduled: u64,
     pub running: u64,
+    /// Active jobs (pending, running) by status; finished jobs are not counted here, so the
+    /// figures cost the same however much history the store keeps.
     pub jobs_by_status: BTreeMap<String, u64>,
+}
+
+/// What changes whenever a job or one of its tasks is written: live views re-read a job only
+/// when its version moved (see [`JobStore::job_versions`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobVersion {
+    pub job_id: JobId,
+    pub status: JobStatus,
+    pub progress: i32,
+    pub updated_at: DateTime<Utc>,
+    /// The latest `updated_at` of the job's tasks.
+    pub tasks_updated_at: Option<DateTime<Utc>>,
+}
+
+impl JobVersion {
+    /// The version of a job as read whole.
+    pub fn of(job: &JobWithTasks) -> Self {
+        JobVersion {
+            job_id: job.job.id,
+            status: job.job.status,
+            progress: job.job.progress,
+            updated_at: job.job.updated_at,
+            tasks_updated_at: job.tasks.iter().map(|t| t.updated_at).max(),
+        }
+    }
 }
 
 /// Tasks of one model, task type, status and attempt count, for the console's activity view:
@@ -203,6 +230,18 @@ pub trait JobStore: Send + Sync {
     ) -> Result<CreateOutcome, StoreError>;
 
     async fn get_job(&self, id: JobId) -> Result<Option<JobWithTasks>, StoreError>;
+
+    /// The versions of the jobs with `ids` that exist, in one read whatever their number (a few
+    /// index lookups per job): what event streams poll instead of reading every job whole.
+    async fn job_versions(&self, ids: &[JobId]) -> Result<Vec<JobVersion>, StoreError> {
+        let mut versions = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if let Some(job) = self.get_job(id).await? {
+                versions.push(JobVersion::of(&job));
+            }
+        }
+        Ok(versions)
+    }
 
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;
 

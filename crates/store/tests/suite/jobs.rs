@@ -412,6 +412,7 @@ pub async fn prune_deletes_old_terminal_jobs(store: Shared) {
     let stats = store.stats(at(100 * day)).await.unwrap();
     assert_eq!(stats.ready, 1);
     assert_eq!(stats.jobs_by_status.values().sum::<u64>(), 1);
+    assert_eq!(stats.jobs_by_status.get("pending"), Some(&1));
 }
 
 pub async fn stats_count_tasks_and_jobs(store: Shared) {
@@ -438,6 +439,12 @@ pub async fn stats_count_tasks_and_jobs(store: Shared) {
     assert_eq!(stats.jobs_by_status.get("running"), Some(&2));
     let later = store.stats(at(10_000)).await.unwrap();
     assert_eq!((later.ready, later.scheduled), (3, 0));
+    // Finished jobs are not counted (that count would grow with the history kept).
+    let done = claim(&store, "w", 1, at(10_001)).await.remove(0);
+    store.cancel_job(done.job.id, at(10_002)).await.unwrap();
+    let after = store.stats(at(10_003)).await.unwrap();
+    assert_eq!(after.jobs_by_status.get("cancelled"), None);
+    assert_eq!(after.jobs_by_status.values().sum::<u64>(), 3);
 }
 
 pub async fn wait_for_work_wakes_on_create(store: Shared) {
@@ -468,4 +475,37 @@ pub async fn wait_for_work_wakes_on_create(store: Shared) {
     create(&store, new_job(1, 1), at(0)).await;
     let waited = tokio::time::timeout(Duration::from_secs(10), waiter).await;
     assert!(waited.expect("wait_for_work woke").unwrap() < Duration::from_secs(10));
+}
+
+pub async fn job_versions_move_with_every_write(store: Shared) {
+    let a = create(&store, new_job(1, 2), at(0)).await.job.id;
+    let b = create(&store, new_job(1, 1), at(0)).await.job.id;
+    let versions = |ids: Vec<i64>| {
+        let store = store.clone();
+        async move {
+            let mut v = store.job_versions(&ids).await.unwrap();
+            v.sort_by_key(|v| v.job_id);
+            v
+        }
+    };
+    let before = versions(vec![a, b, 999_999]).await;
+    assert_eq!(before.len(), 2, "unknown ids are left out");
+    assert_eq!(
+        before[0],
+        nosyntask_engine::ports::JobVersion::of(&get(&store, a).await)
+    );
+    // A claim of a later step changes only a task: the version still moves.
+    let first = claim(&store, "w", 10, at(1)).await;
+    let a_first = first.iter().find(|c| c.job.id == a).unwrap();
+    complete(&store, a_first, json!({}), at(2)).await;
+    let advanced = versions(vec![a]).await;
+    assert_ne!(advanced[0], before[0]);
+    let second = claim(&store, "w", 10, at(3)).await;
+    assert!(second.iter().any(|c| c.job.id == a));
+    let claimed = versions(vec![a]).await;
+    assert_ne!(claimed[0], advanced[0]);
+    assert_eq!(
+        claimed[0],
+        nosyntask_engine::ports::JobVersion::of(&get(&store, a).await)
+    );
 }

@@ -98,3 +98,16 @@ pub async fn complete(store: &Shared, claimed: &ClaimedTask, result: Value, now:
 pub async fn get(store: &Shared, id: i64) -> JobWithTasks {
     store.get_job(id).await.unwrap().expect("job exists")
 }
+
+/// How many jobs are completed.
+pub async fn completed_jobs(store: &Shared) -> usize {
+    store
+        .list_jobs(&nosyntask_engine::ports::JobFilter {
+            statuses: vec![nosyntask_domain::JobStatus::Completed],
+            limit: u64::MAX,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len()
+}
