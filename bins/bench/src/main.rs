@@ -5,9 +5,13 @@
 //! - `waiting`: N one-step video jobs on a simulated model that takes a minute, all waiting at
 //!   once in this process (`peak_rss_mb`, `db_writes_per_task_per_s`, `completed`).
 //!
+//! - `history-cost`: the database cost of `/metrics` scrapes and of 1,000 event-stream watchers
+//!   of one job, with N finished jobs in the tables (run it at two sizes and compare).
+//!
 //! Each command prints progress on stderr and ends its output with one JSON line of figures.
 
 mod engine;
+mod history_cost;
 mod probe;
 mod waiting;
 
@@ -26,6 +30,9 @@ enum Command {
     Engine(engine::EngineArgs),
     /// Waiting is free: N tasks waiting on a slow simulated video model in one worker process.
     Waiting(waiting::WaitingArgs),
+    /// History costs nothing: `/metrics` and 1,000 event-stream watchers of one job, in a
+    /// PostgreSQL database holding N finished jobs.
+    HistoryCost(history_cost::HistoryCostArgs),
 }
 
 #[tokio::main]
@@ -40,5 +47,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Engine(args) => engine::run(args).await,
         Command::Waiting(args) => waiting::run(args).await,
+        Command::HistoryCost(args) => history_cost::run(args).await,
     }
 }
