@@ -300,7 +300,8 @@ async fn fill(store: &Store, jobs: u64) -> anyhow::Result<()> {
              SELECT id, 0, user_id, 1, 'prompt_generate', 'prompt', status, 100, \
              '{{\"prompt\":\"p\"}}', 1, 3, {at}, {at}, {at}, {at} FROM workflow_jobs"
         ),
-        "ANALYZE".to_owned(),
+        // Settled now, so autovacuum's passes over the new rows are not measured.
+        "VACUUM (ANALYZE)".to_owned(),
     ] {
         db.execute_raw(Statement::from_string(DbBackend::Postgres, sql))
             .await
@@ -340,8 +341,9 @@ impl ServerProcess {
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
         let (mut base, mut token) = (None, None);
-        for line in BufReader::new(stdout).lines() {
+        for line in lines.by_ref() {
             let line = line?;
             if let Some(url) = line.strip_prefix("nosyntask listening on ") {
                 base = Some(url.trim().to_owned());
@@ -356,6 +358,8 @@ impl ServerProcess {
         let (Some(base), Some(token)) = (base, token) else {
             bail!("the server did not print its address and development token");
         };
+        // Keep reading: a closed pipe would fail the server's next line.
+        std::thread::spawn(move || lines.for_each(drop));
         Ok(ServerProcess {
             child,
             base,
