@@ -7,7 +7,8 @@ const ClientContext = createContext<NosyntaskClient>(defaultClient);
 
 /** Props of {@link NosyntaskProvider}. */
 export interface NosyntaskProviderProps {
-  client: NosyntaskClient;
+  /** Default `defaultClient` (so a server component can render the provider without one). */
+  client?: NosyntaskClient;
   children?: ReactNode;
 }
 
@@ -17,7 +18,7 @@ export interface NosyntaskProviderProps {
  * sets up.
  */
 export function NosyntaskProvider({ client, children }: NosyntaskProviderProps) {
-  return createElement(ClientContext.Provider, { value: client }, children);
+  return createElement(ClientContext.Provider, { value: client ?? defaultClient }, children);
 }
 
 /** The client of the nearest {@link NosyntaskProvider}, or `defaultClient`. */
