@@ -3,6 +3,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 
 import { ApiError } from '../http.js';
 import type { JsonObject, WorkflowJob, WorkflowJobSummary } from '../types.js';
+import type { WorkflowParams, WorkflowType } from '../workflows.js';
 import { useNosyntaskClient } from './context.js';
 import { invokeCallback, useLatest } from './useLatest.js';
 import { useWorkflow } from './useWorkflow.js';
@@ -21,7 +22,7 @@ export interface WorkflowTarget {
 /** Options of {@link useWorkflowTask}. */
 export interface UseWorkflowTaskOptions {
   /** The workflow type this hook starts and resumes. */
-  workflowType: string;
+  workflowType: WorkflowType;
   projectId: number | null;
   /** Poll and resume only while true (e.g. while a modal is open). */
   isActive: boolean;
@@ -194,7 +195,7 @@ export function useWorkflowTask(options: UseWorkflowTaskOptions): UseWorkflowTas
             (job.status === 'pending' || job.status === 'running') &&
             (!wantTarget || targetOf(job.input_params, wantTarget) === startTarget),
         );
-        const id = existing ? existing.id : (await client.startWorkflow(type, project, body)).jobId;
+        const id = existing ? existing.id : (await client.startWorkflow(type, project, body as WorkflowParams<typeof type>)).jobId;
         track(id, startTarget);
         return id;
       } catch (cause) {
