@@ -1,9 +1,15 @@
-import { consumeWorkflow, getActiveWorkflows, startWorkflow, type JsonObject } from '@nosyntask/client';
+import {
+  consumeWorkflow,
+  getActiveWorkflows,
+  startWorkflow,
+  type WorkflowParams,
+  type WorkflowType,
+} from '@nosyntask/client';
 
 // Look for an active job before starting another one of the same type.
 export async function generateOnce(
   projectId: number,
-  params: JsonObject,
+  params: WorkflowParams<'prompt_generate'>,
   setGeneratingJobId: (jobId: number) => void,
 ) {
   const { jobs } = await getActiveWorkflows(projectId);
@@ -21,11 +27,11 @@ export async function generateOnce(
 
 // Retry a failed job: consume it, then start again (or `resumeWorkflow(failedJobId)` to continue
 // from the failed step, keeping finished steps' results).
-export async function retry(
+export async function retry<T extends WorkflowType>(
   failedJobId: number,
-  workflowType: string,
+  workflowType: T,
   projectId: number,
-  params: JsonObject,
+  params: WorkflowParams<T>,
   setGeneratingJobId: (jobId: number) => void,
 ) {
   await consumeWorkflow(failedJobId);

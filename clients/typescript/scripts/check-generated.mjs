@@ -1,4 +1,5 @@
-// Fails when src/generated/api.ts is not what `npm run generate` makes from ../../openapi.yaml.
+// Fails when src/generated/api.ts is not what `npm run generate` makes from ../../openapi.yaml, or
+// src/generated/workflows.ts not what it makes from schema/.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,4 +37,11 @@ try {
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
+}
+
+// The per-workflow types (scripts/generate-workflow-types.mjs).
+try {
+  execFileSync(process.execPath, [join(root, 'scripts', 'generate-workflow-types.mjs'), '--check'], { stdio: 'inherit' });
+} catch {
+  process.exitCode = 1;
 }

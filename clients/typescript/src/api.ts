@@ -1,117 +1,62 @@
 /**
  * The REST API of nosyntask, one function per endpoint, with the names and signatures the NanoStory
- * frontend already uses (`startWorkflow`, `getWorkflowStatus`, ...).
+ * frontend already uses (`startWorkflow`, `getWorkflowStatus`, ...). Each calls {@link defaultClient};
+ * `new NosyntaskClient(config)` has the same functions as methods.
  */
-import { onConfigure, request, send } from './client.js';
+import {
+  defaultClient,
+  type ActiveWorkflowsOptions,
+  type CallOptions,
+  type StartWorkflowOptions,
+  type WorkflowListOptions,
+} from './client.js';
+import type { StreamOptions } from './events.js';
 import type {
-  ActiveWorkflowsQuery,
   CancelWorkflowResponse,
   ConsumeWorkflowResponse,
-  JobStatus,
-  JsonObject,
   ModelsResponse,
   ResumeWorkflowResponse,
-  StartWorkflowRequest,
   StartWorkflowResponse,
-  WorkflowJob,
-  WorkflowListQuery,
   WorkflowListResponse,
+  WorkflowJob,
   WorkflowTypesResponse,
 } from './types.js';
+import type { Watcher, WatchOptions } from './watch.js';
+import type { TypedWorkflowJob, WorkflowParams, WorkflowType } from './workflows.js';
 
-/** Options every call accepts. */
-export interface CallOptions {
-  /** Aborts the request. */
-  signal?: AbortSignal;
-}
-
-/** Options of {@link startWorkflow}. */
-export interface StartWorkflowOptions extends CallOptions {
-  /**
-   * The same key from the same user within 24 h returns the original job (`deduplicated: true`)
-   * instead of starting a second one: pass one to make a retried click safe.
-   */
-  idempotencyKey?: string;
-}
+export type { ActiveWorkflowsOptions, CallOptions, StartWorkflowOptions, WorkflowListOptions };
 
 /**
- * Starts a workflow job. The answer comes once the job and its tasks are stored.
+ * Starts a workflow job. The answer comes once the job and its tasks are stored. The params are
+ * checked against the workflow type's own (`WorkflowParams<T>`); an unknown type does not compile.
  *
  * ```ts
  * const { jobId } = await startWorkflow('character_views_generation', projectId, { characterName: '张三' });
  * ```
  */
-export function startWorkflow(
-  workflowType: string,
-  projectId: number,
-  params: JsonObject = {},
+export function startWorkflow<T extends WorkflowType>(
+  workflowType: T,
+  projectId: number | null,
+  params: WorkflowParams<T>,
   options: StartWorkflowOptions = {},
 ): Promise<StartWorkflowResponse> {
-  // Params are free-form JSON checked by the server against the workflow's schema.
-  const body: StartWorkflowRequest = {
-    workflowType,
-    projectId,
-    params: params as StartWorkflowRequest['params'],
-  };
-  if (options.idempotencyKey !== undefined) body.idempotencyKey = options.idempotencyKey;
-  return request<StartWorkflowResponse>('POST', '/api/workflows', { body, signal: options.signal });
+  return defaultClient.startWorkflow(workflowType, projectId, params, options);
 }
 
-// Status polling sends the last ETag so an unchanged job costs the server a 304 and no body.
-const MAX_CACHED_JOBS = 200;
-const etagCache = new Map<number, { etag: string; job: WorkflowJob }>();
-onConfigure(() => etagCache.clear());
-
-/** A job with all its tasks (status, progress, results). */
-export async function getWorkflowStatus(jobId: number, options: CallOptions = {}): Promise<WorkflowJob> {
-  const cached = etagCache.get(jobId);
-  const response = await send('GET', `/api/workflows/${encodeURIComponent(jobId)}`, {
-    headers: cached ? { 'If-None-Match': cached.etag } : undefined,
-    signal: options.signal,
-  });
-  if (response.status === 304 && cached) return cached.job;
-  const job = (await response.json()) as WorkflowJob;
-  const etag = response.headers.get('ETag');
-  etagCache.delete(jobId);
-  if (etag) {
-    etagCache.set(jobId, { etag, job });
-    if (etagCache.size > MAX_CACHED_JOBS) {
-      const oldest = etagCache.keys().next();
-      if (!oldest.done) etagCache.delete(oldest.value);
-    }
-  }
-  return job;
-}
-
-/** Filters of {@link getWorkflowList}. */
-export interface WorkflowListOptions extends CallOptions {
-  projectId?: number;
-  workflowType?: string;
-  /** One status or several. */
-  status?: JobStatus | JobStatus[];
-  /** Default 50, at most 200. */
-  limit?: number;
-  /** Only jobs older than this cursor: the `id` of the last job of the previous page. */
-  before?: WorkflowListQuery['before'];
+/**
+ * A job with all its tasks (status, progress, results). Sends the last ETag, so an unchanged job
+ * costs a 304. `getWorkflowStatus<'character_views_generation'>(id)` types its `result_data`.
+ */
+export function getWorkflowStatus<T extends WorkflowType = WorkflowType>(
+  jobId: number,
+  options: CallOptions = {},
+): Promise<TypedWorkflowJob<T>> {
+  return defaultClient.getWorkflowStatus<T>(jobId, options);
 }
 
 /** The user's jobs, newest first, without their tasks. */
 export function getWorkflowList(options: WorkflowListOptions = {}): Promise<WorkflowListResponse> {
-  const status = Array.isArray(options.status) ? options.status.join(',') : options.status;
-  const query: WorkflowListQuery = {
-    projectId: options.projectId,
-    workflowType: options.workflowType,
-    status,
-    limit: options.limit,
-    before: options.before,
-  };
-  return request<WorkflowListResponse>('GET', '/api/workflows', { query, signal: options.signal });
-}
-
-/** Options of {@link getActiveWorkflows}. */
-export interface ActiveWorkflowsOptions extends CallOptions {
-  /** Default 5 (the server's). */
-  limit?: number;
+  return defaultClient.getWorkflowList(options);
 }
 
 /**
@@ -122,22 +67,17 @@ export function getActiveWorkflows(
   projectId: number,
   options: ActiveWorkflowsOptions = {},
 ): Promise<WorkflowListResponse> {
-  const query: ActiveWorkflowsQuery = { projectId, limit: options.limit };
-  return request<WorkflowListResponse>('GET', '/api/workflows/active', { query, signal: options.signal });
+  return defaultClient.getActiveWorkflows(projectId, options);
 }
 
 /** Marks a finished job as handled so it leaves {@link getActiveWorkflows}. Idempotent. */
 export function consumeWorkflow(jobId: number, options: CallOptions = {}): Promise<ConsumeWorkflowResponse> {
-  return request<ConsumeWorkflowResponse>('POST', `/api/workflows/${encodeURIComponent(jobId)}/consume`, {
-    signal: options.signal,
-  });
+  return defaultClient.consumeWorkflow(jobId, options);
 }
 
 /** Cancels a job and its unfinished tasks. Idempotent; a completed job answers 409. */
 export function cancelWorkflow(jobId: number, options: CallOptions = {}): Promise<CancelWorkflowResponse> {
-  return request<CancelWorkflowResponse>('POST', `/api/workflows/${encodeURIComponent(jobId)}/cancel`, {
-    signal: options.signal,
-  });
+  return defaultClient.cancelWorkflow(jobId, options);
 }
 
 /**
@@ -145,17 +85,39 @@ export function cancelWorkflow(jobId: number, options: CallOptions = {}): Promis
  * finished ones. Any other status answers 409.
  */
 export function resumeWorkflow(jobId: number, options: CallOptions = {}): Promise<ResumeWorkflowResponse> {
-  return request<ResumeWorkflowResponse>('POST', `/api/workflows/${encodeURIComponent(jobId)}/resume`, {
-    signal: options.signal,
-  });
+  return defaultClient.resumeWorkflow(jobId, options);
 }
 
 /** The workflow types the server runs, with their steps and parameter schemas. */
 export function getWorkflowTypes(options: CallOptions = {}): Promise<WorkflowTypesResponse> {
-  return request<WorkflowTypesResponse>('GET', '/api/workflows/types', { signal: options.signal });
+  return defaultClient.getWorkflowTypes(options);
 }
 
 /** The configured AI models (never their secrets). */
 export function getModels(options: CallOptions = {}): Promise<ModelsResponse> {
-  return request<ModelsResponse>('GET', '/api/models', { signal: options.signal });
+  return defaultClient.getModels(options);
+}
+
+/**
+ * Follows a job's Server-Sent Events: calls `onJob` with the full job on every change, and resolves
+ * with the last job once the server ends the stream (after a terminal state) or `signal` aborts it.
+ * Rejects with an `ApiError` when the stream cannot be opened, breaks off (`network_error`) or
+ * stays silent longer than `idleTimeout` (`stream_timeout`, default 20 s).
+ */
+export function streamWorkflowEvents(
+  jobId: number,
+  onJob: (job: WorkflowJob) => void,
+  options: StreamOptions = {},
+): Promise<WorkflowJob | null> {
+  return defaultClient.streamWorkflowEvents(jobId, onJob, options);
+}
+
+/**
+ * Reads a job now and then every `interval` ms (or follows its event stream), reporting each state,
+ * until it is completed, failed or cancelled, or `stop()` is called. Errors back off exponentially
+ * with jitter; polling pauses while the page is hidden. A watcher of its own: hooks share one per
+ * job through `NosyntaskClient.watch`.
+ */
+export function watchWorkflow(jobId: number, options: WatchOptions): Watcher {
+  return defaultClient.watchWorkflow(jobId, options);
 }

@@ -1,204 +1,233 @@
 /**
- * Configuration and the one function every API call goes through: it adds the bearer token, encodes
- * the query and body, and turns every non-2xx answer into an {@link ApiError}.
+ * A client instance: one configuration (server, token), one ETag cache and one shared watcher per
+ * job. The module-level functions (`configure`, `startWorkflow`, ...) and the React hooks use
+ * {@link defaultClient} unless a `<NosyntaskProvider client={...}>` gives them another one.
  */
+import { streamJobEvents, type StreamOptions } from './events.js';
+import { request, send, type ClientConfig } from './http.js';
+import { WatchHub, type Subscriber, type Subscription } from './hub.js';
+import type {
+  ActiveWorkflowsQuery,
+  CancelWorkflowResponse,
+  ConsumeWorkflowResponse,
+  JobStatus,
+  ModelsResponse,
+  ResumeWorkflowResponse,
+  StartWorkflowRequest,
+  StartWorkflowResponse,
+  WorkflowJob,
+  WorkflowListQuery,
+  WorkflowListResponse,
+  WorkflowTypesResponse,
+} from './types.js';
+import { createWatcher, type Watcher, type WatchOptions } from './watch.js';
+import type { TypedWorkflowJob, WorkflowParams, WorkflowType } from './workflows.js';
 
-/** Where the bearer token comes from; may be synchronous or asynchronous. `null` sends none. */
-export type TokenSource = () => string | null | undefined | Promise<string | null | undefined>;
-
-/** Options of {@link configure}. */
-export interface ClientConfig {
-  /**
-   * Origin (and optional prefix) of the nosyntask server, e.g. `https://api.example.com`.
-   * Empty means relative URLs (`/api/...` on the page's own origin). Default: `''`.
-   */
-  baseUrl: string;
-  /** Called before every request for the JWT. Default: no token. */
-  getToken: TokenSource;
-  /** The `fetch` to use. Default: the global `fetch` at call time. */
-  fetch?: typeof fetch;
-  /** Extra headers sent with every request. */
-  headers?: Record<string, string>;
+/** Options every call accepts. */
+export interface CallOptions {
+  /** Aborts the request. */
+  signal?: AbortSignal;
 }
 
-let current: ClientConfig = { baseUrl: '', getToken: () => null };
-const listeners = new Set<() => void>();
+/** Options of `startWorkflow`. */
+export interface StartWorkflowOptions extends CallOptions {
+  /**
+   * The same key from the same user within 24 h returns the original job (`deduplicated: true`)
+   * instead of starting a second one: pass one to make a retried click safe.
+   */
+  idempotencyKey?: string;
+}
+
+/** Filters of `getWorkflowList`. */
+export interface WorkflowListOptions extends CallOptions {
+  projectId?: number;
+  workflowType?: string;
+  /** One status or several. */
+  status?: JobStatus | JobStatus[];
+  /** Default 50, at most 200. */
+  limit?: number;
+  /** Only jobs older than this cursor: the `id` of the last job of the previous page. */
+  before?: WorkflowListQuery['before'];
+}
+
+/** Options of `getActiveWorkflows`. */
+export interface ActiveWorkflowsOptions extends CallOptions {
+  /** Default 5 (the server's). */
+  limit?: number;
+}
+
+// Status polling sends the last ETag so an unchanged job costs the server a 304 and no body.
+const MAX_CACHED_JOBS = 200;
+
+/** One connection to a nosyntask server. */
+export class NosyntaskClient {
+  private config: ClientConfig;
+  private readonly listeners = new Set<() => void>();
+  private readonly etagCache = new Map<number, { etag: string; job: WorkflowJob }>();
+  private readonly hub = new WatchHub((jobId, options) => this.watchWorkflow(jobId, options));
+
+  constructor(config: Partial<ClientConfig> = {}) {
+    this.config = { baseUrl: '', getToken: () => null, ...config };
+  }
+
+  /** Changes the given options; the others keep their value. */
+  configure(options: Partial<ClientConfig>): void {
+    this.config = { ...this.config, ...options };
+    this.etagCache.clear();
+    for (const listener of this.listeners) listener();
+  }
+
+  /** The configuration in force. */
+  getConfig(): Readonly<ClientConfig> {
+    return this.config;
+  }
+
+  /** Registers a function called after every {@link configure}; returns its unregistration. */
+  onConfigure(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /** Starts a workflow job; see the module-level `startWorkflow`. */
+  startWorkflow<T extends WorkflowType>(
+    workflowType: T,
+    projectId: number | null,
+    params: WorkflowParams<T>,
+    options: StartWorkflowOptions = {},
+  ): Promise<StartWorkflowResponse> {
+    const body: StartWorkflowRequest = {
+      workflowType,
+      projectId,
+      params: params as unknown as StartWorkflowRequest['params'],
+    };
+    if (options.idempotencyKey !== undefined) body.idempotencyKey = options.idempotencyKey;
+    return request<StartWorkflowResponse>(this.config, 'POST', '/api/workflows', { body, signal: options.signal });
+  }
+
+  /** A job with all its tasks (status, progress, results). */
+  async getWorkflowStatus<T extends WorkflowType = WorkflowType>(
+    jobId: number,
+    options: CallOptions = {},
+  ): Promise<TypedWorkflowJob<T>> {
+    const cached = this.etagCache.get(jobId);
+    const response = await send(this.config, 'GET', `/api/workflows/${encodeURIComponent(jobId)}`, {
+      headers: cached ? { 'If-None-Match': cached.etag } : undefined,
+      signal: options.signal,
+    });
+    if (response.status === 304 && cached) return cached.job as TypedWorkflowJob<T>;
+    const job = (await response.json()) as WorkflowJob;
+    const etag = response.headers.get('ETag');
+    this.etagCache.delete(jobId);
+    if (etag) {
+      this.etagCache.set(jobId, { etag, job });
+      if (this.etagCache.size > MAX_CACHED_JOBS) {
+        const oldest = this.etagCache.keys().next();
+        if (!oldest.done) this.etagCache.delete(oldest.value);
+      }
+    }
+    return job as TypedWorkflowJob<T>;
+  }
+
+  /** The user's jobs, newest first, without their tasks. */
+  getWorkflowList(options: WorkflowListOptions = {}): Promise<WorkflowListResponse> {
+    const status = Array.isArray(options.status) ? options.status.join(',') : options.status;
+    const query: WorkflowListQuery = {
+      projectId: options.projectId,
+      workflowType: options.workflowType,
+      status,
+      limit: options.limit,
+      before: options.before,
+    };
+    return request<WorkflowListResponse>(this.config, 'GET', '/api/workflows', { query, signal: options.signal });
+  }
+
+  /** The user's jobs in a project that still need the frontend (unfinished or unconsumed). */
+  getActiveWorkflows(projectId: number, options: ActiveWorkflowsOptions = {}): Promise<WorkflowListResponse> {
+    const query: ActiveWorkflowsQuery = { projectId, limit: options.limit };
+    return request<WorkflowListResponse>(this.config, 'GET', '/api/workflows/active', {
+      query,
+      signal: options.signal,
+    });
+  }
+
+  /** Marks a finished job as handled so it leaves the active list. Idempotent. */
+  consumeWorkflow(jobId: number, options: CallOptions = {}): Promise<ConsumeWorkflowResponse> {
+    return request<ConsumeWorkflowResponse>(this.config, 'POST', `/api/workflows/${encodeURIComponent(jobId)}/consume`, {
+      signal: options.signal,
+    });
+  }
+
+  /** Cancels a job and its unfinished tasks. Idempotent; a completed job answers 409. */
+  cancelWorkflow(jobId: number, options: CallOptions = {}): Promise<CancelWorkflowResponse> {
+    return request<CancelWorkflowResponse>(this.config, 'POST', `/api/workflows/${encodeURIComponent(jobId)}/cancel`, {
+      signal: options.signal,
+    });
+  }
+
+  /** Continues a failed or cancelled job from its first unfinished step. */
+  resumeWorkflow(jobId: number, options: CallOptions = {}): Promise<ResumeWorkflowResponse> {
+    return request<ResumeWorkflowResponse>(this.config, 'POST', `/api/workflows/${encodeURIComponent(jobId)}/resume`, {
+      signal: options.signal,
+    });
+  }
+
+  /** The workflow types the server runs, with their steps and parameter schemas. */
+  getWorkflowTypes(options: CallOptions = {}): Promise<WorkflowTypesResponse> {
+    return request<WorkflowTypesResponse>(this.config, 'GET', '/api/workflows/types', { signal: options.signal });
+  }
+
+  /** The configured AI models (never their secrets). */
+  getModels(options: CallOptions = {}): Promise<ModelsResponse> {
+    return request<ModelsResponse>(this.config, 'GET', '/api/models', { signal: options.signal });
+  }
+
+  /** Follows a job's Server-Sent Events; see the module-level `streamWorkflowEvents`. */
+  streamWorkflowEvents(
+    jobId: number,
+    onJob: (job: WorkflowJob) => void,
+    options: StreamOptions = {},
+  ): Promise<WorkflowJob | null> {
+    return streamJobEvents(this.config, jobId, onJob, options);
+  }
+
+  /** A watcher of its own for one job (see `watchWorkflow`); {@link watch} shares one instead. */
+  watchWorkflow(jobId: number, options: WatchOptions): Watcher {
+    return createWatcher(this, jobId, options);
+  }
+
+  /**
+   * Follows a job through the one watcher this client keeps per job, however many callers watch
+   * it: the first subscriber starts it, the last one's `unsubscribe()` stops it, and a late
+   * subscriber gets the last state read at once.
+   */
+  watch(jobId: number, subscriber: Subscriber): Subscription {
+    return this.hub.subscribe(jobId, subscriber);
+  }
+
+  /** How many jobs have a shared watcher running (for tests and diagnostics). */
+  get watchedJobs(): number {
+    return this.hub.size;
+  }
+}
+
+/** The client the module-level functions and the hooks use unless a provider says otherwise. */
+export const defaultClient = new NosyntaskClient();
 
 /**
- * Sets the base URL, token source and other options used by every API function and hook.
- * Options not given keep their previous value.
+ * Sets the base URL, token source and other options of {@link defaultClient}, used by every
+ * module-level API function and hook. Options not given keep their previous value.
  *
  * ```ts
  * configure({ baseUrl: 'http://localhost:8080', getToken: () => localStorage.getItem('token') });
  * ```
  */
 export function configure(options: Partial<ClientConfig>): void {
-  current = { ...current, ...options };
-  for (const listener of listeners) listener();
+  defaultClient.configure(options);
 }
 
-/** The configuration in force. */
+/** The configuration of {@link defaultClient}. */
 export function getConfig(): Readonly<ClientConfig> {
-  return current;
-}
-
-/** Registers a function called after every {@link configure}; returns its unregistration. */
-export function onConfigure(listener: () => void): () => void {
-  listeners.add(listener);
-  return () => {
-    listeners.delete(listener);
-  };
-}
-
-/**
- * An error answer of the server (`{message, code}` with its HTTP status), or a request that never got
- * an answer (`status` 0, `code` `network_error`).
- */
-export class ApiError extends Error {
-  override readonly name = 'ApiError';
-
-  constructor(
-    message: string,
-    /** The HTTP status, or 0 when the server could not be reached. */
-    readonly status: number,
-    /** The server's stable snake_case error code, e.g. `not_found`, `invalid_params`. */
-    readonly code: string,
-    /** Seconds to wait before retrying, from the `Retry-After` header (429, 503). */
-    readonly retryAfter?: number,
-  ) {
-    super(message);
-  }
-
-  /**
-   * Whether asking again later may succeed: no answer, 408, 429 or a 5xx. Other 4xx answers
-   * (bad params, not found, unauthorized) will not change by retrying.
-   */
-  get isRetryable(): boolean {
-    return this.status === 0 || this.status === 408 || this.status === 429 || this.status >= 500;
-  }
-}
-
-/** Whether `error` is an {@link ApiError}. */
-export function isApiError(error: unknown): error is ApiError {
-  return error instanceof ApiError;
-}
-
-/** Whether `error` comes from an aborted request. */
-export function isAbortError(error: unknown): boolean {
-  return (
-    typeof error === 'object' &&
-    error !== null &&
-    'name' in error &&
-    (error as { name: unknown }).name === 'AbortError'
-  );
-}
-
-type QueryValue = string | number | boolean | null | undefined;
-
-/** Options of one request. */
-export interface RequestOptions {
-  query?: Record<string, QueryValue>;
-  body?: unknown;
-  headers?: Record<string, string>;
-  signal?: AbortSignal;
-}
-
-/** Builds the URL of an API path with its query string. */
-export function buildUrl(path: string, query?: Record<string, QueryValue>): string {
-  const base = current.baseUrl.replace(/\/+$/, '');
-  const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(query ?? {})) {
-    if (value !== undefined && value !== null) params.append(key, String(value));
-  }
-  const search = params.toString();
-  return `${base}${path}${search ? `?${search}` : ''}`;
-}
-
-/** The headers of a request: configured ones, the bearer token, then the call's own. */
-export async function buildHeaders(extra?: Record<string, string>): Promise<Headers> {
-  const headers = new Headers(current.headers);
-  const token = await current.getToken();
-  if (token) headers.set('Authorization', `Bearer ${token}`);
-  for (const [key, value] of Object.entries(extra ?? {})) headers.set(key, value);
-  return headers;
-}
-
-/** Sends a request; network failures become an {@link ApiError} with status 0. */
-export async function send(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
-  const headers = await buildHeaders(options.headers);
-  let body: string | undefined;
-  if (options.body !== undefined) {
-    headers.set('Content-Type', 'application/json');
-    body = JSON.stringify(options.body);
-  }
-  if (!headers.has('Accept')) headers.set('Accept', 'application/json');
-  const doFetch = current.fetch ?? globalThis.fetch;
-  let response: Response;
-  try {
-    response = await doFetch(buildUrl(path, options.query), {
-      method,
-      headers,
-      body,
-      signal: options.signal,
-    });
-  } catch (error) {
-    if (isAbortError(error) || options.signal?.aborted) throw error;
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new ApiError(`Cannot reach the server: ${reason}`, 0, 'network_error');
-  }
-  if (!response.ok && response.status !== 304) throw await errorFrom(response);
-  return response;
-}
-
-/** Sends a request and parses its JSON answer. */
-export async function request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-  const response = await send(method, path, options);
-  return (await readJson(response)) as T;
-}
-
-async function readJson(response: Response): Promise<unknown> {
-  const text = await response.text();
-  if (!text) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new ApiError('The server answered with invalid JSON', response.status, 'invalid_response');
-  }
-}
-
-const STATUS_CODES: Record<number, string> = {
-  400: 'bad_request',
-  401: 'unauthorized',
-  403: 'forbidden',
-  404: 'not_found',
-  409: 'conflict',
-  413: 'payload_too_large',
-  422: 'invalid_params',
-  429: 'quota_exceeded',
-  503: 'unavailable',
-};
-
-/** Turns an error answer into an {@link ApiError}, keeping the server's `message` and `code`. */
-export async function errorFrom(response: Response): Promise<ApiError> {
-  let message = `HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`;
-  let code = STATUS_CODES[response.status] ?? `http_${response.status}`;
-  try {
-    const body: unknown = JSON.parse(await response.text());
-    if (typeof body === 'object' && body !== null) {
-      const fields = body as { message?: unknown; code?: unknown };
-      if (typeof fields.message === 'string' && fields.message) message = fields.message;
-      if (typeof fields.code === 'string' && fields.code) code = fields.code;
-    }
-  } catch {
-    // Not JSON (a proxy's error page, say): keep the status-derived message and code.
-  }
-  return new ApiError(message, response.status, code, retryAfterSeconds(response.headers.get('Retry-After')));
-}
-
-function retryAfterSeconds(header: string | null): number | undefined {
-  if (!header) return undefined;
-  const seconds = Number(header);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds);
-  const date = Date.parse(header);
-  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+  return defaultClient.getConfig();
 }

@@ -3,6 +3,12 @@
  * the NanoStory frontend.
  */
 export * from './core.js';
+export {
+  NosyntaskProvider,
+  useNosyntaskClient,
+  type NosyntaskProviderProps,
+} from './hooks/context.js';
+export type { RunStorage, StoredRun } from './hooks/taskStore.js';
 export { useWorkflow, type UseWorkflowOptions, type UseWorkflowResult } from './hooks/useWorkflow.js';
 export {
   useTaskRunner,

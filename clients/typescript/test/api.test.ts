@@ -123,11 +123,13 @@ describe('API functions against the real server', () => {
 
   it('carries the server message and code of 422, 404 and 401 answers', async () => {
     const { projectId } = await asNewUser();
+    // @ts-expect-error -- `description` is required; the server says so too.
     const invalid = await rejection(startWorkflow('prompt_generate', projectId, {}));
     expect(invalid.status).toBe(422);
     expect(invalid.message).toContain('description');
     expect(invalid.code).toMatch(/^[a-z_]+$/);
 
+    // @ts-expect-error -- an unknown workflow type does not compile; the server refuses it too.
     const unknown = await rejection(startWorkflow('no_such_workflow', projectId, {}));
     expect([404, 422]).toContain(unknown.status);
 

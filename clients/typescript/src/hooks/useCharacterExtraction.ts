@@ -1,3 +1,4 @@
+'use client';
 import { useExtraction, type UseExtractionProps, type UseExtractionResult } from './useExtraction.js';
 
 /**

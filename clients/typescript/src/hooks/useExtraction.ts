@@ -1,6 +1,8 @@
+'use client';
 import { useCallback } from 'react';
 
 import type { JsonObject, WorkflowJob } from '../types.js';
+import type { WorkflowType } from '../workflows.js';
 import { useWorkflowTask } from './useWorkflowTask.js';
 
 /** Props of {@link useCharacterExtraction} and {@link useSceneExtraction}. */
@@ -45,7 +47,7 @@ export interface UseExtractionResult {
 }
 
 /** The shared body of the two extraction hooks. */
-export function useExtraction(workflowType: string, props: UseExtractionProps): UseExtractionResult {
+export function useExtraction(workflowType: WorkflowType, props: UseExtractionProps): UseExtractionResult {
   const task = useWorkflowTask({
     workflowType,
     projectId: props.projectId,

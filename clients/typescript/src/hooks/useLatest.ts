@@ -1,3 +1,4 @@
+'use client';
 import { useEffect, useLayoutEffect, useRef, type MutableRefObject } from 'react';
 
 // useLayoutEffect warns during server rendering; nothing here needs it there.

@@ -1,3 +1,4 @@
+'use client';
 import { useCallback } from 'react';
 
 import type { JsonObject, WorkflowJob } from '../types.js';

@@ -1,7 +1,9 @@
+'use client';
 import { useCallback, useEffect, useRef, useState } from 'react';
 
 import { isTerminalStatus, type WorkflowJob } from '../types.js';
-import { watchWorkflow, type Watcher } from '../watch.js';
+import type { Subscription } from '../hub.js';
+import { useNosyntaskClient } from './context.js';
 import { invokeCallback, useLatest } from './useLatest.js';
 
 /** Options (and callbacks) of {@link useWorkflow}. */
@@ -51,14 +53,16 @@ export function useWorkflow(jobId: number | null, options: UseWorkflowOptions = 
   const { interval, stream = false } = options;
   const [state, setState] = useState<State>({ jobId: null, job: null, error: null });
   const optionsRef = useLatest(options);
-  const watcherRef = useRef<Watcher | null>(null);
+  const client = useNosyntaskClient();
+  const watcherRef = useRef<Subscription | null>(null);
   // Per hook instance, so a job seen again (StrictMode, a jobId toggled back) never re-notifies.
   const notified = useRef(new Set<number>());
   const lastProgress = useRef<{ jobId: number; progress: number } | null>(null);
 
   useEffect(() => {
     if (jobId === null || jobId === undefined) return undefined;
-    const watcher = watchWorkflow(jobId, {
+    // One watcher per job for the whole client, however many components follow it.
+    const watcher = client.watch(jobId, {
       interval,
       stream,
       onJob(job) {
@@ -82,10 +86,10 @@ export function useWorkflow(jobId: number | null, options: UseWorkflowOptions = 
     });
     watcherRef.current = watcher;
     return () => {
-      watcher.stop();
+      watcher.unsubscribe();
       if (watcherRef.current === watcher) watcherRef.current = null;
     };
-  }, [jobId, interval, stream, optionsRef]);
+  }, [client, jobId, interval, stream, optionsRef]);
 
   const refresh = useCallback(async () => {
     await watcherRef.current?.refresh();

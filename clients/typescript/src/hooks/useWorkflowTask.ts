@@ -1,8 +1,10 @@
+'use client';
 import { useCallback, useEffect, useRef, useState } from 'react';
 
-import { cancelWorkflow, consumeWorkflow, getActiveWorkflows, startWorkflow } from '../api.js';
-import { ApiError } from '../client.js';
+import { ApiError } from '../http.js';
 import type { JsonObject, WorkflowJob, WorkflowJobSummary } from '../types.js';
+import type { WorkflowParams, WorkflowType } from '../workflows.js';
+import { useNosyntaskClient } from './context.js';
 import { invokeCallback, useLatest } from './useLatest.js';
 import { useWorkflow } from './useWorkflow.js';
 
@@ -20,7 +22,7 @@ export interface WorkflowTarget {
 /** Options of {@link useWorkflowTask}. */
 export interface UseWorkflowTaskOptions {
   /** The workflow type this hook starts and resumes. */
-  workflowType: string;
+  workflowType: WorkflowType;
   projectId: number | null;
   /** Poll and resume only while true (e.g. while a modal is open). */
   isActive: boolean;
@@ -89,6 +91,7 @@ export function useWorkflowTask(options: UseWorkflowTaskOptions): UseWorkflowTas
   const [targetId, setTargetId] = useState<string | null>(null);
   const [starting, setStarting] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const client = useNosyntaskClient();
   const optionsRef = useLatest(options);
   const jobIdRef = useLatest(jobId);
   const targetIdRef = useLatest(targetId);
@@ -121,10 +124,10 @@ export function useWorkflowTask(options: UseWorkflowTaskOptions): UseWorkflowTas
     async (accept: (job: WorkflowJobSummary) => boolean) => {
       const { projectId: project, workflowType: type } = optionsRef.current;
       if (project === null || project === undefined) return undefined;
-      const { jobs } = await getActiveWorkflows(project, { limit: ACTIVE_LOOKUP_LIMIT });
+      const { jobs } = await client.getActiveWorkflows(project, { limit: ACTIVE_LOOKUP_LIMIT });
       return jobs.find((job) => job.workflow_type === type && !handled.current.has(job.id) && accept(job));
     },
-    [optionsRef],
+    [client, optionsRef],
   );
 
   const checkAndResume = useCallback(async () => {
@@ -147,7 +150,7 @@ export function useWorkflowTask(options: UseWorkflowTaskOptions): UseWorkflowTas
       // A result the caller could not take stays unconsumed, so a reload offers it again.
       if (delivered) {
         try {
-          await consumeWorkflow(job.id);
+          await client.consumeWorkflow(job.id);
         } catch (cause) {
           console.warn(`[nosyntask] consuming job ${job.id} failed:`, cause);
         }
@@ -155,7 +158,7 @@ export function useWorkflowTask(options: UseWorkflowTaskOptions): UseWorkflowTas
       if (jobIdRef.current === job.id) track(null, null);
       await checkAndResume();
     },
-    [checkAndResume, jobIdRef, track],
+    [checkAndResume, client, jobIdRef, track],
   );
 
   const workflow = useWorkflow(isActive ? jobId : null, {
@@ -192,7 +195,7 @@ export function useWorkflowTask(options: UseWorkflowTaskOptions): UseWorkflowTas
             (job.status === 'pending' || job.status === 'running') &&
             (!wantTarget || targetOf(job.input_params, wantTarget) === startTarget),
         );
-        const id = existing ? existing.id : (await startWorkflow(type, project, body)).jobId;
+        const id = existing ? existing.id : (await client.startWorkflow(type, project, body as WorkflowParams<typeof type>)).jobId;
         track(id, startTarget);
         return id;
       } catch (cause) {
@@ -203,7 +206,7 @@ export function useWorkflowTask(options: UseWorkflowTaskOptions): UseWorkflowTas
         if (mounted.current) setStarting(false);
       }
     },
-    [findActive, jobIdRef, optionsRef, track],
+    [client, findActive, jobIdRef, optionsRef, track],
   );
 
   const { refresh } = workflow;
@@ -211,12 +214,12 @@ export function useWorkflowTask(options: UseWorkflowTaskOptions): UseWorkflowTas
     const id = jobIdRef.current;
     if (id === null) return;
     try {
-      await cancelWorkflow(id);
+      await client.cancelWorkflow(id);
       await refresh();
     } catch (cause) {
       if (mounted.current) setError(cause instanceof Error ? cause.message : String(cause));
     }
-  }, [jobIdRef, refresh]);
+  }, [client, jobIdRef, refresh]);
 
   useEffect(() => {
     mounted.current = true;
