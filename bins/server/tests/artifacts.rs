@@ -524,3 +524,93 @@ async fn two_processes_share_only_postgres_and_s3() {
         assert!(!local.exists(), "{} exists", local.display());
     }
 }
+
+/// Retention: once old jobs are pruned, the worker's sweep deletes the files no remaining job
+/// names; a file another job generated too (same bytes, same key) stays. Runs on SQLite, and
+/// on PostgreSQL and MariaDB when their test URLs are set.
+async fn pruned_jobs_lose_their_artifacts_unless_shared(backend: &str) {
+    use nosyntask_engine::JobStore;
+    let db = nosyntask_store::testing::test_store(backend)
+        .await
+        .expect("create the test database");
+    let Some(db) = db else {
+        println!("skipped on {backend}: its test URL is not set");
+        return;
+    };
+    let server = Server::start_with(
+        Options::default()
+            .config("[retention]\ninterval_secs = 1\n[artifacts]\nretention_grace_secs = 1\n")
+            .env("NOSYNTASK__DATABASE__URL", db.url()),
+    );
+    let t = token(1);
+    let frame_of = async |prompt: &str| {
+        let job = completed(
+            &server,
+            &t,
+            "frame_generation",
+            json!({"prompt": prompt, "width": 128, "height": 72}),
+        )
+        .await;
+        let url = job["tasks"][0]["result_data"]["startFrame"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (job["id"].as_i64().unwrap(), key_of(&url))
+    };
+    let (shared_pruned, shared) = frame_of("a shared lighthouse").await;
+    let (_kept_job, shared_again) = frame_of("a shared lighthouse").await;
+    let (lone_pruned, lone) = frame_of("a lone fox").await;
+    assert_eq!(shared, shared_again, "the same prompt draws the same bytes");
+    assert_ne!(shared, lone);
+    let file = |key: &ArtifactKey| server.dir.join("data/artifacts").join(key.as_str());
+    assert!(file(&shared).is_file() && file(&lone).is_file());
+
+    // Consume two of them, then prune what is consumed (the engine's own statement).
+    for id in [shared_pruned, lone_pruned] {
+        let consumed = server
+            .post(&format!("/api/workflows/{id}/consume"), &t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(consumed.status(), 200);
+    }
+    let far = chrono::Utc::now() + chrono::Duration::days(1);
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(1);
+    assert_eq!(db.store().prune(far, long_ago).await.unwrap(), 2);
+
+    let deadline = std::time::Instant::now() + LONG;
+    while file(&lone).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pruned job's file was not deleted; log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        file(&shared).is_file(),
+        "a file a remaining job names was deleted"
+    );
+    let gone = server
+        .client
+        .get(server.url(&lone.path()))
+        .send()
+        .await
+        .unwrap();
+    error_body(gone, 404).await;
+}
+
+#[tokio::test]
+async fn retention_deletes_unshared_artifacts_of_pruned_jobs_on_sqlite() {
+    pruned_jobs_lose_their_artifacts_unless_shared("sqlite-file").await;
+}
+
+#[tokio::test]
+async fn retention_deletes_unshared_artifacts_of_pruned_jobs_on_postgres() {
+    pruned_jobs_lose_their_artifacts_unless_shared("postgres").await;
+}
+
+#[tokio::test]
+async fn retention_deletes_unshared_artifacts_of_pruned_jobs_on_mysql() {
+    pruned_jobs_lose_their_artifacts_unless_shared("mysql").await;
+}
