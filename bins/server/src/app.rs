@@ -1,7 +1,6 @@
 //! Building the actix `App`: shared state, routes by role, extractor error handlers, the fallback
 //! that tells 404 from 405, static artifacts and the API docs.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use actix_web::http::header::{
 };
 use actix_web::{App, Error, HttpRequest, HttpResponse, middleware, web};
 use futures::StreamExt;
+use nosyntask_artifacts::Artifacts;
 use nosyntask_domain::{Job as DomainJob, Viewer};
 use nosyntask_engine::ports::ModelCatalog;
 use nosyntask_engine::{Engine, EngineError, WorkflowDefinition};
@@ -31,7 +31,7 @@ use crate::i18n::Lang;
 use crate::middleware::HttpMetrics;
 use crate::openapi;
 use crate::reads::JobReads;
-use crate::routes::{admin, console, events, system, workflows};
+use crate::routes::{admin, console, events, files, system, workflows};
 use crate::views::{Job, JobList, JobSummary};
 
 /// Jobs of a list whose tasks are read at the same time.
@@ -54,6 +54,8 @@ pub struct AppState {
     /// Live watching of jobs, shared by every event stream of the process.
     pub watch: Arc<crate::watch::JobWatch>,
     pub models: Arc<dyn ModelCatalog>,
+    /// Generated media: served under `/files/`, and the URLs job reads carry.
+    pub artifacts: Arc<Artifacts>,
     pub events: EventTiming,
     /// `Retry-After` of a quota answer.
     pub quota_retry_after_secs: u64,
@@ -70,6 +72,29 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// `json` with its artifact references replaced by URLs that load now for this request's
+    /// reader (absolute at `public_base_url`, or at the address the request reached).
+    pub async fn with_links(&self, req: &HttpRequest, json: &[u8]) -> Vec<u8> {
+        let info = req.connection_info();
+        let own = format!("{}://{}", info.scheme(), info.host());
+        drop(info);
+        nosyntask_artifacts::links::rewrite_json(&self.artifacts, json, Some(&own)).await
+    }
+
+    /// A JSON response of `value` with working artifact URLs.
+    pub async fn json_with_links<T: serde::Serialize>(
+        &self,
+        req: &HttpRequest,
+        status: actix_web::http::StatusCode,
+        value: &T,
+    ) -> Result<HttpResponse, ApiError> {
+        let body = serde_json::to_vec(value).map_err(ApiError::internal)?;
+        let body = self.with_links(req, &body).await;
+        Ok(HttpResponse::build(status)
+            .content_type("application/json")
+            .body(body))
+    }
+
     /// The HTTP error of an engine error.
     pub fn error(&self, err: EngineError) -> ApiError {
         ApiError::from_engine(err, self.quota_retry_after_secs)
@@ -125,7 +150,6 @@ pub struct AppParts {
     pub edge: web::Data<EdgeConfig>,
     pub role: Role,
     pub body_limit_bytes: usize,
-    pub artifacts_dir: PathBuf,
     /// CORS origins (`*` for any); empty: no CORS.
     pub cors_allowed_origins: Arc<Vec<String>>,
     routes: Arc<RouteTable>,
@@ -138,7 +162,6 @@ impl AppParts {
         auth: JwtAuth,
         role: Role,
         body_limit_bytes: usize,
-        artifacts_dir: PathBuf,
         cors_allowed_origins: Vec<String>,
     ) -> Self {
         let openapi = openapi::document();
@@ -152,7 +175,6 @@ impl AppParts {
             }),
             role,
             body_limit_bytes,
-            artifacts_dir,
             cors_allowed_origins: Arc::new(cors_allowed_origins),
             routes: Arc::new(RouteTable::from_openapi(&served)),
             openapi: Arc::new(openapi),
@@ -244,9 +266,9 @@ pub fn build_app(
             .route("/docs", web::get().to(docs_redirect))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi))
             .service(
-                actix_files::Files::new("/files", &parts.artifacts_dir).default_handler(web::to(
-                    || async { Err::<HttpResponse, _>(ApiError::not_found("no such file")) },
-                )),
+                web::resource("/files/{key:.*}")
+                    .route(web::get().to(files::serve))
+                    .route(web::head().to(files::serve)),
             );
     }
     let cors = !parts.cors_allowed_origins.is_empty();

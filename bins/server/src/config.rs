@@ -227,19 +227,180 @@ impl Default for AuthSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ArtifactSettings {
-    /// Local directory of generated media, served under `/files/`.
+    /// Where generated media are kept: `local` (the directory `dir`) or `s3` (`[artifacts.s3]`).
+    pub backend: ArtifactBackend,
+    /// Local directory of generated media (backend `local`), served under `/files/`.
     pub dir: PathBuf,
-    /// Where `/files/` is reachable from the internet (`https://media.example.com`): providers
-    /// then fetch reference images from it. Unset: reference images are sent inline.
+    pub s3: S3Settings,
+    /// The base that makes media URLs absolute (`https://media.example.com`: a CDN, a public
+    /// bucket holding the keys under `files/`, or the server's public address); providers
+    /// fetch reference images from it. Unset: job reads use the address the request reached
+    /// the server at, and reference images are sent to providers inline.
     pub public_base_url: Option<String>,
+    /// `public` (plain URLs, no expiry), `signed` (`/files/KEY?exp=…&sig=…`, HMAC with
+    /// `signing_key`) or `presigned` (URLs presigned by the S3 store, at most 7 days).
+    pub urls: UrlModeSetting,
+    /// Secret of signed URLs (at least 32 bytes; env `NOSYNTASK__ARTIFACTS__SIGNING_KEY`).
+    pub signing_key: Option<Secret>,
+    /// Lifetime of signed and presigned URLs.
+    pub url_ttl_secs: u64,
+    /// Largest stored image and video.
+    pub max_image_bytes: usize,
+    pub max_video_bytes: usize,
+    /// Files younger than this are never deleted by retention (a running step may have stored
+    /// one its task does not name yet).
+    pub retention_grace_secs: u64,
 }
 
 impl Default for ArtifactSettings {
     fn default() -> Self {
         ArtifactSettings {
+            backend: ArtifactBackend::Local,
             dir: PathBuf::from("data/artifacts"),
+            s3: S3Settings::default(),
             public_base_url: None,
+            urls: UrlModeSetting::Public,
+            signing_key: None,
+            url_ttl_secs: 24 * 3600,
+            max_image_bytes: nosyntask_artifacts::DEFAULT_MAX_IMAGE_BYTES,
+            max_video_bytes: nosyntask_artifacts::DEFAULT_MAX_VIDEO_BYTES,
+            retention_grace_secs: 24 * 3600,
         }
+    }
+}
+
+/// `[artifacts] backend`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArtifactBackend {
+    Local,
+    S3,
+}
+
+/// `[artifacts] urls`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UrlModeSetting {
+    Public,
+    Signed,
+    Presigned,
+}
+
+/// `[artifacts.s3]`: an S3-compatible bucket. Credentials come from the environment
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, or an instance role).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Settings {
+    pub bucket: String,
+    pub region: String,
+    /// `http(s)://host:port` of MinIO, Garage, R2, OSS…; unset: AWS.
+    pub endpoint: Option<String>,
+    /// `endpoint/bucket/key` requests (MinIO, Garage) instead of `bucket.endpoint/key`.
+    pub path_style: bool,
+    /// Keys are stored under this prefix.
+    pub prefix: String,
+}
+
+impl Default for S3Settings {
+    fn default() -> Self {
+        S3Settings {
+            bucket: String::new(),
+            region: "us-east-1".to_owned(),
+            endpoint: None,
+            path_style: false,
+            prefix: String::new(),
+        }
+    }
+}
+
+impl ArtifactSettings {
+    /// The store's configuration.
+    pub fn store_config(&self) -> nosyntask_artifacts::ArtifactConfig {
+        use nosyntask_artifacts::{ArtifactConfig, Backend, S3Config, UrlMode};
+        let backend = match self.backend {
+            ArtifactBackend::Local => Backend::Local {
+                dir: self.dir.clone(),
+            },
+            ArtifactBackend::S3 => Backend::S3(S3Config {
+                bucket: self.s3.bucket.clone(),
+                region: self.s3.region.clone(),
+                endpoint: self.s3.endpoint.clone(),
+                path_style: self.s3.path_style,
+                prefix: self.s3.prefix.clone(),
+            }),
+        };
+        ArtifactConfig {
+            backend,
+            public_base_url: self.public_base_url.clone(),
+            urls: match self.urls {
+                UrlModeSetting::Public => UrlMode::Public,
+                UrlModeSetting::Signed => UrlMode::Signed,
+                UrlModeSetting::Presigned => UrlMode::Presigned,
+            },
+            signing_key: self
+                .signing_key
+                .as_ref()
+                .map(|k| k.expose().as_bytes().to_vec()),
+            url_ttl: Duration::from_secs(self.url_ttl_secs),
+            max_image_bytes: self.max_image_bytes,
+            max_video_bytes: self.max_video_bytes,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(base) = &self.public_base_url
+            && !(base.starts_with("http://") || base.starts_with("https://"))
+        {
+            return Err(ConfigError::invalid(
+                "artifacts.public_base_url",
+                format!("must be an http(s) URL, got {base:?}"),
+            ));
+        }
+        positive("artifacts.url_ttl_secs", self.url_ttl_secs)?;
+        positive("artifacts.max_image_bytes", self.max_image_bytes as u64)?;
+        positive("artifacts.max_video_bytes", self.max_video_bytes as u64)?;
+        if self.urls == UrlModeSetting::Signed
+            && self.signing_key.as_ref().is_none_or(|k| {
+                k.expose().len() < nosyntask_artifacts::signing::MIN_SIGNING_KEY_BYTES
+            })
+        {
+            return Err(ConfigError::invalid(
+                "artifacts.signing_key",
+                format!(
+                    "urls = \"signed\" needs a signing key of at least {} bytes",
+                    nosyntask_artifacts::signing::MIN_SIGNING_KEY_BYTES
+                ),
+            ));
+        }
+        if self.urls == UrlModeSetting::Presigned {
+            if self.backend != ArtifactBackend::S3 {
+                return Err(ConfigError::invalid(
+                    "artifacts.urls",
+                    "presigned URLs need backend = \"s3\" (use signed with a local directory)",
+                ));
+            }
+            if self.url_ttl_secs > nosyntask_artifacts::MAX_PRESIGNED_TTL.as_secs() {
+                return Err(ConfigError::invalid(
+                    "artifacts.url_ttl_secs",
+                    "presigned URLs live at most 604800 s (7 days)",
+                ));
+            }
+        }
+        if self.backend == ArtifactBackend::S3 && self.s3.bucket.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "artifacts.s3.bucket",
+                "backend = \"s3\" needs a bucket",
+            ));
+        }
+        if let Some(endpoint) = &self.s3.endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(ConfigError::invalid(
+                "artifacts.s3.endpoint",
+                format!("must be an http(s) URL, got {endpoint:?}"),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -451,14 +612,7 @@ impl Settings {
                 ),
             ));
         }
-        if let Some(base) = &self.artifacts.public_base_url
-            && !(base.starts_with("http://") || base.starts_with("https://"))
-        {
-            return Err(ConfigError::invalid(
-                "artifacts.public_base_url",
-                format!("must be an http(s) URL, got {base:?}"),
-            ));
-        }
+        self.artifacts.validate()?;
         let w = &self.worker;
         if w.concurrency == 0 {
             return Err(ConfigError::invalid(
@@ -709,6 +863,17 @@ mod tests {
                 "server.body_read_timeout_secs",
             ),
             ("[auth]\njwt_secret = \"12345678\"\n", "auth.jwt_secret"),
+            (
+                "[artifacts]\nurls = \"signed\"\nsigning_key = \"short\"\n",
+                "artifacts.signing_key",
+            ),
+            ("[artifacts]\nurls = \"presigned\"\n", "artifacts.urls"),
+            ("[artifacts]\nbackend = \"s3\"\n", "artifacts.s3.bucket"),
+            ("[artifacts]\nbackend = \"ftp\"\n", "artifacts.backend"),
+            (
+                "[artifacts]\nbackend = \"s3\"\nurls = \"presigned\"\nurl_ttl_secs = 604801\n[artifacts.s3]\nbucket = \"b\"\n",
+                "artifacts.url_ttl_secs",
+            ),
         ];
         for (text, key) in cases {
             let f = file(text);

@@ -2,6 +2,7 @@
 //! store, models, workflows and workers by configuration. `main.rs` is only the command line.
 
 pub mod app;
+pub mod artifact_retention;
 pub mod auth;
 pub mod config;
 pub mod edge;

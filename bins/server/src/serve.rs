@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use actix_web::HttpServer;
 use anyhow::Context;
+use nosyntask_artifacts::Artifacts;
 use nosyntask_engine::ports::ModelCatalog;
 use nosyntask_engine::{
     Engine, EngineConfig, JobStore, Metrics, RetentionConfig, Worker, WorkerConfig,
 };
-use nosyntask_providers::{Catalog, LocalArtifacts, default_models};
+use nosyntask_providers::{Catalog, default_models};
 use nosyntask_server::app::{AppParts, AppState, EventTiming, build_app};
 use nosyntask_server::auth::{JwtAuth, dev_secret};
 use nosyntask_server::config::{Secret, Settings};
@@ -72,22 +73,18 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if settings.database.auto_migrate {
         store.migrate().await.context("migration failed")?;
     }
-    let store: Arc<dyn JobStore> = Arc::new(store);
+    let store = Arc::new(store);
+    let store_for_retention = store.clone();
+    let store: Arc<dyn JobStore> = store;
 
     let models = settings.models.clone().unwrap_or_else(default_models);
-    std::fs::create_dir_all(&settings.artifacts.dir).with_context(|| {
-        format!(
-            "cannot create artifacts directory {}",
-            settings.artifacts.dir.display()
-        )
-    })?;
     let metrics = Arc::new(Metrics::new());
     let artifacts = Arc::new(
-        LocalArtifacts::new(&settings.artifacts.dir, "/files")
-            .with_public_base_url(settings.artifacts.public_base_url.as_deref()),
+        Artifacts::open(settings.artifacts.store_config())
+            .context("cannot open the artifact store ([artifacts])")?,
     );
     let catalog: Arc<dyn ModelCatalog> = Arc::new(
-        Catalog::from_config(&models, artifacts, metrics.clone())
+        Catalog::from_config(&models, artifacts.clone(), metrics.clone())
             .context("invalid [[models]] configuration")?,
     );
     let registry = nosyntask_workflows::registry(catalog.clone());
@@ -108,6 +105,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let worker = role
         .runs_workers()
         .then(|| Worker::new(engine.clone(), worker_config(&settings)).spawn());
+    let retention = (role.runs_workers() && settings.retention.enabled).then(|| {
+        nosyntask_server::artifact_retention::spawn(
+            artifacts.clone(),
+            store_for_retention.clone(),
+            Duration::from_secs(settings.retention.interval_secs),
+            Duration::from_secs(settings.artifacts.retention_grace_secs),
+        )
+    });
 
     let shutdown = CancellationToken::new();
     let reads = JobReads::new(engine.clone());
@@ -122,6 +127,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         watch,
         engine,
         models: catalog,
+        artifacts: artifacts.clone(),
         events: EventTiming {
             poll: Duration::from_millis(settings.server.events_poll_ms),
             keepalive: Duration::from_secs(settings.server.events_keepalive_secs),
@@ -134,7 +140,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         auth.clone(),
         role,
         settings.server.body_limit_bytes,
-        settings.artifacts.dir.clone(),
         settings.server.cors_allowed_origins.clone(),
     )
     .with_edge(EdgeConfig {
@@ -167,6 +172,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         }
     }
     shutdown.cancel();
+    if let Some(retention) = retention {
+        retention.abort();
+    }
     handle.stop(true).await;
     if let Some(worker) = worker {
         info!("stopping workers");

@@ -915,7 +915,8 @@ async fn generated_media_are_served_under_files() {
         .as_str()
         .unwrap_or_else(|| panic!("no startFrame in {job}"))
         .to_owned();
-    assert!(url.starts_with("/files/"), "{url}");
+    // Absolute, for the server's own address (no configuration).
+    assert!(url.starts_with(&format!("{}/files/", server.base)), "{url}");
     // Browsers load media without a token.
     let file = server.client.get(server.url(&url)).send().await.unwrap();
     assert_eq!(file.status(), 200);

@@ -222,7 +222,10 @@ async fn sigkill_while_polling_resumes_the_same_provider_task_in_a_new_process()
     assert_eq!(task["external_task_id"], PREDICTION_ID, "{job}");
     assert_eq!(task["progress"], 100, "{job}");
     let video_url = task["result_data"]["videoUrl"].as_str().unwrap();
-    assert!(video_url.starts_with("/files/"), "{video_url}");
+    assert!(
+        video_url.starts_with(&format!("{}/files/", second.base)),
+        "{video_url}"
+    );
     assert_eq!(task["result_data"]["model"], "Clip");
 
     // The server serves the stored copy, not the provider's URL.

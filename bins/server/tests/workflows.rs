@@ -33,7 +33,11 @@ fn assert_file_url(value: &Value) {
     let url = value
         .as_str()
         .unwrap_or_else(|| panic!("not a URL: {value}"));
-    assert!(url.starts_with("/files/"), "{url}");
+    // Absolute, at the server's own address (no public base URL is configured).
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.contains("/files/"),
+        "{url}"
+    );
 }
 
 /// The contract's result shape of each single-step workflow, checked field by field.

@@ -178,7 +178,7 @@ impl ArtifactStore for LocalArtifacts {
         }
     }
 
-    fn public_url(&self, url: &str) -> Option<String> {
+    async fn public_url(&self, url: &str) -> Option<String> {
         let base = self.public_base_url.as_deref()?;
         self.resolve(url)?;
         Some(format!("{base}{url}"))
@@ -226,15 +226,15 @@ mod tests {
         );
         assert_eq!(store.get("/files/ab/cd.png").await.unwrap(), None);
         assert_eq!(
-            store.public_url(&url),
+            store.public_url(&url).await,
             None,
             "no public base URL configured"
         );
         let public = store.with_public_base_url(Some("https://media.example.com/"));
         assert_eq!(
-            public.public_url(&url),
+            public.public_url(&url).await,
             Some(format!("https://media.example.com{url}"))
         );
-        assert_eq!(public.public_url("/etc/passwd"), None);
+        assert_eq!(public.public_url("/etc/passwd").await, None);
     }
 }

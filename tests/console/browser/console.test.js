@@ -165,12 +165,12 @@ test('a character_views_generation job runs live to 100 % and shows its three im
   const sources = await images.evaluateAll((imgs) => imgs.map((img) => ({ src: img.getAttribute('src'), alt: img.alt, w: img.naturalWidth })));
   assert.equal(new Set(sources.map((s) => s.src)).size, 3);
   for (const { src, w } of sources) {
-    assert.match(src, /^\/files\/.+\.png$/);
+    assert.match(src, /^http:\/\/127\.0\.0\.1:\d+\/files\/.+\.png$/);
     assert.ok(w > 0);
   }
   assert.deepEqual(sources.map((s) => s.alt), ['front view', 'side view', 'back view']);
   // The result JSON is shown pretty-printed.
-  assert.match(await page.locator('.steps pre.json').first().textContent(), /"frontViewUrl": "\/files\//);
+  assert.match(await page.locator('.steps pre.json').first().textContent(), /"frontViewUrl": "http:\/\/127\.0\.0\.1:\d+\/files\//);
   // Finished: cancel is off; consume is on.
   assert.equal(await page.getByRole('button', { name: 'Cancel job' }).isDisabled(), true);
   assert.equal(await page.getByRole('button', { name: 'Mark consumed' }).isEnabled(), true);

@@ -45,7 +45,7 @@ pub async fn job_events(
     caller: StreamCaller,
     state: web::Data<AppState>,
     path: web::Path<i64>,
-    _req: HttpRequest,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let first = state
@@ -53,7 +53,10 @@ pub async fn job_events(
         .get(&caller.0, id)
         .await
         .map_err(|e| state.error(e))?;
-    let stream = events(state.into_inner(), first);
+    let info = req.connection_info();
+    let own_base = format!("{}://{}", info.scheme(), info.host());
+    drop(info);
+    let stream = events(state.into_inner(), first, own_base);
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/event-stream"))
         .insert_header((CACHE_CONTROL, "no-cache"))
@@ -65,6 +68,8 @@ pub async fn job_events(
 struct Cursor {
     state: std::sync::Arc<AppState>,
     updates: watch::Receiver<Latest>,
+    /// The address the stream was opened at (media URLs are made absolute with it).
+    own_base: String,
     pending: Option<std::sync::Arc<JobSnapshot>>,
     last: Option<Bytes>,
     last_write: Instant,
@@ -75,10 +80,12 @@ struct Cursor {
 fn events(
     state: std::sync::Arc<AppState>,
     first: std::sync::Arc<JobSnapshot>,
+    own_base: String,
 ) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
     let cursor = Cursor {
         updates: state.watch.subscribe(&first),
         state,
+        own_base,
         pending: Some(first),
         last: None,
         last_write: Instant::now(),
@@ -109,7 +116,13 @@ async fn next_chunk(cursor: &mut Cursor) -> Option<Vec<u8>> {
                 cursor.done = true;
             }
             if cursor.last.as_ref() != Some(&job.body) || cursor.done {
-                let frame = frame(&job.body);
+                let body = nosyntask_artifacts::links::rewrite_json(
+                    &cursor.state.artifacts,
+                    &job.body,
+                    Some(&cursor.own_base),
+                )
+                .await;
+                let frame = frame(&body);
                 cursor.last = Some(job.body.clone());
                 return Some(frame);
             }

@@ -3,5 +3,6 @@
 pub mod admin;
 pub mod console;
 pub mod events;
+pub mod files;
 pub mod system;
 pub mod workflows;

@@ -239,15 +239,17 @@ pub async fn get_job(
         .await
         .map_err(|e| state.error(e))?;
     let lang = i18n::of_request(&req);
-    let (body, etag) = if lang != i18n::default_lang() && has_cancellation(&job.job) {
+    let body = if lang != i18n::default_lang() && has_cancellation(&job.job) {
         // The shared snapshot speaks the default language; this reader reads another.
         let view = Job::new(&job.job, state.definition(&job.job.job.workflow_type), lang);
-        let body = serde_json::to_vec(&view).map_err(ApiError::internal)?;
-        let etag = etag_of(&body);
-        (Bytes::from(body), etag)
+        Bytes::from(serde_json::to_vec(&view).map_err(ApiError::internal)?)
     } else {
-        (job.body.clone(), job.etag.clone())
+        job.body.clone()
     };
+    // Media URLs are made for this reader now (its address, a signature that is valid), so
+    // the ETag is of what this reader gets: a new signature is a new version.
+    let body = Bytes::from(state.with_links(&req, &body).await);
+    let etag = etag_of(&body);
     if if_none_match(&req, &etag) {
         return Ok(HttpResponse::NotModified()
             .insert_header((ETAG, etag))
@@ -326,7 +328,7 @@ pub async fn list_jobs(
     state: web::Data<AppState>,
     query: web::Query<ListParams>,
     req: HttpRequest,
-) -> Result<web::Json<JobList>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let with_tasks = with_tasks(query.tasks.as_deref())?;
     let statuses = match query.status.as_deref() {
@@ -363,7 +365,9 @@ pub async fn list_jobs(
     let list = state
         .job_list(&caller.0, &jobs, with_tasks, i18n::of_request(&req))
         .await?;
-    Ok(web::Json(list))
+    state
+        .json_with_links(&req, actix_web::http::StatusCode::OK, &list)
+        .await
 }
 
 /// Query of the active-jobs list.
@@ -398,7 +402,7 @@ pub async fn active_jobs(
     state: web::Data<AppState>,
     query: web::Query<ActiveParams>,
     req: HttpRequest,
-) -> Result<web::Json<JobList>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let project_id = optional_id("projectId", query.project_id.as_deref())?.ok_or_else(|| {
         ApiError::bad_request("invalid_query", "projectId is required").zh("projectId 为必填项")
@@ -412,7 +416,9 @@ pub async fn active_jobs(
     let list = state
         .job_list(&caller.0, &jobs, true, i18n::of_request(&req))
         .await?;
-    Ok(web::Json(list))
+    state
+        .json_with_links(&req, actix_web::http::StatusCode::OK, &list)
+        .await
 }
 
 /// Marks a finished job as consumed (idempotent).

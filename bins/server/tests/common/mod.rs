@@ -194,7 +194,11 @@ impl Server {
         }
     }
 
+    /// `path` on this server; an absolute URL (a media URL from a job read) as it is.
     pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            return path.to_owned();
+        }
         format!("{}{}", self.base, path)
     }
 

@@ -336,9 +336,11 @@ pub trait ArtifactStore: Send + Sync {
         Ok(None)
     }
 
-    /// The absolute URL a provider on the internet can fetch `url` (a path `put` returned) at,
-    /// when the store knows one (a configured public base URL, a signed object-store URL).
-    fn public_url(&self, _url: &str) -> Option<String> {
+    /// The absolute URL a provider on the internet can fetch `url` at (a path `put` returned,
+    /// or an absolute URL the store handed out, perhaps expired since), when the store knows
+    /// one (a configured public base URL, a URL signed by the server or presigned by the
+    /// object store).
+    async fn public_url(&self, _url: &str) -> Option<String> {
         None
     }
 }

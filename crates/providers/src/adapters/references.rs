@@ -40,8 +40,23 @@ impl References<'_> {
             return Ok(reference.to_owned());
         }
         let absolute = reference.starts_with("http://") || reference.starts_with("https://");
+        // The store's own files (a `/files/` path, or a URL it handed out, which may have
+        // expired since) get a URL that works now.
+        if !self.inline
+            && let Some(public) = self.artifacts.public_url(reference).await
+        {
+            return Ok(public);
+        }
         if absolute && !self.inline {
             return Ok(reference.to_owned());
+        }
+        if let Some((bytes, content_type)) = self.artifacts.get(reference).await? {
+            if bytes.len() > MAX_REFERENCE_BYTES {
+                return Err(TaskError::permanent(format!(
+                    "the reference image {reference} is too large to send inline"
+                )));
+            }
+            return Ok(data_url(&content_type, &bytes));
         }
         if absolute {
             // The API takes the image itself: fetch it once here.
@@ -52,21 +67,10 @@ impl References<'_> {
             let media = fetch_media(request, MediaKind::Image, MAX_REFERENCE_BYTES).await?;
             return Ok(data_url(&media.content_type, &media.bytes));
         }
-        if !self.inline
-            && let Some(public) = self.artifacts.public_url(reference)
-        {
-            return Ok(public);
-        }
-        match self.artifacts.get(reference).await? {
-            Some((bytes, _)) if bytes.len() > MAX_REFERENCE_BYTES => Err(TaskError::permanent(
-                format!("the reference image {reference} is too large to send inline"),
-            )),
-            Some((bytes, content_type)) => Ok(data_url(&content_type, &bytes)),
-            None => Err(TaskError::permanent(format!(
-                "the reference image {reference:?} is neither an absolute URL nor a file of the \
-                 artifact store, so the provider cannot fetch it"
-            ))),
-        }
+        Err(TaskError::permanent(format!(
+            "the reference image {reference:?} is neither an absolute URL nor a file of the \
+             artifact store, so the provider cannot fetch it"
+        )))
     }
 
     /// [`References::resolve`] of an optional, possibly empty reference.
