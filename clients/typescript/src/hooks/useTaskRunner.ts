@@ -40,7 +40,8 @@ export interface UseTaskRunnerOptions {
   consume?: boolean;
   /**
    * Where each key's start is remembered, so that a reload re-attaches the key to its job and a
-   * repeated start reuses its idempotency key. Default `localStorage` (memory without one).
+   * repeated start reuses its idempotency key. Default `localStorage` (memory without one). Pass
+   * the same object on every render: a new one re-reads the active list.
    */
   storage?: RunStorage;
 }
