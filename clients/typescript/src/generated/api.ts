@@ -286,7 +286,11 @@ export interface components {
             backend: string;
             /** @description When the figures were read (RFC 3339 UTC). */
             generatedAt: string;
-            /** @description Jobs in the store by status (every status present, zero included). */
+            /**
+             * @description Active jobs in the store by status (`pending` and `running`, zero included). Finished
+             *     jobs are counted per model and step type over the window instead: a count over the
+             *     whole history would cost more with every job kept.
+             */
             jobsByStatus: {
                 [key: string]: number;
             };
@@ -300,6 +304,27 @@ export interface components {
              * @description The window of `completed`, `failed`, `cancelled` and `retries`, in seconds (one hour).
              */
             windowSecs: number;
+        };
+        /** @description One finished attempt of a step. */
+        Attempt: {
+            /**
+             * Format: int32
+             * @description The attempt's number (a resume counts again from 1).
+             */
+            attempt: number;
+            /** Format: date-time */
+            ended_at: string;
+            error_message?: string | null;
+            /**
+             * @description `completed`, `failed`, `handed_back` (given back without a result, not counted),
+             *     `lost` (its worker stopped renewing the lease) or `cancelled`.
+             * @example failed
+             */
+            outcome: string;
+            /** Format: date-time */
+            started_at?: string | null;
+            /** @description The worker that ran it. */
+            worker?: string | null;
         };
         /** @description `POST …/consume` answer. */
         ConsumeResponse: {
@@ -488,8 +513,21 @@ export interface components {
         Status: "pending" | "running" | "completed" | "failed" | "cancelled";
         /** @description One step of a job (a `generation_tasks` row). */
         Task: {
-            /** Format: int32 */
+            /**
+             * Format: date-time
+             * @description The start of the attempt running now (or of the last one).
+             */
+            attempt_started_at?: string | null;
+            /**
+             * Format: int32
+             * @description How many times the step has been tried since it was created or last resumed.
+             */
             attempts: number;
+            /**
+             * @description The step's finished attempts, oldest first, across resumes (the running one is the step
+             *     itself). In single-job reads; absent from lists.
+             */
+            attempts_history?: components["schemas"]["Attempt"][] | null;
             /** Format: date-time */
             completed_at?: string | null;
             error_message?: string | null;
@@ -501,12 +539,22 @@ export interface components {
             input_params?: Record<string, never> | null;
             /** Format: int64 */
             job_id: number;
+            /** Format: int32 */
+            max_attempts: number;
             model_name?: string | null;
+            /**
+             * Format: date-time
+             * @description When a step waiting to be retried is tried again.
+             */
+            next_attempt_at?: string | null;
             /** Format: int32 */
             progress: number;
             /** @description The step's JSON result once completed. */
             result_data?: Record<string, never> | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description The first start of the step.
+             */
             started_at?: string | null;
             status: components["schemas"]["Status"];
             /** Format: int32 */
