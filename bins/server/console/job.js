@@ -4,6 +4,7 @@
 import { ApiError, TERMINAL } from './api.js';
 import { announce, badge, elapsed, facts, h, json, message, progress, replace, time } from './dom.js';
 import { findMedia, humanize } from './media.js';
+import { usageByModel, usageText } from './usage.js';
 
 const MAX_RECONNECT_MS = 10000;
 
@@ -83,6 +84,12 @@ export function renderJob(view, ctx, idText) {
     return node;
   }
 
+  /** The "Usage" fact of a job or step: what its model calls used and cost. */
+  function usageFact(usage) {
+    const text = usageText(usage);
+    return text ? ['Usage', h('span', { class: 'usage', text })] : null;
+  }
+
   function step(task, total) {
     const n = task.step_index + 1;
     const headingId = `step-${task.step_index}`;
@@ -101,6 +108,7 @@ export function renderJob(view, ctx, idText) {
           ['Started', time(task.started_at)],
           ['Finished', time(task.completed_at)],
           ['Ran for', elapsed(task.started_at, task.completed_at)],
+          usageFact(task.usage),
         ]),
         task.error_message ? h('div', { class: 'message message-error' }, h('strong', { text: 'Error: ' }), task.error_message) : null,
         media.length ? h('div', { class: 'gallery' }, media.map(mediaNode)) : null,
@@ -126,6 +134,7 @@ export function renderJob(view, ctx, idText) {
     resume.disabled = !(job.status === 'failed' || job.status === 'cancelled');
     consume.disabled = !(TERMINAL.has(job.status) && !job.is_consumed);
     replace(errorBox, job.error_message ? message('error', `The job failed: ${job.error_message}`) : null);
+    const byModel = usageByModel(job.usage);
     replace(summary, facts([
       ['Workflow', job.workflowName],
       ['Project', String(job.project_id)],
@@ -136,6 +145,9 @@ export function renderJob(view, ctx, idText) {
       ['Finished', time(job.completed_at)],
       ['Ran for', elapsed(job.started_at, job.completed_at)],
       ['Updated', time(job.updated_at)],
+      usageFact(job.usage),
+      // Each model's part when several were used (a storyboard's text model and a video model).
+      ...(byModel.length > 1 ? byModel.map(([model, text]) => [`· ${model}`, text]) : []),
     ]));
     const tasks = [...(job.tasks || [])].sort((a, b) => a.step_index - b.step_index);
     // Updates arrive several times a second: keep keyboard focus where it was.

@@ -5,8 +5,10 @@ mod params;
 mod status;
 mod task_error;
 mod types;
+mod usage;
 
 pub use params::{ParamError, ParamKind, ParamSpec, ParamsSchema, lenient_integer};
 pub use status::{JobStatus, ParseStatusError, TaskStatus};
 pub use task_error::TaskError;
 pub use types::{Job, JobId, JobWithTasks, ProjectId, Task, TaskId, UserId, Viewer};
+pub use usage::{TaskUsage, Usage};

@@ -49,6 +49,8 @@ pub struct Task {
     pub attempts: i32,
     pub max_attempts: i32,
     pub external_task_id: Option<String>,
+    /// What the task's model calls used and cost, written with its result.
+    pub usage: Option<crate::TaskUsage>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
@@ -59,6 +61,13 @@ pub struct Task {
 pub struct JobWithTasks {
     pub job: Job,
     pub tasks: Vec<Task>,
+}
+
+impl JobWithTasks {
+    /// What the job's tasks used, added up; `None` when none reported anything.
+    pub fn usage(&self) -> Option<crate::TaskUsage> {
+        crate::TaskUsage::sum(self.tasks.iter().filter_map(|t| t.usage.as_ref()))
+    }
 }
 
 /// Who is asking: users see their own jobs, admins see all.

@@ -9,12 +9,14 @@ mod claims;
 mod cluster;
 mod jobs;
 mod lifecycle;
+mod usage;
 
 pub use activity::*;
 pub use claims::*;
 pub use cluster::*;
 pub use jobs::*;
 pub use lifecycle::*;
+pub use usage::*;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +81,7 @@ pub fn completion(claimed: &ClaimedTask, result: Value) -> Completion {
     Completion {
         fence: claimed.fence.clone(),
         result,
+        usage: None,
         started: None,
         is_last_step,
         job_progress: ((claimed.task.step_index + 1) * 100 / claimed.job.total_steps).min(100),
