@@ -409,7 +409,7 @@ async fn openai_videos_scene_video_from_a_start_frame() {
     assert_eq!(bodies[0]["size"], "1280x720");
     // The API takes the image itself: inline even with a public URL.
     assert!(
-        bodies[0]["input_reference"]
+        bodies[0]["input_reference"]["image_url"]
             .as_str()
             .unwrap()
             .starts_with("data:image/png;base64,")

@@ -135,11 +135,15 @@ async fn openai_videos(f: &Fixture) -> Seen {
         if !["4", "8", "12"].contains(&seconds) {
             return invalid_value("seconds", seconds, &["4", "8", "12"]);
         }
-        if let Some(reference) = body.get("input_reference").and_then(Value::as_str)
-            && let Err(why) = crate::standins::fetch_image(reference)
-        {
-            // The API takes the image itself; a server path means nothing to it.
-            return invalid_value("input_reference", &why, &["an image file"]);
+        if let Some(reference) = body.get("input_reference") {
+            // openai-python `ImageInputReferenceParam`: `{image_url}` ("a fully qualified URL
+            // or base64-encoded data URL") or `{file_id}`; a bare string is not a JSON form.
+            let Some(url) = reference.get("image_url").and_then(Value::as_str) else {
+                return invalid_value("input_reference", &reference.to_string(), &["{image_url}", "{file_id}"]);
+            };
+            if let Err(why) = crate::standins::fetch_image(url) {
+                return invalid_value("input_reference.image_url", &why, &["a URL or data URL of an image"]);
+            }
         }
         json_response(
             200,
@@ -193,7 +197,9 @@ async fn openai_videos_get_a_landscape_size_and_the_start_frame_inline() {
     let body = seen.lock().unwrap()[0].clone();
     assert_eq!(body["size"], "1280x720");
     assert_eq!(body["seconds"], "4");
-    let reference = body["input_reference"].as_str().unwrap_or_default();
+    let reference = body["input_reference"]["image_url"]
+        .as_str()
+        .unwrap_or_default();
     let data = reference.strip_prefix("data:image/png;base64,").unwrap();
     assert_eq!(
         base64::engine::general_purpose::STANDARD

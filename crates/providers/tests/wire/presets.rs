@@ -239,6 +239,9 @@ impl ProviderMock for Dashscope {
             }),
         )
     }
+    /// Model Studio error codes (help.aliyun.com/zh/model-studio/error-code,
+    /// "inappropriate-content"): `DataInspectionFailed`, "Output data may contain inappropriate
+    /// content."; a failed task carries them in `output.code` / `output.message`.
     fn failed(&self, _uri: &str) -> ResponseTemplate {
         json_response(
             200,

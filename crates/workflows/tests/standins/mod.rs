@@ -275,7 +275,8 @@ fn chat_violation(rules: &ChatRules, body: &Value) -> Option<Value> {
     if rules.needs_thinking_off && !streaming && body.get("enable_thinking") != Some(&json!(false))
     {
         // Model Studio, "Deep thinking" (Qwen3 open-source models think by default; thinking is
-        // only available with streaming output); the body as compatible mode sends it.
+        // only available with streaming output); the message as Qwen Cloud's error-code
+        // reference lists it under `InvalidParameter`.
         return Some(
             json!({"error": {"code": "invalid_parameter_error", "param": null,
             "message": "parameter.enable_thinking must be set to false for non-streaming calls",
@@ -522,8 +523,9 @@ pub async fn dashscope(server: &MockServer) -> Seen {
 
 /// The OpenAI videos API (openai-python `video_create_params.py`): `size` "720x1280, 1280x720,
 /// 1024x1792, 1792x1024" (sora-2 renders the first two), `seconds` "4", "8" or "12",
-/// `input_reference` the image itself (sent here inline as a data URL). Out-of-list values are
-/// the API's `invalid_value` 400.
+/// `input_reference` in a JSON body `{image_url}`, "a fully qualified URL or base64-encoded data
+/// URL" (`ImageInputReferenceParam`), which the stand-in fetches. Out-of-list values are the
+/// API's `invalid_value` 400 (the wording as API users quote it).
 pub async fn openai_videos(server: &MockServer) -> Seen {
     let seen: Seen = Arc::default();
     mount_post(server, "/v1/videos", &seen, |body| {
@@ -540,10 +542,13 @@ pub async fn openai_videos(server: &MockServer) -> Seen {
         if !["4", "8", "12"].contains(&seconds) {
             return invalid("seconds", seconds, &["4", "8", "12"]);
         }
-        if let Some(reference) = body["input_reference"].as_str()
-            && let Err(why) = fetch_image(reference)
-        {
-            return invalid("input_reference", &why, &["an image file"]);
+        if let Some(reference) = body.get("input_reference") {
+            let Some(url) = reference.get("image_url").and_then(Value::as_str) else {
+                return invalid("input_reference", &reference.to_string(), &["{image_url}", "{file_id}"]);
+            };
+            if let Err(why) = fetch_image(url) {
+                return invalid("input_reference.image_url", &why, &["a URL or data URL of an image"]);
+            }
         }
         reply(200, json!({"id": "video_1", "object": "video", "model": "sora-2", "status": "queued",
             "progress": 0, "size": size, "seconds": seconds}))
