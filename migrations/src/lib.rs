@@ -11,6 +11,7 @@ mod m20250101_000001_create_jobs;
 mod m20250101_000002_index_task_completion;
 mod m20261201_000003_claim_epoch;
 mod m20261202_000004_task_attempts;
+mod m20261202_000201_task_usage;
 
 /// Every migration of the schema, in order.
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000002_index_task_completion::Migration),
             Box::new(m20261201_000003_claim_epoch::Migration),
             Box::new(m20261202_000004_task_attempts::Migration),
+            Box::new(m20261202_000201_task_usage::Migration),
         ]
     }
 }

@@ -4,6 +4,7 @@
 import { ApiError, TERMINAL } from './api.js';
 import { announce, badge, duration, elapsed, facts, h, json, message, progress, replace, time } from './dom.js';
 import { findMedia, humanize } from './media.js';
+import { usageByModel, usageText } from './usage.js';
 
 const MAX_RECONNECT_MS = 10000;
 
@@ -83,6 +84,12 @@ export function renderJob(view, ctx, idText) {
     return node;
   }
 
+  /** The "Usage" fact of a job or step: what its model calls used and cost. */
+  function usageFact(usage) {
+    const text = usageText(usage);
+    return text ? ['Usage', h('span', { class: 'usage', text })] : null;
+  }
+
   function step(task, total) {
     const n = task.step_index + 1;
     const headingId = `step-${task.step_index}`;
@@ -104,6 +111,7 @@ export function renderJob(view, ctx, idText) {
           retryAt(task) ? ['Next attempt', retryAt(task)] : null,
           ['Finished', time(task.completed_at)],
           ['Ran for', elapsed(task.attempt_started_at || task.started_at, task.completed_at)],
+          usageFact(task.usage),
         ]),
         // An error of an earlier attempt is history once the step completed.
         task.error_message && task.status !== 'completed'
@@ -163,6 +171,7 @@ export function renderJob(view, ctx, idText) {
       ? message(job.status === 'cancelled' ? 'info' : 'error',
         `${job.status === 'cancelled' ? 'The job was cancelled' : 'The job failed'}: ${job.error_message}`)
       : null);
+    const byModel = usageByModel(job.usage);
     replace(summary, facts([
       ['Workflow', job.workflowName],
       ['Project', String(job.project_id)],
@@ -173,6 +182,9 @@ export function renderJob(view, ctx, idText) {
       ['Finished', time(job.completed_at)],
       ['Ran for', elapsed(job.started_at, job.completed_at)],
       ['Updated', time(job.updated_at)],
+      usageFact(job.usage),
+      // Each model's part when several were used (a storyboard's text model and a video model).
+      ...(byModel.length > 1 ? byModel.map(([model, text]) => [`· ${model}`, text]) : []),
     ]));
     const tasks = [...(job.tasks || [])].sort((a, b) => a.step_index - b.step_index);
     // Updates arrive several times a second: keep keyboard focus where it was.

@@ -130,12 +130,68 @@ impl JobSummary {
     }
 }
 
+/// What model calls used, as the provider reported it (or as the call implies: one image, the
+/// requested video length). Unreported units are absent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct UsageAmounts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion_tokens: Option<u64>,
+    /// Images generated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub images: Option<u64>,
+    /// Seconds of video generated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video_seconds: Option<u64>,
+    /// The cost in millionths of the currency of the models' configured prices; absent when no
+    /// call had prices (of several calls, only the priced ones are added).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_micros: Option<u64>,
+}
+
+impl From<&domain::Usage> for UsageAmounts {
+    fn from(usage: &domain::Usage) -> Self {
+        UsageAmounts {
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            images: usage.images,
+            video_seconds: usage.video_seconds,
+            cost_micros: usage.cost_micros,
+        }
+    }
+}
+
+/// What a task's (or a job's) model calls used and cost: the sum, and each model's part by its
+/// configured name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Usage {
+    #[serde(flatten)]
+    pub total: UsageAmounts,
+    pub models: std::collections::BTreeMap<String, UsageAmounts>,
+}
+
+impl From<&domain::TaskUsage> for Usage {
+    fn from(usage: &domain::TaskUsage) -> Self {
+        Usage {
+            total: (&usage.total).into(),
+            models: usage
+                .models
+                .iter()
+                .map(|(model, usage)| (model.clone(), usage.into()))
+                .collect(),
+        }
+    }
+}
+
 /// A workflow job with its tasks in step order.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Job {
     #[serde(flatten)]
     pub job: JobSummary,
     pub tasks: Vec<Task>,
+    /// What the job's tasks used, added up; `null` when no model call reported anything.
+    pub usage: Option<Usage>,
 }
 
 impl Job {
@@ -151,6 +207,7 @@ impl Job {
                 .iter()
                 .map(|t| Task::new(t, lang).with_history(&job.history))
                 .collect(),
+            usage: job.usage().as_ref().map(Usage::from),
         }
     }
 }
@@ -163,6 +220,11 @@ pub struct ListedJob {
     /// The job's tasks in step order; absent when listed with `tasks=false`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tasks: Option<Vec<Task>>,
+    /// What the job's tasks used (`null`: nothing reported); absent when listed with
+    /// `tasks=false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Usage>)]
+    pub usage: Option<Option<Usage>>,
 }
 
 impl From<Job> for ListedJob {
@@ -177,6 +239,7 @@ impl From<Job> for ListedJob {
             .collect();
         ListedJob {
             job: job.job,
+            usage: Some(job.usage),
             tasks: Some(tasks),
         }
     }
@@ -184,7 +247,11 @@ impl From<Job> for ListedJob {
 
 impl From<JobSummary> for ListedJob {
     fn from(job: JobSummary) -> Self {
-        ListedJob { job, tasks: None }
+        ListedJob {
+            job,
+            tasks: None,
+            usage: None,
+        }
     }
 }
 
@@ -212,6 +279,9 @@ pub struct Task {
     pub max_attempts: i32,
     /// The provider's task id of asynchronous generations.
     pub external_task_id: Option<String>,
+    /// What the step's model calls used and cost, written with its result; `null` before it
+    /// completes and for steps that called no model.
+    pub usage: Option<Usage>,
     /// The first start of the step.
     #[schema(format = DateTime)]
     pub started_at: Option<String>,
@@ -281,6 +351,7 @@ impl Task {
             attempts: task.attempts,
             max_attempts: task.max_attempts,
             external_task_id: task.external_task_id.clone(),
+            usage: task.usage.as_ref().map(Usage::from),
             started_at: task.started_at.map(timestamp),
             attempt_started_at: task.attempt_started_at.map(timestamp),
             next_attempt_at: task.next_attempt_at.map(timestamp),
@@ -515,6 +586,20 @@ mod tests {
     use chrono::TimeZone;
     use serde_json::json;
 
+    fn usage() -> domain::TaskUsage {
+        let mut usage = domain::TaskUsage::default();
+        usage.record(
+            "DeepSeek Chat",
+            domain::Usage {
+                prompt_tokens: Some(1200),
+                completion_tokens: Some(800),
+                cost_micros: Some(8800),
+                ..domain::Usage::default()
+            },
+        );
+        usage
+    }
+
     fn job() -> domain::JobWithTasks {
         let at = Utc.with_ymd_and_hms(2025, 1, 31, 8, 0, 0).unwrap();
         domain::JobWithTasks {
@@ -551,6 +636,7 @@ mod tests {
                 attempts: 1,
                 max_attempts: 3,
                 external_task_id: None,
+                usage: Some(usage()),
                 started_at: Some(at),
                 attempt_started_at: Some(at),
                 next_attempt_at: None,
@@ -596,6 +682,7 @@ mod tests {
             "started_at",
             "completed_at",
             "tasks",
+            "usage",
         ];
         let mut keys = keys;
         keys.sort_unstable();
@@ -629,6 +716,7 @@ mod tests {
             "attempts",
             "max_attempts",
             "external_task_id",
+            "usage",
             "started_at",
             "attempt_started_at",
             "next_attempt_at",
@@ -644,6 +732,12 @@ mod tests {
                 "ended_at": "2025-01-31T08:00:00.000Z", "outcome": "lost",
                 "error_message": "gone"}])
         );
+        let usage = json!({
+            "prompt_tokens": 1200, "completion_tokens": 800, "cost_micros": 8800,
+            "models": {"DeepSeek Chat": {"prompt_tokens": 1200, "completion_tokens": 800, "cost_micros": 8800}}
+        });
+        assert_eq!(task["usage"], usage);
+        assert_eq!(value["usage"], usage);
     }
 
     #[test]

@@ -431,3 +431,51 @@ async fn types_list_the_whole_catalogue_and_invalid_params_name_the_field() {
         );
     }
 }
+
+#[tokio::test]
+async fn usage_is_shown_on_the_task_the_job_and_in_metrics_by_model() {
+    let server = Server::start();
+    let token = token(43);
+    let id = server
+        .start_job(
+            &token,
+            "storyboard_generation",
+            json!({"scriptContent": SCRIPT}),
+        )
+        .await;
+    let job = server
+        .wait_job(&token, id, Duration::from_secs(60), common::is_terminal)
+        .await;
+    assert_eq!(job["status"], "completed", "{job}");
+    // The simulated text model reports tokens the way a chat completion does.
+    let usage = &job["tasks"][0]["usage"];
+    let prompt = usage["prompt_tokens"].as_u64().unwrap_or(0);
+    assert!(prompt > 0, "{usage}");
+    let models = usage["models"].as_object().unwrap();
+    assert_eq!(models.len(), 1, "{usage}");
+    let (model, part) = models.iter().next().unwrap();
+    assert_eq!(part["prompt_tokens"], usage["prompt_tokens"]);
+    assert_eq!(
+        &job["usage"], usage,
+        "one task: the job's sum is the task's"
+    );
+
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = format!("nosyntask_model_usage_total{{model=\"{model}\",unit=\"prompt_tokens\"}} ");
+    let counted: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .unwrap_or_else(|| panic!("no {line} in\n{metrics}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(counted >= prompt, "{counted} < {prompt}");
+}

@@ -49,6 +49,17 @@ export type WorkflowJob = Replace<
 /** A job without its tasks, as the list and active endpoints return it. */
 export type WorkflowJobSummary = Replace<GeneratedJobSummary, { input_params: JsonObject }>;
 
+/**
+ * What a task's or a job's model calls used and cost: `prompt_tokens`, `completion_tokens`,
+ * `images`, `video_seconds`, `cost_micros` (millionths of the models' price currency; each
+ * absent when not reported), and `models`, each model's part by its configured name. `null` on a
+ * task or job when nothing was reported.
+ */
+export type WorkflowUsage = NonNullable<GeneratedTask['usage']>;
+
+/** One model's part of a {@link WorkflowUsage}. */
+export type WorkflowUsageAmounts = WorkflowUsage['models'][string];
+
 /** `pending | running | completed | failed | cancelled`. */
 export type JobStatus = GeneratedJob['status'];
 

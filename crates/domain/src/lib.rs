@@ -5,6 +5,7 @@ mod params;
 mod status;
 mod task_error;
 mod types;
+mod usage;
 
 pub use params::{ParamError, ParamKind, ParamSpec, ParamsSchema, lenient_integer};
 pub use status::{JobStatus, ParseStatusError, TaskStatus};
@@ -12,3 +13,4 @@ pub use task_error::TaskError;
 pub use types::{
     AttemptOutcome, Job, JobId, JobWithTasks, ProjectId, Task, TaskAttempt, TaskId, UserId, Viewer,
 };
+pub use usage::{TaskUsage, Usage};

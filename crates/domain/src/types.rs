@@ -50,6 +50,8 @@ pub struct Task {
     pub attempts: i32,
     pub max_attempts: i32,
     pub external_task_id: Option<String>,
+    /// What the task's model calls used and cost, written with its result.
+    pub usage: Option<crate::TaskUsage>,
     /// The first start of the task (over all attempts and resumes).
     pub started_at: Option<DateTime<Utc>>,
     /// The start of the attempt running now, or of the last one.
@@ -131,6 +133,13 @@ pub struct JobWithTasks {
     /// Finished attempts of the job's tasks, oldest first. Filled by single-job reads; empty
     /// where a read does not ask for it (lists, claims).
     pub history: Vec<TaskAttempt>,
+}
+
+impl JobWithTasks {
+    /// What the job's tasks used, added up; `None` when none reported anything.
+    pub fn usage(&self) -> Option<crate::TaskUsage> {
+        crate::TaskUsage::sum(self.tasks.iter().filter_map(|t| t.usage.as_ref()))
+    }
 }
 
 /// Who is asking: users see their own jobs, admins see all.

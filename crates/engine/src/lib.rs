@@ -33,16 +33,18 @@ mod engine;
 mod metrics;
 pub mod ports;
 mod progress;
+pub mod usage;
 mod worker;
 mod workflow;
 
 pub use backoff::Backoff;
 pub use checkpoint::Checkpoints;
 pub use engine::{Engine, EngineConfig, EngineError, ListQuery, StartRequest, Started};
-pub use metrics::{Metrics, ModelLabels, WorkflowLabels};
+pub use metrics::{Metrics, ModelLabels, UsageLabels, WorkflowLabels};
 pub use ports::{JobStore, StoreError};
 pub use progress::{ProgressReporter, ProgressSlot};
 pub use tokio_util::sync::CancellationToken;
+pub use usage::UsageMeter;
 pub use worker::{RetentionConfig, Worker, WorkerConfig, WorkerHandle};
 pub use workflow::{
     InputBuilder, Registry, StepContext, StepDefinition, StepHandler, StepRun, UniqueKeyFn,

@@ -20,6 +20,13 @@ pub struct ModelLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UsageLabels {
+    pub model: String,
+    /// `prompt_tokens`, `completion_tokens`, `images`, `video_seconds` or `cost_micros`.
+    pub unit: String,
+}
+
 type DurationFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn duration_histogram() -> Histogram {
@@ -35,6 +42,8 @@ pub struct Metrics {
     pub tasks_retried: Family<WorkflowLabels, Counter>,
     pub task_duration: DurationFamily<WorkflowLabels>,
     pub provider_latency: DurationFamily<ModelLabels>,
+    /// What provider calls used, by model and unit.
+    pub model_usage: Family<UsageLabels, Counter>,
     /// Handlers running in this process.
     pub running_here: Gauge,
     registry: Registry,
@@ -51,6 +60,7 @@ impl Metrics {
         let provider_latency: DurationFamily<ModelLabels> =
             Family::new_with_constructor(duration_histogram);
         let running_here = Gauge::default();
+        let model_usage = Family::<UsageLabels, Counter>::default();
 
         let mut registry = Registry::with_prefix("nosyntask");
         registry.register(
@@ -84,6 +94,12 @@ impl Metrics {
             provider_latency.clone(),
         );
         registry.register(
+            "model_usage",
+            "What provider calls used by model: tokens, images, video seconds and the cost in \
+             millionths of the prices' currency (unit label)",
+            model_usage.clone(),
+        );
+        registry.register(
             "running_tasks_in_process",
             "Step handlers running in this process",
             running_here.clone(),
@@ -95,6 +111,7 @@ impl Metrics {
             tasks_retried,
             task_duration,
             provider_latency,
+            model_usage,
             running_here,
             registry,
         }
@@ -112,6 +129,26 @@ impl Metrics {
                 outcome: if ok { "ok" } else { "error" }.to_owned(),
             })
             .observe(seconds);
+    }
+
+    /// Adds what one provider call of `model` used.
+    pub fn observe_usage(&self, model: &str, usage: &nosyntask_domain::Usage) {
+        for (unit, amount) in [
+            ("prompt_tokens", usage.prompt_tokens),
+            ("completion_tokens", usage.completion_tokens),
+            ("images", usage.images),
+            ("video_seconds", usage.video_seconds),
+            ("cost_micros", usage.cost_micros),
+        ] {
+            if let Some(amount) = amount {
+                self.model_usage
+                    .get_or_create(&UsageLabels {
+                        model: model.to_owned(),
+                        unit: unit.to_owned(),
+                    })
+                    .inc_by(amount);
+            }
+        }
     }
 }
 

@@ -9,8 +9,9 @@ use nosyntask_domain::TaskError;
 use nosyntask_engine::Metrics;
 use nosyntask_engine::ports::{
     ArtifactStore, MediaContext, MediaModel, MediaOutput, MediaRequest, ModelCatalog, ModelInfo,
-    ModelKind, TextModel, TextRequest, TextResponse,
+    ModelKind, TextModel, TextRequest, TextResponse, Usage,
 };
+use nosyntask_engine::usage;
 use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -259,8 +260,28 @@ impl Limits {
         }
     }
 
+    /// Adds a call's usage to the running step's and to the model's counters.
+    fn used(&self, usage: Usage) {
+        usage::record(&self.info.name, usage);
+        if let Some(metrics) = &self.metrics {
+            metrics.observe_usage(&self.info.name, &usage);
+        }
+    }
+
     fn context(&self, err: TaskError) -> TaskError {
         err.context(&format!("model {:?}", self.info.name))
+    }
+}
+
+/// A chat answer's usage; token counts of 0 (a provider that reports none) are left unset.
+fn text_usage(response: &TextResponse) -> Usage {
+    let tokens = response.usage;
+    let reported = tokens.prompt_tokens + tokens.completion_tokens > 0;
+    Usage {
+        prompt_tokens: reported.then_some(tokens.prompt_tokens),
+        completion_tokens: reported.then_some(tokens.completion_tokens),
+        cost_micros: response.cost_micros,
+        ..Usage::default()
     }
 }
 
@@ -292,7 +313,9 @@ impl TextModel for LimitedText {
             ))),
         };
         self.limits.observe(started, &result);
-        result.map_err(|e| self.limits.context(e))
+        let response = result.map_err(|e| self.limits.context(e))?;
+        self.limits.used(text_usage(&response));
+        Ok(response)
     }
 }
 
@@ -323,6 +346,10 @@ impl MediaModel for LimitedMedia {
             .and_then(|entry| entry.get("output").cloned())
             .and_then(|output| serde_json::from_value::<MediaOutput>(output).ok())
         {
+            // Paid for by an earlier attempt of this task: the task's usage, not this call's.
+            if let Some(usage) = output.usage {
+                usage::record(&self.limits.info.name, usage);
+            }
             return Ok(output);
         }
         let _slot = self.limits.slot(&ctx.cancel).await?;
@@ -338,6 +365,9 @@ impl MediaModel for LimitedMedia {
             };
         self.limits.observe(started, &result);
         let output = result.map_err(|e| self.limits.context(e))?;
+        if let Some(usage) = output.usage {
+            self.limits.used(usage);
+        }
         let entry = json!({"provider": self.limits.info.adapter, "output": output});
         match ctx.save_checkpoint_entry(&key, entry, None).await {
             Ok(()) => {}

@@ -282,7 +282,31 @@ pub fn provider_message(body: &Value) -> Option<String> {
             None => message,
         });
     }
+    // fal's (and FastAPI's) validation shape: `detail` is a list of `{loc, msg, type}`.
+    if let Some(Value::Array(items)) = body.get("detail") {
+        let messages: Vec<String> = items.iter().filter_map(detail_item).collect();
+        if !messages.is_empty() {
+            return Some(messages.join("; "));
+        }
+    }
     text(body.get("detail")).or_else(|| text(body.get("title")))
+}
+
+/// `image_url: File download error (type: file_download_error)` from one `detail` item.
+fn detail_item(item: &Value) -> Option<String> {
+    let msg = item.get("msg")?.as_str()?;
+    let field = item
+        .get("loc")
+        .and_then(Value::as_array)
+        .and_then(|loc| loc.iter().rev().find_map(Value::as_str))
+        .filter(|field| *field != "body");
+    let kind = item.get("type").and_then(Value::as_str);
+    Some(match (field, kind) {
+        (Some(field), Some(kind)) => format!("{field}: {msg} (type: {kind})"),
+        (Some(field), None) => format!("{field}: {msg}"),
+        (None, Some(kind)) => format!("{msg} (type: {kind})"),
+        (None, None) => msg.to_owned(),
+    })
 }
 
 /// `Retry-After` in seconds or as an HTTP date (also OpenAI's `retry-after-ms`).

@@ -175,7 +175,9 @@ fn dashscope(model: &str, kind: ModelKind) -> Value {
 /// The OpenAI videos API: `POST /videos` answers a video object `{id, status, progress}`;
 /// `GET /videos/{id}` reports queued, in_progress, completed or failed (with `error.message`);
 /// the MP4 is `GET /videos/{id}/content` with the same credentials. There is no cancel call.
-/// The start frame is `input_reference` (the image itself: the profile inlines it).
+/// The start frame is `input_reference`: in a JSON body the object `{image_url}`, "a fully
+/// qualified URL or base64-encoded data URL" (openai-python `ImageInputReferenceParam`; a bare
+/// string is the multipart file upload's form). The profile sends it inline.
 fn openai_videos() -> Value {
     json!({
         "headers": {"Authorization": "Bearer {{api_key}}"},
@@ -186,7 +188,7 @@ fn openai_videos() -> Value {
                 "prompt": "{{prompt}}",
                 "seconds": "{{duration|string}}",
                 "size": "{{size}}",
-                "input_reference": "{{image_url}}"
+                "input_reference": {"image_url": "{{image_url}}"}
             }
         },
         "task_id_path": "id",

@@ -88,6 +88,7 @@ async fn main() {
                         .map(|c| Completion {
                             fence: c.fence.clone(),
                             result: json!({"ok": true}),
+                            usage: None,
                             started: None,
                             is_last_step: c.task.step_index + 1 >= c.job.total_steps,
                             job_progress: 100,

@@ -55,6 +55,12 @@ pub(crate) fn merge(mut a: serde_json::Value, b: serde_json::Value) -> serde_jso
     a
 }
 
+/// The completion's usage as the column stores it.
+fn usage_text(completion: &Completion) -> Option<String> {
+    let usage = completion.usage.as_ref().filter(|u| !u.is_empty())?;
+    serde_json::to_string(usage).ok()
+}
+
 impl Store {
     pub(crate) async fn complete_tasks_impl(
         &self,
@@ -95,6 +101,7 @@ impl Store {
                         "owner": c.fence.owner,
                         "epoch": c.fence.epoch,
                         "result": json_text(&c.result),
+                        "usage": usage_text(c),
                         "last": c.is_last_step,
                         "job_progress": c.job_progress,
                     }),
@@ -113,11 +120,11 @@ impl Store {
                 &format!(
                     "WITH input AS ( \
                    SELECT * FROM json_to_recordset(?::json) AS x(task_id bigint, owner text, \
-                   epoch bigint, result text, started boolean, input text, model text, \
+                   epoch bigint, result text, usage text, started boolean, input text, model text, \
                    last boolean, job_progress int) \
                  ), done AS ( \
                    UPDATE generation_tasks t SET status = 'completed', progress = 100, \
-                   result_data = x.result, completed_at = ?, updated_at = ?, \
+                   result_data = x.result, usage = x.usage, completed_at = ?, updated_at = ?, \
                    lease_owner = NULL, lease_expires_at = NULL, \
                    input_params = CASE WHEN x.started THEN x.input ELSE t.input_params END, \
                    model_name = CASE WHEN x.started THEN x.model ELSE t.model_name END \
@@ -205,6 +212,17 @@ impl Store {
                 .collect(),
             &mut values,
         );
+        // Only the tasks with usage get a WHEN: a batch of steps that called no model writes
+        // the column as it was (NULL) at no cost.
+        // Backticks: USAGE is a reserved word of MySQL (SQLite reads them too; this path never
+        // runs on PostgreSQL).
+        let usage = case_by_id(
+            "`usage`",
+            done.iter()
+                .filter_map(|c| Some((c.fence.task_id, usage_text(c)?.into())))
+                .collect(),
+            &mut values,
+        );
         let input = case_by_id(
             "input_params",
             done.iter()
@@ -232,7 +250,7 @@ impl Store {
             backend,
             &format!(
                 "UPDATE generation_tasks SET status = 'completed', progress = 100, \
-                 result_data = {result}, input_params = {input}, model_name = {model}, \
+                 result_data = {result}, `usage` = {usage}, input_params = {input}, model_name = {model}, \
                  completed_at = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL \
                  WHERE id IN ({})",
                 placeholders(padded_len(ids.len()))

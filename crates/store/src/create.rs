@@ -344,6 +344,7 @@ pub(crate) fn built(
             attempts: 0,
             max_attempts: task.max_attempts,
             external_task_id: None,
+            usage: None,
             started_at: None,
             attempt_started_at: None,
             next_attempt_at: None,

@@ -143,7 +143,7 @@ pub(crate) const JOB_FIELDS: [&str; 15] = [
     "completed_at",
 ];
 
-pub(crate) const TASK_FIELDS: [&str; 20] = [
+pub(crate) const TASK_FIELDS: [&str; 21] = [
     "id",
     "job_id",
     "step_index",
@@ -164,6 +164,7 @@ pub(crate) const TASK_FIELDS: [&str; 20] = [
     "updated_at",
     "attempt_started_at",
     "ready_at",
+    "usage",
 ];
 
 fn columns(prefix: &str, fields: &[&str]) -> String {
@@ -239,6 +240,8 @@ pub(crate) fn decode_task(row: &QueryResult, at: usize) -> Result<Task, DbErr> {
         // A pending task that has run before waits for its retry (or, after a lapsed lease or a
         // hand-back, is ready at once).
         next_attempt_at: ready_at.filter(|_| status == TaskStatus::Pending && attempts > 0),
+        usage: parse_opt_json(get(row, at + 20)?, "generation_tasks.usage")?
+            .and_then(|usage| serde_json::from_value(usage).ok()),
     })
 }
 

@@ -55,6 +55,7 @@ contract!(
     stale_fences_change_nothing,
     completion_advances_then_completes_the_job,
     batch_completion_reports_each_fence,
+    completion_records_the_tasks_usage,
     progress_is_written_for_held_claims,
     checkpoint_survives_a_lost_lease,
     retryable_failure_waits_for_retry_at,

@@ -618,3 +618,62 @@ async fn a_late_result_of_a_cancelled_attempt_never_completes_the_resumed_one(h:
         "the cancelled attempt's result was discarded"
     );
 }
+
+for_each_backend!(model_usage_of_a_step_is_written_with_its_result);
+async fn model_usage_of_a_step_is_written_with_its_result(h: Harness) {
+    use nosyntask_domain::Usage;
+    use nosyntask_engine::usage::record;
+    let tokens = Usage {
+        prompt_tokens: Some(100),
+        completion_tokens: Some(40),
+        cost_micros: Some(7),
+        ..Usage::default()
+    };
+    // Calls made concurrently inside the handler count, those of a failed attempt do not.
+    let step = StepDefinition::new(
+        "paid",
+        "test",
+        scripted(move |run: StepRun| async move {
+            let call = || async { record("DeepSeek Chat", tokens) };
+            tokio::join!(call(), call(), call());
+            if run.attempt == 1 {
+                return Err(TaskError::retryable("cut off"));
+            }
+            record(
+                "Wan i2v",
+                Usage {
+                    video_seconds: Some(5),
+                    ..Usage::default()
+                },
+            );
+            Ok(json!({"videoUrl": "/files/v.mp4"}))
+        }),
+    )
+    .max_attempts(2);
+    let free = StepDefinition::new("free", "test", scripted(|_| async { Ok(json!({})) }));
+    let mut registry = Registry::new();
+    registry.register(
+        WorkflowDefinition::new("paid", "paid", ParamsSchema::new())
+            .step(step)
+            .step(free),
+    );
+    let engine = h.engine(registry);
+    let worker = h.worker(&engine);
+    let job = h.start(&engine, "paid", json!({})).await;
+    let done = h.wait_terminal(&engine, job).await;
+    worker.shutdown().await;
+
+    assert_eq!(done.job.status, JobStatus::Completed);
+    let usage = done.tasks[0].usage.clone().expect("the paid step's usage");
+    assert_eq!(
+        (
+            usage.total.prompt_tokens,
+            usage.total.video_seconds,
+            usage.total.cost_micros
+        ),
+        (Some(300), Some(5), Some(21))
+    );
+    assert_eq!(usage.models["DeepSeek Chat"].completion_tokens, Some(120));
+    assert_eq!(done.tasks[1].usage, None, "a step that called no model");
+    assert_eq!(done.usage(), Some(usage));
+}

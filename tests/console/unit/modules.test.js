@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { SseParser } from '../../../bins/server/console/sse.js';
 import { tokenClaims } from '../../../bins/server/console/api.js';
 import { findMedia, humanize, mediaKind, safeUrl } from '../../../bins/server/console/media.js';
+import { costText, usageByModel, usageText } from '../../../bins/server/console/usage.js';
 import { fieldsNamed, fieldsOf, initialText, parseValue } from '../../../bins/server/console/params.js';
 
 test('SSE: events split across chunks, comments, retry, multi-line data, CRLF', () => {
@@ -111,4 +112,26 @@ test('params: fields in a useful order with controls, defaults and groups', () =
   assert.deepEqual(fieldsNamed('invalid params: duration: must be between 1 and 10', names), ['duration']);
   assert.deepEqual(fieldsNamed('invalid params: scriptContent or scenes: one is required', names), ['scenes', 'scriptContent']);
   assert.deepEqual(fieldsNamed('projectId must be an integer', [...names, 'projectId']), []);
+});
+
+test('usage: tokens, images, video seconds and cost in one line; each model\'s part', () => {
+  const usage = {
+    prompt_tokens: 1200, completion_tokens: 800, images: 1, video_seconds: 5, cost_micros: 508800,
+    models: {
+      'DeepSeek Chat': { prompt_tokens: 1200, completion_tokens: 800, cost_micros: 8800 },
+      'Wan i2v': { video_seconds: 5, cost_micros: 500000 },
+      Empty: {},
+    },
+  };
+  assert.equal(usageText(usage), '1,200 prompt + 800 completion tokens · 1 image · 5 s of video · cost 0.5088');
+  assert.deepEqual(usageByModel(usage), [
+    ['DeepSeek Chat', '1,200 prompt + 800 completion tokens · cost 0.0088'],
+    ['Wan i2v', '5 s of video · cost 0.5'],
+  ]);
+  assert.equal(usageText({ images: 3 }), '3 images');
+  assert.equal(usageText({ models: {} }), null);
+  assert.equal(usageText(null), null);
+  assert.equal(costText(0), '0');
+  assert.equal(costText(12_000_000), '12');
+  assert.equal(costText(1), '0.000001');
 });

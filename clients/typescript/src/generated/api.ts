@@ -359,6 +359,7 @@ export interface components {
         /** @description A workflow job with its tasks in step order. */
         Job: components["schemas"]["JobSummary"] & {
             tasks: components["schemas"]["Task"][];
+            usage?: components["schemas"]["Usage"] | null;
         };
         /** @description A list of jobs, newest first. */
         JobList: {
@@ -416,6 +417,7 @@ export interface components {
         ListedJob: components["schemas"]["JobSummary"] & {
             /** @description The job's tasks in step order; absent when listed with `tasks=false`. */
             tasks?: components["schemas"]["Task"][] | null;
+            usage?: components["schemas"]["Usage"] | null;
         };
         /** @description A configured model. Never carries keys or URLs with credentials. */
         Model: {
@@ -563,6 +565,42 @@ export interface components {
             target_id?: number | null;
             target_type: string;
             task_type: string;
+            usage?: components["schemas"]["Usage"] | null;
+        };
+        /**
+         * @description What a task's (or a job's) model calls used and cost: the sum, and each model's part by its
+         *     configured name.
+         */
+        Usage: components["schemas"]["UsageAmounts"] & {
+            models: {
+                [key: string]: components["schemas"]["UsageAmounts"];
+            };
+        };
+        /**
+         * @description What model calls used, as the provider reported it (or as the call implies: one image, the
+         *     requested video length). Unreported units are absent.
+         */
+        UsageAmounts: {
+            /** Format: int64 */
+            completion_tokens?: number | null;
+            /**
+             * Format: int64
+             * @description The cost in millionths of the currency of the models' configured prices; absent when no
+             *     call had prices (of several calls, only the priced ones are added).
+             */
+            cost_micros?: number | null;
+            /**
+             * Format: int64
+             * @description Images generated.
+             */
+            images?: number | null;
+            /** Format: int64 */
+            prompt_tokens?: number | null;
+            /**
+             * Format: int64
+             * @description Seconds of video generated.
+             */
+            video_seconds?: number | null;
         };
         /** @description One step of a workflow type. */
         WorkflowStep: {

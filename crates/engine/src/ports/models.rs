@@ -154,23 +154,7 @@ impl std::ops::AddAssign for TokenUsage {
     }
 }
 
-/// What one model call used, as the provider reported it (or as the call implies: one image,
-/// the requested video length), and its cost where the model's profile gives prices.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Usage {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prompt_tokens: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completion_tokens: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub images: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub video_seconds: Option<u64>,
-    /// The cost in millionths of the prices' currency (integers add up exactly).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cost_micros: Option<u64>,
-}
+pub use nosyntask_domain::Usage;
 
 /// A chat completion answer.
 #[derive(Debug, Clone, PartialEq)]

@@ -136,6 +136,8 @@ pub struct StepStarted {
 pub struct Completion {
     pub fence: Fence,
     pub result: Value,
+    /// What the step's model calls used (`generation_tasks.usage`).
+    pub usage: Option<nosyntask_domain::TaskUsage>,
     /// Set when the step's input was not written yet (fast steps finish before the first flush).
     pub started: Option<StepStarted>,
     /// Whether this step is the job's last: the job completes with it.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use nosyntask_domain::{TaskError, TaskId};
+use nosyntask_domain::{TaskError, TaskId, TaskUsage};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -17,6 +17,7 @@ use crate::checkpoint::Checkpoints;
 use crate::metrics::WorkflowLabels;
 use crate::ports::{ClaimedTask, Failure, StepStarted};
 use crate::progress::{ProgressReporter, ProgressSlot};
+use crate::usage::UsageMeter;
 use crate::workflow::{StepContext, StepHandler, StepRun};
 
 /// Registers the attempt (so the claim loop counts it at once), then runs it on its own task.
@@ -40,11 +41,12 @@ pub(super) fn start_task(
     let state = state.clone();
     tokio::spawn(
         async move {
+            let meter = UsageMeter::new();
             let outcome = match prepared {
-                Ok(attempt) => execute_attempt(&state, attempt).await,
+                Ok(attempt) => execute_attempt(&state, attempt, &meter).await,
                 Err(error) => Err(error),
             };
-            record_outcome(&state, task_id, seq, outcome, &finished).await;
+            record_outcome(&state, task_id, seq, outcome, meter.usage(), &finished).await;
         }
         .instrument(span),
     );
@@ -173,14 +175,21 @@ fn prepare_attempt(
 
 /// Runs the handler on its own task (so a panic is caught) under the step's timeout, and gives a
 /// cancelled handler `cancel_grace` to clean up before it is dropped.
-async fn execute_attempt(state: &Arc<State>, attempt: Attempt) -> Result<Value, TaskError> {
+/// The model calls' usage lands in `meter`.
+async fn execute_attempt(
+    state: &Arc<State>,
+    attempt: Attempt,
+    meter: &UsageMeter,
+) -> Result<Value, TaskError> {
     let Attempt {
         run,
         handler,
         timeout,
         cancel,
     } = attempt;
-    let mut joined = tokio::spawn(async move { handler.run(run).await }.in_current_span());
+    let meter = meter.clone();
+    let mut joined =
+        tokio::spawn(async move { meter.measure(handler.run(run)).await }.in_current_span());
     let grace = state.config.cancel_grace;
     tokio::select! {
         result = &mut joined => match result {
@@ -207,6 +216,7 @@ async fn record_outcome(
     task_id: TaskId,
     seq: u64,
     outcome: Result<Value, TaskError>,
+    usage: Option<TaskUsage>,
     finished: &mpsc::UnboundedSender<Finished>,
 ) {
     let error = match outcome {
@@ -219,6 +229,7 @@ async fn record_outcome(
                     seq,
                     task_id,
                     result,
+                    usage,
                 })
                 .is_err()
             {

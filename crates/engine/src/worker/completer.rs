@@ -35,6 +35,7 @@ pub(super) async fn run_completer(
                 completions.push(Completion {
                     fence: r.fence.clone(),
                     result: done.result,
+                    usage: done.usage,
                     started: r.unwritten_start.take(),
                     is_last_step,
                     job_progress: overall_progress(r.step_index + 1, r.total_steps, 0),

@@ -102,6 +102,8 @@ struct Finished {
     seq: u64,
     task_id: TaskId,
     result: Value,
+    /// What the attempt's model calls used.
+    usage: Option<nosyntask_domain::TaskUsage>,
 }
 
 struct State {

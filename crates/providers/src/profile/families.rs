@@ -107,7 +107,7 @@ fn openai_videos(name: &str) -> Preset {
     // POST /videos `size`: "allowed values: 720x1280, 1280x720, 1024x1792, 1792x1024. Defaults to
     // 720x1280" — sora-2 renders only the first two. `seconds`: 4, 8 or 12. Without a size
     // the video is portrait, so a shot that names none gets the landscape default.
-    // `input_reference` is the image itself, not a URL the API fetches.
+    // `input_reference.image_url` takes a data URL: inline, so the frame always arrives.
     let sizes: &'static [&'static str] = if name.starts_with("sora-2-pro") {
         &["720x1280", "1280x720", "1024x1792", "1792x1024"]
     } else {

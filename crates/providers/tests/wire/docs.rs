@@ -56,4 +56,25 @@ fn every_example_in_the_providers_doc_is_valid_configuration() {
     assert_eq!(profile("Kling").durations, vec![5, 10]);
     assert_eq!(profile("Wan i2v").durations, vec![5]);
     assert_eq!(profile("GPT Image").sizes.len(), 3);
+    assert_eq!(profile("DALL-E 3").sizes[1], (1792, 1024));
+    assert_eq!(profile("GPT-4o").max_output_tokens, Some(16_384));
+    assert_eq!(profile("Qwen Plus").max_output_tokens, Some(8192));
+    // Prices are read and used for the cost.
+    let usage = nosyntask_engine::ports::Usage {
+        prompt_tokens: Some(1_000_000),
+        completion_tokens: Some(100_000),
+        ..Default::default()
+    };
+    let cost = |name: &str| {
+        nosyntask_providers::profile::usage::cost_micros(
+            &usage,
+            profile(name).prices.as_ref().unwrap(),
+        )
+    };
+    // 1M × 2.5 + 0.1M × 10 = 3.5.
+    assert_eq!(cost("GPT-4o"), Some(3_500_000));
+    assert_eq!(
+        profile("Wan t2v").prices.unwrap().per_video_second,
+        Some(0.24)
+    );
 }

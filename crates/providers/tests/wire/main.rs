@@ -14,4 +14,7 @@ mod presets;
 mod readme;
 mod scenarios;
 mod simulated;
+/// The provider stand-ins the workflow runs use; here for `fetch_image`.
+#[path = "../../../workflows/tests/standins/mod.rs"]
+mod standins;
 mod text_rules;

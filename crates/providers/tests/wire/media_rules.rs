@@ -135,11 +135,15 @@ async fn openai_videos(f: &Fixture) -> Seen {
         if !["4", "8", "12"].contains(&seconds) {
             return invalid_value("seconds", seconds, &["4", "8", "12"]);
         }
-        if let Some(reference) = body.get("input_reference").and_then(Value::as_str)
-            && !reference.starts_with("data:image/")
-        {
-            // The API takes the image itself; a server path means nothing to it.
-            return invalid_value("input_reference", reference, &["an image file"]);
+        if let Some(reference) = body.get("input_reference") {
+            // openai-python `ImageInputReferenceParam`: `{image_url}` ("a fully qualified URL
+            // or base64-encoded data URL") or `{file_id}`; a bare string is not a JSON form.
+            let Some(url) = reference.get("image_url").and_then(Value::as_str) else {
+                return invalid_value("input_reference", &reference.to_string(), &["{image_url}", "{file_id}"]);
+            };
+            if let Err(why) = crate::standins::fetch_image(url) {
+                return invalid_value("input_reference.image_url", &why, &["a URL or data URL of an image"]);
+            }
         }
         json_response(
             200,
@@ -193,7 +197,9 @@ async fn openai_videos_get_a_landscape_size_and_the_start_frame_inline() {
     let body = seen.lock().unwrap()[0].clone();
     assert_eq!(body["size"], "1280x720");
     assert_eq!(body["seconds"], "4");
-    let reference = body["input_reference"].as_str().unwrap_or_default();
+    let reference = body["input_reference"]["image_url"]
+        .as_str()
+        .unwrap_or_default();
     let data = reference.strip_prefix("data:image/png;base64,").unwrap();
     assert_eq!(
         base64::engine::general_purpose::STANDARD
@@ -206,25 +212,38 @@ async fn openai_videos_get_a_landscape_size_and_the_start_frame_inline() {
 /// DashScope first-and-last-frame video (`wan2.1-kf2v-plus`): POST
 /// /services/aigc/image2video/video-synthesis with `input.first_frame_url` and
 /// `input.last_frame_url`, each "a public URL or a Base64-encoded image (data:{MIME};base64,…)".
-/// A URL DashScope cannot download fails with its `{code, message, request_id}` body.
+/// The stand-in fetches both (or decodes the data URL). A URL DashScope cannot download fails
+/// with its `{code, message, request_id}` body; the docs do not quote that message: the code
+/// and the "Failed to download" wording are those users report (docs.apiyi.com, "Wan3.0 Failed
+/// to download").
 #[tokio::test]
 async fn dashscope_maps_the_start_and_end_frames_as_fetchable_images() {
     let f = Fixture::new().await;
-    let fetchable = |v: &Value| {
-        v.as_str()
-            .is_some_and(|s| s.starts_with("data:image/") || s.starts_with("https://"))
-    };
+    // The end frame lives on another host (a CDN), which the stand-in downloads from.
+    let cdn = wiremock::MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/end.png"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(png_bytes(), "image/png"))
+        .mount(&cdn)
+        .await;
+    let end_url = format!("{}/end.png", cdn.uri());
     let seen = mount_rule(
         &f,
         "POST",
         "/api/v1/services/aigc/image2video/video-synthesis",
         move |body| {
             let input = &body["input"];
-            if !fetchable(&input["first_frame_url"]) || !fetchable(&input["last_frame_url"]) {
-                return json_response(
-                    400,
-                    json!({"code": "InvalidParameter.DataInspection", "message": "Download the media resource timed out during the data inspection process.", "request_id": "7a9e"}),
-                );
+            for field in ["first_frame_url", "last_frame_url"] {
+                let fetched = input[field]
+                    .as_str()
+                    .ok_or_else(|| "missing".to_owned())
+                    .and_then(crate::standins::fetch_image);
+                if let Err(why) = fetched {
+                    return json_response(
+                        400,
+                        json!({"code": "InvalidParameter", "message": format!("Failed to download {}: {why}", input[field]), "request_id": "7a9e"}),
+                    );
+                }
             }
             json_response(200, json!({"output": {"task_status": "PENDING", "task_id": "ds1"}, "request_id": "7a9f"}))
         },
@@ -260,7 +279,7 @@ async fn dashscope_maps_the_start_and_end_frames_as_fetchable_images() {
     let model = f.catalog(&[config]).video(None).unwrap();
     let clip = MediaRequest {
         image_url: Some(first),
-        end_image_url: Some("https://cdn.example.com/end.png".into()),
+        end_image_url: Some(end_url.clone()),
         ..request("clip")
     };
     let (ctx, _) = context(&Checkpoints::in_memory(None), &CancellationToken::new());
@@ -280,14 +299,12 @@ async fn dashscope_maps_the_start_and_end_frames_as_fetchable_images() {
             .starts_with("data:image/png;base64,"),
         "a /files/ path with no public URL is sent inline: {body}"
     );
-    assert_eq!(
-        body["input"]["last_frame_url"],
-        "https://cdn.example.com/end.png"
-    );
+    assert_eq!(body["input"]["last_frame_url"], end_url);
 }
 
-/// Kling on fal: `duration` is the enum "5" | "10" (fal model API schema); anything else is a
-/// 422 validation error in fal's `{"detail": [{loc, msg, type}]}` shape.
+/// Kling on fal: `duration` is the enum "5" | "10" (fal model API schema); anything else is
+/// fal's 422 `one_of` error (docs.fal.ai "Error Reference", mirrored in henjicc/Henji-AI
+/// `docs/api/fal/base/errors.md`: `{"detail": [{loc, msg, type, url, ctx: {expected}, input}]}`).
 #[tokio::test]
 async fn kling_durations_are_fitted() {
     let f = Fixture::new().await;
@@ -297,7 +314,8 @@ async fn kling_durations_are_fitted() {
         if !matches!(body["duration"].as_str(), Some("5" | "10")) {
             return json_response(
                 422,
-                json!({"detail": [{"loc": ["body", "duration"], "msg": "unexpected value; permitted: '5', '10'", "type": "value_error.const"}]}),
+                json!({"detail": [{"loc": ["body", "duration"], "msg": "Input should be '5' or '10'", "type": "one_of",
+                    "url": "https://docs.fal.ai/errors/#one_of", "ctx": {"expected": ["5", "10"]}, "input": body["duration"]}]}),
             );
         }
         json_response(

@@ -118,6 +118,10 @@ async fn json_mode_mentions_json_when_the_prompt_does_not() {
 #[tokio::test]
 async fn provider_errors_are_permanent_with_the_provider_message() {
     let f = Fixture::new().await;
+    // OpenAI's wording of `context_length_exceeded` ("This model's maximum context length is N
+    // tokens. …"), which DeepSeek's OpenAI-compatible API repeats; the `{error: {message, type,
+    // param, code}}` shape is openai-python's `APIError.body`. Not quoted from a first-party
+    // page: the message is as API users report it.
     mount(
         &f,
         json_response(400, json!({"error": {"message": "This model's maximum context length is 65536 tokens.", "type": "invalid_request_error", "param": null, "code": "context_length_exceeded"}})),
@@ -135,6 +139,11 @@ async fn provider_errors_are_permanent_with_the_provider_message() {
 #[tokio::test]
 async fn bad_key_payment_and_quota_are_permanent_and_the_key_is_not_echoed() {
     let f = Fixture::new().await;
+    // OpenAI's error-codes guide: "401 - Incorrect API key provided", "429 - You exceeded your
+    // current quota, please check your plan and billing details" (`insufficient_quota`).
+    // DeepSeek's error codes: "402 - Insufficient Balance"; the body shape (type
+    // `unknown_error`, code `invalid_request_error`) is as DeepSeek API users quote it, the docs
+    // give only the message.
     let bodies = [
         (
             401,
@@ -166,6 +175,9 @@ async fn bad_key_payment_and_quota_are_permanent_and_the_key_is_not_echoed() {
 #[tokio::test]
 async fn rate_limits_are_retryable_after_the_given_time() {
     let f = Fixture::new().await;
+    // OpenAI's error-codes guide: "429 - Rate limit reached for requests"; `type: requests`
+    // and `code: rate_limit_exceeded` as the API sends it (quoted by API users; the guide shows
+    // only the message).
     mount(
         &f,
         json_response(429, json!({"error": {"message": "Rate limit reached for requests", "type": "requests", "code": "rate_limit_exceeded"}}))

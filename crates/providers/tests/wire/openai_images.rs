@@ -95,6 +95,8 @@ async fn b64_results_are_decoded_into_the_store() {
 #[tokio::test]
 async fn provider_failure_is_permanent() {
     let f = Fixture::new().await;
+    // The images API's refusal, as API users quote it (no first-party page shows the body):
+    // `content_policy_violation`, "Your request was rejected as a result of our safety system."
     mount(&f, json_response(400, json!({"error": {"code": "content_policy_violation", "message": "Your request was rejected as a result of our safety system.", "param": null, "type": "invalid_request_error"}}))).await;
     let err = generate(&image_model(&f, config(&f))).await.unwrap_err();
     assert!(
@@ -109,6 +111,8 @@ async fn provider_failure_is_permanent() {
 #[tokio::test]
 async fn rate_limited_with_retry_after() {
     let f = Fixture::new().await;
+    // A 429 in OpenAI's `{error: {message, type}}` shape; the wording for the images limit is
+    // the test's (the error-codes guide gives "Rate limit reached for requests").
     mount(&f, json_response(429, json!({"error": {"message": "Rate limit exceeded for images per minute", "type": "requests"}})).insert_header("retry-after", "20")).await;
     match generate(&image_model(&f, config(&f))).await {
         Err(TaskError::Retryable { retry_after, .. }) => {
@@ -121,9 +125,11 @@ async fn rate_limited_with_retry_after() {
 #[tokio::test]
 async fn server_error_then_success() {
     let f = Fixture::new().await;
+    // OpenAI's error-codes guide: "500 - The server had an error while processing your
+    // request".
     Mock::given(method("POST"))
         .and(path("/v1/images/generations"))
-        .respond_with(json_response(500, json!({"error": {"message": "The server had an error processing your request.", "type": "server_error"}})))
+        .respond_with(json_response(500, json!({"error": {"message": "The server had an error while processing your request. Sorry about that!", "type": "server_error"}})))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&f.server)

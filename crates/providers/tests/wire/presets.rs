@@ -87,8 +87,10 @@ impl ProviderMock for Replicate {
     fn cancel_route(&self) -> Option<(&'static str, String)> {
         Some(("POST", "/v1/predictions/rp1/cancel".into()))
     }
+    /// Replicate's HTTP API docs, "Rate limits": a 429 "with a body like:
+    /// {"detail":"Request was throttled. Expected available in 1 second."}".
     fn error_body(&self, message: &str) -> Value {
-        json!({"title": "Request was throttled", "detail": message, "status": 429})
+        json!({"detail": message})
     }
     fn check_submission(&self, body: &Value) {
         assert_eq!(
@@ -176,6 +178,8 @@ impl ProviderMock for Fal {
     fn cancel_route(&self) -> Option<(&'static str, String)> {
         Some(("PUT", format!("{FAL_APP}/cancel")))
     }
+    /// No public source shows fal's 429 body; its error reference (docs.fal.ai "Error
+    /// Reference") gives every error a `detail`, which is what is sent here.
     fn error_body(&self, message: &str) -> Value {
         json!({"detail": message})
     }
@@ -235,6 +239,9 @@ impl ProviderMock for Dashscope {
             }),
         )
     }
+    /// Model Studio error codes (help.aliyun.com/zh/model-studio/error-code,
+    /// "inappropriate-content"): `DataInspectionFailed`, "Output data may contain inappropriate
+    /// content."; a failed task carries them in `output.code` / `output.message`.
     fn failed(&self, _uri: &str) -> ResponseTemplate {
         json_response(
             200,
@@ -250,6 +257,9 @@ impl ProviderMock for Dashscope {
     fn cancel_route(&self) -> Option<(&'static str, String)> {
         Some(("POST", "/api/v1/tasks/ds1/cancel".into()))
     }
+    /// DashScope's error body is `{code, message, request_id}` (Model Studio API reference);
+    /// `Throttling.RateQuota` is its rate-limit code. The docs give no verbatim 429 body, so
+    /// the message is the test's.
     fn error_body(&self, message: &str) -> Value {
         json!({"code": "Throttling.RateQuota", "message": message, "request_id": "r5"})
     }

@@ -76,7 +76,10 @@ fn openai_reasoning(request: &Request) -> ResponseTemplate {
 
 /// DashScope compatible mode, Qwen3 hybrid-thinking models: a non-streaming call must send
 /// `enable_thinking: false` (Model Studio, "Deep thinking": the open-source Qwen3 models think by
-/// default, and thinking is only available with streaming output).
+/// default, and thinking is only available with streaming output). The message is the one Qwen
+/// Cloud's error-code reference lists under `InvalidParameter` ("parameter.enable_thinking must
+/// be set to false for non-streaming calls"); the surrounding body is compatible mode's
+/// OpenAI-shaped error with its `id` / `request_id`, as users quote it.
 fn qwen3(request: &Request) -> ResponseTemplate {
     let body: Value = request.body_json().unwrap();
     let streaming = body.get("stream").and_then(Value::as_bool) == Some(true);

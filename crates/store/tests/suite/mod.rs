@@ -10,6 +10,7 @@ mod cluster;
 mod history;
 mod jobs;
 mod lifecycle;
+mod usage;
 
 pub use activity::*;
 pub use claims::*;
@@ -17,6 +18,7 @@ pub use cluster::*;
 pub use history::*;
 pub use jobs::*;
 pub use lifecycle::*;
+pub use usage::*;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +83,7 @@ pub fn completion(claimed: &ClaimedTask, result: Value) -> Completion {
     Completion {
         fence: claimed.fence.clone(),
         result,
+        usage: None,
         started: None,
         is_last_step,
         job_progress: ((claimed.task.step_index + 1) * 100 / claimed.job.total_steps).min(100),

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use nosyntask_domain::TaskError;
-use nosyntask_engine::ports::{MediaContext, MediaModel, MediaRequest};
+use nosyntask_engine::ports::{MediaContext, MediaModel, MediaRequest, Usage};
 use nosyntask_engine::{CancellationToken, Checkpoints, ProgressReporter};
 use serde_json::json;
 
@@ -43,6 +43,15 @@ pub(crate) async fn generate_once_keyed(
     cancel: &CancellationToken,
 ) -> Result<String, TaskError> {
     if let Some(url) = finished(checkpoint, &done_key).await {
+        // Paid for by an earlier attempt: still part of what the task used.
+        if let Some(entry) = checkpoint.entry(&done_key).await
+            && let Some(usage) = entry
+                .get("usage")
+                .and_then(|u| serde_json::from_value::<Usage>(u.clone()).ok())
+        {
+            let model = entry.get("model").and_then(|m| m.as_str()).unwrap_or("");
+            nosyntask_engine::usage::record(model, usage);
+        }
         tracing::info!(
             entry = %done_key,
             %url,
@@ -57,7 +66,7 @@ pub(crate) async fn generate_once_keyed(
     checkpoint
         .merge_entry(
             &done_key,
-            json!({"url": output.url, "model": model.info().name}),
+            json!({"url": output.url, "model": model.info().name, "usage": output.usage}),
             None,
         )
         .await?;

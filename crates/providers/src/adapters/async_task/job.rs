@@ -275,8 +275,9 @@ impl Job<'_> {
 }
 
 /// What a failed result request means. fal answers a request that failed with its error on the
-/// result endpoint (`{"detail": …, "error_type": …}`, also with 5xx codes): the task failed, and
-/// fetching the result again cannot change that. A 404 means the result is gone.
+/// result endpoint, also with 5xx codes: its documented `{"detail": [{loc, msg, type, url}]}`
+/// (docs.fal.ai, "Error Reference") or the older `{"detail": …, "error_type": …}`. The task
+/// failed, and fetching the result again cannot change that. A 404 means the result is gone.
 fn result_failure(failure: Failure) -> Result<PollState<ResultRef>, TaskError> {
     match failure {
         Failure::Status { status, error, .. } if is_gone_status(status) => {
@@ -294,6 +295,13 @@ fn result_failure(failure: Failure) -> Result<PollState<ResultRef>, TaskError> {
                 .unwrap_or("error");
             Ok(PollState::Failed(format!("{detail} ({kind})")))
         }
+        Failure::Status {
+            body: Some(body),
+            error,
+            ..
+        } if is_error_list(&body) => Ok(PollState::Failed(
+            crate::http::provider_message(&body).unwrap_or_else(|| error.to_string()),
+        )),
         Failure::Status { status, error, .. }
             if status.is_client_error() && !matches!(status.as_u16(), 408 | 425 | 429) =>
         {
@@ -301,6 +309,18 @@ fn result_failure(failure: Failure) -> Result<PollState<ResultRef>, TaskError> {
         }
         other => Err(other.into_error()),
     }
+}
+
+/// fal's documented error body: `detail` is a list of `{loc, msg, type, …}`.
+fn is_error_list(body: &Value) -> bool {
+    body.get("detail")
+        .and_then(Value::as_array)
+        .is_some_and(|items| {
+            !items.is_empty()
+                && items
+                    .iter()
+                    .all(|i| i.get("type").is_some() && i.get("msg").is_some())
+        })
 }
 
 #[async_trait]
