@@ -80,7 +80,12 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .drop_table(Table::drop().table(TaskAttempts::Table).if_exists().to_owned())
+            .drop_table(
+                Table::drop()
+                    .table(TaskAttempts::Table)
+                    .if_exists()
+                    .to_owned(),
+            )
             .await?;
         manager
             .alter_table(

@@ -112,8 +112,15 @@ pub async fn run(args: HistoryCostArgs) -> anyhow::Result<()> {
     let idle_from = cost(&store).await?;
     let started = Instant::now();
     for _ in 0..args.scrapes {
-        let response = client.get(format!("{}/metrics", server.base)).send().await?;
-        anyhow::ensure!(response.status().is_success(), "/metrics answered {}", response.status());
+        let response = client
+            .get(format!("{}/metrics", server.base))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "/metrics answered {}",
+            response.status()
+        );
         response.bytes().await?;
     }
     let scrape_time = started.elapsed();
@@ -197,7 +204,11 @@ async fn changes_cost(
                 .send();
             async move {
                 let response = request.await?;
-                anyhow::ensure!(response.status().is_success(), "events: {}", response.status());
+                anyhow::ensure!(
+                    response.status().is_success(),
+                    "events: {}",
+                    response.status()
+                );
                 Ok(response.bytes_stream())
             }
         })

@@ -124,7 +124,9 @@ impl JobWatch {
         let watched: Vec<(JobId, JobVersion)> = {
             let mut jobs = self.lock();
             jobs.retain(|_, w| w.sender.receiver_count() > 0);
-            jobs.iter().map(|(id, w)| (*id, w.version.clone())).collect()
+            jobs.iter()
+                .map(|(id, w)| (*id, w.version.clone()))
+                .collect()
         };
         if watched.is_empty() {
             return;
@@ -138,8 +140,7 @@ impl JobWatch {
                 return;
             }
         };
-        let now: HashMap<JobId, JobVersion> =
-            versions.into_iter().map(|v| (v.job_id, v)).collect();
+        let now: HashMap<JobId, JobVersion> = versions.into_iter().map(|v| (v.job_id, v)).collect();
         let changed: Vec<JobId> = watched
             .iter()
             .filter(|(id, seen)| now.get(id) != Some(seen))

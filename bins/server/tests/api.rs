@@ -61,7 +61,10 @@ async fn health_readiness_metrics_and_docs_need_no_token() {
     }
     assert!(text.trim_end().ends_with("# EOF"));
     // Finished jobs are not counted: that count would grow with the history kept.
-    assert!(!text.contains("nosyntask_jobs{status=\"completed\"}"), "{text}");
+    assert!(
+        !text.contains("nosyntask_jobs{status=\"completed\"}"),
+        "{text}"
+    );
 
     let doc: Value = client
         .get(server.url("/api/openapi.json"))

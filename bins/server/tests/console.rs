@@ -157,10 +157,7 @@ async fn admin_stats_are_for_admins_and_count_recent_tasks() {
         stats["queue"],
         json!({"ready": 0, "scheduled": 0, "running": 0})
     );
-    assert_eq!(
-        stats["jobsByStatus"],
-        json!({"pending": 0, "running": 0})
-    );
+    assert_eq!(stats["jobsByStatus"], json!({"pending": 0, "running": 0}));
     let row = json!({"queued": 0, "running": 0, "completed": 1, "failed": 0, "cancelled": 0, "retries": 0});
     let mut model = row.clone();
     model["name"] = json!("sim-text");

@@ -48,7 +48,7 @@ fn bind(
 
 /// What one run of the check-and-insert statement did.
 enum Attempt {
-    Inserted(JobWithTasks),
+    Inserted(Box<JobWithTasks>),
     /// An earlier job with the idempotency key or the uniqueness key.
     Existing(i64),
     /// The user has this many active jobs.
@@ -166,7 +166,7 @@ async fn attempt(conn: &mut PgConnection, job: &NewJob, now: DateTime<Utc>) -> R
                 let step = col::<Option<i64>>(row, 3)?.unwrap_or_default();
                 ids.push((i32::try_from(step).unwrap_or_default(), task_id));
             }
-            return Ok(Attempt::Inserted(built(job, job_id, ids, now)?));
+            return Ok(Attempt::Inserted(Box::new(built(job, job_id, ids, now)?)));
         }
         if let Some(id) = col::<Option<i64>>(first, 1)? {
             let expires = col::<Option<i64>>(first, 2)?.unwrap_or(0);
@@ -226,7 +226,7 @@ impl Store {
         };
         match outcome {
             Attempt::Inserted(job) => Ok(Some(CreateOutcome {
-                job,
+                job: *job,
                 deduplicated: false,
             })),
             Attempt::Existing(id) => {

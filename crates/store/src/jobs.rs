@@ -13,7 +13,8 @@ use crate::create::load_job;
 use crate::error::{Result, retrying, retrying_read};
 use crate::history;
 use crate::sql::{
-    IN_LIST_CHUNK, JOB_COLUMNS, col, decode_job, ms, padded_ids, padded_len, placeholders, stmt, time,
+    IN_LIST_CHUNK, JOB_COLUMNS, col, decode_job, ms, padded_ids, padded_len, placeholders, stmt,
+    time,
 };
 use crate::store::Store;
 

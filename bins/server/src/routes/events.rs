@@ -18,8 +18,8 @@ use crate::app::AppState;
 use crate::auth::StreamCaller;
 use crate::error::{ApiError, ErrorBody};
 use crate::reads::JobSnapshot;
-use crate::watch::Latest;
 use crate::views::Job;
+use crate::watch::Latest;
 
 /// Streams the job: a `job` event with the full Job (tasks included) on every change.
 #[utoipa::path(

@@ -32,7 +32,10 @@ pub async fn attempt_history_survives_retries_losses_cancel_and_resume(store: Sh
     assert_eq!(waiting.tasks[0].status, TaskStatus::Pending);
     assert_eq!(waiting.tasks[0].next_attempt_at, Some(at(5_000)));
     assert_eq!(waiting.history.len(), 1);
-    assert_eq!(row(&waiting.history, 0), (1, Some("w1"), AttemptOutcome::Failed));
+    assert_eq!(
+        row(&waiting.history, 0),
+        (1, Some("w1"), AttemptOutcome::Failed)
+    );
     assert_eq!(waiting.history[0].started_at, Some(at(10)));
     assert_eq!(waiting.history[0].ended_at, at(20));
     assert_eq!(
@@ -87,7 +90,10 @@ pub async fn attempt_history_survives_retries_losses_cancel_and_resume(store: Sh
     assert_eq!(step0[1].ended_at, at(5_002));
     assert_eq!(step0[2].started_at, Some(at(5_003)));
     // A lost attempt ends when its lease ran out.
-    assert_eq!(step0[2].ended_at, at(5_003) + chrono::Duration::from_std(LEASE).unwrap());
+    assert_eq!(
+        step0[2].ended_at,
+        at(5_003) + chrono::Duration::from_std(LEASE).unwrap()
+    );
     assert!(step0[2].error_message.is_some());
     assert_eq!(step0[3].ended_at, at(40_010));
     let step1: Vec<_> = done
@@ -115,5 +121,8 @@ pub async fn attempt_history_survives_retries_losses_cancel_and_resume(store: Sh
     complete(&store, &claimed, json!({}), at(60_002)).await;
     let fresh = get(&store, again.job.id).await;
     assert_eq!(fresh.history.len(), 1);
-    assert_eq!(row(&fresh.history, 0), (1, Some("w5"), AttemptOutcome::Completed));
+    assert_eq!(
+        row(&fresh.history, 0),
+        (1, Some("w5"), AttemptOutcome::Completed)
+    );
 }
