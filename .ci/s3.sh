@@ -6,8 +6,9 @@
 #
 #   eval "$(.ci/s3.sh)"
 #
-# Installing builds Garage from crates.io (`cargo install garage`, sqlite metadata only): about
-# 8 minutes of one core on the CI machine, once; later runs reuse the cached binary.
+# Installing builds Garage from crates.io (`cargo install garage`, sqlite metadata only), once;
+# later runs reuse the cached binary (keyed by version). Measured: 14 min of CPU (47 min wall with
+# CARGO_BUILD_JOBS=1 on a 2-core machine shared with four other builds); the binary is 51 MB.
 set -euo pipefail
 
 GARAGE_VERSION=2.5.0
