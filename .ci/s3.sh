@@ -28,7 +28,7 @@ log() { echo "$*" >&2; }
 if [ ! -x "$GARAGE" ]; then
   log "installing garage $GARAGE_VERSION into $TOOLS (cargo install, several minutes)"
   started=$(date +%s)
-  cargo install garage --version "$GARAGE_VERSION" --locked --no-default-features \
+  env -u CARGO_TARGET_DIR cargo install garage --version "$GARAGE_VERSION" --locked --no-default-features \
     --features bundled-libs,sqlite --root "$TOOLS/garage-$GARAGE_VERSION" >&2
   log "garage installed in $(( $(date +%s) - started )) s"
 fi
