@@ -6,8 +6,9 @@
 #
 #   eval "$(.ci/s3.sh)"
 #
-# Installing builds Garage from crates.io (`cargo install garage`, sqlite metadata only): about
-# 8 minutes of one core on the CI machine, once; later runs reuse the cached binary.
+# Installing builds Garage from crates.io (`cargo install garage`, sqlite metadata only), once;
+# later runs reuse the cached binary (keyed by version). Measured: 14 min of CPU (47 min wall with
+# CARGO_BUILD_JOBS=1 on a 2-core machine shared with four other builds); the binary is 51 MB.
 set -euo pipefail
 
 GARAGE_VERSION=2.5.0
@@ -27,7 +28,7 @@ log() { echo "$*" >&2; }
 if [ ! -x "$GARAGE" ]; then
   log "installing garage $GARAGE_VERSION into $TOOLS (cargo install, several minutes)"
   started=$(date +%s)
-  cargo install garage --version "$GARAGE_VERSION" --locked --no-default-features \
+  env -u CARGO_TARGET_DIR cargo install garage --version "$GARAGE_VERSION" --locked --no-default-features \
     --features bundled-libs,sqlite --root "$TOOLS/garage-$GARAGE_VERSION" >&2
   log "garage installed in $(( $(date +%s) - started )) s"
 fi

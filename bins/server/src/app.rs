@@ -46,6 +46,14 @@ pub struct EventTiming {
     pub keepalive: Duration,
 }
 
+/// The address a request reached the server at (`http://host:port`, following `Forwarded` /
+/// `X-Forwarded-*` behind a proxy): media URLs of job reads are made absolute with it when no
+/// `artifacts.public_base_url` is configured.
+pub fn own_base(req: &HttpRequest) -> String {
+    let info = req.connection_info();
+    format!("{}://{}", info.scheme(), info.host())
+}
+
 /// What handlers share.
 pub struct AppState {
     pub engine: Engine,
@@ -75,9 +83,7 @@ impl AppState {
     /// `json` with its artifact references replaced by URLs that load now for this request's
     /// reader (absolute at `public_base_url`, or at the address the request reached).
     pub async fn with_links(&self, req: &HttpRequest, json: &[u8]) -> Vec<u8> {
-        let info = req.connection_info();
-        let own = format!("{}://{}", info.scheme(), info.host());
-        drop(info);
+        let own = own_base(req);
         nosyntask_artifacts::links::rewrite_json(&self.artifacts, json, Some(&own)).await
     }
 

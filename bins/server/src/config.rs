@@ -884,6 +884,38 @@ mod tests {
         }
     }
 
+    /// The `[artifacts]` example of docs/operations.md ("S3, MinIO, Garage, R2, OSS") loads and
+    /// opens an S3 store.
+    #[test]
+    fn the_documented_s3_configuration_loads() {
+        let doc = include_str!("../../../docs/operations.md");
+        let section = &doc[doc.find("### S3, MinIO, Garage, R2, OSS").unwrap()..];
+        let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+        let example = &section[start..start + section[start..].find("```").unwrap()];
+        let f = file(example);
+        let settings = Settings::load_from(
+            Some(f.path()),
+            env(&[(
+                "NOSYNTASK__ARTIFACTS__SIGNING_KEY",
+                "a-signing-key-of-at-least-32-bytes!!",
+            )]),
+            None,
+        )
+        .unwrap();
+        let a = &settings.artifacts;
+        assert_eq!(a.backend, ArtifactBackend::S3);
+        assert_eq!(a.urls, UrlModeSetting::Signed);
+        assert_eq!(a.s3.bucket, "nanostory-media");
+        assert!(a.s3.path_style);
+        let store = nosyntask_artifacts::Artifacts::open(a.store_config()).unwrap();
+        assert_eq!(store.public_base_url(), Some("https://api.example.com"));
+        // Without the signing key the same file is refused, naming the key.
+        let err = Settings::load_from(Some(f.path()), env(&[]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("artifacts.signing_key"), "{err}");
+    }
+
     #[test]
     fn secrets_do_not_show_in_debug() {
         let settings = Settings::load_from(

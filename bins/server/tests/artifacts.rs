@@ -349,8 +349,10 @@ fn simulated_gif() -> Vec<u8> {
     .0
 }
 
-#[tokio::test]
-async fn image_to_video_provider_downloads_the_generated_start_frame() {
+/// Runs a start frame and a scene video from it; `artifacts` is the `[artifacts]` table (with
+/// `{base}` for the server's address), `env` more environment, `fetched_from` where the provider
+/// must have downloaded the frame from.
+async fn image_to_video(artifacts: &str, env: &[(String, String)], fetched_from: Option<&str>) {
     let state = Arc::new(ImageToVideo::default());
     let clip = simulated_gif();
     let provider = image_to_video_provider(state.clone(), clip.clone()).await;
@@ -359,9 +361,7 @@ async fn image_to_video_provider_downloads_the_generated_start_frame() {
     let config = format!(
         r#"
 [artifacts]
-public_base_url = "{base}"
-urls = "signed"
-signing_key = "{SIGNING_KEY}"
+{artifacts}
 
 [[models]]
 name = "sim-text"
@@ -386,14 +386,17 @@ default = true
 [models.async_task]
 poll_interval_ms = 100
 "#,
-        provider = provider.uri()
+        provider = provider.uri(),
+        artifacts = artifacts.replace("{base}", &base),
     );
-    let server = Server::start_with(
-        Options::default()
-            .config(&config)
-            .env("NOSYNTASK__SERVER__BIND", &format!("127.0.0.1:{port}"))
-            .env("I2V_KEY", "r8-key"),
-    );
+    let mut options = Options::default()
+        .config(&config)
+        .env("NOSYNTASK__SERVER__BIND", &format!("127.0.0.1:{port}"))
+        .env("I2V_KEY", "r8-key");
+    for (key, value) in env {
+        options = options.env(key, value);
+    }
+    let server = Server::start_with(options);
     assert_eq!(server.base, base);
     let t = token(1);
     let start_frame = frame(&server, &t).await;
@@ -418,15 +421,40 @@ poll_interval_ms = 100
     let seen = state.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1, "{seen:?}");
     let (fetched_url, fetched) = &seen[0];
-    assert!(
-        fetched_url.starts_with(&format!("{base}/files/")),
-        "{fetched_url}"
-    );
+    let fetched_from = fetched_from.map_or_else(|| format!("{base}/files/"), str::to_owned);
+    assert!(fetched_url.starts_with(&fetched_from), "{fetched_url}");
     assert_eq!(fetched, &stored.to_vec(), "the provider saw other bytes");
     let video = job["tasks"][0]["result_data"]["videoUrl"].as_str().unwrap();
     let served = server.client.get(video).send().await.unwrap();
     assert_eq!(served.status(), 200, "{video}");
     assert_eq!(served.bytes().await.unwrap().as_ref(), clip.as_slice());
+}
+
+#[tokio::test]
+async fn image_to_video_provider_downloads_the_generated_start_frame() {
+    // Signed URLs under the server's public address.
+    let artifacts = format!(
+        "public_base_url = \"{{base}}\"\nurls = \"signed\"\nsigning_key = \"{SIGNING_KEY}\""
+    );
+    image_to_video(&artifacts, &[], None).await;
+}
+
+#[tokio::test]
+async fn image_to_video_provider_downloads_a_presigned_start_frame_from_s3() {
+    let prefix = format!("presigned-{}-{}", std::process::id(), now());
+    let Some(s3) = s3_env(&prefix) else {
+        println!("skipped: run .ci/s3.sh and export its NOSYNTASK_TEST_S3_* variables");
+        return;
+    };
+    // Presigned by the S3 server: the provider downloads from the bucket, not from nosyntask.
+    let endpoint = std::env::var("NOSYNTASK_TEST_S3_ENDPOINT").unwrap();
+    let bucket = std::env::var("NOSYNTASK_TEST_S3_BUCKET").unwrap();
+    image_to_video(
+        "urls = \"presigned\"",
+        &s3,
+        Some(&format!("{endpoint}/{bucket}/{prefix}/")),
+    )
+    .await;
 }
 
 /// The environment of a server on the test S3 bucket, or `None` when it is not configured.

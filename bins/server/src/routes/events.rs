@@ -53,9 +53,7 @@ pub async fn job_events(
         .get(&caller.0, id)
         .await
         .map_err(|e| state.error(e))?;
-    let info = req.connection_info();
-    let own_base = format!("{}://{}", info.scheme(), info.host());
-    drop(info);
+    let own_base = crate::app::own_base(&req);
     let stream = events(state.into_inner(), first, own_base);
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/event-stream"))
