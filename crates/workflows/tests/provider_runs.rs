@@ -429,3 +429,36 @@ async fn a_stand_in_refuses_a_frame_it_cannot_fetch() {
     let png = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, standins::png());
     assert!(standins::fetch_image(&format!("data:image/png;base64,{png}")).is_ok());
 }
+
+#[tokio::test]
+async fn a_rerun_that_reuses_a_finished_video_still_records_its_usage() {
+    let h = Harness::new(false).await;
+    let seen = standins::dashscope(&h.provider).await;
+    let registry = h.registry(
+        json!({"name": "Wan t2v", "kind": "video", "adapter": "dashscope",
+        "base_url": format!("{}/api/v1", h.uri()), "model": "wan2.1-t2v-turbo"}),
+    );
+    let params = json!({"prompt": "雪夜，山神庙外"});
+    let first = run_step(&registry, "scene_video", &params, 0, &BTreeMap::new(), None).await;
+    first.result.unwrap();
+    // The attempt's result was lost (say the worker died before completing): the next attempt
+    // starts from the checkpoint, reuses the stored video and pays nothing new, but the task
+    // still used those 5 seconds.
+    let meter = UsageMeter::new();
+    let again = meter
+        .measure(run_step(
+            &registry,
+            "scene_video",
+            &params,
+            0,
+            &BTreeMap::new(),
+            first.checkpoint,
+        ))
+        .await;
+    again.result.unwrap();
+    assert_eq!(bodies(&seen).len(), 1, "no second submission");
+    assert_eq!(
+        meter.usage().unwrap().models["Wan t2v"].video_seconds,
+        Some(5)
+    );
+}
