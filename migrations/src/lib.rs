@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20250101_000001_create_jobs;
 mod m20250101_000002_index_task_completion;
 mod m20261201_000003_claim_epoch;
+mod m20261202_000100_model_limits;
 
 /// Every migration of the schema, in order.
 #[derive(Debug, Clone, Copy, Default)]
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000001_create_jobs::Migration),
             Box::new(m20250101_000002_index_task_completion::Migration),
             Box::new(m20261201_000003_claim_epoch::Migration),
+            Box::new(m20261202_000100_model_limits::Migration),
         ]
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix_web::HttpServer;
 use anyhow::Context;
-use nosyntask_engine::ports::ModelCatalog;
+use nosyntask_engine::ports::{ModelCatalog, ModelLimit};
 use nosyntask_engine::{
     Engine, EngineConfig, JobStore, Metrics, RetentionConfig, Worker, WorkerConfig,
 };
@@ -104,9 +104,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .context("cannot read the database clock")?;
 
-    let worker = role
-        .runs_workers()
-        .then(|| Worker::new(engine.clone(), worker_config(&settings)).spawn());
+    let worker = role.runs_workers().then(|| {
+        let limits = nosyntask_engine::ports::model_limits(&catalog.list());
+        Worker::new(engine.clone(), worker_config(&settings, limits)).spawn()
+    });
 
     let shutdown = CancellationToken::new();
     let state = AppState {
@@ -167,7 +168,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn worker_config(settings: &Settings) -> WorkerConfig {
+fn worker_config(settings: &Settings, model_limits: Vec<ModelLimit>) -> WorkerConfig {
     let w = &settings.worker;
     let r = &settings.retention;
     let day = 24 * 3600;
@@ -185,6 +186,7 @@ fn worker_config(settings: &Settings) -> WorkerConfig {
             unconsumed_after: Duration::from_secs(u64::from(r.unconsumed_days) * day),
             interval: Duration::from_secs(r.interval_secs),
         }),
+        model_limits,
         ..WorkerConfig::default()
     }
 }

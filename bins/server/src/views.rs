@@ -195,6 +195,10 @@ pub struct Task {
     #[schema(value_type = Option<Object>)]
     pub result_data: Option<Value>,
     pub error_message: Option<String>,
+    /// Why a pending step that is ready has not started: its model is busy or paused
+    /// ("waiting for model Kling (3 of 3 busy)"); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_reason: Option<String>,
     pub attempts: i32,
     /// The provider's task id of asynchronous generations.
     pub external_task_id: Option<String>,
@@ -222,6 +226,7 @@ impl Task {
             error_message: task.error_message.clone().or_else(|| {
                 (task.status == domain::TaskStatus::Cancelled).then(|| task_cancelled(lang))
             }),
+            waiting_reason: task.waiting_reason.clone(),
             attempts: task.attempts,
             external_task_id: task.external_task_id.clone(),
             started_at: task.started_at.map(timestamp),
@@ -406,8 +411,30 @@ pub struct Model {
     pub model: String,
     /// Used for its kind when a job names no model.
     pub is_default: bool,
+    /// Tasks of this model that run at once across every worker.
     pub max_concurrency: usize,
+    /// Tasks of this model started per minute across every worker, if limited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
     pub timeout_secs: u64,
+    /// Tasks of this model running now in any process (models with a cluster-wide limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running: Option<u32>,
+    /// Until when a provider's 429 paused the model for every worker, while it does.
+    #[schema(format = DateTime)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_until: Option<String>,
+}
+
+impl Model {
+    /// The model with what uses it now, from the store's usage.
+    pub fn with_usage(mut self, usage: Option<&nosyntask_engine::ports::ModelUsage>) -> Self {
+        if let Some(usage) = usage {
+            self.running = Some(usage.running);
+            self.paused_until = usage.paused_until.map(timestamp);
+        }
+        self
+    }
 }
 
 impl From<&ModelInfo> for Model {
@@ -419,7 +446,10 @@ impl From<&ModelInfo> for Model {
             model: info.model.clone(),
             is_default: info.is_default,
             max_concurrency: info.max_concurrency,
+            requests_per_minute: info.requests_per_minute,
             timeout_secs: info.timeout.as_secs(),
+            running: None,
+            paused_until: None,
         }
     }
 }
@@ -482,6 +512,7 @@ mod tests {
                 started_at: Some(at),
                 completed_at: None,
                 updated_at: at,
+                waiting_reason: None,
             }],
         }
     }

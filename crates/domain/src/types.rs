@@ -52,6 +52,9 @@ pub struct Task {
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// Why a pending task that is ready is not running yet (its model is busy or paused); filled
+    /// in when the job is read, never stored.
+    pub waiting_reason: Option<String>,
 }
 
 /// A job with its tasks in step order.

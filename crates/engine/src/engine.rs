@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::metrics::Metrics;
 use crate::ports::{Clock, DatabaseClock, JobFilter, JobStore, NewJob, NewTask, StoreError};
-use crate::workflow::{Registry, WorkflowDefinition};
+use crate::workflow::{Registry, StepContext, WorkflowDefinition};
 
 /// Limits applied when jobs start.
 #[derive(Debug, Clone)]
@@ -174,10 +174,25 @@ impl Engine {
             None => params,
         };
         let unique_key = definition.unique_key.as_ref().and_then(|key| key(&params));
+        // What a step sees before anything ran: enough to know which model it will call.
+        let mut context = StepContext {
+            job_params: params,
+            previous_results: Default::default(),
+            user_id: request.user_id,
+            project_id: request.project_id,
+            step_index: 0,
+        };
+        let mut models = Vec::with_capacity(definition.steps.len());
+        for (index, step) in definition.steps.iter().enumerate() {
+            context.step_index = i32::try_from(index).unwrap_or(i32::MAX);
+            models.push(step.model_for(&context));
+        }
+        let params = context.job_params;
         let tasks = definition
             .steps
             .iter()
-            .map(|step| NewTask {
+            .zip(models)
+            .map(|(step, model_name)| NewTask {
                 task_type: step.task_type.clone(),
                 target_type: step.target_type.clone(),
                 target_id: step
@@ -186,6 +201,7 @@ impl Engine {
                     .and_then(|param| params.get(param))
                     .and_then(lenient_integer),
                 max_attempts: i32::try_from(step.max_attempts).unwrap_or(i32::MAX),
+                model_name,
             })
             .collect();
         let new_job = NewJob {
@@ -209,9 +225,36 @@ impl Engine {
     /// A job with its tasks, if the viewer may read it.
     pub async fn get(&self, viewer: &Viewer, id: JobId) -> Result<JobWithTasks, EngineError> {
         match self.store.get_job(id).await? {
-            Some(job) if viewer.can_read(job.job.user_id) => Ok(job),
+            Some(mut job) if viewer.can_read(job.job.user_id) => {
+                self.explain_waiting(&mut job).await?;
+                Ok(job)
+            }
             _ => Err(EngineError::NotFound(id)),
         }
+    }
+
+    /// Says why the job's ready step waits, when its model is busy or paused.
+    async fn explain_waiting(&self, job: &mut JobWithTasks) -> Result<(), EngineError> {
+        let current = job.job.current_step_index;
+        let active = matches!(job.job.status, JobStatus::Pending | JobStatus::Running);
+        let waiting = |task: &nosyntask_domain::Task| {
+            active
+                && task.status == nosyntask_domain::TaskStatus::Pending
+                && task.step_index == current
+                && task.model_name.is_some()
+        };
+        if !job.tasks.iter().any(waiting) {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let usage = self.store.model_usage(now).await?;
+        for task in job.tasks.iter_mut().filter(|task| waiting(task)) {
+            task.waiting_reason = usage
+                .iter()
+                .find(|m| Some(&m.name) == task.model_name.as_ref())
+                .and_then(|m| m.waiting_reason(now));
+        }
+        Ok(())
     }
 
     /// The viewer's jobs (every user's for admins), newest first. A zero limit means 50.

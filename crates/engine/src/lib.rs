@@ -39,12 +39,12 @@ mod workflow;
 pub use backoff::Backoff;
 pub use checkpoint::Checkpoints;
 pub use engine::{Engine, EngineConfig, EngineError, ListQuery, StartRequest, Started};
-pub use metrics::{Metrics, ModelLabels, WorkflowLabels};
+pub use metrics::{Metrics, ModelLabels, ModelNameLabels, WorkflowLabels};
 pub use ports::{JobStore, StoreError};
 pub use progress::{ProgressReporter, ProgressSlot};
 pub use tokio_util::sync::CancellationToken;
 pub use worker::{RetentionConfig, Worker, WorkerConfig, WorkerHandle};
 pub use workflow::{
-    InputBuilder, Registry, StepContext, StepDefinition, StepHandler, StepRun, UniqueKeyFn,
-    WorkflowDefinition,
+    InputBuilder, ModelOf, Registry, StepContext, StepDefinition, StepHandler, StepRun,
+    UniqueKeyFn, WorkflowDefinition,
 };

@@ -51,6 +51,9 @@ pub trait StepHandler: Send + Sync {
 /// Builds a step's input from its context.
 pub type InputBuilder = Arc<dyn Fn(&StepContext) -> Value + Send + Sync>;
 
+/// Names the model a step calls, from the job's (prepared) params.
+pub type ModelOf = Arc<dyn Fn(&Value) -> Option<String> + Send + Sync>;
+
 /// Derives a uniqueness key from a job's (validated) params, e.g. the character id.
 pub type UniqueKeyFn = Arc<dyn Fn(&Value) -> Option<String> + Send + Sync>;
 
@@ -73,6 +76,9 @@ pub struct StepDefinition {
     pub timeout: Duration,
     /// The job param whose integer value becomes the task's `target_id` (e.g. `characterId`).
     pub target_id_param: Option<String>,
+    /// The model the step calls, recorded on the task when the job starts so the claim can
+    /// hold the model's limit. `None`: the `modelName` of the step's input, if any.
+    pub model: Option<ModelOf>,
 }
 
 impl StepDefinition {
@@ -86,6 +92,7 @@ impl StepDefinition {
             max_attempts: 3,
             timeout: Duration::from_secs(180),
             target_id_param: None,
+            model: None,
         }
     }
 
@@ -107,6 +114,27 @@ impl StepDefinition {
     pub fn target_id_param(mut self, param: &str) -> Self {
         self.target_id_param = Some(param.to_owned());
         self
+    }
+
+    /// The model this step calls, from the job's params (see [`StepDefinition::model`]).
+    pub fn model_from(
+        mut self,
+        model: impl Fn(&Value) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.model = Some(Arc::new(model));
+        self
+    }
+
+    /// The model the task of this step records for a job started with `job_params`.
+    pub fn model_for(&self, context: &StepContext) -> Option<String> {
+        match &self.model {
+            Some(model) => model(&context.job_params),
+            None => (self.build_input)(context)
+                .get("modelName")
+                .and_then(Value::as_str)
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned),
+        }
     }
 }
 

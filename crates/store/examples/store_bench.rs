@@ -27,6 +27,7 @@ fn job(user_id: i64, quota: Option<u64>, steps: usize) -> NewJob {
                 target_type: "none".into(),
                 target_id: None,
                 max_attempts: 3,
+                model_name: None,
             })
             .collect(),
         idempotency_key: None,

@@ -1,6 +1,7 @@
 //! Claiming ready tasks and renewing their leases.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -71,8 +72,10 @@ impl Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let limited = self.inner.limits_in_use.load(Ordering::Relaxed);
         let mut tasks = retrying(|| async {
             match self.backend() {
+                _ if limited => self.claim_limited(owner, limit, lease, now).await,
                 DbBackend::Postgres => self.claim_pg(owner, limit, lease, now).await,
                 _ => self.claim_generic(owner, limit, lease, now).await,
             }
@@ -179,6 +182,23 @@ impl Store {
             .iter()
             .map(|row| col::<i64>(row, 0))
             .collect::<Result<Vec<_>, DbErr>>()?;
+        let claimed = self.claim_picked(&txn, &ids, owner, lease, now).await?;
+        txn.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Inside the claim's transaction: marks the picked (and locked) tasks running, starts their
+    /// jobs, and reads them with their jobs and earlier results.
+    pub(crate) async fn claim_picked(
+        &self,
+        txn: &impl ConnectionTrait,
+        ids: &[i64],
+        owner: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedTask>> {
+        let backend = self.backend();
+        let now_ms = ms(now);
         let mut values: Vec<Value> = vec![
             owner.to_owned().into(),
             lease_until(now, lease).into(),
@@ -259,7 +279,6 @@ impl Store {
                 }
             }
         }
-        txn.commit().await?;
         rows.iter()
             .map(|row| {
                 let job_id: i64 = col(row, 1)?;

@@ -224,13 +224,14 @@ impl Store {
         let mut rows = Vec::with_capacity(job.tasks.len());
         let mut values = Vec::with_capacity(job.tasks.len() * 6);
         for (step, task) in job.tasks.iter().enumerate() {
-            rows.push("(?, ?, ?, ?, ?, ?)");
+            rows.push("(?, ?, ?, ?, ?, ?, ?)");
             values.push(i32::try_from(step).unwrap_or(i32::MAX).into());
             values.push(task.task_type.clone().into());
             values.push(task.target_type.clone().into());
             values.push(task.target_id.into());
             values.push(task.max_attempts.into());
             values.push((if step == 0 { Some(ms(now)) } else { None }).into());
+            values.push(task.model_name.clone().into());
         }
         (rows.join(", "), values)
     }
@@ -259,7 +260,7 @@ impl Store {
         let mut rows = Vec::with_capacity(job.tasks.len());
         let mut values = Vec::with_capacity(job.tasks.len() * 11);
         for (step, task) in job.tasks.iter().enumerate() {
-            rows.push("(?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?, ?)");
+            rows.push("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?, ?)");
             values.extend([
                 job_id.into(),
                 job.user_id.into(),
@@ -270,14 +271,15 @@ impl Store {
                 task.target_id.into(),
                 task.max_attempts.into(),
                 (if step == 0 { Some(now_ms) } else { None }).into(),
+                task.model_name.clone().into(),
                 now_ms.into(),
                 now_ms.into(),
             ]);
         }
         let sql = format!(
             "INSERT INTO generation_tasks (job_id, user_id, project_id, step_index, task_type, \
-             target_type, target_id, max_attempts, ready_at, status, progress, attempts, \
-             created_at, updated_at) VALUES {}",
+             target_type, target_id, max_attempts, ready_at, model_name, status, progress, \
+             attempts, created_at, updated_at) VALUES {}",
             rows.join(", ")
         );
         let rows = if backend == DbBackend::Sqlite {
@@ -335,7 +337,7 @@ pub(crate) fn built(
             task_type: task.task_type.clone(),
             target_type: task.target_type.clone(),
             target_id: task.target_id,
-            model_name: None,
+            model_name: task.model_name.clone(),
             input_params: None,
             status: TaskStatus::Pending,
             progress: 0,
@@ -347,6 +349,7 @@ pub(crate) fn built(
             started_at: None,
             completed_at: None,
             updated_at: now,
+            waiting_reason: None,
         })
         .collect();
     Ok(JobWithTasks {

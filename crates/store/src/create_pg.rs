@@ -112,12 +112,12 @@ fn check_and_insert(job: &NewJob, now: DateTime<Utc>) -> (String, Vec<Value>) {
            SELECT ?, ?, ?, 'pending', 0, ?, ?, FALSE, 0, ?, ?, ?, ?, ?, ? \
            WHERE {conditions} RETURNING id), \
          t AS (INSERT INTO generation_tasks (job_id, step_index, user_id, project_id, task_type, \
-           target_type, target_id, max_attempts, ready_at, status, progress, attempts, \
-           created_at, updated_at) \
+           target_type, target_id, max_attempts, ready_at, model_name, status, progress, \
+           attempts, created_at, updated_at) \
            SELECT j.id, v.step_index, ?, ?, v.task_type, v.target_type, v.target_id, \
-           v.max_attempts, v.ready_at, 'pending', 0, 0, ?, ? \
+           v.max_attempts, v.ready_at, v.model_name, 'pending', 0, 0, ?, ? \
            FROM j CROSS JOIN (VALUES {rows}) AS v (step_index, task_type, target_type, \
-           target_id, max_attempts, ready_at) \
+           target_id, max_attempts, ready_at, model_name) \
            RETURNING job_id, id, step_index) \
          SELECT 0, t.job_id, t.id, t.step_index::bigint, NULL::bigint FROM t \
          UNION ALL \

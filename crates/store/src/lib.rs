@@ -29,6 +29,7 @@ mod create_pg;
 mod error;
 mod finish;
 mod jobs;
+mod models;
 mod notify;
 mod sql;
 mod store;
@@ -40,8 +41,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nosyntask_domain::{Job, JobId, JobWithTasks, TaskId};
 use nosyntask_engine::ports::{
-    ClaimedTask, Completion, CreateOutcome, Failure, Fence, JobFilter, NewJob, ProgressUpdate,
-    StoreStats, TaskActivity,
+    ClaimedTask, Completion, CreateOutcome, Failure, Fence, JobFilter, ModelLimit, ModelUsage,
+    NewJob, ProgressUpdate, StoreStats, TaskActivity,
 };
 use nosyntask_engine::{JobStore, StoreError};
 use sea_orm::DbBackend;
@@ -184,5 +185,35 @@ impl JobStore for Store {
 
     async fn task_activity(&self, since: DateTime<Utc>) -> Result<Vec<TaskActivity>, StoreError> {
         self.task_activity_impl(since).await
+    }
+
+    async fn set_model_limits(
+        &self,
+        limits: &[ModelLimit],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.set_model_limits_impl(limits, now).await
+    }
+
+    async fn model_usage(&self, now: DateTime<Utc>) -> Result<Vec<ModelUsage>, StoreError> {
+        self.model_usage_impl(now).await
+    }
+
+    async fn pause_model(
+        &self,
+        name: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.pause_model_impl(name, until, now).await
+    }
+
+    async fn park_task(
+        &self,
+        fence: &Fence,
+        ready_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.park_task_impl(fence, ready_at, now).await
     }
 }

@@ -230,6 +230,7 @@ pub(crate) fn decode_task(row: &QueryResult, at: usize) -> Result<Task, DbErr> {
         started_at: get::<Option<i64>>(row, at + 15)?.map(time),
         completed_at: get::<Option<i64>>(row, at + 16)?.map(time),
         updated_at: time(get(row, at + 17)?),
+        waiting_reason: None,
     })
 }
 

@@ -21,6 +21,7 @@ fn job() -> NewJob {
             target_type: "none".into(),
             target_id: None,
             max_attempts: 1,
+            model_name: None,
         }],
         idempotency_key: None,
         idempotency_window: Duration::from_secs(60),

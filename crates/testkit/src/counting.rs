@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nosyntask_domain::{Job, JobId, JobWithTasks, TaskId};
 use nosyntask_engine::ports::{
-    ClaimedTask, Completion, CreateOutcome, Failure, Fence, JobFilter, NewJob, ProgressUpdate,
-    StoreStats, TaskActivity,
+    ClaimedTask, Completion, CreateOutcome, Failure, Fence, JobFilter, ModelLimit, ModelUsage,
+    NewJob, ProgressUpdate, StoreStats, TaskActivity,
 };
 use nosyntask_engine::{JobStore, StoreError};
 use serde_json::Value;
@@ -348,5 +348,38 @@ impl JobStore for CountingStore {
 
     async fn task_activity(&self, since: DateTime<Utc>) -> Result<Vec<TaskActivity>, StoreError> {
         self.inner.task_activity(since).await
+    }
+
+    async fn set_model_limits(
+        &self,
+        limits: &[ModelLimit],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.counters.add(Write::Api, limits.len());
+        self.inner.set_model_limits(limits, now).await
+    }
+
+    async fn model_usage(&self, now: DateTime<Utc>) -> Result<Vec<ModelUsage>, StoreError> {
+        self.inner.model_usage(now).await
+    }
+
+    async fn pause_model(
+        &self,
+        name: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.counters.add(Write::Api, 1);
+        self.inner.pause_model(name, until, now).await
+    }
+
+    async fn park_task(
+        &self,
+        fence: &Fence,
+        ready_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.counters.add(Write::Release, 1);
+        self.inner.park_task(fence, ready_at, now).await
     }
 }

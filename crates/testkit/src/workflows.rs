@@ -192,3 +192,38 @@ pub fn crashy_workflow(sleep: Duration, log: Arc<Mutex<std::fs::File>>) -> Workf
         .step(step())
         .step(step())
 }
+
+/// The model every `model_call` job uses.
+pub const STAND_IN_MODEL: &str = "Kling";
+
+/// A step that makes one call to the provider stand-in at `addr` (see [`crate::standin`]).
+pub struct ModelCallStep {
+    addr: String,
+}
+
+#[async_trait]
+impl StepHandler for ModelCallStep {
+    async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
+        tokio::select! {
+            called = crate::standin::call(&self.addr) => called?,
+            _ = run.cancel.cancelled() => return Err(TaskError::Cancelled),
+        }
+        Ok(json!({"called": self.addr, "attempt": run.attempt}))
+    }
+}
+
+/// `model_call`: one step that calls the video model [`STAND_IN_MODEL`] (served by the stand-in
+/// at `addr`), recorded on the task when the job starts; `timeout` per attempt.
+pub fn model_call_workflow(addr: &str, timeout: Duration) -> WorkflowDefinition {
+    WorkflowDefinition::new("model_call", "Model call", ParamsSchema::new()).step(
+        StepDefinition::new(
+            "model_call",
+            "test",
+            Arc::new(ModelCallStep {
+                addr: addr.to_owned(),
+            }),
+        )
+        .model_from(|_| Some(STAND_IN_MODEL.to_owned()))
+        .timeout(timeout),
+    )
+}

@@ -38,6 +38,9 @@ pub struct NewTask {
     pub target_type: String,
     pub target_id: Option<i64>,
     pub max_attempts: i32,
+    /// The model the step will call, resolved when the job starts (the params' choice or the
+    /// kind's default): the claim admits the task only while that model has capacity.
+    pub model_name: Option<String>,
 }
 
 /// A job to create, with one task per step, in one transaction.
@@ -182,6 +185,56 @@ pub struct TaskActivity {
     pub tasks: u64,
 }
 
+/// A model's share of the provider, as configured: the claim admits a task of this model only
+/// while fewer than `max_concurrency` tasks of it run on any process and, with a rate, fewer
+/// than `requests_per_minute` were admitted in the current minute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelLimit {
+    pub name: String,
+    pub max_concurrency: u32,
+    pub requests_per_minute: Option<u32>,
+}
+
+/// A model's limit and what uses it now, across every process on the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelUsage {
+    pub name: String,
+    pub max_concurrency: u32,
+    pub requests_per_minute: Option<u32>,
+    /// Tasks of this model running now.
+    pub running: u32,
+    /// Tasks admitted in the current minute window (counted against `requests_per_minute`).
+    pub minute_claims: u32,
+    /// Until when a provider's 429 paused the model, if that is still ahead.
+    pub paused_until: Option<DateTime<Utc>>,
+}
+
+impl ModelUsage {
+    /// Why a ready task of this model is not claimed now, if it is not.
+    pub fn waiting_reason(&self, now: DateTime<Utc>) -> Option<String> {
+        if let Some(until) = self.paused_until.filter(|until| *until > now) {
+            return Some(format!(
+                "waiting for model {}: paused by the provider until {}",
+                self.name,
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
+        }
+        if self.running >= self.max_concurrency {
+            return Some(format!(
+                "waiting for model {} ({} of {} busy)",
+                self.name, self.running, self.max_concurrency
+            ));
+        }
+        match self.requests_per_minute {
+            Some(rate) if self.minute_claims >= rate => Some(format!(
+                "waiting for model {}: {} of {} requests this minute",
+                self.name, self.minute_claims, rate
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// Durable state of jobs and tasks. Implementations: `nosyntask-store` (SQLite, PostgreSQL,
 /// MySQL/MariaDB). Every method is atomic: it commits all of its writes or none.
 #[async_trait]
@@ -311,4 +364,46 @@ pub trait JobStore: Send + Sync {
     /// every queued one (pending with a ready time: claimable now or waiting for a retry), and
     /// the tasks that finished at or after `since`. Read-only; served by indexes.
     async fn task_activity(&self, since: DateTime<Utc>) -> Result<Vec<TaskActivity>, StoreError>;
+
+    // --- scheduling -------------------------------------------------------------------------
+
+    /// Records this process's configured model limits (workers call it at start; the last
+    /// writer wins, so every process should be configured alike). From then on this store's
+    /// claims admit tasks of these models only within their limits, across processes.
+    async fn set_model_limits(
+        &self,
+        _limits: &[ModelLimit],
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Every limited model with what uses it now.
+    async fn model_usage(&self, _now: DateTime<Utc>) -> Result<Vec<ModelUsage>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Pauses the model for every process until `until` (a provider's `Retry-After`); a later
+    /// pause already recorded is kept.
+    async fn pause_model(
+        &self,
+        _name: &str,
+        _until: DateTime<Utc>,
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Hands a claim back without using up an attempt, claimable again from `ready_at` (a task
+    /// whose model was paused under it). Returns whether the fence held.
+    async fn park_task(
+        &self,
+        fence: &Fence,
+        _ready_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.release_tasks(std::slice::from_ref(fence), now)
+            .await
+            .map(|()| true)
+    }
 }

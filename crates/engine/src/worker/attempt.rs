@@ -97,10 +97,12 @@ fn prepare_attempt(
         .as_ref()
         .map(|step| (step.build_input)(&context))
         .unwrap_or(Value::Null);
+    // The model recorded at start stays when the input names none.
     let model_name = input
         .get("modelName")
         .and_then(Value::as_str)
-        .map(str::to_owned);
+        .map(str::to_owned)
+        .or_else(|| task.model_name.clone());
     let replaced = state.running().insert(
         task.id,
         Running {
@@ -108,6 +110,7 @@ fn prepare_attempt(
             fence: fence.clone(),
             step_index: task.step_index,
             total_steps: job.total_steps,
+            model_name: model_name.clone(),
             progress: progress.clone(),
             unwritten_start: Some(StepStarted {
                 input_params: input.clone(),
@@ -240,7 +243,7 @@ async fn record_outcome(
         }
         Err(error) => error,
     };
-    let Some((fence, started, labels, step_index, elapsed)) = ({
+    let Some((fence, started, labels, step_index, elapsed, model_name)) = ({
         let running = state.running();
         running.get(&task_id).filter(|r| r.seq == seq).map(|r| {
             (
@@ -249,11 +252,26 @@ async fn record_outcome(
                 r.labels.clone(),
                 r.step_index,
                 r.started_at.elapsed(),
+                r.model_name.clone(),
             )
         })
     }) else {
         return;
     };
+    if let (
+        TaskError::Retryable {
+            message,
+            retry_after: Some(after),
+        },
+        Some(model),
+    ) = (&error, &model_name)
+    {
+        // The provider asked to come back later: the model pauses for every process, and the
+        // task waits for it like any other task of the model, without using up an attempt.
+        pause_model_and_park(state, fence, model, *after, message).await;
+        state.forget(task_id, seq);
+        return;
+    }
     let metrics = state.engine.metrics();
     metrics
         .task_duration
@@ -310,6 +328,41 @@ async fn record_outcome(
         warn!(error = %err, "could not record the failure; the lease will expire and the step run again");
     }
     state.forget(task_id, seq);
+}
+
+async fn pause_model_and_park(
+    state: &Arc<State>,
+    fence: crate::ports::Fence,
+    model: &str,
+    after: Duration,
+    message: &str,
+) {
+    let now = state.now();
+    let until = now + chrono::Duration::from_std(after).unwrap_or_default();
+    warn!(
+        error = %message,
+        model,
+        pause_ms = after.as_millis() as u64,
+        "provider asked to wait; pausing the model for every worker"
+    );
+    state
+        .engine
+        .metrics()
+        .model_pauses
+        .get_or_create(&crate::metrics::ModelNameLabels {
+            model: model.to_owned(),
+        })
+        .inc();
+    let store = state.engine.store();
+    if let Err(err) = retry_store(state, || store.pause_model(model, until, now)).await {
+        warn!(error = %err, "could not record the model's pause");
+    }
+    let permit = state.task_writes.acquire().await.ok();
+    let parked = retry_store(state, || store.park_task(&fence, until, now)).await;
+    drop(permit);
+    if let Err(err) = parked {
+        warn!(error = %err, "could not hand the task back; its lease will expire");
+    }
 }
 
 /// A runner stopped by self-fencing hands its task back once the database answers again, so the

@@ -81,6 +81,8 @@ struct Running {
     fence: Fence,
     step_index: i32,
     total_steps: i32,
+    /// The model the task records (its limit and pauses are the cluster's).
+    model_name: Option<String>,
     progress: Arc<ProgressSlot>,
     /// Input and model not yet written (written by the first progress flush or the completion).
     unwritten_start: Option<StepStarted>,
@@ -185,6 +187,16 @@ impl Worker {
 async fn run_pool(state: Arc<State>, stop: CancellationToken) {
     let owner = state.config.owner.clone();
     state.engine.clock().ensure_synced().await;
+    if !state.config.model_limits.is_empty() {
+        let limits = &state.config.model_limits;
+        if let Err(err) = retry_store(&state, || {
+            state.engine.store().set_model_limits(limits, state.now())
+        })
+        .await
+        {
+            warn!(error = %err, "could not record the model limits; the last recorded ones hold");
+        }
+    }
     info!(%owner, concurrency = state.config.concurrency, "worker started");
     let duties_stop = CancellationToken::new();
     let (finished_tx, finished_rx) = mpsc::unbounded_channel::<Finished>();

@@ -46,6 +46,7 @@ pub fn new_job(user_id: i64, steps: usize) -> NewJob {
                 target_type: "script".to_owned(),
                 target_id: if i == 0 { Some(42) } else { None },
                 max_attempts: 3,
+                model_name: None,
             })
             .collect(),
         idempotency_key: None,

@@ -1,0 +1,260 @@
+//! Scheduling for paid providers across real worker processes: a model's concurrency limit holds
+//! for the whole cluster, a task waiting for its model costs nothing and says why, and a
+//! provider's 429 pauses the model for every process.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nosyntask_domain::{JobId, JobStatus, TaskStatus, Viewer};
+use nosyntask_engine::{Engine, EngineConfig, Registry, StartRequest};
+use nosyntask_store::testing::test_store;
+use nosyntask_testkit::standin::StandIn;
+use nosyntask_testkit::workflows::{STAND_IN_MODEL, model_call_workflow};
+use serde_json::json;
+
+/// A worker process running `model_call` against the stand-in, with the model limited to `limit`.
+fn spawn_worker(url: &str, standin: &str, limit: u32) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_nosyntask-testkit-worker"))
+        .args(["--db", url, "--model-call", standin])
+        .args(["--model-limit", &limit.to_string()])
+        .args(["--concurrency", "8", "--timeout-ms", "2000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawning the testkit worker")
+}
+
+fn stop(workers: &mut [Child]) {
+    for worker in workers.iter() {
+        let _ = Command::new("kill")
+            .args(["-INT", &worker.id().to_string()])
+            .status();
+    }
+    for worker in workers.iter_mut() {
+        worker.wait().unwrap();
+    }
+}
+
+fn engine(store: Arc<dyn nosyntask_engine::JobStore>, standin: &str) -> Engine {
+    let mut registry = Registry::new();
+    registry.register(model_call_workflow(standin, Duration::from_secs(2)));
+    Engine::new(store, registry).with_config(EngineConfig {
+        max_active_jobs_per_user: None,
+        ..EngineConfig::default()
+    })
+}
+
+/// Waits until both workers recorded the model's limit (they do before their first claim).
+async fn limits_recorded(engine: &Engine) {
+    nosyntask_testkit::wait_for("the workers to start", Duration::from_secs(30), || {
+        let store = engine.store().clone();
+        async move {
+            let usage = store.model_usage(chrono::Utc::now()).await.ok()?;
+            usage.iter().any(|m| m.name == STAND_IN_MODEL).then_some(())
+        }
+    })
+    .await;
+    // The second process: give it the moment its start takes too.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+async fn start_jobs(engine: &Engine, count: usize) -> Vec<JobId> {
+    let mut jobs = Vec::with_capacity(count);
+    for n in 0..count {
+        let started = engine
+            .start(StartRequest {
+                user_id: 1,
+                project_id: 1,
+                workflow_type: "model_call".into(),
+                params: json!({ "n": n }),
+                idempotency_key: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            started.job.tasks[0].model_name.as_deref(),
+            Some(STAND_IN_MODEL),
+            "the task records its model when the job starts"
+        );
+        jobs.push(started.job.job.id);
+    }
+    jobs
+}
+
+async fn limit_holds_across_processes(backend: &str) {
+    const JOBS: usize = 50;
+    let Some(database) = test_store(backend).await.unwrap() else {
+        return;
+    };
+    let standin = StandIn::start(Duration::from_millis(150)).await.unwrap();
+    let addr = standin.addr.to_string();
+    let mut workers = [
+        spawn_worker(database.url(), &addr, 3),
+        spawn_worker(database.url(), &addr, 3),
+    ];
+    let engine = engine(database.shared(), &addr);
+    limits_recorded(&engine).await;
+    let jobs = start_jobs(&engine, JOBS).await;
+
+    // While the queue drains: every task that waits while the model is surely full (3 calls in
+    // flight at the stand-in before and after the read) says it waits for the model.
+    let viewer = Viewer::user(1);
+    let (mut explained, mut full_reads) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut done = 0;
+        for id in &jobs {
+            let full_before = standin.log.in_flight() == 3;
+            let job = engine.get(&viewer, *id).await.unwrap();
+            let full_after = standin.log.in_flight() == 3;
+            let task = &job.tasks[0];
+            match job.job.status {
+                JobStatus::Completed => done += 1,
+                JobStatus::Pending if task.status == TaskStatus::Pending => {
+                    if let Some(reason) = &task.waiting_reason {
+                        assert!(
+                            reason.starts_with("waiting for model Kling (")
+                                && reason.ends_with(" of 3 busy)"),
+                            "{reason}"
+                        );
+                        explained += 1;
+                    }
+                    if full_before && full_after {
+                        full_reads += 1;
+                        assert_eq!(
+                            task.waiting_reason.as_deref(),
+                            Some("waiting for model Kling (3 of 3 busy)")
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        if done == JOBS {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{done} of {JOBS} jobs completed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop(&mut workers);
+
+    assert!(
+        standin.log.max_in_flight() <= 3,
+        "{} calls in flight at once",
+        standin.log.max_in_flight()
+    );
+    assert_eq!(standin.log.max_in_flight(), 3, "the limit was used");
+    assert_eq!(standin.log.calls().len(), JOBS, "one call per job");
+    assert!(explained > 0 && full_reads > 0, "{explained} {full_reads}");
+    // The queue waited about 50 × 150 ms / 3 = 2.5 s against a 2 s timeout: nothing timed out
+    // and nothing used a second attempt while waiting.
+    for id in &jobs {
+        let job = engine.get(&viewer, *id).await.unwrap();
+        assert_eq!(job.tasks[0].attempts, 1, "job {id}: {:?}", job.tasks[0]);
+        assert_eq!(job.tasks[0].error_message, None);
+    }
+    database.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_model_limit_holds_across_processes() {
+    limit_holds_across_processes("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_model_limit_holds_across_processes() {
+    limit_holds_across_processes("mysql").await;
+}
+
+async fn provider_429_pauses_the_model_for_every_process(backend: &str) {
+    // 40 calls of 500 ms, 3 at a time, take about 7 s: without the pause, calls would go on
+    // within the ten seconds.
+    const JOBS: usize = 40;
+    let Some(database) = test_store(backend).await.unwrap() else {
+        return;
+    };
+    let standin = StandIn::start(Duration::from_millis(500)).await.unwrap();
+    standin.throttle_call(5, 10);
+    let addr = standin.addr.to_string();
+    let mut workers = [
+        spawn_worker(database.url(), &addr, 3),
+        spawn_worker(database.url(), &addr, 3),
+    ];
+    let engine = engine(database.shared(), &addr);
+    limits_recorded(&engine).await;
+    let jobs = start_jobs(&engine, JOBS).await;
+    let viewer = Viewer::user(1);
+
+    let throttled_at = nosyntask_testkit::wait_for("the 429", Duration::from_secs(30), || {
+        let calls = standin.log.calls();
+        async move { calls.iter().find(|(_, throttled)| *throttled).map(|c| c.0) }
+    })
+    .await;
+    // While paused, a waiting task says so.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut paused_reasons = 0;
+    for id in &jobs {
+        let job = engine.get(&viewer, *id).await.unwrap();
+        if let Some(reason) = &job.tasks[0].waiting_reason {
+            assert!(
+                reason.starts_with("waiting for model Kling: paused by the provider until"),
+                "{reason}"
+            );
+            paused_reasons += 1;
+        }
+    }
+    assert!(paused_reasons > 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut done = 0;
+        for id in &jobs {
+            if engine.get(&viewer, *id).await.unwrap().job.status == JobStatus::Completed {
+                done += 1;
+            }
+        }
+        if done == JOBS {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{done} of {JOBS} jobs completed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop(&mut workers);
+
+    // Calls already under way when the 429 came back finish; after that the stand-in sees no
+    // call until the ten seconds are over, from either process.
+    let calls = standin.log.calls();
+    let quiet: Vec<f64> = calls
+        .iter()
+        .map(|(at, _)| at.saturating_duration_since(throttled_at).as_secs_f64())
+        .filter(|after| *after > 0.5 && *after < 9.5)
+        .collect();
+    assert!(quiet.is_empty(), "calls during the pause at {quiet:?} s");
+    let resumed = calls
+        .iter()
+        .filter(|(at, _)| *at > throttled_at + Duration::from_secs(9))
+        .count();
+    assert!(resumed > 0, "the jobs went on after the pause");
+    assert_eq!(
+        calls.len(),
+        JOBS + 1,
+        "every job called once, the throttled one twice"
+    );
+    for id in &jobs {
+        let job = engine.get(&viewer, *id).await.unwrap();
+        assert_eq!(job.tasks[0].attempts, 1, "a 429 costs no attempt");
+    }
+    database.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_provider_429_pauses_the_model_for_every_process() {
+    provider_429_pauses_the_model_for_every_process("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_provider_429_pauses_the_model_for_every_process() {
+    provider_429_pauses_the_model_for_every_process("mysql").await;
+}
