@@ -95,6 +95,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_metrics(metrics)
         .with_config(EngineConfig {
             max_active_jobs_per_user: (limit > 0).then_some(limit),
+            fair_share_quantum: Duration::from_secs(settings.limits.fair_share_quantum_secs),
             ..EngineConfig::default()
         });
     // Ready times and leases follow the database's clock from the first request on.

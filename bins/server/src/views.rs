@@ -253,6 +253,10 @@ pub struct StartWorkflowRequest {
     /// Same key from the same user within 24 h returns the original job. The
     /// `Idempotency-Key` header does the same.
     pub idempotency_key: Option<String>,
+    /// -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
+    /// caller's lower ones (interactive over batch); other users' fair share is unaffected.
+    #[schema(example = 0)]
+    pub priority: Option<i32>,
 }
 
 /// A task as the start answer lists it.

@@ -20,6 +20,10 @@ pub struct EngineConfig {
     pub max_active_jobs_per_user: Option<u64>,
     /// How long an idempotency key is remembered. Default 24 h.
     pub idempotency_window: Duration,
+    /// Fair share between users: each active job a user already has (of at least the new
+    /// job's priority) puts the new job this much further back in the claim order, as if it
+    /// had become ready that much later. Zero: first come, first served. Default 60 s.
+    pub fair_share_quantum: Duration,
 }
 
 impl Default for EngineConfig {
@@ -27,6 +31,7 @@ impl Default for EngineConfig {
         EngineConfig {
             max_active_jobs_per_user: Some(20),
             idempotency_window: Duration::from_secs(24 * 3600),
+            fair_share_quantum: Duration::from_secs(60),
         }
     }
 }
@@ -72,6 +77,9 @@ pub struct StartRequest {
     pub workflow_type: String,
     pub params: Value,
     pub idempotency_key: Option<String>,
+    /// Orders the user's own jobs: a higher priority is claimed before the user's lower ones
+    /// (interactive over batch), never before other users' fair share. Default 0.
+    pub priority: i32,
 }
 
 /// A started (or deduplicated) job.
@@ -214,6 +222,8 @@ impl Engine {
             idempotency_window: self.config.idempotency_window,
             unique_key,
             max_active_per_user: self.config.max_active_jobs_per_user,
+            priority: request.priority,
+            fair_share_quantum: self.config.fair_share_quantum,
         };
         let outcome = self.store.create_job(new_job, self.now().await).await?;
         Ok(Started {

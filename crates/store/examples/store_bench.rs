@@ -34,6 +34,8 @@ fn job(user_id: i64, quota: Option<u64>, steps: usize) -> NewJob {
         idempotency_window: Duration::from_secs(86400),
         unique_key: None,
         max_active_per_user: quota,
+        priority: 0,
+        fair_share_quantum: std::time::Duration::ZERO,
     }
 }
 

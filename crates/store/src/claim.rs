@@ -97,7 +97,7 @@ impl Store {
         let sql = format!(
             "WITH picked AS MATERIALIZED ( \
                SELECT id FROM generation_tasks WHERE status = 'pending' AND ready_at <= ? \
-               ORDER BY ready_at, id LIMIT ? FOR UPDATE SKIP LOCKED \
+               AND claim_key IS NOT NULL ORDER BY claim_key, id LIMIT ? FOR UPDATE SKIP LOCKED \
              ), claimed AS ( \
                UPDATE generation_tasks t SET status = 'running', attempts = t.attempts + 1, \
                claim_epoch = t.claim_epoch + 1, \
@@ -169,7 +169,7 @@ impl Store {
                 backend,
                 &format!(
                     "SELECT id FROM generation_tasks WHERE status = 'pending' AND ready_at <= ? \
-                     ORDER BY ready_at, id LIMIT ?{lock}"
+                     AND claim_key IS NOT NULL ORDER BY claim_key, id LIMIT ?{lock}"
                 ),
                 vec![now_ms.into(), i64::from(limit).into()],
             ))

@@ -313,7 +313,7 @@ impl Store {
                     &format!(
                         "SELECT id, model_name FROM generation_tasks \
                          WHERE status = 'pending' AND ready_at <= ?{exclude} \
-                         ORDER BY ready_at, id LIMIT ?{skip}"
+                         AND claim_key IS NOT NULL ORDER BY claim_key, id LIMIT ?{skip}"
                     ),
                     values,
                 ))

@@ -27,6 +27,8 @@ fn job() -> NewJob {
         idempotency_window: Duration::from_secs(60),
         unique_key: None,
         max_active_per_user: None,
+        priority: 0,
+        fair_share_quantum: std::time::Duration::ZERO,
     }
 }
 

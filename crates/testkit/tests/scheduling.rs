@@ -17,10 +17,17 @@ use serde_json::json;
 
 /// A worker process running `model_call` against the stand-in, with the model limited to `limit`.
 fn spawn_worker(url: &str, standin: &str, limit: u32) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_nosyntask-testkit-worker"))
-        .args(["--db", url, "--model-call", standin])
-        .args(["--model-limit", &limit.to_string()])
-        .args(["--concurrency", "8", "--timeout-ms", "2000"])
+    spawn_worker_with(url, standin, Some(limit), 8)
+}
+
+fn spawn_worker_with(url: &str, standin: &str, limit: Option<u32>, slots: u32) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nosyntask-testkit-worker"));
+    command.args(["--db", url, "--model-call", standin]);
+    if let Some(limit) = limit {
+        command.args(["--model-limit", &limit.to_string()]);
+    }
+    command
+        .args(["--concurrency", &slots.to_string(), "--timeout-ms", "2000"])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -62,15 +69,20 @@ async fn limits_recorded(engine: &Engine) {
 }
 
 async fn start_jobs(engine: &Engine, count: usize) -> Vec<JobId> {
+    start_jobs_as(engine, 1, count).await
+}
+
+async fn start_jobs_as(engine: &Engine, user_id: i64, count: usize) -> Vec<JobId> {
     let mut jobs = Vec::with_capacity(count);
     for n in 0..count {
         let started = engine
             .start(StartRequest {
-                user_id: 1,
+                user_id,
                 project_id: 1,
                 workflow_type: "model_call".into(),
                 params: json!({ "n": n }),
                 idempotency_key: None,
+                priority: 0,
             })
             .await
             .unwrap();
@@ -257,4 +269,58 @@ async fn postgres_provider_429_pauses_the_model_for_every_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_provider_429_pauses_the_model_for_every_process() {
     provider_429_pauses_the_model_for_every_process("mysql").await;
+}
+
+async fn one_users_backlog_does_not_hold_up_another_user(backend: &str) {
+    let Some(database) = test_store(backend).await.unwrap() else {
+        return;
+    };
+    let standin = StandIn::start(Duration::from_millis(100)).await.unwrap();
+    let addr = standin.addr.to_string();
+    let engine = engine(database.shared(), &addr);
+    // User A queues 500 jobs, then user B queues 5; then two worker processes of 4 slots start.
+    let a_jobs = start_jobs_as(&engine, 1, 500).await;
+    let b_jobs = start_jobs_as(&engine, 2, 5).await;
+    let mut workers = [
+        spawn_worker_with(database.url(), &addr, None, 4),
+        spawn_worker_with(database.url(), &addr, None, 4),
+    ];
+    let completed_at = |user: i64, id: JobId| {
+        let engine = engine.clone();
+        async move {
+            let job = engine.get(&Viewer::user(user), id).await.unwrap();
+            job.job.completed_at
+        }
+    };
+    let a_50th =
+        nosyntask_testkit::wait_for("A's 50th job to complete", Duration::from_secs(60), || {
+            completed_at(1, a_jobs[49])
+        })
+        .await;
+    let mut b_done = Vec::new();
+    for id in &b_jobs {
+        let done = nosyntask_testkit::wait_for("B's jobs", Duration::from_secs(60), || {
+            completed_at(2, *id)
+        })
+        .await;
+        b_done.push(done);
+    }
+    stop(&mut workers);
+    for (n, done) in b_done.iter().enumerate() {
+        assert!(
+            *done < a_50th,
+            "B's job {n} completed at {done}, after A's 50th at {a_50th}"
+        );
+    }
+    database.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_one_users_backlog_does_not_hold_up_another_user() {
+    one_users_backlog_does_not_hold_up_another_user("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_one_users_backlog_does_not_hold_up_another_user() {
+    one_users_backlog_does_not_hold_up_another_user("mysql").await;
 }

@@ -59,6 +59,26 @@ pub struct NewJob {
     pub unique_key: Option<String>,
     /// The most pending/running jobs a user may have; `None` means no limit.
     pub max_active_per_user: Option<u64>,
+    /// Orders the user's own jobs (see `StartRequest::priority`).
+    pub priority: i32,
+    /// Each of the user's active jobs of at least this priority (counted up to
+    /// [`FAIR_SHARE_DEPTH`]) moves the job this much back in the claim order; zero: none.
+    pub fair_share_quantum: Duration,
+}
+
+/// The most active jobs of a user counted for the fair-share offset: further back than this
+/// the order no longer changes anything, and the count stays cheap however many jobs wait.
+pub const FAIR_SHARE_DEPTH: u32 = 200;
+
+impl NewJob {
+    /// The job's fair-share offset in milliseconds, given the user's active jobs (of at least
+    /// its priority) counted up to [`FAIR_SHARE_DEPTH`].
+    pub fn fair_offset_ms(&self, active: i64) -> i64 {
+        let quantum = i64::try_from(self.fair_share_quantum.as_millis()).unwrap_or(i64::MAX);
+        active
+            .clamp(0, i64::from(FAIR_SHARE_DEPTH))
+            .saturating_mul(quantum)
+    }
 }
 
 /// The result of `create_job`.

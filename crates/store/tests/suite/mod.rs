@@ -53,6 +53,8 @@ pub fn new_job(user_id: i64, steps: usize) -> NewJob {
         idempotency_window: Duration::from_secs(24 * 3600),
         unique_key: None,
         max_active_per_user: None,
+        priority: 0,
+        fair_share_quantum: std::time::Duration::ZERO,
     }
 }
 

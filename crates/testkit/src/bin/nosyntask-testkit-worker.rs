@@ -121,6 +121,7 @@ async fn start_jobs(db: &str, count: usize) -> anyhow::Result<()> {
                 workflow_type: "crashy".into(),
                 params: serde_json::json!({ "n": n }),
                 idempotency_key: None,
+                priority: 0,
             })
             .await?;
     }
