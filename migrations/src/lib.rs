@@ -12,6 +12,7 @@ mod m20250101_000002_index_task_completion;
 mod m20261201_000003_claim_epoch;
 mod m20261202_000100_model_limits;
 mod m20261202_000101_fair_share;
+mod m20261202_000102_fan_out;
 
 /// Every migration of the schema, in order.
 #[derive(Debug, Clone, Copy, Default)]
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_claim_epoch::Migration),
             Box::new(m20261202_000100_model_limits::Migration),
             Box::new(m20261202_000101_fair_share::Migration),
+            Box::new(m20261202_000102_fan_out::Migration),
         ]
     }
 }

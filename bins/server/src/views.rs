@@ -516,6 +516,8 @@ mod tests {
                 started_at: Some(at),
                 completed_at: None,
                 updated_at: at,
+                parent_task_id: None,
+                item_index: None,
                 waiting_reason: None,
             }],
         }

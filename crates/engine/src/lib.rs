@@ -45,6 +45,6 @@ pub use progress::{ProgressReporter, ProgressSlot};
 pub use tokio_util::sync::CancellationToken;
 pub use worker::{RetentionConfig, Worker, WorkerConfig, WorkerHandle};
 pub use workflow::{
-    InputBuilder, ModelOf, Registry, StepContext, StepDefinition, StepHandler, StepRun,
-    UniqueKeyFn, WorkflowDefinition,
+    FanOut, InputBuilder, ItemFailure, ItemsOf, LimitOf, ModelOf, Registry, StepContext,
+    StepDefinition, StepHandler, StepRun, UniqueKeyFn, WorkflowDefinition,
 };

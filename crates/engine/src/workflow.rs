@@ -54,6 +54,34 @@ pub type InputBuilder = Arc<dyn Fn(&StepContext) -> Value + Send + Sync>;
 /// Names the model a step calls, from the job's (prepared) params.
 pub type ModelOf = Arc<dyn Fn(&Value) -> Option<String> + Send + Sync>;
 
+/// The inputs of a fan-out step's items, one per item, from the step's context.
+pub type ItemsOf = Arc<dyn Fn(&StepContext) -> Vec<Value> + Send + Sync>;
+
+/// How many items of one job run at once, from the job's params.
+pub type LimitOf = Arc<dyn Fn(&Value) -> u32 + Send + Sync>;
+
+/// What a fan-out step does when an item fails for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemFailure {
+    /// The step, and with it the job, fails; the other items are cancelled.
+    FailJob,
+    /// The step completes; the failed item's place in the result is `{"error": message}`.
+    Continue,
+}
+
+/// A step that maps over a list: each item is its own task (attempts, checkpoint, progress,
+/// result), run by the step's handler with the item's input; at most `limit` items of a job
+/// run at once (and within their model's limit). The step's result is the items' results in
+/// item order; its progress is their average.
+#[derive(Clone)]
+pub struct FanOut {
+    pub items: ItemsOf,
+    pub limit: LimitOf,
+    pub on_item_failure: ItemFailure,
+    /// Limit of the whole step (the items' own limit is the step's `timeout`).
+    pub timeout: Duration,
+}
+
 /// Derives a uniqueness key from a job's (validated) params, e.g. the character id.
 pub type UniqueKeyFn = Arc<dyn Fn(&Value) -> Option<String> + Send + Sync>;
 
@@ -79,6 +107,8 @@ pub struct StepDefinition {
     /// The model the step calls, recorded on the task when the job starts so the claim can
     /// hold the model's limit. `None`: the `modelName` of the step's input, if any.
     pub model: Option<ModelOf>,
+    /// Set for a step that maps over a list (see [`FanOut`]).
+    pub fan_out: Option<FanOut>,
 }
 
 impl StepDefinition {
@@ -93,6 +123,7 @@ impl StepDefinition {
             timeout: Duration::from_secs(180),
             target_id_param: None,
             model: None,
+            fan_out: None,
         }
     }
 
@@ -113,6 +144,24 @@ impl StepDefinition {
 
     pub fn target_id_param(mut self, param: &str) -> Self {
         self.target_id_param = Some(param.to_owned());
+        self
+    }
+
+    /// Makes this a fan-out step: `items` gives each item's input (the handler runs once per
+    /// item with it), `limit` how many of a job's items run at once. The step's `timeout` and
+    /// `max_attempts` apply to each item; the whole step may take a day.
+    pub fn fan_out(
+        mut self,
+        items: impl Fn(&StepContext) -> Vec<Value> + Send + Sync + 'static,
+        limit: impl Fn(&Value) -> u32 + Send + Sync + 'static,
+        on_item_failure: ItemFailure,
+    ) -> Self {
+        self.fan_out = Some(FanOut {
+            items: Arc::new(items),
+            limit: Arc::new(limit),
+            on_item_failure,
+            timeout: Duration::from_secs(24 * 3600),
+        });
         self
     }
 

@@ -114,7 +114,7 @@ impl Store {
              SELECT c.*, {jobs}, CASE WHEN c.step_index > 0 THEN ( \
                SELECT json_object_agg(p.step_index, p.result_data::json)::text \
                FROM generation_tasks p WHERE p.job_id = c.job_id \
-               AND p.step_index < c.step_index AND p.status = 'completed' \
+               AND p.step_index < c.step_index AND p.status = 'completed' AND p.item_index < 0 \
                AND p.result_data IS NOT NULL) END \
              FROM claimed c JOIN workflow_jobs j ON j.id = c.job_id",
             tasks = *TASK_COLUMNS,
@@ -262,7 +262,7 @@ impl Store {
                     &format!(
                         "SELECT job_id, step_index, result_data FROM generation_tasks \
                          WHERE job_id IN ({}) AND status = 'completed' \
-                         AND result_data IS NOT NULL",
+                         AND item_index < 0 AND result_data IS NOT NULL",
                         placeholders(padded_len(later_steps.len()))
                     ),
                     padded_ids(later_steps.iter().copied()),

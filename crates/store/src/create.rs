@@ -377,6 +377,8 @@ pub(crate) fn built(
             started_at: None,
             completed_at: None,
             updated_at: now,
+            parent_task_id: None,
+            item_index: None,
             waiting_reason: None,
         })
         .collect();
@@ -414,7 +416,7 @@ pub(crate) async fn load_job(
             &format!(
                 "SELECT {}, {} FROM workflow_jobs j \
                  LEFT JOIN generation_tasks t ON t.job_id = j.id \
-                 WHERE j.id = ? ORDER BY t.step_index",
+                 WHERE j.id = ? ORDER BY t.item_index >= 0, t.step_index, t.item_index",
                 *JOB_COLUMNS, *TASK_COLUMNS
             ),
             vec![id.into()],

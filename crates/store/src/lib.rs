@@ -27,6 +27,7 @@ mod complete;
 mod create;
 mod create_pg;
 mod error;
+mod fanout;
 mod finish;
 mod jobs;
 mod models;
@@ -41,8 +42,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nosyntask_domain::{Job, JobId, JobWithTasks, TaskId};
 use nosyntask_engine::ports::{
-    ClaimedTask, Completion, CreateOutcome, Failure, Fence, JobFilter, ModelLimit, ModelUsage,
-    NewJob, ProgressUpdate, StoreStats, TaskActivity,
+    ClaimedTask, Completion, CreateOutcome, Failure, Fence, ItemState, JobFilter, ModelLimit,
+    ModelUsage, NewJob, ProgressUpdate, StepStarted, StoreStats, TaskActivity,
 };
 use nosyntask_engine::{JobStore, StoreError};
 use sea_orm::DbBackend;
@@ -206,6 +207,43 @@ impl JobStore for Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.pause_model_impl(name, until, now).await
+    }
+
+    async fn sync_items(
+        &self,
+        parent: &Fence,
+        items: Option<&[Value]>,
+        reset_unfinished: bool,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ItemState>, StoreError> {
+        self.sync_items_impl(parent, items, reset_unfinished, limit, now)
+            .await
+    }
+
+    async fn cancel_items(&self, parent: &Fence, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.cancel_items_impl(parent, now).await
+    }
+
+    async fn complete_item(
+        &self,
+        fence: &Fence,
+        result: &Value,
+        started: Option<&StepStarted>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.finish_item_impl(fence, Ok(result), started, now).await
+    }
+
+    async fn fail_item(
+        &self,
+        fence: &Fence,
+        message: &str,
+        started: Option<&StepStarted>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.finish_item_impl(fence, Err(message), started, now)
+            .await
     }
 
     async fn park_task(

@@ -143,7 +143,7 @@ pub(crate) const JOB_FIELDS: [&str; 15] = [
     "completed_at",
 ];
 
-pub(crate) const TASK_FIELDS: [&str; 18] = [
+pub(crate) const TASK_FIELDS: [&str; 20] = [
     "id",
     "job_id",
     "step_index",
@@ -162,6 +162,8 @@ pub(crate) const TASK_FIELDS: [&str; 18] = [
     "started_at",
     "completed_at",
     "updated_at",
+    "parent_task_id",
+    "item_index",
 ];
 
 fn columns(prefix: &str, fields: &[&str]) -> String {
@@ -230,6 +232,8 @@ pub(crate) fn decode_task(row: &QueryResult, at: usize) -> Result<Task, DbErr> {
         started_at: get::<Option<i64>>(row, at + 15)?.map(time),
         completed_at: get::<Option<i64>>(row, at + 16)?.map(time),
         updated_at: time(get(row, at + 17)?),
+        parent_task_id: get(row, at + 18)?,
+        item_index: Some(get::<i32>(row, at + 19)?).filter(|i| *i >= 0),
         waiting_reason: None,
     })
 }

@@ -19,6 +19,8 @@ pub struct StandInLog {
     max_in_flight: AtomicUsize,
     /// Arrival of every call, with whether it was answered 429.
     calls: Mutex<Vec<(Instant, bool)>>,
+    /// The request path of every call, in arrival order.
+    paths: Mutex<Vec<String>>,
     /// Answer the call with this number (1-based) with 429 and `Retry-After: secs`.
     throttle: Mutex<Option<(usize, u64)>>,
 }
@@ -31,6 +33,11 @@ impl StandInLog {
 
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The request paths of the calls, in arrival order.
+    pub fn paths(&self) -> Vec<String> {
+        self.paths.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
     /// Arrival times of the calls, and whether each was answered 429.
@@ -89,6 +96,14 @@ async fn answer(mut stream: TcpStream, log: &StandInLog, latency: Duration) -> s
         }
         request.extend_from_slice(&buffer[..read]);
     }
+    let path = String::from_utf8_lossy(&request)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .to_owned();
+    if let Ok(mut paths) = log.paths.lock() {
+        paths.push(path);
+    }
     let throttled = {
         let mut calls = log.calls.lock().unwrap_or_else(|p| p.into_inner());
         let number = calls.len() + 1;
@@ -121,12 +136,16 @@ async fn answer(mut stream: TcpStream, log: &StandInLog, latency: Duration) -> s
 /// One call to the stand-in at `addr`: `Ok` on 200, a retryable error otherwise (with the
 /// `Retry-After` of a 429, as the real adapters map it).
 pub async fn call(addr: &str) -> Result<(), TaskError> {
+    call_path(addr, "/generate").await
+}
+
+/// [`call`] with a request path of its own (the stand-in records it).
+pub async fn call_path(addr: &str, path: &str) -> Result<(), TaskError> {
     let failed = |err: std::io::Error| TaskError::retryable(format!("stand-in at {addr}: {err}"));
     let mut stream = TcpStream::connect(addr).await.map_err(failed)?;
     stream
         .write_all(
-            format!("POST /generate HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n")
-                .as_bytes(),
+            format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n").as_bytes(),
         )
         .await
         .map_err(failed)?;

@@ -227,3 +227,49 @@ pub fn model_call_workflow(addr: &str, timeout: Duration) -> WorkflowDefinition 
         .timeout(timeout),
     )
 }
+
+/// One item of the `fan_out` workflow: calls the stand-in at `/item/{index}`.
+pub struct FanOutItemStep {
+    addr: String,
+}
+
+#[async_trait]
+impl StepHandler for FanOutItemStep {
+    async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
+        let index = run.input["index"].as_u64().unwrap_or_default();
+        let path = format!("/item/{index}");
+        tokio::select! {
+            called = crate::standin::call_path(&self.addr, &path) => called?,
+            _ = run.cancel.cancelled() => return Err(TaskError::Cancelled),
+        }
+        Ok(json!({"index": index, "pid": std::process::id()}))
+    }
+}
+
+/// `fan_out`: one fan-out step over `count` items (params), `maxConcurrency` of a job at once
+/// (default 20), each calling the stand-in at `addr`; an item that fails fails the job.
+pub fn fan_out_workflow(addr: &str) -> WorkflowDefinition {
+    WorkflowDefinition::new("fan_out", "Fan-out", ParamsSchema::new()).step(
+        StepDefinition::new(
+            "fan_out_item",
+            "test",
+            Arc::new(FanOutItemStep {
+                addr: addr.to_owned(),
+            }),
+        )
+        .fan_out(
+            |ctx| {
+                let count = ctx.job_params["count"].as_u64().unwrap_or_default();
+                (0..count).map(|index| json!({"index": index})).collect()
+            },
+            |params| {
+                params["maxConcurrency"]
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(20)
+            },
+            nosyntask_engine::ItemFailure::FailJob,
+        )
+        .timeout(Duration::from_secs(30)),
+    )
+}

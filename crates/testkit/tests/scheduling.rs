@@ -324,3 +324,183 @@ async fn postgres_one_users_backlog_does_not_hold_up_another_user() {
 async fn mysql_one_users_backlog_does_not_hold_up_another_user() {
     one_users_backlog_does_not_hold_up_another_user("mysql").await;
 }
+
+fn spawn_fan_out_worker(url: &str, standin: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_nosyntask-testkit-worker"))
+        .args(["--db", url, "--fan-out", standin])
+        .args(["--concurrency", "32", "--lease-ms", "2000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawning the testkit worker")
+}
+
+fn fan_out_engine(store: Arc<dyn nosyntask_engine::JobStore>, standin: &str) -> Engine {
+    let mut registry = Registry::new();
+    registry.register(nosyntask_testkit::workflows::fan_out_workflow(standin));
+    Engine::new(store, registry).with_config(EngineConfig {
+        max_active_jobs_per_user: None,
+        ..EngineConfig::default()
+    })
+}
+
+/// Calls the stand-in saw per item index.
+fn calls_per_item(standin: &StandIn) -> std::collections::HashMap<u64, usize> {
+    let mut calls = std::collections::HashMap::new();
+    for path in standin.log.paths() {
+        if let Some(index) = path.strip_prefix("/item/") {
+            *calls.entry(index.parse().unwrap()).or_default() += 1;
+        }
+    }
+    calls
+}
+
+/// Item indexes completed now.
+async fn completed_items(engine: &Engine, job: JobId) -> Vec<u64> {
+    let job = engine.get(&Viewer::user(1), job).await.unwrap();
+    job.tasks
+        .iter()
+        .filter(|t| t.parent_task_id.is_some() && t.status == TaskStatus::Completed)
+        .map(|t| u64::try_from(t.item_index.unwrap()).unwrap())
+        .collect()
+}
+
+async fn wait_completed(engine: &Engine, job: JobId) -> nosyntask_domain::JobWithTasks {
+    nosyntask_testkit::wait_for("the fan-out job", Duration::from_secs(60), || {
+        let engine = engine.clone();
+        async move {
+            let job = engine.get(&Viewer::user(1), job).await.unwrap();
+            (job.job.status == JobStatus::Completed).then_some(job)
+        }
+    })
+    .await
+}
+
+fn assert_forty_in_order(job: &nosyntask_domain::JobWithTasks) {
+    // The job's shape: its step first, then the step's 40 items carrying their parent.
+    let step = &job.tasks[0];
+    assert_eq!(step.parent_task_id, None);
+    assert_eq!(job.tasks.len(), 41);
+    for (n, item) in job.tasks[1..].iter().enumerate() {
+        assert_eq!(item.parent_task_id, Some(step.id));
+        assert_eq!(item.item_index, Some(i32::try_from(n).unwrap()));
+    }
+    let results = step.result_data.as_ref().unwrap().as_array().unwrap();
+    assert_eq!(results.len(), 40);
+    for (n, result) in results.iter().enumerate() {
+        assert_eq!(result["index"], json!(n), "results in item order");
+    }
+}
+
+async fn fan_out_limit_crash_cancel_and_resume(backend: &str) {
+    let Some(database) = test_store(backend).await.unwrap() else {
+        return;
+    };
+    let standin = StandIn::start(Duration::from_millis(400)).await.unwrap();
+    let addr = standin.addr.to_string();
+    let engine = fan_out_engine(database.shared(), &addr);
+    let start = |engine: Engine| async move {
+        engine
+            .start(StartRequest {
+                user_id: 1,
+                project_id: 1,
+                workflow_type: "fan_out".into(),
+                params: json!({"count": 40, "maxConcurrency": 20}),
+                idempotency_key: None,
+                priority: 0,
+            })
+            .await
+            .unwrap()
+            .job
+            .job
+            .id
+    };
+
+    // A SIGKILL mid-fan-out: another worker runs only the items that had not finished.
+    let mut first = spawn_fan_out_worker(database.url(), &addr);
+    let job = start(engine.clone()).await;
+    nosyntask_testkit::wait_for("a wave of items", Duration::from_secs(30), || {
+        let engine = engine.clone();
+        async move { (completed_items(&engine, job).await.len() >= 20).then_some(()) }
+    })
+    .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let done_before_kill = completed_items(&engine, job).await;
+    let mut second = spawn_fan_out_worker(database.url(), &addr);
+    let finished = wait_completed(&engine, job).await;
+    assert_forty_in_order(&finished);
+    let calls = calls_per_item(&standin);
+    for index in &done_before_kill {
+        assert_eq!(
+            calls[index], 1,
+            "item {index} finished before the kill ran again"
+        );
+    }
+    assert!(
+        standin.log.max_in_flight() <= 20,
+        "{}",
+        standin.log.max_in_flight()
+    );
+    assert!(standin.log.max_in_flight() >= 10, "items ran in parallel");
+
+    // Cancel stops the rest within 2 s; resume runs only the unfinished items.
+    let before = standin.log.paths().len();
+    let job = start(engine.clone()).await;
+    nosyntask_testkit::wait_for("some items", Duration::from_secs(30), || {
+        let engine = engine.clone();
+        async move { (completed_items(&engine, job).await.len() >= 5).then_some(()) }
+    })
+    .await;
+    engine.cancel(&Viewer::user(1), job).await.unwrap();
+    let cancelled_at = Instant::now();
+    let done_before_cancel = completed_items(&engine, job).await;
+    nosyntask_testkit::wait_for("the calls to stop", Duration::from_secs(2), || {
+        let idle = standin.log.in_flight() == 0;
+        async move { idle.then_some(()) }
+    })
+    .await;
+    let calls_after_stop = standin.log.paths().len();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        standin.log.paths().len(),
+        calls_after_stop,
+        "no call after the cancel"
+    );
+    assert!(cancelled_at.elapsed() < Duration::from_secs(4));
+    let seen_before_resume: std::collections::HashMap<u64, usize> = calls_per_item(&standin);
+    engine.resume(&Viewer::user(1), job).await.unwrap();
+    let finished = wait_completed(&engine, job).await;
+    assert_forty_in_order(&finished);
+    // Each item the cancel left finished was called once in the second job: not again.
+    let second_job_calls = standin.log.paths()[before..]
+        .iter()
+        .filter_map(|p| p.strip_prefix("/item/").map(|i| i.parse::<u64>().unwrap()))
+        .fold(
+            std::collections::HashMap::<u64, usize>::new(),
+            |mut m, i| {
+                *m.entry(i).or_default() += 1;
+                m
+            },
+        );
+    for index in &done_before_cancel {
+        assert_eq!(
+            second_job_calls[index], 1,
+            "item {index} ran again after resume"
+        );
+    }
+    assert!(seen_before_resume.len() <= 40);
+    second.kill().unwrap();
+    second.wait().unwrap();
+    database.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_fan_out_limit_crash_cancel_and_resume() {
+    fan_out_limit_crash_cancel_and_resume("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_fan_out_limit_crash_cancel_and_resume() {
+    fan_out_limit_crash_cancel_and_resume("mysql").await;
+}

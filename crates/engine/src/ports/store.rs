@@ -255,6 +255,20 @@ impl ModelUsage {
     }
 }
 
+/// One item of a fan-out step, as its coordinator sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemState {
+    pub index: i32,
+    pub status: TaskStatus,
+    pub progress: i32,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+}
+
+fn no_fan_out() -> StoreError {
+    StoreError::Other("this store does not run fan-out steps".to_owned())
+}
+
 /// Durable state of jobs and tasks. Implementations: `nosyntask-store` (SQLite, PostgreSQL,
 /// MySQL/MariaDB). Every method is atomic: it commits all of its writes or none.
 #[async_trait]
@@ -412,6 +426,52 @@ pub trait JobStore: Send + Sync {
         _now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// For the coordinator of a fan-out step (its task's claim `parent`), in one transaction:
+    /// creates the item tasks from `items` if they do not exist yet; with `reset_unfinished`,
+    /// makes failed and cancelled items pending again (a new attempt of the step: completed
+    /// items are never run again); makes pending items ready, in item order, until `limit`
+    /// items are ready or running; returns every item's state in item order. `Conflict` if the
+    /// parent's fence no longer holds.
+    async fn sync_items(
+        &self,
+        _parent: &Fence,
+        _items: Option<&[Value]>,
+        _reset_unfinished: bool,
+        _limit: u32,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<ItemState>, StoreError> {
+        Err(no_fan_out())
+    }
+
+    /// Cancels the pending and running items of the parent's step (an item failed the job).
+    async fn cancel_items(&self, _parent: &Fence, _now: DateTime<Utc>) -> Result<(), StoreError> {
+        Err(no_fan_out())
+    }
+
+    /// Completes one item (its job does not move: the step's coordinator completes the step).
+    /// Returns whether the fence held.
+    async fn complete_item(
+        &self,
+        _fence: &Fence,
+        _result: &Value,
+        _started: Option<&StepStarted>,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Err(no_fan_out())
+    }
+
+    /// Fails one item for good (its job does not fail: the coordinator applies the step's
+    /// failure policy). Returns whether the fence held.
+    async fn fail_item(
+        &self,
+        _fence: &Fence,
+        _message: &str,
+        _started: Option<&StepStarted>,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Err(no_fan_out())
     }
 
     /// Hands a claim back without using up an attempt, claimable again from `ready_at` (a task

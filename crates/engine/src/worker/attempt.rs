@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::completer::{retry_store, retry_store_for};
-use super::{Finished, Running, State};
+use super::fan_out::Coordinator;
+use super::{Finished, Role, Running, State};
 use crate::checkpoint::Checkpoints;
 use crate::metrics::WorkflowLabels;
 use crate::ports::{ClaimedTask, Failure, StepStarted};
@@ -93,10 +94,20 @@ fn prepare_attempt(
         project_id: job.project_id,
         step_index: task.step_index,
     };
-    let input = step
-        .as_ref()
-        .map(|step| (step.build_input)(&context))
-        .unwrap_or(Value::Null);
+    let fan_out = step.as_ref().and_then(|s| s.fan_out.clone());
+    let role = match (&fan_out, task.parent_task_id) {
+        (Some(_), Some(_)) => Role::Item,
+        (Some(_), None) => Role::Coordinator,
+        (None, _) => Role::Step,
+    };
+    let input = match role {
+        // An item's input was written when the item was created.
+        Role::Item => task.input_params.clone().unwrap_or(Value::Null),
+        _ => step
+            .as_ref()
+            .map(|step| (step.build_input)(&context))
+            .unwrap_or(Value::Null),
+    };
     // The model recorded at start stays when the input names none.
     let model_name = input
         .get("modelName")
@@ -106,6 +117,7 @@ fn prepare_attempt(
     let replaced = state.running().insert(
         task.id,
         Running {
+            role,
             seq,
             fence: fence.clone(),
             step_index: task.step_index,
@@ -148,9 +160,30 @@ fn prepare_attempt(
     if checkpoint.is_some() {
         info!("resuming from checkpoint");
     }
+    let (handler, timeout): (Arc<dyn StepHandler>, Duration) = match (role, fan_out) {
+        (Role::Coordinator, Some(fan_out)) => (
+            Arc::new(Coordinator {
+                store: engine.store().clone(),
+                clock: engine.clock().clone(),
+                fence: fence.clone(),
+                items: (fan_out.items)(&context),
+                limit: (fan_out.limit)(&context.job_params),
+                on_item_failure: fan_out.on_item_failure,
+                poll: state.config.fan_out_poll,
+            }),
+            fan_out.timeout,
+        ),
+        _ => (step.handler.clone(), step.timeout),
+    };
+    // An item's progress is its own row's; the coordinator reports the step's (the average).
+    let reporter = if role == Role::Item {
+        ProgressReporter::detached()
+    } else {
+        ProgressReporter::new(progress)
+    };
     let run = StepRun {
         input,
-        progress: ProgressReporter::new(progress),
+        progress: reporter,
         checkpoint: Checkpoints::new(
             engine.store().clone(),
             engine.clock().clone(),
@@ -168,8 +201,8 @@ fn prepare_attempt(
     };
     Ok(Attempt {
         run,
-        handler: step.handler.clone(),
-        timeout: step.timeout,
+        handler,
+        timeout,
         cancel,
     })
 }
@@ -212,7 +245,15 @@ async fn record_outcome(
     outcome: Result<Value, TaskError>,
     finished: &mpsc::UnboundedSender<Finished>,
 ) {
+    let is_item = state
+        .running()
+        .get(&task_id)
+        .is_some_and(|r| r.seq == seq && r.role == Role::Item);
     let error = match outcome {
+        Ok(result) if is_item => {
+            finish_item(state, task_id, seq, Ok(result)).await;
+            return;
+        }
         Ok(result) => {
             if let Some(r) = state.running().get_mut(&task_id).filter(|r| r.seq == seq) {
                 r.result_pending = true;
@@ -299,6 +340,19 @@ async fn record_outcome(
                 started,
             }
         }
+        TaskError::Retryable { message, .. } if is_item => {
+            warn!(error = %message, "last attempt of the item failed");
+            metrics.tasks_failed.get_or_create(&labels).inc();
+            let message = format!("{message} (gave up after {max_attempts} attempts)");
+            finish_item(state, task_id, seq, Err(message)).await;
+            return;
+        }
+        TaskError::Permanent { message } if is_item => {
+            warn!(error = %message, "item failed");
+            metrics.tasks_failed.get_or_create(&labels).inc();
+            finish_item(state, task_id, seq, Err(message.clone())).await;
+            return;
+        }
         TaskError::Retryable { message, .. } => {
             warn!(error = %message, "last attempt failed");
             metrics.tasks_failed.get_or_create(&labels).inc();
@@ -326,6 +380,57 @@ async fn record_outcome(
     drop(permit);
     if let Err(err) = recorded {
         warn!(error = %err, "could not record the failure; the lease will expire and the step run again");
+    }
+    state.forget(task_id, seq);
+}
+
+/// Records an item's result or final failure on its own row (its coordinator moves the step).
+async fn finish_item(
+    state: &Arc<State>,
+    task_id: TaskId,
+    seq: u64,
+    outcome: Result<Value, String>,
+) {
+    let Some((fence, started, labels)) = state
+        .running()
+        .get(&task_id)
+        .filter(|r| r.seq == seq)
+        .map(|r| (r.fence.clone(), r.unwritten_start.clone(), r.labels.clone()))
+    else {
+        return;
+    };
+    let now = state.now();
+    let store = state.engine.store();
+    let permit = state.task_writes.acquire().await.ok();
+    let written = retry_store(state, || async {
+        match &outcome {
+            Ok(result) => {
+                store
+                    .complete_item(&fence, result, started.as_ref(), now)
+                    .await
+            }
+            Err(message) => {
+                store
+                    .fail_item(&fence, message, started.as_ref(), now)
+                    .await
+            }
+        }
+    })
+    .await;
+    drop(permit);
+    match written {
+        Ok(true) if outcome.is_ok() => {
+            state
+                .engine
+                .metrics()
+                .tasks_completed
+                .get_or_create(&labels)
+                .inc();
+        }
+        Ok(_) => {}
+        Err(err) => {
+            warn!(error = %err, "could not record the item; the lease will expire and it runs again");
+        }
     }
     state.forget(task_id, seq);
 }

@@ -68,6 +68,8 @@ pub struct WorkerConfig {
     /// The configured models' limits, recorded in the database at start so that the claims of
     /// every process hold them (see `JobStore::set_model_limits`).
     pub model_limits: Vec<ModelLimit>,
+    /// How often the coordinator of a fan-out step looks at its items (and readies the next).
+    pub fan_out_poll: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -92,6 +94,7 @@ impl Default for WorkerConfig {
             backoff: Backoff::default(),
             retention: Some(RetentionConfig::default()),
             model_limits: Vec::new(),
+            fan_out_poll: Duration::from_millis(500),
         }
     }
 }

@@ -17,6 +17,7 @@ mod attempt;
 mod completer;
 mod config;
 mod duties;
+mod fan_out;
 
 use crate::engine::Engine;
 use crate::metrics::WorkflowLabels;
@@ -72,8 +73,20 @@ impl WorkerHandle {
     }
 }
 
+/// What a running attempt is to its step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// A step run by its handler.
+    Step,
+    /// The coordinator of a fan-out step: waits for its items, holds no worker slot.
+    Coordinator,
+    /// One item of a fan-out step: completes and fails on its own row.
+    Item,
+}
+
 /// One running attempt.
 struct Running {
+    role: Role,
     /// This process's number for the attempt. A resumed job can be claimed again by the same
     /// worker with the same fence while the cancelled attempt is still winding down; the number
     /// keeps the old attempt's outcome from being taken for the new one's.
@@ -134,6 +147,14 @@ impl State {
 
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.engine.clock().now()
+    }
+
+    /// Attempts that hold a worker slot (coordinators of fan-out steps do not).
+    fn slots_used(&self) -> usize {
+        self.running()
+            .values()
+            .filter(|r| r.role != Role::Coordinator)
+            .count()
     }
 
     /// Removes attempt `seq` of the task (not a newer attempt of the same task).
@@ -303,7 +324,7 @@ async fn claim_loop(
         .min(state.config.concurrency)
         .div_ceil(4);
     while !stop.is_cancelled() {
-        let running = state.running().len();
+        let running = state.slots_used();
         let mut free = state.config.concurrency.saturating_sub(running);
         if free == 0 {
             tokio::select! {
@@ -317,10 +338,7 @@ async fn claim_loop(
                 _ = tokio::time::sleep(CLAIM_GATHER) => {}
                 _ = stop.cancelled() => continue,
             }
-            free = state
-                .config
-                .concurrency
-                .saturating_sub(state.running().len());
+            free = state.config.concurrency.saturating_sub(state.slots_used());
         }
         let limit = u32::try_from(free)
             .unwrap_or(u32::MAX)

@@ -8,6 +8,7 @@
 //!
 //! Usage: nosyntask-testkit-worker --db URL --log FILE [--concurrency N] [--sleep-ms MS] [--lease-ms MS]
 //!        nosyntask-testkit-worker --db URL --model-call ADDR --model-limit N [--concurrency N]
+//!        nosyntask-testkit-worker --db URL --fan-out ADDR [--concurrency N]   (the `fan_out` workflow)
 //!        nosyntask-testkit-worker --db URL --start N   (migrate, start N `crashy` jobs, exit)
 
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use nosyntask_engine::ports::ModelLimit;
 use nosyntask_engine::{Engine, EngineConfig, JobStore, Registry, Worker, WorkerConfig};
-use nosyntask_testkit::workflows::{STAND_IN_MODEL, crashy_workflow, model_call_workflow};
+use nosyntask_testkit::workflows::{
+    STAND_IN_MODEL, crashy_workflow, fan_out_workflow, model_call_workflow,
+};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
@@ -54,7 +57,9 @@ async fn main() -> anyhow::Result<()> {
     let store: Arc<dyn JobStore> = Arc::new(nosyntask_store::Store::connect(&db).await?);
     let mut registry = Registry::new();
     let mut model_limits = Vec::new();
-    if let Some(addr) = arg(&args, "--model-call") {
+    if let Some(addr) = arg(&args, "--fan-out") {
+        registry.register(fan_out_workflow(&addr));
+    } else if let Some(addr) = arg(&args, "--model-call") {
         let timeout = Duration::from_millis(number("--timeout-ms", 3000)?);
         registry.register(model_call_workflow(&addr, timeout));
         if let Some(limit) = arg(&args, "--model-limit") {
@@ -88,6 +93,8 @@ async fn main() -> anyhow::Result<()> {
             poll_interval: Duration::from_millis(100),
             retention: None,
             model_limits,
+            fan_out_poll: Duration::from_millis(100),
+            cancel_check_interval: Duration::from_millis(250),
             ..WorkerConfig::default()
         },
     )
