@@ -5,10 +5,14 @@
 //! - `waiting`: N one-step video jobs on a simulated model that takes a minute, all waiting at
 //!   once in this process (`peak_rss_mb`, `db_writes_per_task_per_s`, `completed`).
 //!
+//! - `scheduling`: a model limited across the cluster, one user's backlog beside another's
+//!   jobs, a fan-out step (see `scheduling.rs`).
+//!
 //! Each command prints progress on stderr and ends its output with one JSON line of figures.
 
 mod engine;
 mod probe;
+mod scheduling;
 mod waiting;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +30,8 @@ enum Command {
     Engine(engine::EngineArgs),
     /// Waiting is free: N tasks waiting on a slow simulated video model in one worker process.
     Waiting(waiting::WaitingArgs),
+    /// Scheduling: a model's cluster-wide limit, fair share between users, a fan-out step.
+    Scheduling(scheduling::SchedulingArgs),
 }
 
 #[tokio::main]
@@ -40,5 +46,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Engine(args) => engine::run(args).await,
         Command::Waiting(args) => waiting::run(args).await,
+        Command::Scheduling(args) => scheduling::run(args).await,
     }
 }

@@ -166,9 +166,14 @@ impl State {
                 _ => None,
             }
         };
-        if removed.is_some() {
+        if let Some(removed) = &removed {
             self.engine.metrics().running_here.dec();
             self.slot_freed.notify_one();
+            // Its model has room again (its outcome is written by now): a task that waited for
+            // the model may be claimable.
+            if removed.model_name.is_some() {
+                self.work_ready.notify_one();
+            }
         }
         removed
     }
