@@ -199,6 +199,12 @@ pub struct Task {
     /// ("waiting for model Kling (3 of 3 busy)"); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting_reason: Option<String>,
+    /// An item of a fan-out step: the step's task (listed after the steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_task_id: Option<i64>,
+    /// The item's place in its step's list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item_index: Option<i32>,
     pub attempts: i32,
     /// The provider's task id of asynchronous generations.
     pub external_task_id: Option<String>,
@@ -227,6 +233,8 @@ impl Task {
                 (task.status == domain::TaskStatus::Cancelled).then(|| task_cancelled(lang))
             }),
             waiting_reason: task.waiting_reason.clone(),
+            parent_task_id: task.parent_task_id,
+            item_index: task.item_index,
             attempts: task.attempts,
             external_task_id: task.external_task_id.clone(),
             started_at: task.started_at.map(timestamp),
