@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nosyntask_domain::{JobId, JobStatus, TaskStatus, Viewer};
-use nosyntask_engine::{Engine, EngineConfig, Registry, StartRequest};
+use nosyntask_engine::{Engine, EngineConfig, JobStore as _, Registry, StartRequest};
 use nosyntask_store::testing::test_store;
 use nosyntask_testkit::standin::StandIn;
 use nosyntask_testkit::workflows::{STAND_IN_MODEL, model_call_workflow};
@@ -503,4 +503,69 @@ async fn postgres_fan_out_limit_crash_cancel_and_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_fan_out_limit_crash_cancel_and_resume() {
     fan_out_limit_crash_cancel_and_resume("mysql").await;
+}
+
+/// Within one user's share, a job of a higher priority is claimed before the user's earlier
+/// ones, and never before another user's job that was there first.
+async fn priority_orders_a_users_own_jobs(backend: &str) {
+    let Some(database) = test_store(backend).await.unwrap() else {
+        return;
+    };
+    let engine = engine(database.shared(), "127.0.0.1:9");
+    let start = |user_id: i64, priority: i32| {
+        let engine = engine.clone();
+        async move {
+            engine
+                .start(StartRequest {
+                    user_id,
+                    project_id: 1,
+                    workflow_type: "model_call".into(),
+                    params: json!({}),
+                    idempotency_key: None,
+                    priority,
+                })
+                .await
+                .unwrap()
+                .job
+                .job
+                .id
+        }
+    };
+    let mut batch = Vec::new();
+    for _ in 0..5 {
+        batch.push(start(1, 0).await);
+    }
+    let other = start(2, 0).await;
+    let interactive = start(1, 10).await;
+    let claimed = database
+        .store()
+        .claim_tasks("probe", 3, Duration::from_secs(30), chrono::Utc::now())
+        .await
+        .unwrap();
+    let mut order: Vec<(i64, JobId)> = claimed.iter().map(|c| (c.task.id, c.task.job_id)).collect();
+    order.sort_unstable();
+    let jobs: std::collections::HashSet<JobId> = order.iter().map(|(_, job)| *job).collect();
+    // User 1's first batch job, user 2's job and user 1's interactive job come before the rest
+    // of user 1's batch.
+    assert_eq!(
+        jobs,
+        [batch[0], other, interactive].into_iter().collect(),
+        "claimed {order:?}"
+    );
+    database.cleanup().await;
+}
+
+#[tokio::test]
+async fn sqlite_priority_orders_a_users_own_jobs() {
+    priority_orders_a_users_own_jobs("sqlite").await;
+}
+
+#[tokio::test]
+async fn postgres_priority_orders_a_users_own_jobs() {
+    priority_orders_a_users_own_jobs("postgres").await;
+}
+
+#[tokio::test]
+async fn mysql_priority_orders_a_users_own_jobs() {
+    priority_orders_a_users_own_jobs("mysql").await;
 }
