@@ -168,7 +168,9 @@ impl Store {
             .query_all_raw(stmt(
                 backend,
                 &format!(
-                    "SELECT id FROM generation_tasks WHERE status = 'pending' AND ready_at <= ? \
+                    // `+ready_at`: no index may serve the ready time, so the planner walks the
+                    // claim-order index instead of sorting every ready task (SQLite did).
+                    "SELECT id FROM generation_tasks WHERE status = 'pending' AND +ready_at <= ? \
                      AND claim_key IS NOT NULL ORDER BY claim_key, id LIMIT ?{lock}"
                 ),
                 vec![now_ms.into(), i64::from(limit).into()],

@@ -312,7 +312,7 @@ impl Store {
                     backend,
                     &format!(
                         "SELECT id, model_name FROM generation_tasks \
-                         WHERE status = 'pending' AND ready_at <= ?{exclude} \
+                         WHERE status = 'pending' AND +ready_at <= ?{exclude} \
                          AND claim_key IS NOT NULL ORDER BY claim_key, id LIMIT ?{skip}"
                     ),
                     values,

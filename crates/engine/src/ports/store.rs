@@ -68,7 +68,7 @@ pub struct NewJob {
 
 /// The most active jobs of a user counted for the fair-share offset: further back than this
 /// the order no longer changes anything, and the count stays cheap however many jobs wait.
-pub const FAIR_SHARE_DEPTH: u32 = 200;
+pub const FAIR_SHARE_DEPTH: u32 = 64;
 
 impl NewJob {
     /// The job's fair-share offset in milliseconds, given the user's active jobs (of at least
