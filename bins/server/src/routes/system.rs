@@ -128,7 +128,7 @@ async fn store_registry(state: &AppState) -> Registry {
         .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
     registry.register("jobs", "Jobs in the store by status", jobs);
-    model_gauges(&mut registry, &state).await;
+    model_gauges(&mut registry, state).await;
     registry
 }
 
