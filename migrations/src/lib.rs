@@ -11,6 +11,9 @@ mod m20250101_000001_create_jobs;
 mod m20250101_000002_index_task_completion;
 mod m20261201_000003_claim_epoch;
 mod m20261202_000004_task_attempts;
+mod m20261202_000100_model_limits;
+mod m20261202_000101_fair_share;
+mod m20261202_000102_fan_out;
 mod m20261202_000201_task_usage;
 
 /// Every migration of the schema, in order.
@@ -26,6 +29,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_claim_epoch::Migration),
             Box::new(m20261202_000004_task_attempts::Migration),
             Box::new(m20261202_000201_task_usage::Migration),
+            Box::new(m20261202_000100_model_limits::Migration),
+            Box::new(m20261202_000101_fair_share::Migration),
+            Box::new(m20261202_000102_fan_out::Migration),
         ]
     }
 }

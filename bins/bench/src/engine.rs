@@ -58,6 +58,7 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<()> {
                 workflow_type: workflow_type.clone(),
                 params: json!({ "n": i }),
                 idempotency_key: None,
+                priority: 0,
             })
             .await
             .context("starting a job")?;

@@ -7,12 +7,15 @@
 //!
 //! - `history-cost`: the database cost of `/metrics` scrapes and of 1,000 event-stream watchers
 //!   of one job, with N finished jobs in the tables (run it at two sizes and compare).
+//! - `scheduling`: a model limited across the cluster, one user's backlog beside another's
+//!   jobs, a fan-out step (see `scheduling.rs`).
 //!
 //! Each command prints progress on stderr and ends its output with one JSON line of figures.
 
 mod engine;
 mod history_cost;
 mod probe;
+mod scheduling;
 mod waiting;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +36,8 @@ enum Command {
     /// History costs nothing: `/metrics` and 1,000 event-stream watchers of one job, in a
     /// PostgreSQL database holding N finished jobs.
     HistoryCost(history_cost::HistoryCostArgs),
+    /// Scheduling: a model's cluster-wide limit, fair share between users, a fan-out step.
+    Scheduling(scheduling::SchedulingArgs),
 }
 
 #[tokio::main]
@@ -48,5 +53,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Engine(args) => engine::run(args).await,
         Command::Waiting(args) => waiting::run(args).await,
         Command::HistoryCost(args) => history_cost::run(args).await,
+        Command::Scheduling(args) => scheduling::run(args).await,
     }
 }

@@ -251,6 +251,7 @@ async fn start_jobs(engine: Engine, count: usize) -> anyhow::Result<()> {
                         workflow_type: WORKFLOW.to_owned(),
                         params: json!({"prompt": format!("shot {i}: rain on the station platform"), "duration": 5}),
                         idempotency_key: None,
+                        priority: 0,
                     })
                     .await
                     .with_context(|| format!("starting job {i}"))?;

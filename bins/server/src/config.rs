@@ -442,6 +442,9 @@ pub struct LimitSettings {
     pub max_active_jobs_per_user: u64,
     /// `Retry-After` sent with a 429.
     pub quota_retry_after_secs: u64,
+    /// Fair share between users: each active job a user already has moves a new job of theirs
+    /// this many seconds back in the claim order (0: first come, first served).
+    pub fair_share_quantum_secs: u64,
 }
 
 impl Default for LimitSettings {
@@ -449,6 +452,7 @@ impl Default for LimitSettings {
         LimitSettings {
             max_active_jobs_per_user: 20,
             quota_retry_after_secs: 5,
+            fair_share_quantum_secs: 60,
         }
     }
 }

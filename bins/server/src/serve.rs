@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix_web::HttpServer;
 use anyhow::Context;
 use nosyntask_artifacts::Artifacts;
-use nosyntask_engine::ports::ModelCatalog;
+use nosyntask_engine::ports::{ModelCatalog, ModelLimit};
 use nosyntask_engine::{
     Engine, EngineConfig, JobStore, Metrics, RetentionConfig, Worker, WorkerConfig,
 };
@@ -93,6 +93,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_metrics(metrics)
         .with_config(EngineConfig {
             max_active_jobs_per_user: (limit > 0).then_some(limit),
+            fair_share_quantum: Duration::from_secs(settings.limits.fair_share_quantum_secs),
             ..EngineConfig::default()
         });
     // Ready times and leases follow the database's clock from the first request on.
@@ -102,9 +103,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .context("cannot read the database clock")?;
 
-    let worker = role
-        .runs_workers()
-        .then(|| Worker::new(engine.clone(), worker_config(&settings)).spawn());
+    let worker = role.runs_workers().then(|| {
+        let limits = nosyntask_engine::ports::model_limits(&catalog.list());
+        Worker::new(engine.clone(), worker_config(&settings, limits)).spawn()
+    });
     let retention = (role.runs_workers() && settings.retention.enabled).then(|| {
         nosyntask_server::artifact_retention::spawn(
             artifacts.clone(),
@@ -184,7 +186,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn worker_config(settings: &Settings) -> WorkerConfig {
+fn worker_config(settings: &Settings, model_limits: Vec<ModelLimit>) -> WorkerConfig {
     let w = &settings.worker;
     let r = &settings.retention;
     let day = 24 * 3600;
@@ -202,6 +204,7 @@ fn worker_config(settings: &Settings) -> WorkerConfig {
             unconsumed_after: Duration::from_secs(u64::from(r.unconsumed_days) * day),
             interval: Duration::from_secs(r.interval_secs),
         }),
+        model_limits,
         ..WorkerConfig::default()
     }
 }

@@ -274,6 +274,16 @@ pub struct Task {
     #[schema(value_type = Option<Object>)]
     pub result_data: Option<Value>,
     pub error_message: Option<String>,
+    /// Why a pending step that is ready has not started: its model is busy or paused
+    /// ("waiting for model Kling (3 of 3 busy)"); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_reason: Option<String>,
+    /// An item of a fan-out step: the step's task (listed after the steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_task_id: Option<i64>,
+    /// The item's place in its step's list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item_index: Option<i32>,
     /// How many times the step has been tried since it was created or last resumed.
     pub attempts: i32,
     pub max_attempts: i32,
@@ -348,6 +358,9 @@ impl Task {
             error_message: task.error_message.clone().or_else(|| {
                 (task.status == domain::TaskStatus::Cancelled).then(|| task_cancelled(lang))
             }),
+            waiting_reason: task.waiting_reason.clone(),
+            parent_task_id: task.parent_task_id,
+            item_index: task.item_index,
             attempts: task.attempts,
             max_attempts: task.max_attempts,
             external_task_id: task.external_task_id.clone(),
@@ -391,6 +404,10 @@ pub struct StartWorkflowRequest {
     /// Same key from the same user within 24 h returns the original job. The
     /// `Idempotency-Key` header does the same.
     pub idempotency_key: Option<String>,
+    /// -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
+    /// caller's lower ones (interactive over batch); other users' fair share is unaffected.
+    #[schema(example = 0)]
+    pub priority: Option<i32>,
 }
 
 /// A task as the start answer lists it.
@@ -549,8 +566,30 @@ pub struct Model {
     pub model: String,
     /// Used for its kind when a job names no model.
     pub is_default: bool,
+    /// Tasks of this model that run at once across every worker.
     pub max_concurrency: usize,
+    /// Tasks of this model started per minute across every worker, if limited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
     pub timeout_secs: u64,
+    /// Tasks of this model running now in any process (models with a cluster-wide limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running: Option<u32>,
+    /// Until when a provider's 429 paused the model for every worker, while it does.
+    #[schema(format = DateTime)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_until: Option<String>,
+}
+
+impl Model {
+    /// The model with what uses it now, from the store's usage.
+    pub fn with_usage(mut self, usage: Option<&nosyntask_engine::ports::ModelUsage>) -> Self {
+        if let Some(usage) = usage {
+            self.running = Some(usage.running);
+            self.paused_until = usage.paused_until.map(timestamp);
+        }
+        self
+    }
 }
 
 impl From<&ModelInfo> for Model {
@@ -562,7 +601,10 @@ impl From<&ModelInfo> for Model {
             model: info.model.clone(),
             is_default: info.is_default,
             max_concurrency: info.max_concurrency,
+            requests_per_minute: info.requests_per_minute,
             timeout_secs: info.timeout.as_secs(),
+            running: None,
+            paused_until: None,
         }
     }
 }
@@ -642,6 +684,9 @@ mod tests {
                 next_attempt_at: None,
                 completed_at: None,
                 updated_at: at,
+                parent_task_id: None,
+                item_index: None,
+                waiting_reason: None,
             }],
             history: vec![domain::TaskAttempt {
                 task_id: 11,

@@ -60,6 +60,12 @@ pub struct Task {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// An item of a fan-out step: the step's task, and the item's place in its list.
+    pub parent_task_id: Option<TaskId>,
+    pub item_index: Option<i32>,
+    /// Why a pending task that is ready is not running yet (its model is busy or paused); filled
+    /// in when the job is read, never stored.
+    pub waiting_reason: Option<String>,
 }
 
 /// How one attempt of a task ended.

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::metrics::Metrics;
 use crate::ports::{Clock, DatabaseClock, JobFilter, JobStore, NewJob, NewTask, StoreError};
-use crate::workflow::{Registry, WorkflowDefinition};
+use crate::workflow::{Registry, StepContext, WorkflowDefinition};
 
 /// Limits applied when jobs start.
 #[derive(Debug, Clone)]
@@ -20,6 +20,10 @@ pub struct EngineConfig {
     pub max_active_jobs_per_user: Option<u64>,
     /// How long an idempotency key is remembered. Default 24 h.
     pub idempotency_window: Duration,
+    /// Fair share between users: each active job a user already has (of at least the new
+    /// job's priority) puts the new job this much further back in the claim order, as if it
+    /// had become ready that much later. Zero: first come, first served. Default 60 s.
+    pub fair_share_quantum: Duration,
 }
 
 impl Default for EngineConfig {
@@ -27,6 +31,7 @@ impl Default for EngineConfig {
         EngineConfig {
             max_active_jobs_per_user: Some(20),
             idempotency_window: Duration::from_secs(24 * 3600),
+            fair_share_quantum: Duration::from_secs(60),
         }
     }
 }
@@ -72,6 +77,9 @@ pub struct StartRequest {
     pub workflow_type: String,
     pub params: Value,
     pub idempotency_key: Option<String>,
+    /// Orders the user's own jobs: a higher priority is claimed before the user's lower ones
+    /// (interactive over batch), never before other users' fair share. Default 0.
+    pub priority: i32,
 }
 
 /// A started (or deduplicated) job.
@@ -174,10 +182,25 @@ impl Engine {
             None => params,
         };
         let unique_key = definition.unique_key.as_ref().and_then(|key| key(&params));
+        // What a step sees before anything ran: enough to know which model it will call.
+        let mut context = StepContext {
+            job_params: params,
+            previous_results: Default::default(),
+            user_id: request.user_id,
+            project_id: request.project_id,
+            step_index: 0,
+        };
+        let mut models = Vec::with_capacity(definition.steps.len());
+        for (index, step) in definition.steps.iter().enumerate() {
+            context.step_index = i32::try_from(index).unwrap_or(i32::MAX);
+            models.push(step.model_for(&context));
+        }
+        let params = context.job_params;
         let tasks = definition
             .steps
             .iter()
-            .map(|step| NewTask {
+            .zip(models)
+            .map(|(step, model_name)| NewTask {
                 task_type: step.task_type.clone(),
                 target_type: step.target_type.clone(),
                 target_id: step
@@ -186,6 +209,7 @@ impl Engine {
                     .and_then(|param| params.get(param))
                     .and_then(lenient_integer),
                 max_attempts: i32::try_from(step.max_attempts).unwrap_or(i32::MAX),
+                model_name,
             })
             .collect();
         let new_job = NewJob {
@@ -198,6 +222,8 @@ impl Engine {
             idempotency_window: self.config.idempotency_window,
             unique_key,
             max_active_per_user: self.config.max_active_jobs_per_user,
+            priority: request.priority,
+            fair_share_quantum: self.config.fair_share_quantum,
         };
         let outcome = self.store.create_job(new_job, self.now().await).await?;
         Ok(Started {
@@ -209,9 +235,36 @@ impl Engine {
     /// A job with its tasks, if the viewer may read it.
     pub async fn get(&self, viewer: &Viewer, id: JobId) -> Result<JobWithTasks, EngineError> {
         match self.store.get_job(id).await? {
-            Some(job) if viewer.can_read(job.job.user_id) => Ok(job),
+            Some(mut job) if viewer.can_read(job.job.user_id) => {
+                self.explain_waiting(&mut job).await?;
+                Ok(job)
+            }
             _ => Err(EngineError::NotFound(id)),
         }
+    }
+
+    /// Says why the job's ready step waits, when its model is busy or paused.
+    async fn explain_waiting(&self, job: &mut JobWithTasks) -> Result<(), EngineError> {
+        let current = job.job.current_step_index;
+        let active = matches!(job.job.status, JobStatus::Pending | JobStatus::Running);
+        let waiting = |task: &nosyntask_domain::Task| {
+            active
+                && task.status == nosyntask_domain::TaskStatus::Pending
+                && task.step_index == current
+                && task.model_name.is_some()
+        };
+        if !job.tasks.iter().any(waiting) {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let usage = self.store.model_usage(now).await?;
+        for task in job.tasks.iter_mut().filter(|task| waiting(task)) {
+            task.waiting_reason = usage
+                .iter()
+                .find(|m| Some(&m.name) == task.model_name.as_ref())
+                .and_then(|m| m.waiting_reason(now));
+        }
+        Ok(())
     }
 
     /// The viewer's jobs (every user's for admins), newest first. A zero limit means 50.

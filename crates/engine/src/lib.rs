@@ -40,13 +40,13 @@ mod workflow;
 pub use backoff::Backoff;
 pub use checkpoint::Checkpoints;
 pub use engine::{Engine, EngineConfig, EngineError, ListQuery, StartRequest, Started};
-pub use metrics::{Metrics, ModelLabels, UsageLabels, WorkflowLabels};
+pub use metrics::{Metrics, ModelLabels, ModelNameLabels, UsageLabels, WorkflowLabels};
 pub use ports::{JobStore, StoreError};
 pub use progress::{ProgressReporter, ProgressSlot};
 pub use tokio_util::sync::CancellationToken;
 pub use usage::UsageMeter;
 pub use worker::{RetentionConfig, Worker, WorkerConfig, WorkerHandle};
 pub use workflow::{
-    InputBuilder, Registry, StepContext, StepDefinition, StepHandler, StepRun, UniqueKeyFn,
-    WorkflowDefinition,
+    FanOut, InputBuilder, ItemFailure, ItemsOf, LimitOf, ModelOf, Registry, StepContext,
+    StepDefinition, StepHandler, StepRun, UniqueKeyFn, WorkflowDefinition,
 };

@@ -27,6 +27,11 @@ pub struct UsageLabels {
     pub unit: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelNameLabels {
+    pub model: String,
+}
+
 type DurationFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn duration_histogram() -> Histogram {
@@ -46,6 +51,8 @@ pub struct Metrics {
     pub model_usage: Family<UsageLabels, Counter>,
     /// Handlers running in this process.
     pub running_here: Gauge,
+    /// Pauses of a model this process recorded after a provider asked to wait (429).
+    pub model_pauses: Family<ModelNameLabels, Counter>,
     registry: Registry,
 }
 
@@ -61,6 +68,7 @@ impl Metrics {
             Family::new_with_constructor(duration_histogram);
         let running_here = Gauge::default();
         let model_usage = Family::<UsageLabels, Counter>::default();
+        let model_pauses = Family::<ModelNameLabels, Counter>::default();
 
         let mut registry = Registry::with_prefix("nosyntask");
         registry.register(
@@ -104,7 +112,13 @@ impl Metrics {
             "Step handlers running in this process",
             running_here.clone(),
         );
+        registry.register(
+            "model_pauses",
+            "Pauses of a model for every worker after a provider asked to wait (HTTP 429)",
+            model_pauses.clone(),
+        );
         Metrics {
+            model_pauses,
             tasks_started,
             tasks_completed,
             tasks_failed,

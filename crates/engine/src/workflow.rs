@@ -51,6 +51,37 @@ pub trait StepHandler: Send + Sync {
 /// Builds a step's input from its context.
 pub type InputBuilder = Arc<dyn Fn(&StepContext) -> Value + Send + Sync>;
 
+/// Names the model a step calls, from the job's (prepared) params.
+pub type ModelOf = Arc<dyn Fn(&Value) -> Option<String> + Send + Sync>;
+
+/// The inputs of a fan-out step's items, one per item, from the step's context.
+pub type ItemsOf = Arc<dyn Fn(&StepContext) -> Vec<Value> + Send + Sync>;
+
+/// How many items of one job run at once, from the job's params.
+pub type LimitOf = Arc<dyn Fn(&Value) -> u32 + Send + Sync>;
+
+/// What a fan-out step does when an item fails for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemFailure {
+    /// The step, and with it the job, fails; the other items are cancelled.
+    FailJob,
+    /// The step completes; the failed item's place in the result is `{"error": message}`.
+    Continue,
+}
+
+/// A step that maps over a list: each item is its own task (attempts, checkpoint, progress,
+/// result), run by the step's handler with the item's input; at most `limit` items of a job
+/// run at once (and within their model's limit). The step's result is the items' results in
+/// item order; its progress is their average.
+#[derive(Clone)]
+pub struct FanOut {
+    pub items: ItemsOf,
+    pub limit: LimitOf,
+    pub on_item_failure: ItemFailure,
+    /// Limit of the whole step (the items' own limit is the step's `timeout`).
+    pub timeout: Duration,
+}
+
 /// Derives a uniqueness key from a job's (validated) params, e.g. the character id.
 pub type UniqueKeyFn = Arc<dyn Fn(&Value) -> Option<String> + Send + Sync>;
 
@@ -73,6 +104,11 @@ pub struct StepDefinition {
     pub timeout: Duration,
     /// The job param whose integer value becomes the task's `target_id` (e.g. `characterId`).
     pub target_id_param: Option<String>,
+    /// The model the step calls, recorded on the task when the job starts so the claim can
+    /// hold the model's limit. `None`: the `modelName` of the step's input, if any.
+    pub model: Option<ModelOf>,
+    /// Set for a step that maps over a list (see [`FanOut`]).
+    pub fan_out: Option<FanOut>,
 }
 
 impl StepDefinition {
@@ -86,6 +122,8 @@ impl StepDefinition {
             max_attempts: 3,
             timeout: Duration::from_secs(180),
             target_id_param: None,
+            model: None,
+            fan_out: None,
         }
     }
 
@@ -107,6 +145,45 @@ impl StepDefinition {
     pub fn target_id_param(mut self, param: &str) -> Self {
         self.target_id_param = Some(param.to_owned());
         self
+    }
+
+    /// Makes this a fan-out step: `items` gives each item's input (the handler runs once per
+    /// item with it), `limit` how many of a job's items run at once. The step's `timeout` and
+    /// `max_attempts` apply to each item; the whole step may take a day.
+    pub fn fan_out(
+        mut self,
+        items: impl Fn(&StepContext) -> Vec<Value> + Send + Sync + 'static,
+        limit: impl Fn(&Value) -> u32 + Send + Sync + 'static,
+        on_item_failure: ItemFailure,
+    ) -> Self {
+        self.fan_out = Some(FanOut {
+            items: Arc::new(items),
+            limit: Arc::new(limit),
+            on_item_failure,
+            timeout: Duration::from_secs(24 * 3600),
+        });
+        self
+    }
+
+    /// The model this step calls, from the job's params (see [`StepDefinition::model`]).
+    pub fn model_from(
+        mut self,
+        model: impl Fn(&Value) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.model = Some(Arc::new(model));
+        self
+    }
+
+    /// The model the task of this step records for a job started with `job_params`.
+    pub fn model_for(&self, context: &StepContext) -> Option<String> {
+        match &self.model {
+            Some(model) => model(&context.job_params),
+            None => (self.build_input)(context)
+                .get("modelName")
+                .and_then(Value::as_str)
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned),
+        }
     }
 }
 

@@ -90,6 +90,7 @@ impl Catalog {
                 model: config.provider_model().to_owned(),
                 is_default: config.default || (!has_default && first_of_kind),
                 max_concurrency: config.concurrency(),
+                requests_per_minute: config.requests_per_minute,
                 timeout: config.timeout(),
             };
             let invalid = |(key, message): (String, String)| ConfigError::Invalid {

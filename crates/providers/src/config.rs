@@ -121,6 +121,10 @@ pub struct ModelConfig {
     /// Calls beyond this many at once wait (default 4; simulated models 100000).
     #[serde(default)]
     pub max_concurrency: Option<usize>,
+    /// Calls a minute this model may start across every worker (the claim admits at most this
+    /// many of its tasks per minute); none by default.
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
     /// Limit of one call (default: text 180 s, image 600 s, video 1800 s).
     #[serde(default)]
     pub timeout_secs: Option<u64>,
@@ -167,6 +171,7 @@ impl std::fmt::Debug for ModelConfig {
             .field("model", &self.model)
             .field("api_key_env", &self.api_key_env)
             .field("max_concurrency", &self.max_concurrency)
+            .field("requests_per_minute", &self.requests_per_minute)
             .field("timeout_secs", &self.timeout_secs)
             .field("default", &self.default)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
@@ -199,6 +204,7 @@ impl ModelConfig {
             model: None,
             api_key_env: None,
             max_concurrency: None,
+            requests_per_minute: None,
             timeout_secs: None,
             default,
             headers: BTreeMap::new(),
@@ -303,6 +309,9 @@ impl ModelConfig {
         }
         if self.max_concurrency == Some(0) {
             return Err(self.invalid(index, "max_concurrency", "must be at least 1"));
+        }
+        if self.requests_per_minute == Some(0) {
+            return Err(self.invalid(index, "requests_per_minute", "must be at least 1"));
         }
         if let Some(t) = self.timeout_secs
             && !(1..=7 * 24 * 3600).contains(&t)

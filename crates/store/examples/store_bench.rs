@@ -27,12 +27,15 @@ fn job(user_id: i64, quota: Option<u64>, steps: usize) -> NewJob {
                 target_type: "none".into(),
                 target_id: None,
                 max_attempts: 3,
+                model_name: None,
             })
             .collect(),
         idempotency_key: None,
         idempotency_window: Duration::from_secs(86400),
         unique_key: None,
         max_active_per_user: quota,
+        priority: 0,
+        fair_share_quantum: std::time::Duration::ZERO,
     }
 }
 

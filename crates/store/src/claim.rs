@@ -1,6 +1,7 @@
 //! Claiming ready tasks and renewing their leases.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -72,8 +73,10 @@ impl Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let limited = self.inner.limits_in_use.load(Ordering::Relaxed);
         let mut tasks = retrying(|| async {
             match self.backend() {
+                _ if limited => self.claim_limited(owner, limit, lease, now).await,
                 DbBackend::Postgres => self.claim_pg(owner, limit, lease, now).await,
                 _ => self.claim_generic(owner, limit, lease, now).await,
             }
@@ -96,7 +99,7 @@ impl Store {
             "WITH picked AS MATERIALIZED ( \
                SELECT id, job_id, attempts, claim_epoch, lease_owner, attempt_started_at, \
                lease_expires_at FROM generation_tasks WHERE status = 'pending' AND ready_at <= ? \
-               ORDER BY ready_at, id LIMIT ? FOR UPDATE SKIP LOCKED \
+               AND claim_key IS NOT NULL ORDER BY claim_key, id LIMIT ? FOR UPDATE SKIP LOCKED \
              ), lost AS ( \
                {history} SELECT id, job_id, attempts, claim_epoch, lease_owner, \
                attempt_started_at, COALESCE(lease_expires_at, ?), 'lost', ? \
@@ -117,7 +120,7 @@ impl Store {
              SELECT c.*, {jobs}, CASE WHEN c.step_index > 0 THEN ( \
                SELECT json_object_agg(p.step_index, p.result_data::json)::text \
                FROM generation_tasks p WHERE p.job_id = c.job_id \
-               AND p.step_index < c.step_index AND p.status = 'completed' \
+               AND p.step_index < c.step_index AND p.status = 'completed' AND p.item_index < 0 \
                AND p.result_data IS NOT NULL) END \
              FROM claimed c JOIN workflow_jobs j ON j.id = c.job_id",
             tasks = *TASK_COLUMNS,
@@ -175,9 +178,10 @@ impl Store {
             .query_all_raw(stmt(
                 backend,
                 &format!(
-                    "SELECT id, lease_owner FROM generation_tasks \
-                     WHERE status = 'pending' AND ready_at <= ? \
-                     ORDER BY ready_at, id LIMIT ?{lock}"
+                    // `+ready_at`: no index may serve the ready time, so the planner walks the
+                    // claim-order index instead of sorting every ready task (SQLite did).
+                    "SELECT id FROM generation_tasks WHERE status = 'pending' AND +ready_at <= ? \
+                     AND claim_key IS NOT NULL ORDER BY claim_key, id LIMIT ?{lock}"
                 ),
                 vec![now_ms.into(), i64::from(limit).into()],
             ))
@@ -190,14 +194,25 @@ impl Store {
             .iter()
             .map(|row| col::<i64>(row, 0))
             .collect::<Result<Vec<_>, DbErr>>()?;
-        // A pending task that still names an owner lost its lease: that attempt ends here.
-        let mut lost = Vec::new();
-        for row in &picked {
-            if col::<Option<String>>(row, 1)?.is_some() {
-                lost.push(col::<i64>(row, 0)?);
-            }
-        }
-        history::record_lost(&txn, &lost, now).await?;
+        let claimed = self.claim_picked(&txn, &ids, owner, lease, now).await?;
+        txn.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Inside the claim's transaction: marks the picked (and locked) tasks running, starts their
+    /// jobs, and reads them with their jobs and earlier results.
+    pub(crate) async fn claim_picked(
+        &self,
+        txn: &impl ConnectionTrait,
+        ids: &[i64],
+        owner: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedTask>> {
+        let backend = self.backend();
+        let now_ms = ms(now);
+        // A picked task that still names an owner lost its lease: that attempt ends here.
+        history::record_lost(txn, ids, now).await?;
         let mut values: Vec<Value> = vec![
             owner.to_owned().into(),
             lease_until(now, lease).into(),
@@ -263,7 +278,7 @@ impl Store {
                     &format!(
                         "SELECT job_id, step_index, result_data FROM generation_tasks \
                          WHERE job_id IN ({}) AND status = 'completed' \
-                         AND result_data IS NOT NULL",
+                         AND item_index < 0 AND result_data IS NOT NULL",
                         placeholders(padded_len(later_steps.len()))
                     ),
                     padded_ids(later_steps.iter().copied()),
@@ -280,7 +295,6 @@ impl Store {
                 }
             }
         }
-        txn.commit().await?;
         rows.iter()
             .map(|row| {
                 let job_id: i64 = col(row, 1)?;

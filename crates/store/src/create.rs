@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use nosyntask_domain::{Job, JobId, JobStatus, JobWithTasks, Task, TaskStatus};
 use nosyntask_engine::StoreError;
-use nosyntask_engine::ports::{CreateOutcome, NewJob};
+use nosyntask_engine::ports::{CreateOutcome, FAIR_SHARE_DEPTH, NewJob};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Value};
 
 use crate::error::{Result, is_unique_violation, retrying};
@@ -96,7 +96,12 @@ impl Store {
                 }
             }
         }
-        let inserted = self.insert_generic(&txn, job, now).await;
+        let fair_offset = if job.fair_share_quantum.is_zero() {
+            0
+        } else {
+            job.fair_offset_ms(self.active_ahead(&txn, job).await?)
+        };
+        let inserted = self.insert_generic(&txn, job, fair_offset, now).await;
         match inserted {
             Ok(created) => {
                 txn.commit().await?;
@@ -111,6 +116,22 @@ impl Store {
             }
             Err(err) => Err(err.into()),
         }
+    }
+
+    /// The user's active jobs of at least the new job's priority, up to the depth that counts.
+    async fn active_ahead(&self, txn: &impl ConnectionTrait, job: &NewJob) -> Result<i64, DbErr> {
+        let row = txn
+            .query_one_raw(stmt(
+                self.backend(),
+                &format!("SELECT COUNT(*) FROM ({FAIR_AHEAD}) ahead"),
+                vec![
+                    job.user_id.into(),
+                    job.priority.into(),
+                    i64::from(FAIR_SHARE_DEPTH).into(),
+                ],
+            ))
+            .await?;
+        row.map_or(Ok(0), |row| col::<i64>(&row, 0))
     }
 
     /// Serializes the starts of one user, so the quota and uniqueness checks are exact.
@@ -217,6 +238,7 @@ impl Store {
             job.unique_key.clone().into(),
             now.into(),
             now.into(),
+            job.priority.into(),
         ]
     }
 
@@ -224,13 +246,14 @@ impl Store {
         let mut rows = Vec::with_capacity(job.tasks.len());
         let mut values = Vec::with_capacity(job.tasks.len() * 6);
         for (step, task) in job.tasks.iter().enumerate() {
-            rows.push("(?, ?, ?, ?, ?, ?)");
+            rows.push("(?, ?, ?, ?, ?, ?, ?)");
             values.push(i32::try_from(step).unwrap_or(i32::MAX).into());
             values.push(task.task_type.clone().into());
             values.push(task.target_type.clone().into());
             values.push(task.target_id.into());
             values.push(task.max_attempts.into());
             values.push((if step == 0 { Some(ms(now)) } else { None }).into());
+            values.push(task.model_name.clone().into());
         }
         (rows.join(", "), values)
     }
@@ -240,6 +263,7 @@ impl Store {
         &self,
         txn: &impl ConnectionTrait,
         job: &NewJob,
+        fair_offset: i64,
         now: DateTime<Utc>,
     ) -> Result<JobWithTasks, DbErr> {
         let backend = self.backend();
@@ -248,7 +272,7 @@ impl Store {
                 backend,
                 &format!(
                     "INSERT INTO workflow_jobs ({JOB_INSERT}) \
-                     VALUES (?, ?, ?, 'pending', 0, ?, ?, FALSE, 0, ?, ?, ?, ?, ?, ?)"
+                     VALUES (?, ?, ?, 'pending', 0, ?, ?, FALSE, 0, ?, ?, ?, ?, ?, ?, ?)"
                 ),
                 Self::job_values(job, now),
             ))
@@ -259,7 +283,7 @@ impl Store {
         let mut rows = Vec::with_capacity(job.tasks.len());
         let mut values = Vec::with_capacity(job.tasks.len() * 11);
         for (step, task) in job.tasks.iter().enumerate() {
-            rows.push("(?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?, ?)");
+            rows.push("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?, ?)");
             values.extend([
                 job_id.into(),
                 job.user_id.into(),
@@ -270,14 +294,16 @@ impl Store {
                 task.target_id.into(),
                 task.max_attempts.into(),
                 (if step == 0 { Some(now_ms) } else { None }).into(),
+                task.model_name.clone().into(),
+                fair_offset.into(),
                 now_ms.into(),
                 now_ms.into(),
             ]);
         }
         let sql = format!(
             "INSERT INTO generation_tasks (job_id, user_id, project_id, step_index, task_type, \
-             target_type, target_id, max_attempts, ready_at, status, progress, attempts, \
-             created_at, updated_at) VALUES {}",
+             target_type, target_id, max_attempts, ready_at, model_name, fair_offset, status, \
+             progress, attempts, created_at, updated_at) VALUES {}",
             rows.join(", ")
         );
         let rows = if backend == DbBackend::Sqlite {
@@ -305,9 +331,13 @@ impl Store {
     }
 }
 
+/// The user's active jobs that count for a new job's fair-share offset (user, priority, depth).
+pub(crate) const FAIR_AHEAD: &str = "SELECT 1 FROM workflow_jobs WHERE user_id = ? \
+    AND status IN ('pending', 'running') AND priority >= ? LIMIT ?";
+
 pub(crate) const JOB_INSERT: &str = "user_id, project_id, workflow_type, status, current_step_index, \
     total_steps, input_params, is_consumed, progress, idempotency_key, idempotency_expires_at, \
-    unique_key, unique_key_value, created_at, updated_at";
+    unique_key, unique_key_value, created_at, updated_at, priority";
 
 /// The job as written, from its inputs and the ids the database gave.
 pub(crate) fn built(
@@ -335,7 +365,7 @@ pub(crate) fn built(
             task_type: task.task_type.clone(),
             target_type: task.target_type.clone(),
             target_id: task.target_id,
-            model_name: None,
+            model_name: task.model_name.clone(),
             input_params: None,
             status: TaskStatus::Pending,
             progress: 0,
@@ -350,6 +380,9 @@ pub(crate) fn built(
             next_attempt_at: None,
             completed_at: None,
             updated_at: now,
+            parent_task_id: None,
+            item_index: None,
+            waiting_reason: None,
         })
         .collect();
     Ok(JobWithTasks {
@@ -387,7 +420,7 @@ pub(crate) async fn load_job(
             &format!(
                 "SELECT {}, {} FROM workflow_jobs j \
                  LEFT JOIN generation_tasks t ON t.job_id = j.id \
-                 WHERE j.id = ? ORDER BY t.step_index",
+                 WHERE j.id = ? ORDER BY t.item_index >= 0, t.step_index, t.item_index",
                 *JOB_COLUMNS, *TASK_COLUMNS
             ),
             vec![id.into()],

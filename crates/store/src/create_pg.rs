@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use nosyntask_domain::JobWithTasks;
 use nosyntask_engine::StoreError;
-use nosyntask_engine::ports::{CreateOutcome, NewJob};
+use nosyntask_engine::ports::{CreateOutcome, FAIR_SHARE_DEPTH, NewJob};
 use sea_orm::{DbErr, QueryResult, RuntimeErr, Value};
 use sqlx::Postgres;
 use sqlx::postgres::{PgArguments, PgConnection};
@@ -104,20 +104,34 @@ fn check_and_insert(job: &NewJob, now: DateTime<Utc>) -> (String, Vec<Value>) {
         ));
         active = "(SELECT n FROM active)";
     }
+    let mut fair = "0".to_owned();
+    if !job.fair_share_quantum.is_zero() {
+        ctes.push(
+            "fair AS (SELECT COUNT(*) AS n FROM (SELECT 1 FROM workflow_jobs \
+             WHERE user_id = ? AND status IN ('pending', 'running') AND priority >= ? \
+             LIMIT ?) ahead)",
+        );
+        values.extend([
+            job.user_id.into(),
+            job.priority.into(),
+            i64::from(FAIR_SHARE_DEPTH).into(),
+        ]);
+        fair = format!("(SELECT n FROM fair) * {}", job.fair_offset_ms(1));
+    }
     ctes.push("");
     let (rows, task_values) = Store::task_values(job, now);
     let sql = format!(
         "WITH {ctes} \
          j AS (INSERT INTO workflow_jobs ({JOB_INSERT}) \
-           SELECT ?, ?, ?, 'pending', 0, ?, ?, FALSE, 0, ?, ?, ?, ?, ?, ? \
+           SELECT ?, ?, ?, 'pending', 0, ?, ?, FALSE, 0, ?, ?, ?, ?, ?, ?, ? \
            WHERE {conditions} RETURNING id), \
          t AS (INSERT INTO generation_tasks (job_id, step_index, user_id, project_id, task_type, \
-           target_type, target_id, max_attempts, ready_at, status, progress, attempts, \
-           created_at, updated_at) \
+           target_type, target_id, max_attempts, ready_at, model_name, fair_offset, status, \
+           progress, attempts, created_at, updated_at) \
            SELECT j.id, v.step_index, ?, ?, v.task_type, v.target_type, v.target_id, \
-           v.max_attempts, v.ready_at, 'pending', 0, 0, ?, ? \
+           v.max_attempts, v.ready_at, v.model_name, {fair}, 'pending', 0, 0, ?, ? \
            FROM j CROSS JOIN (VALUES {rows}) AS v (step_index, task_type, target_type, \
-           target_id, max_attempts, ready_at) \
+           target_id, max_attempts, ready_at, model_name) \
            RETURNING job_id, id, step_index) \
          SELECT 0, t.job_id, t.id, t.step_index::bigint, NULL::bigint FROM t \
          UNION ALL \

@@ -76,8 +76,8 @@ pub(crate) async fn record_one(
     Ok(())
 }
 
-/// Records the attempts of the tasks with `ids` as lost: they are pending with the owner of a
-/// lapsed lease (rows locked by the caller, before the claim that takes them over).
+/// Records as lost the attempts of those of the tasks with `ids` that are pending with the owner
+/// of a lapsed lease (rows locked by the caller, before the claim that takes them over).
 pub(crate) async fn record_lost(
     conn: &impl ConnectionTrait,
     ids: &[i64],
@@ -94,7 +94,8 @@ pub(crate) async fn record_lost(
         conn.get_database_backend(),
         &format!(
             "{INSERT} SELECT id, job_id, attempts, claim_epoch, lease_owner, attempt_started_at, \
-             COALESCE(lease_expires_at, ?), 'lost', ? FROM generation_tasks WHERE id IN ({})",
+             COALESCE(lease_expires_at, ?), 'lost', ? FROM generation_tasks \
+             WHERE id IN ({}) AND lease_owner IS NOT NULL",
             placeholders(count)
         ),
         values,

@@ -306,7 +306,7 @@ impl Store {
             backend,
             // A new epoch: whatever the cancelled or failed attempt still writes is fenced off.
             "UPDATE generation_tasks SET status = 'pending', \
-             ready_at = CASE WHEN step_index = ? THEN ? ELSE NULL END, \
+             ready_at = CASE WHEN step_index = ? AND item_index < 0 THEN ? ELSE NULL END, \
              attempts = 0, claim_epoch = claim_epoch + 1, progress = 0, error_message = NULL, \
              completed_at = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? \
              WHERE job_id = ? AND step_index >= ? AND status <> 'completed'",

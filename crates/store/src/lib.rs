@@ -27,9 +27,11 @@ mod complete;
 mod create;
 mod create_pg;
 mod error;
+mod fanout;
 mod finish;
 mod history;
 mod jobs;
+mod models;
 mod notify;
 mod sql;
 mod store;
@@ -41,8 +43,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nosyntask_domain::{Job, JobId, JobWithTasks, TaskId};
 use nosyntask_engine::ports::{
-    ClaimedTask, Completion, CreateOutcome, Failure, Fence, JobFilter, JobVersion, NewJob,
-    ProgressUpdate, StoreStats, TaskActivity,
+    ClaimedTask, Completion, CreateOutcome, Failure, Fence, ItemState, JobFilter, JobVersion,
+    ModelLimit, ModelUsage, NewJob, ProgressUpdate, StepStarted, StoreStats, TaskActivity,
 };
 use nosyntask_engine::{JobStore, StoreError};
 use sea_orm::DbBackend;
@@ -189,5 +191,72 @@ impl JobStore for Store {
 
     async fn job_versions(&self, ids: &[JobId]) -> Result<Vec<JobVersion>, StoreError> {
         self.job_versions_impl(ids).await
+    }
+
+    async fn set_model_limits(
+        &self,
+        limits: &[ModelLimit],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.set_model_limits_impl(limits, now).await
+    }
+
+    async fn model_usage(&self, now: DateTime<Utc>) -> Result<Vec<ModelUsage>, StoreError> {
+        self.model_usage_impl(now).await
+    }
+
+    async fn pause_model(
+        &self,
+        name: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.pause_model_impl(name, until, now).await
+    }
+
+    async fn sync_items(
+        &self,
+        parent: &Fence,
+        items: Option<&[Value]>,
+        reset_unfinished: bool,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ItemState>, StoreError> {
+        self.sync_items_impl(parent, items, reset_unfinished, limit, now)
+            .await
+    }
+
+    async fn cancel_items(&self, parent: &Fence, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.cancel_items_impl(parent, now).await
+    }
+
+    async fn complete_item(
+        &self,
+        fence: &Fence,
+        result: &Value,
+        started: Option<&StepStarted>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.finish_item_impl(fence, Ok(result), started, now).await
+    }
+
+    async fn fail_item(
+        &self,
+        fence: &Fence,
+        message: &str,
+        started: Option<&StepStarted>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.finish_item_impl(fence, Err(message), started, now)
+            .await
+    }
+
+    async fn park_task(
+        &self,
+        fence: &Fence,
+        ready_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.park_task_impl(fence, ready_at, now).await
     }
 }

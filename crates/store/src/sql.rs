@@ -143,7 +143,7 @@ pub(crate) const JOB_FIELDS: [&str; 15] = [
     "completed_at",
 ];
 
-pub(crate) const TASK_FIELDS: [&str; 21] = [
+pub(crate) const TASK_FIELDS: [&str; 23] = [
     "id",
     "job_id",
     "step_index",
@@ -165,6 +165,8 @@ pub(crate) const TASK_FIELDS: [&str; 21] = [
     "attempt_started_at",
     "ready_at",
     "usage",
+    "parent_task_id",
+    "item_index",
 ];
 
 fn columns(prefix: &str, fields: &[&str]) -> String {
@@ -242,6 +244,9 @@ pub(crate) fn decode_task(row: &QueryResult, at: usize) -> Result<Task, DbErr> {
         next_attempt_at: ready_at.filter(|_| status == TaskStatus::Pending && attempts > 0),
         usage: parse_opt_json(get(row, at + 20)?, "generation_tasks.usage")?
             .and_then(|usage| serde_json::from_value(usage).ok()),
+        parent_task_id: get(row, at + 21)?,
+        item_index: Some(get::<i32>(row, at + 22)?).filter(|i| *i >= 0),
+        waiting_reason: None,
     })
 }
 

@@ -68,6 +68,9 @@ pub(crate) struct Inner {
     /// writer on SQLite (one writer at a time there anyway).
     pub(crate) heartbeat: DatabaseConnection,
     pub(crate) wake: Arc<Notify>,
+    /// Model limits were recorded through this store: its claims go through the limited path
+    /// (see `crate::models`).
+    pub(crate) limits_in_use: std::sync::atomic::AtomicBool,
     /// PostgreSQL: signals the task that sends `NOTIFY` to other processes.
     announce: Option<Arc<Notify>>,
     /// PostgreSQL: the `LISTEN` and `NOTIFY` tasks.
@@ -196,6 +199,7 @@ impl Store {
                 read,
                 heartbeat,
                 wake,
+                limits_in_use: std::sync::atomic::AtomicBool::new(false),
                 announce: None,
                 tasks: Vec::new(),
             }),

@@ -21,11 +21,14 @@ fn job() -> NewJob {
             target_type: "none".into(),
             target_id: None,
             max_attempts: 1,
+            model_name: None,
         }],
         idempotency_key: None,
         idempotency_window: Duration::from_secs(60),
         unique_key: None,
         max_active_per_user: None,
+        priority: 0,
+        fair_share_quantum: std::time::Duration::ZERO,
     }
 }
 

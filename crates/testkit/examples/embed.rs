@@ -68,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
             workflow_type: "greeting".into(),
             params: json!({ "name": "Nano" }),
             idempotency_key: None,
+            priority: 0,
         })
         .await?;
     let job_id = started.job.job.id;

@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use nosyntask_domain::{Job, JobId, JobWithTasks, TaskId};
 use nosyntask_engine::ports::{
-    ClaimedTask, Completion, CreateOutcome, Failure, Fence, JobFilter, JobVersion, NewJob,
-    ProgressUpdate, StoreStats, TaskActivity,
+    ClaimedTask, Completion, CreateOutcome, Failure, Fence, ItemState, JobFilter, JobVersion,
+    ModelLimit, ModelUsage, NewJob, ProgressUpdate, StepStarted, StoreStats, TaskActivity,
 };
 use nosyntask_engine::{JobStore, StoreError};
 use serde_json::Value;
@@ -352,5 +352,80 @@ impl JobStore for CountingStore {
 
     async fn job_versions(&self, ids: &[JobId]) -> Result<Vec<JobVersion>, StoreError> {
         self.inner.job_versions(ids).await
+    }
+
+    async fn set_model_limits(
+        &self,
+        limits: &[ModelLimit],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.counters.add(Write::Api, limits.len());
+        self.inner.set_model_limits(limits, now).await
+    }
+
+    async fn model_usage(&self, now: DateTime<Utc>) -> Result<Vec<ModelUsage>, StoreError> {
+        self.inner.model_usage(now).await
+    }
+
+    async fn pause_model(
+        &self,
+        name: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.counters.add(Write::Api, 1);
+        self.inner.pause_model(name, until, now).await
+    }
+
+    async fn sync_items(
+        &self,
+        parent: &Fence,
+        items: Option<&[Value]>,
+        reset_unfinished: bool,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ItemState>, StoreError> {
+        self.counters
+            .add(Write::Api, items.map_or(1, <[Value]>::len));
+        self.inner
+            .sync_items(parent, items, reset_unfinished, limit, now)
+            .await
+    }
+
+    async fn cancel_items(&self, parent: &Fence, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.counters.add(Write::Api, 1);
+        self.inner.cancel_items(parent, now).await
+    }
+
+    async fn complete_item(
+        &self,
+        fence: &Fence,
+        result: &Value,
+        started: Option<&StepStarted>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.counters.add(Write::Complete, 1);
+        self.inner.complete_item(fence, result, started, now).await
+    }
+
+    async fn fail_item(
+        &self,
+        fence: &Fence,
+        message: &str,
+        started: Option<&StepStarted>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.counters.add(Write::Fail, 1);
+        self.inner.fail_item(fence, message, started, now).await
+    }
+
+    async fn park_task(
+        &self,
+        fence: &Fence,
+        ready_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.counters.add(Write::Release, 1);
+        self.inner.park_task(fence, ready_at, now).await
     }
 }

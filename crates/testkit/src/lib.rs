@@ -6,6 +6,7 @@
 
 pub mod counting;
 pub mod proxy;
+pub mod standin;
 pub mod workflows;
 
 use std::future::Future;

@@ -192,3 +192,84 @@ pub fn crashy_workflow(sleep: Duration, log: Arc<Mutex<std::fs::File>>) -> Workf
         .step(step())
         .step(step())
 }
+
+/// The model every `model_call` job uses.
+pub const STAND_IN_MODEL: &str = "Kling";
+
+/// A step that makes one call to the provider stand-in at `addr` (see [`crate::standin`]).
+pub struct ModelCallStep {
+    addr: String,
+}
+
+#[async_trait]
+impl StepHandler for ModelCallStep {
+    async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
+        tokio::select! {
+            called = crate::standin::call(&self.addr) => called?,
+            _ = run.cancel.cancelled() => return Err(TaskError::Cancelled),
+        }
+        Ok(json!({"called": self.addr, "attempt": run.attempt}))
+    }
+}
+
+/// `model_call`: one step that calls the video model [`STAND_IN_MODEL`] (served by the stand-in
+/// at `addr`), recorded on the task when the job starts; `timeout` per attempt.
+pub fn model_call_workflow(addr: &str, timeout: Duration) -> WorkflowDefinition {
+    WorkflowDefinition::new("model_call", "Model call", ParamsSchema::new()).step(
+        StepDefinition::new(
+            "model_call",
+            "test",
+            Arc::new(ModelCallStep {
+                addr: addr.to_owned(),
+            }),
+        )
+        .model_from(|_| Some(STAND_IN_MODEL.to_owned()))
+        .timeout(timeout),
+    )
+}
+
+/// One item of the `fan_out` workflow: calls the stand-in at `/item/{index}`.
+pub struct FanOutItemStep {
+    addr: String,
+}
+
+#[async_trait]
+impl StepHandler for FanOutItemStep {
+    async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
+        let index = run.input["index"].as_u64().unwrap_or_default();
+        let path = format!("/item/{index}");
+        tokio::select! {
+            called = crate::standin::call_path(&self.addr, &path) => called?,
+            _ = run.cancel.cancelled() => return Err(TaskError::Cancelled),
+        }
+        Ok(json!({"index": index, "pid": std::process::id()}))
+    }
+}
+
+/// `fan_out`: one fan-out step over `count` items (params), `maxConcurrency` of a job at once
+/// (default 20), each calling the stand-in at `addr`; an item that fails fails the job.
+pub fn fan_out_workflow(addr: &str) -> WorkflowDefinition {
+    WorkflowDefinition::new("fan_out", "Fan-out", ParamsSchema::new()).step(
+        StepDefinition::new(
+            "fan_out_item",
+            "test",
+            Arc::new(FanOutItemStep {
+                addr: addr.to_owned(),
+            }),
+        )
+        .fan_out(
+            |ctx| {
+                let count = ctx.job_params["count"].as_u64().unwrap_or_default();
+                (0..count).map(|index| json!({"index": index})).collect()
+            },
+            |params| {
+                params["maxConcurrency"]
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(20)
+            },
+            nosyntask_engine::ItemFailure::FailJob,
+        )
+        .timeout(Duration::from_secs(30)),
+    )
+}

@@ -112,6 +112,7 @@ async fn cut_off_runner_stops_before_its_lease_can_be_taken(backend: &str) {
             workflow_type: "provider_call".into(),
             params: json!({}),
             idempotency_key: None,
+            priority: 0,
         })
         .await
         .unwrap()

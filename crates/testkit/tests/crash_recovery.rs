@@ -88,6 +88,7 @@ async fn killing_a_worker_process_loses_and_duplicates_nothing() {
                 workflow_type: "crashy".into(),
                 params: json!({"n": i}),
                 idempotency_key: None,
+                priority: 0,
             })
             .await
             .unwrap();

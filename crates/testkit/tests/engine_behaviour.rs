@@ -371,6 +371,7 @@ async fn concurrent_identical_starts_with_one_idempotency_key_make_one_job(h: Ha
                     workflow_type: "counting_3".into(),
                     params: json!({"label": "x"}),
                     idempotency_key: Some("click-42".into()),
+                    priority: 0,
                 })
                 .await
                 .unwrap()
@@ -399,6 +400,7 @@ async fn concurrent_identical_starts_with_one_idempotency_key_make_one_job(h: Ha
             workflow_type: "counting_3".into(),
             params: json!({}),
             idempotency_key: Some("click-42".into()),
+            priority: 0,
         })
         .await
         .unwrap();
@@ -473,6 +475,7 @@ async fn a_user_over_the_active_job_quota_is_refused(h: Harness) {
             workflow_type: "counting_1".into(),
             params: json!({}),
             idempotency_key: None,
+            priority: 0,
         })
         .await;
     assert!(

@@ -151,7 +151,8 @@ async fn character_views_resume_after_the_front_image() {
     let models = simulated(dir.path());
     let none = BTreeMap::new();
 
-    // Attempt 1 dies while drawing the side view.
+    // Attempt 1 draws the three views at once and dies while drawing the side view; the front
+    // and back views finish.
     let first = Counting::new(models.clone(), Some(1));
     let registry = nosyntask_workflows::registry(first.clone());
     let outcome = run_step(
@@ -165,7 +166,7 @@ async fn character_views_resume_after_the_front_image() {
     .await;
     assert!(outcome.result.unwrap_err().is_retryable());
     assert_eq!(first.text_calls.load(Ordering::SeqCst), 1);
-    assert_eq!(first.media_keys(), ["frontView", "sideView"]);
+    assert_eq!(first.media_keys(), ["frontView", "sideView", "backView"]);
     let checkpoint = outcome.checkpoint.expect("attempt 1 left a checkpoint");
     let front_url = checkpoint["frontViewUrl"]["url"]
         .as_str()
@@ -173,6 +174,7 @@ async fn character_views_resume_after_the_front_image() {
         .to_owned();
     assert!(checkpoint.get("prompts").is_some());
     assert!(checkpoint.get("sideViewUrl").is_none());
+    assert!(checkpoint.get("backViewUrl").is_some());
 
     // Attempt 2 gets that checkpoint: no new prompts, no second front view.
     let second = Counting::new(models.clone(), None);
@@ -194,8 +196,8 @@ async fn character_views_resume_after_the_front_image() {
     );
     assert_eq!(
         second.media_keys(),
-        ["sideView", "backView"],
-        "the front view is not drawn again"
+        ["sideView"],
+        "the finished views are not drawn again"
     );
     assert_eq!(result["frontViewUrl"], front_url);
     assert_eq!(result["imageUrl"], front_url);

@@ -163,7 +163,56 @@ async fn store_registry(state: &AppState) -> Registry {
         .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
     registry.register("jobs", "Active jobs in the store by status", jobs);
+    model_gauges(&mut registry, state).await;
     registry
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabel {
+    model: String,
+}
+
+/// Per limited model: tasks running in any process, the limit, and whether it is paused.
+async fn model_gauges(registry: &mut Registry, state: &AppState) {
+    let now = state.engine.clock().now();
+    let usage = match state.engine.store().model_usage(now).await {
+        Ok(usage) => usage,
+        Err(err) => {
+            tracing::warn!(error = %err, "model usage failed");
+            return;
+        }
+    };
+    let running = Family::<ModelLabel, Gauge>::default();
+    let limit = Family::<ModelLabel, Gauge>::default();
+    let paused = Family::<ModelLabel, Gauge>::default();
+    for model in &usage {
+        let label = ModelLabel {
+            model: model.name.clone(),
+        };
+        running.get_or_create(&label).set(i64::from(model.running));
+        limit
+            .get_or_create(&label)
+            .set(i64::from(model.max_concurrency));
+        let left = model
+            .paused_until
+            .map_or(0, |until| (until - now).num_milliseconds().max(0));
+        paused.get_or_create(&label).set(left);
+    }
+    registry.register(
+        "model_running_tasks",
+        "Tasks of a limited model running in any process",
+        running,
+    );
+    registry.register(
+        "model_max_concurrency",
+        "Cluster-wide concurrency limit of a model",
+        limit,
+    );
+    registry.register(
+        "model_paused_remaining_ms",
+        "Milliseconds left of a model's pause after a provider's 429 (0: not paused)",
+        paused,
+    );
 }
 
 /// Lists the configured models (never their keys).
@@ -177,6 +226,24 @@ async fn store_registry(state: &AppState) -> Registry {
 )]
 #[get("/api/models")]
 pub async fn models(_caller: Caller, state: web::Data<AppState>) -> web::Json<ModelList> {
-    let models = state.models.list().iter().map(Model::from).collect();
+    // Usage is extra: a store that does not answer still leaves the list.
+    let usage = match state
+        .engine
+        .store()
+        .model_usage(state.engine.clock().now())
+        .await
+    {
+        Ok(usage) => usage,
+        Err(err) => {
+            tracing::warn!(error = %err, "model usage failed");
+            Vec::new()
+        }
+    };
+    let models = state
+        .models
+        .list()
+        .iter()
+        .map(|info| Model::from(info).with_usage(usage.iter().find(|u| u.name == info.name)))
+        .collect();
     web::Json(ModelList { models })
 }

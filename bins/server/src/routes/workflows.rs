@@ -167,6 +167,20 @@ fn parse_start(
             );
         }
     };
+    // Orders the caller's own jobs (interactive over batch); other users' share is unaffected.
+    let priority = match body.remove("priority") {
+        None | Some(Value::Null) => 0,
+        Some(value) => lenient_integer(&value)
+            .and_then(|p| i32::try_from(p).ok())
+            .filter(|p| (-100..=100).contains(p))
+            .ok_or_else(|| {
+                ApiError::unprocessable(
+                    "invalid_body",
+                    "priority must be an integer from -100 to 100",
+                )
+                .zh("priority 必须是 -100 到 100 之间的整数")
+            })?,
+    };
     let body_key = match body.remove("idempotencyKey") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
@@ -206,6 +220,7 @@ fn parse_start(
         workflow_type,
         params,
         idempotency_key,
+        priority,
     })
 }
 

@@ -424,13 +424,29 @@ export interface components {
             /** @description Used for its kind when a job names no model. */
             isDefault: boolean;
             kind: components["schemas"]["ModelKind"];
+            /** @description Tasks of this model that run at once across every worker. */
             maxConcurrency: number;
             /** @description The provider's model id. */
             model: string;
             /** @description What `params.modelName` refers to. */
             name: string;
+            /**
+             * Format: date-time
+             * @description Until when a provider's 429 paused the model for every worker, while it does.
+             */
+            pausedUntil?: string | null;
             /** @description The adapter that speaks to the provider (`openai_compatible`, `simulated`, …). */
             provider: string;
+            /**
+             * Format: int32
+             * @description Tasks of this model started per minute across every worker, if limited.
+             */
+            requestsPerMinute?: number | null;
+            /**
+             * Format: int32
+             * @description Tasks of this model running now in any process (models with a cluster-wide limit).
+             */
+            running?: number | null;
             /** Format: int64 */
             timeoutSecs: number;
         };
@@ -473,6 +489,13 @@ export interface components {
              *     a missing or invalid param answers 422 naming it.
              */
             params: Record<string, never>;
+            /**
+             * Format: int32
+             * @description -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
+             *     caller's lower ones (interactive over batch); other users' fair share is unaffected.
+             * @example 0
+             */
+            priority?: number | null;
             /**
              * Format: int64
              * @description The project the job belongs to (a numeric string is accepted too); `null` for a job
@@ -539,6 +562,11 @@ export interface components {
             id: number;
             /** @description The step's input, stored when it starts. */
             input_params?: Record<string, never> | null;
+            /**
+             * Format: int32
+             * @description The item's place in its step's list.
+             */
+            item_index?: number | null;
             /** Format: int64 */
             job_id: number;
             /** Format: int32 */
@@ -549,6 +577,11 @@ export interface components {
              * @description When a step waiting to be retried is tried again.
              */
             next_attempt_at?: string | null;
+            /**
+             * Format: int64
+             * @description An item of a fan-out step: the step's task (listed after the steps).
+             */
+            parent_task_id?: number | null;
             /** Format: int32 */
             progress: number;
             /** @description The step's JSON result once completed. */
@@ -566,6 +599,11 @@ export interface components {
             target_type: string;
             task_type: string;
             usage?: components["schemas"]["Usage"] | null;
+            /**
+             * @description Why a pending step that is ready has not started: its model is busy or paused
+             *     ("waiting for model Kling (3 of 3 busy)"); absent otherwise.
+             */
+            waiting_reason?: string | null;
         };
         /**
          * @description What a task's (or a job's) model calls used and cost: the sum, and each model's part by its

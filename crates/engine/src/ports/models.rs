@@ -54,8 +54,11 @@ pub struct ModelInfo {
     pub model: String,
     /// The model used for its kind when a job names none.
     pub is_default: bool,
-    /// Calls beyond this many at once wait for a free slot.
+    /// Calls beyond this many at once wait for a free slot; tasks of this model beyond this many
+    /// at once across the cluster wait unclaimed.
     pub max_concurrency: usize,
+    /// Tasks of this model started per minute across the cluster, if limited.
+    pub requests_per_minute: Option<u32>,
     /// Limit of one call, including the wait of an asynchronous generation.
     pub timeout: Duration,
 }
@@ -286,6 +289,20 @@ pub trait MediaModel: Send + Sync {
         request: MediaRequest,
         ctx: MediaContext,
     ) -> Result<MediaOutput, TaskError>;
+}
+
+/// The cluster-wide limits of the configured models that cost something (simulated models are
+/// free and unlimited): what a worker records with `JobStore::set_model_limits`.
+pub fn model_limits(models: &[ModelInfo]) -> Vec<crate::ports::ModelLimit> {
+    models
+        .iter()
+        .filter(|m| m.adapter != "simulated" || m.requests_per_minute.is_some())
+        .map(|m| crate::ports::ModelLimit {
+            name: m.name.clone(),
+            max_concurrency: u32::try_from(m.max_concurrency).unwrap_or(u32::MAX),
+            requests_per_minute: m.requests_per_minute,
+        })
+        .collect()
 }
 
 /// The configured models by name.

@@ -38,6 +38,9 @@ pub struct NewTask {
     pub target_type: String,
     pub target_id: Option<i64>,
     pub max_attempts: i32,
+    /// The model the step will call, resolved when the job starts (the params' choice or the
+    /// kind's default): the claim admits the task only while that model has capacity.
+    pub model_name: Option<String>,
 }
 
 /// A job to create, with one task per step, in one transaction.
@@ -56,6 +59,26 @@ pub struct NewJob {
     pub unique_key: Option<String>,
     /// The most pending/running jobs a user may have; `None` means no limit.
     pub max_active_per_user: Option<u64>,
+    /// Orders the user's own jobs (see `StartRequest::priority`).
+    pub priority: i32,
+    /// Each of the user's active jobs of at least this priority (counted up to
+    /// [`FAIR_SHARE_DEPTH`]) moves the job this much back in the claim order; zero: none.
+    pub fair_share_quantum: Duration,
+}
+
+/// The most active jobs of a user counted for the fair-share offset: further back than this
+/// the order no longer changes anything, and the count stays cheap however many jobs wait.
+pub const FAIR_SHARE_DEPTH: u32 = 64;
+
+impl NewJob {
+    /// The job's fair-share offset in milliseconds, given the user's active jobs (of at least
+    /// its priority) counted up to [`FAIR_SHARE_DEPTH`].
+    pub fn fair_offset_ms(&self, active: i64) -> i64 {
+        let quantum = i64::try_from(self.fair_share_quantum.as_millis()).unwrap_or(i64::MAX);
+        active
+            .clamp(0, i64::from(FAIR_SHARE_DEPTH))
+            .saturating_mul(quantum)
+    }
 }
 
 /// The result of `create_job`.
@@ -211,6 +234,70 @@ pub struct TaskActivity {
     pub tasks: u64,
 }
 
+/// A model's share of the provider, as configured: the claim admits a task of this model only
+/// while fewer than `max_concurrency` tasks of it run on any process and, with a rate, fewer
+/// than `requests_per_minute` were admitted in the current minute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelLimit {
+    pub name: String,
+    pub max_concurrency: u32,
+    pub requests_per_minute: Option<u32>,
+}
+
+/// A model's limit and what uses it now, across every process on the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelUsage {
+    pub name: String,
+    pub max_concurrency: u32,
+    pub requests_per_minute: Option<u32>,
+    /// Tasks of this model running now.
+    pub running: u32,
+    /// Tasks admitted in the current minute window (counted against `requests_per_minute`).
+    pub minute_claims: u32,
+    /// Until when a provider's 429 paused the model, if that is still ahead.
+    pub paused_until: Option<DateTime<Utc>>,
+}
+
+impl ModelUsage {
+    /// Why a ready task of this model is not claimed now, if it is not.
+    pub fn waiting_reason(&self, now: DateTime<Utc>) -> Option<String> {
+        if let Some(until) = self.paused_until.filter(|until| *until > now) {
+            return Some(format!(
+                "waiting for model {}: paused by the provider until {}",
+                self.name,
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
+        }
+        if self.running >= self.max_concurrency {
+            return Some(format!(
+                "waiting for model {} ({} of {} busy)",
+                self.name, self.running, self.max_concurrency
+            ));
+        }
+        match self.requests_per_minute {
+            Some(rate) if self.minute_claims >= rate => Some(format!(
+                "waiting for model {}: {} of {} requests this minute",
+                self.name, self.minute_claims, rate
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// One item of a fan-out step, as its coordinator sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemState {
+    pub index: i32,
+    pub status: TaskStatus,
+    pub progress: i32,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+}
+
+fn no_fan_out() -> StoreError {
+    StoreError::Other("this store does not run fan-out steps".to_owned())
+}
+
 /// Durable state of jobs and tasks. Implementations: `nosyntask-store` (SQLite, PostgreSQL,
 /// MySQL/MariaDB). Every method is atomic: it commits all of its writes or none.
 #[async_trait]
@@ -352,4 +439,92 @@ pub trait JobStore: Send + Sync {
     /// every queued one (pending with a ready time: claimable now or waiting for a retry), and
     /// the tasks that finished at or after `since`. Read-only; served by indexes.
     async fn task_activity(&self, since: DateTime<Utc>) -> Result<Vec<TaskActivity>, StoreError>;
+
+    // --- scheduling -------------------------------------------------------------------------
+
+    /// Records this process's configured model limits (workers call it at start; the last
+    /// writer wins, so every process should be configured alike). From then on this store's
+    /// claims admit tasks of these models only within their limits, across processes.
+    async fn set_model_limits(
+        &self,
+        _limits: &[ModelLimit],
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Every limited model with what uses it now.
+    async fn model_usage(&self, _now: DateTime<Utc>) -> Result<Vec<ModelUsage>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Pauses the model for every process until `until` (a provider's `Retry-After`); a later
+    /// pause already recorded is kept.
+    async fn pause_model(
+        &self,
+        _name: &str,
+        _until: DateTime<Utc>,
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// For the coordinator of a fan-out step (its task's claim `parent`), in one transaction:
+    /// creates the item tasks from `items` if they do not exist yet; with `reset_unfinished`,
+    /// makes failed and cancelled items pending again (a new attempt of the step: completed
+    /// items are never run again); makes pending items ready, in item order, until `limit`
+    /// items are ready or running; returns every item's state in item order. `Conflict` if the
+    /// parent's fence no longer holds.
+    async fn sync_items(
+        &self,
+        _parent: &Fence,
+        _items: Option<&[Value]>,
+        _reset_unfinished: bool,
+        _limit: u32,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<ItemState>, StoreError> {
+        Err(no_fan_out())
+    }
+
+    /// Cancels the pending and running items of the parent's step (an item failed the job).
+    async fn cancel_items(&self, _parent: &Fence, _now: DateTime<Utc>) -> Result<(), StoreError> {
+        Err(no_fan_out())
+    }
+
+    /// Completes one item (its job does not move: the step's coordinator completes the step).
+    /// Returns whether the fence held.
+    async fn complete_item(
+        &self,
+        _fence: &Fence,
+        _result: &Value,
+        _started: Option<&StepStarted>,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Err(no_fan_out())
+    }
+
+    /// Fails one item for good (its job does not fail: the coordinator applies the step's
+    /// failure policy). Returns whether the fence held.
+    async fn fail_item(
+        &self,
+        _fence: &Fence,
+        _message: &str,
+        _started: Option<&StepStarted>,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Err(no_fan_out())
+    }
+
+    /// Hands a claim back without using up an attempt, claimable again from `ready_at` (a task
+    /// whose model was paused under it). Returns whether the fence held.
+    async fn park_task(
+        &self,
+        fence: &Fence,
+        _ready_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.release_tasks(std::slice::from_ref(fence), now)
+            .await
+            .map(|()| true)
+    }
 }

@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::completer::{retry_store, retry_store_for};
-use super::{Finished, Running, State};
+use super::fan_out::Coordinator;
+use super::{Finished, Role, Running, State};
 use crate::checkpoint::Checkpoints;
 use crate::metrics::WorkflowLabels;
 use crate::ports::{ClaimedTask, Failure, StepStarted};
@@ -95,21 +96,35 @@ fn prepare_attempt(
         project_id: job.project_id,
         step_index: task.step_index,
     };
-    let input = step
-        .as_ref()
-        .map(|step| (step.build_input)(&context))
-        .unwrap_or(Value::Null);
+    let fan_out = step.as_ref().and_then(|s| s.fan_out.clone());
+    let role = match (&fan_out, task.parent_task_id) {
+        (Some(_), Some(_)) => Role::Item,
+        (Some(_), None) => Role::Coordinator,
+        (None, _) => Role::Step,
+    };
+    let input = match role {
+        // An item's input was written when the item was created.
+        Role::Item => task.input_params.clone().unwrap_or(Value::Null),
+        _ => step
+            .as_ref()
+            .map(|step| (step.build_input)(&context))
+            .unwrap_or(Value::Null),
+    };
+    // The model recorded at start stays when the input names none.
     let model_name = input
         .get("modelName")
         .and_then(Value::as_str)
-        .map(str::to_owned);
+        .map(str::to_owned)
+        .or_else(|| task.model_name.clone());
     let replaced = state.running().insert(
         task.id,
         Running {
+            role,
             seq,
             fence: fence.clone(),
             step_index: task.step_index,
             total_steps: job.total_steps,
+            model_name: model_name.clone(),
             progress: progress.clone(),
             unwritten_start: Some(StepStarted {
                 input_params: input.clone(),
@@ -147,9 +162,30 @@ fn prepare_attempt(
     if checkpoint.is_some() {
         info!("resuming from checkpoint");
     }
+    let (handler, timeout): (Arc<dyn StepHandler>, Duration) = match (role, fan_out) {
+        (Role::Coordinator, Some(fan_out)) => (
+            Arc::new(Coordinator {
+                store: engine.store().clone(),
+                clock: engine.clock().clone(),
+                fence: fence.clone(),
+                items: (fan_out.items)(&context),
+                limit: (fan_out.limit)(&context.job_params),
+                on_item_failure: fan_out.on_item_failure,
+                poll: state.config.fan_out_poll,
+            }),
+            fan_out.timeout,
+        ),
+        _ => (step.handler.clone(), step.timeout),
+    };
+    // An item's progress is its own row's; the coordinator reports the step's (the average).
+    let reporter = if role == Role::Item {
+        ProgressReporter::detached()
+    } else {
+        ProgressReporter::new(progress)
+    };
     let run = StepRun {
         input,
-        progress: ProgressReporter::new(progress),
+        progress: reporter,
         checkpoint: Checkpoints::new(
             engine.store().clone(),
             engine.clock().clone(),
@@ -167,8 +203,8 @@ fn prepare_attempt(
     };
     Ok(Attempt {
         run,
-        handler: step.handler.clone(),
-        timeout: step.timeout,
+        handler,
+        timeout,
         cancel,
     })
 }
@@ -219,7 +255,15 @@ async fn record_outcome(
     usage: Option<TaskUsage>,
     finished: &mpsc::UnboundedSender<Finished>,
 ) {
+    let is_item = state
+        .running()
+        .get(&task_id)
+        .is_some_and(|r| r.seq == seq && r.role == Role::Item);
     let error = match outcome {
+        Ok(result) if is_item => {
+            finish_item(state, task_id, seq, Ok(result)).await;
+            return;
+        }
         Ok(result) => {
             if let Some(r) = state.running().get_mut(&task_id).filter(|r| r.seq == seq) {
                 r.result_pending = true;
@@ -251,7 +295,7 @@ async fn record_outcome(
         }
         Err(error) => error,
     };
-    let Some((fence, started, labels, step_index, elapsed)) = ({
+    let Some((fence, started, labels, step_index, elapsed, model_name)) = ({
         let running = state.running();
         running.get(&task_id).filter(|r| r.seq == seq).map(|r| {
             (
@@ -260,11 +304,26 @@ async fn record_outcome(
                 r.labels.clone(),
                 r.step_index,
                 r.started_at.elapsed(),
+                r.model_name.clone(),
             )
         })
     }) else {
         return;
     };
+    if let (
+        TaskError::Retryable {
+            message,
+            retry_after: Some(after),
+        },
+        Some(model),
+    ) = (&error, &model_name)
+    {
+        // The provider asked to come back later: the model pauses for every process, and the
+        // task waits for it like any other task of the model, without using up an attempt.
+        pause_model_and_park(state, fence, model, *after, message).await;
+        state.forget(task_id, seq);
+        return;
+    }
     let metrics = state.engine.metrics();
     metrics
         .task_duration
@@ -291,6 +350,19 @@ async fn record_outcome(
                 retry_at: Some(now + chrono::Duration::from_std(delay).unwrap_or_default()),
                 started,
             }
+        }
+        TaskError::Retryable { message, .. } if is_item => {
+            warn!(error = %message, "last attempt of the item failed");
+            metrics.tasks_failed.get_or_create(&labels).inc();
+            let message = format!("{message} (gave up after {max_attempts} attempts)");
+            finish_item(state, task_id, seq, Err(message)).await;
+            return;
+        }
+        TaskError::Permanent { message } if is_item => {
+            warn!(error = %message, "item failed");
+            metrics.tasks_failed.get_or_create(&labels).inc();
+            finish_item(state, task_id, seq, Err(message.clone())).await;
+            return;
         }
         TaskError::Retryable { message, .. } => {
             warn!(error = %message, "last attempt failed");
@@ -321,6 +393,92 @@ async fn record_outcome(
         warn!(error = %err, "could not record the failure; the lease will expire and the step run again");
     }
     state.forget(task_id, seq);
+}
+
+/// Records an item's result or final failure on its own row (its coordinator moves the step).
+async fn finish_item(
+    state: &Arc<State>,
+    task_id: TaskId,
+    seq: u64,
+    outcome: Result<Value, String>,
+) {
+    let Some((fence, started, labels)) = state
+        .running()
+        .get(&task_id)
+        .filter(|r| r.seq == seq)
+        .map(|r| (r.fence.clone(), r.unwritten_start.clone(), r.labels.clone()))
+    else {
+        return;
+    };
+    let now = state.now();
+    let store = state.engine.store();
+    let permit = state.task_writes.acquire().await.ok();
+    let written = retry_store(state, || async {
+        match &outcome {
+            Ok(result) => {
+                store
+                    .complete_item(&fence, result, started.as_ref(), now)
+                    .await
+            }
+            Err(message) => {
+                store
+                    .fail_item(&fence, message, started.as_ref(), now)
+                    .await
+            }
+        }
+    })
+    .await;
+    drop(permit);
+    match written {
+        Ok(true) if outcome.is_ok() => {
+            state
+                .engine
+                .metrics()
+                .tasks_completed
+                .get_or_create(&labels)
+                .inc();
+        }
+        Ok(_) => {}
+        Err(err) => {
+            warn!(error = %err, "could not record the item; the lease will expire and it runs again");
+        }
+    }
+    state.forget(task_id, seq);
+}
+
+async fn pause_model_and_park(
+    state: &Arc<State>,
+    fence: crate::ports::Fence,
+    model: &str,
+    after: Duration,
+    message: &str,
+) {
+    let now = state.now();
+    let until = now + chrono::Duration::from_std(after).unwrap_or_default();
+    warn!(
+        error = %message,
+        model,
+        pause_ms = after.as_millis() as u64,
+        "provider asked to wait; pausing the model for every worker"
+    );
+    state
+        .engine
+        .metrics()
+        .model_pauses
+        .get_or_create(&crate::metrics::ModelNameLabels {
+            model: model.to_owned(),
+        })
+        .inc();
+    let store = state.engine.store();
+    if let Err(err) = retry_store(state, || store.pause_model(model, until, now)).await {
+        warn!(error = %err, "could not record the model's pause");
+    }
+    let permit = state.task_writes.acquire().await.ok();
+    let parked = retry_store(state, || store.park_task(&fence, until, now)).await;
+    drop(permit);
+    if let Err(err) = parked {
+        warn!(error = %err, "could not hand the task back; its lease will expire");
+    }
 }
 
 /// A runner stopped by self-fencing hands its task back once the database answers again, so the

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::backoff::Backoff;
+use crate::ports::ModelLimit;
 
 /// How old terminal jobs get before they are deleted.
 #[derive(Debug, Clone)]
@@ -64,6 +65,11 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     pub backoff: Backoff,
     pub retention: Option<RetentionConfig>,
+    /// The configured models' limits, recorded in the database at start so that the claims of
+    /// every process hold them (see `JobStore::set_model_limits`).
+    pub model_limits: Vec<ModelLimit>,
+    /// How often the coordinator of a fan-out step looks at its items (and readies the next).
+    pub fan_out_poll: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -87,6 +93,8 @@ impl Default for WorkerConfig {
             shutdown_grace: Duration::from_secs(10),
             backoff: Backoff::default(),
             retention: Some(RetentionConfig::default()),
+            model_limits: Vec::new(),
+            fan_out_poll: Duration::from_millis(500),
         }
     }
 }

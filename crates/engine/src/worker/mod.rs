@@ -17,6 +17,7 @@ mod attempt;
 mod completer;
 mod config;
 mod duties;
+mod fan_out;
 
 use crate::engine::Engine;
 use crate::metrics::WorkflowLabels;
@@ -72,8 +73,20 @@ impl WorkerHandle {
     }
 }
 
+/// What a running attempt is to its step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// A step run by its handler.
+    Step,
+    /// The coordinator of a fan-out step: waits for its items, holds no worker slot.
+    Coordinator,
+    /// One item of a fan-out step: completes and fails on its own row.
+    Item,
+}
+
 /// One running attempt.
 struct Running {
+    role: Role,
     /// This process's number for the attempt. A resumed job can be claimed again by the same
     /// worker with the same fence while the cancelled attempt is still winding down; the number
     /// keeps the old attempt's outcome from being taken for the new one's.
@@ -81,6 +94,8 @@ struct Running {
     fence: Fence,
     step_index: i32,
     total_steps: i32,
+    /// The model the task records (its limit and pauses are the cluster's).
+    model_name: Option<String>,
     progress: Arc<ProgressSlot>,
     /// Input and model not yet written (written by the first progress flush or the completion).
     unwritten_start: Option<StepStarted>,
@@ -136,6 +151,14 @@ impl State {
         self.engine.clock().now()
     }
 
+    /// Attempts that hold a worker slot (coordinators of fan-out steps do not).
+    fn slots_used(&self) -> usize {
+        self.running()
+            .values()
+            .filter(|r| r.role != Role::Coordinator)
+            .count()
+    }
+
     /// Removes attempt `seq` of the task (not a newer attempt of the same task).
     fn forget(&self, task_id: TaskId, seq: u64) -> Option<Running> {
         let removed = {
@@ -145,9 +168,14 @@ impl State {
                 _ => None,
             }
         };
-        if removed.is_some() {
+        if let Some(removed) = &removed {
             self.engine.metrics().running_here.dec();
             self.slot_freed.notify_one();
+            // Its model has room again (its outcome is written by now): a task that waited for
+            // the model may be claimable.
+            if removed.model_name.is_some() {
+                self.work_ready.notify_one();
+            }
         }
         removed
     }
@@ -187,6 +215,16 @@ impl Worker {
 async fn run_pool(state: Arc<State>, stop: CancellationToken) {
     let owner = state.config.owner.clone();
     state.engine.clock().ensure_synced().await;
+    if !state.config.model_limits.is_empty() {
+        let limits = &state.config.model_limits;
+        if let Err(err) = retry_store(&state, || {
+            state.engine.store().set_model_limits(limits, state.now())
+        })
+        .await
+        {
+            warn!(error = %err, "could not record the model limits; the last recorded ones hold");
+        }
+    }
     info!(%owner, concurrency = state.config.concurrency, "worker started");
     let duties_stop = CancellationToken::new();
     let (finished_tx, finished_rx) = mpsc::unbounded_channel::<Finished>();
@@ -293,7 +331,7 @@ async fn claim_loop(
         .min(state.config.concurrency)
         .div_ceil(4);
     while !stop.is_cancelled() {
-        let running = state.running().len();
+        let running = state.slots_used();
         let mut free = state.config.concurrency.saturating_sub(running);
         if free == 0 {
             tokio::select! {
@@ -307,10 +345,7 @@ async fn claim_loop(
                 _ = tokio::time::sleep(CLAIM_GATHER) => {}
                 _ = stop.cancelled() => continue,
             }
-            free = state
-                .config
-                .concurrency
-                .saturating_sub(state.running().len());
+            free = state.config.concurrency.saturating_sub(state.slots_used());
         }
         let limit = u32::try_from(free)
             .unwrap_or(u32::MAX)

@@ -365,6 +365,7 @@ fn fixer(answer: &'static str) -> Fixed {
             model: "fixer".into(),
             is_default: true,
             max_concurrency: 1,
+            requests_per_minute: None,
             timeout: std::time::Duration::from_secs(1),
         },
     )

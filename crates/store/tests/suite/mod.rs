@@ -50,12 +50,15 @@ pub fn new_job(user_id: i64, steps: usize) -> NewJob {
                 target_type: "script".to_owned(),
                 target_id: if i == 0 { Some(42) } else { None },
                 max_attempts: 3,
+                model_name: None,
             })
             .collect(),
         idempotency_key: None,
         idempotency_window: Duration::from_secs(24 * 3600),
         unique_key: None,
         max_active_per_user: None,
+        priority: 0,
+        fair_share_quantum: std::time::Duration::ZERO,
     }
 }
 

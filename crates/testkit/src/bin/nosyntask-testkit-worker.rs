@@ -3,15 +3,23 @@
 //! Every finished handler run is appended to `--log` as `task_id attempt pid` so the test can tell
 //! which runs happened where.
 //!
+//! With `--model-call ADDR --model-limit N` it runs the `model_call` workflow instead, calling
+//! the provider stand-in at ADDR, with the model's limit recorded for the cluster.
+//!
 //! Usage: nosyntask-testkit-worker --db URL --log FILE [--concurrency N] [--sleep-ms MS] [--lease-ms MS]
+//!        nosyntask-testkit-worker --db URL --model-call ADDR --model-limit N [--concurrency N]
+//!        nosyntask-testkit-worker --db URL --fan-out ADDR [--concurrency N]   (the `fan_out` workflow)
 //!        nosyntask-testkit-worker --db URL --start N   (migrate, start N `crashy` jobs, exit)
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use nosyntask_engine::ports::ModelLimit;
 use nosyntask_engine::{Engine, EngineConfig, JobStore, Registry, Worker, WorkerConfig};
-use nosyntask_testkit::workflows::crashy_workflow;
+use nosyntask_testkit::workflows::{
+    STAND_IN_MODEL, crashy_workflow, fan_out_workflow, model_call_workflow,
+};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
@@ -37,7 +45,6 @@ async fn main() -> anyhow::Result<()> {
     if let Some(count) = arg(&args, "--start") {
         return start_jobs(&db, count.parse().context("--start N")?).await;
     }
-    let log_path = arg(&args, "--log").context("--log FILE is required")?;
     let number = |name: &str, default: u64| -> anyhow::Result<u64> {
         arg(&args, name).map_or(Ok(default), |v| {
             v.parse().with_context(|| format!("{name} {v}"))
@@ -47,14 +54,30 @@ async fn main() -> anyhow::Result<()> {
     let sleep = Duration::from_millis(number("--sleep-ms", 50)?);
     let lease = Duration::from_millis(number("--lease-ms", 2000)?);
 
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("opening {log_path}"))?;
     let store: Arc<dyn JobStore> = Arc::new(nosyntask_store::Store::connect(&db).await?);
     let mut registry = Registry::new();
-    registry.register(crashy_workflow(sleep, Arc::new(Mutex::new(log))));
+    let mut model_limits = Vec::new();
+    if let Some(addr) = arg(&args, "--fan-out") {
+        registry.register(fan_out_workflow(&addr));
+    } else if let Some(addr) = arg(&args, "--model-call") {
+        let timeout = Duration::from_millis(number("--timeout-ms", 3000)?);
+        registry.register(model_call_workflow(&addr, timeout));
+        if let Some(limit) = arg(&args, "--model-limit") {
+            model_limits.push(ModelLimit {
+                name: STAND_IN_MODEL.to_owned(),
+                max_concurrency: limit.parse().context("--model-limit N")?,
+                requests_per_minute: None,
+            });
+        }
+    } else {
+        let log_path = arg(&args, "--log").context("--log FILE is required")?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("opening {log_path}"))?;
+        registry.register(crashy_workflow(sleep, Arc::new(Mutex::new(log))));
+    }
     let engine = Engine::new(store, registry).with_config(EngineConfig {
         max_active_jobs_per_user: None,
         ..EngineConfig::default()
@@ -69,6 +92,9 @@ async fn main() -> anyhow::Result<()> {
             sweep_interval: Duration::from_millis(250),
             poll_interval: Duration::from_millis(100),
             retention: None,
+            model_limits,
+            fan_out_poll: Duration::from_millis(100),
+            cancel_check_interval: Duration::from_millis(250),
             ..WorkerConfig::default()
         },
     )
@@ -102,6 +128,7 @@ async fn start_jobs(db: &str, count: usize) -> anyhow::Result<()> {
                 workflow_type: "crashy".into(),
                 params: serde_json::json!({ "n": n }),
                 idempotency_key: None,
+                priority: 0,
             })
             .await?;
     }

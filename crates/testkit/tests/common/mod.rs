@@ -189,6 +189,7 @@ async fn start_request(
             workflow_type: workflow_type.to_owned(),
             params,
             idempotency_key: None,
+            priority: 0,
         })
         .await
         .unwrap_or_else(|err| panic!("starting {workflow_type}: {err}"))

@@ -6,7 +6,8 @@
 //! videoUrl, duration}]`, and a request with only a `scriptId` is refused naming `storyboards`.
 //! Each is one step that runs the shots at most `maxConcurrency` at a time (NanoStory's
 //! defaults: 20 frames, 3 videos) inside its handler ([`crate::common::batch`]), because the
-//! engine does not fan out yet; a shot that fails is reported in `results` and the others go on.
+//! engine's fan-out steps are not used here yet (the step holds one worker slot and one model
+//! slot for the whole batch); a shot that fails is reported in `results` and the others go on.
 //!
 //! Result: `{total, completed, skipped, failed, results: [{storyboardId, status, ...}]}`.
 

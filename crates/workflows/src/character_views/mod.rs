@@ -1,8 +1,8 @@
 //! `character_views_generation` (角色三视图生成): a character sheet of three pictures.
 //!
 //! Phases, as in the spec's `characterViewsGeneration`: 5 % started, 10 % models chosen, 10–30 %
-//! the text model writes the three prompts, 30–50 % front view, 50–70 % side view, 70–100 % back
-//! view. The prompts and each finished picture are checkpointed as separate entries, so a rerun
+//! the text model writes the three prompts, 30–100 % the three views, drawn in parallel (their
+//! average). The prompts and each finished picture are checkpointed as separate entries, so a rerun
 //! after a crash skips what is done and resumes an unfinished picture's provider task.
 
 mod prompt;
@@ -12,10 +12,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use nosyntask_domain::{ParamsSchema, TaskError};
 use nosyntask_engine::ports::{MediaRequest, ModelCatalog, ModelKind};
-use nosyntask_engine::{StepHandler, StepRun, WorkflowDefinition};
+use nosyntask_engine::{ProgressReporter, StepHandler, StepRun, WorkflowDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::common::batch::run_items;
 use crate::common::input::{non_empty, parse_input};
 use crate::common::language::Language;
 use crate::common::lenient;
@@ -226,23 +227,33 @@ impl StepHandler for CharacterViewsHandler {
         run.progress.report(30.0);
 
         let negative = non_empty(Some(&prompts.negative_prompt)).map(str::to_owned);
-        let draw = |slot: Slot, prompt: &str, from: f64, to: f64| {
+        // The three views are drawn at the same time, each under its own checkpoint entries;
+        // the step's progress from 30 % is their average.
+        let draw = |(slot, prompt): (Slot, String), progress: ProgressReporter| {
             let request = MediaRequest {
-                prompt: prompt.to_owned(),
+                prompt,
                 negative_prompt: negative.clone(),
                 width: input.width.unwrap_or(512),
                 height: input.height.unwrap_or(768),
                 ..MediaRequest::default()
             };
-            let progress = run.progress.scaled(from, to);
             let (model, checkpoint, cancel) = (&image_model, &run.checkpoint, &run.cancel);
             async move { generate_once(model, request, slot, checkpoint, progress, cancel).await }
         };
-        let front = draw(FRONT, &prompts.front_prompt, 30.0, 50.0).await?;
-        run.progress.report(50.0);
-        let side = draw(SIDE, &prompts.side_prompt, 50.0, 70.0).await?;
-        run.progress.report(70.0);
-        let back = draw(BACK, &prompts.back_prompt, 70.0, 100.0).await?;
+        let views = vec![
+            (FRONT, prompts.front_prompt.clone()),
+            (SIDE, prompts.side_prompt.clone()),
+            (BACK, prompts.back_prompt.clone()),
+        ];
+        let mut drawn = run_items(views, 3, &run.progress.scaled(30.0, 100.0), draw)
+            .await
+            .into_iter();
+        let mut next = || {
+            drawn
+                .next()
+                .unwrap_or_else(|| Err(TaskError::permanent("no view")))
+        };
+        let (front, side, back) = (next()?, next()?, next()?);
         Ok(json!({
             "frontViewUrl": front,
             "sideViewUrl": side,
