@@ -193,7 +193,12 @@ impl Engine {
         let mut models = Vec::with_capacity(definition.steps.len());
         for (index, step) in definition.steps.iter().enumerate() {
             context.step_index = i32::try_from(index).unwrap_or(i32::MAX);
-            models.push(step.model_for(&context));
+            // A fan-out step's own task only coordinates: its items hold the model's slots.
+            models.push(if step.fan_out.is_some() {
+                None
+            } else {
+                step.model_for(&context)
+            });
         }
         let params = context.job_params;
         let tasks = definition

@@ -47,12 +47,14 @@ impl Store {
         &self,
         parent: &Fence,
         items: Option<&[serde_json::Value]>,
+        model_name: Option<&str>,
         reset_unfinished: bool,
         limit: u32,
         now: DateTime<Utc>,
     ) -> Result<Vec<ItemState>, StoreError> {
         let (states, readied) =
-            retrying(|| self.sync_once(parent, items, reset_unfinished, limit, now)).await?;
+            retrying(|| self.sync_once(parent, items, model_name, reset_unfinished, limit, now))
+                .await?;
         if readied {
             self.announce();
         }
@@ -63,6 +65,7 @@ impl Store {
         &self,
         parent: &Fence,
         items: Option<&[serde_json::Value]>,
+        model_name: Option<&str>,
         reset_unfinished: bool,
         limit: u32,
         now: DateTime<Utc>,
@@ -105,7 +108,16 @@ impl Store {
             .await?
             .map_or(Ok(0), |r| col(&r, 0))?;
         if let Some(items) = items.filter(|_| existing == 0) {
-            insert_items(&txn, backend, &row, parent.task_id, items, now_ms).await?;
+            insert_items(
+                &txn,
+                backend,
+                &row,
+                parent.task_id,
+                items,
+                model_name,
+                now_ms,
+            )
+            .await?;
         }
         if reset_unfinished {
             // A new epoch: a late write of the cancelled or failed attempt is fenced off.
@@ -247,6 +259,7 @@ async fn insert_items(
     parent: &sea_orm::QueryResult,
     parent_id: i64,
     items: &[serde_json::Value],
+    model_name: Option<&str>,
     now_ms: i64,
 ) -> Result<(), DbErr> {
     let job_id: i64 = col(parent, 0)?;
@@ -257,7 +270,11 @@ async fn insert_items(
     let target_type: String = col(parent, 5)?;
     let target_id: Option<i64> = col(parent, 6)?;
     let max_attempts: i32 = col(parent, 7)?;
-    let model_name: Option<String> = col(parent, 8)?;
+    // The items' model: the step's, else what the step's task recorded.
+    let model_name: Option<String> = match model_name {
+        Some(name) => Some(name.to_owned()),
+        None => col(parent, 8)?,
+    };
     let fair_offset: i64 = col(parent, 9)?;
     // 15 values a row: well inside every backend's variable limit per chunk.
     for (chunk_at, chunk) in items.chunks(500).enumerate() {

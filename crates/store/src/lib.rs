@@ -218,11 +218,12 @@ impl JobStore for Store {
         &self,
         parent: &Fence,
         items: Option<&[Value]>,
+        model_name: Option<&str>,
         reset_unfinished: bool,
         limit: u32,
         now: DateTime<Utc>,
     ) -> Result<Vec<ItemState>, StoreError> {
-        self.sync_items_impl(parent, items, reset_unfinished, limit, now)
+        self.sync_items_impl(parent, items, model_name, reset_unfinished, limit, now)
             .await
     }
 

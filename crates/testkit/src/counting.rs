@@ -381,6 +381,7 @@ impl JobStore for CountingStore {
         &self,
         parent: &Fence,
         items: Option<&[Value]>,
+        model_name: Option<&str>,
         reset_unfinished: bool,
         limit: u32,
         now: DateTime<Utc>,
@@ -388,7 +389,7 @@ impl JobStore for CountingStore {
         self.counters
             .add(Write::Api, items.map_or(1, <[Value]>::len));
         self.inner
-            .sync_items(parent, items, reset_unfinished, limit, now)
+            .sync_items(parent, items, model_name, reset_unfinished, limit, now)
             .await
     }
 

@@ -470,7 +470,8 @@ pub trait JobStore: Send + Sync {
     }
 
     /// For the coordinator of a fan-out step (its task's claim `parent`), in one transaction:
-    /// creates the item tasks from `items` if they do not exist yet; with `reset_unfinished`,
+    /// creates the item tasks from `items` if they do not exist yet (recording `model_name`,
+    /// whose limit they hold); with `reset_unfinished`,
     /// makes failed and cancelled items pending again (a new attempt of the step: completed
     /// items are never run again); makes pending items ready, in item order, until `limit`
     /// items are ready or running; returns every item's state in item order. `Conflict` if the
@@ -479,6 +480,7 @@ pub trait JobStore: Send + Sync {
         &self,
         _parent: &Fence,
         _items: Option<&[Value]>,
+        _model_name: Option<&str>,
         _reset_unfinished: bool,
         _limit: u32,
         _now: DateTime<Utc>,

@@ -169,6 +169,7 @@ fn prepare_attempt(
                 clock: engine.clock().clone(),
                 fence: fence.clone(),
                 items: (fan_out.items)(&context),
+                model_name: step.model_for(&context),
                 limit: (fan_out.limit)(&context.job_params),
                 on_item_failure: fan_out.on_item_failure,
                 poll: state.config.fan_out_poll,

@@ -20,6 +20,8 @@ pub(super) struct Coordinator {
     pub fence: Fence,
     /// The items' inputs, computed from the step's context at claim time.
     pub items: Vec<Value>,
+    /// The model the items call (their task rows record it).
+    pub model_name: Option<String>,
     pub limit: u32,
     pub on_item_failure: ItemFailure,
     pub poll: Duration,
@@ -41,6 +43,7 @@ impl StepHandler for Coordinator {
                 .sync_items(
                     &self.fence,
                     first.then_some(self.items.as_slice()),
+                    self.model_name.as_deref(),
                     first,
                     self.limit,
                     self.clock.now(),
