@@ -11,6 +11,7 @@ mod m20250101_000001_create_jobs;
 mod m20250101_000002_index_task_completion;
 mod m20261201_000003_claim_epoch;
 mod m20261202_000004_task_attempts;
+mod m20261202_000005_active_indexes;
 mod m20261202_000100_model_limits;
 mod m20261202_000101_fair_share;
 mod m20261202_000102_fan_out;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000100_model_limits::Migration),
             Box::new(m20261202_000101_fair_share::Migration),
             Box::new(m20261202_000102_fan_out::Migration),
+            Box::new(m20261202_000005_active_indexes::Migration),
         ]
     }
 }

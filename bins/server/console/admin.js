@@ -39,9 +39,28 @@ export function renderAdmin(view, ctx) {
           ['queued', 'running', 'completed', 'failed', 'cancelled', 'retries'].map((k) => h('td', { class: `num${k === 'failed' && row[k] ? ' bad' : ''}`, text: row[k] }))))
         : h('tr', {}, h('td', { colspan: 7, class: 'empty', text: 'No tasks in the last hour.' })))));
 
+  // Each model's cluster-wide limits and what uses them now: running in any process, and a
+  // pause a provider's 429 put on it for every worker.
+  const modelTable = (models) => h('div', { class: 'table-wrap' },
+    h('table', { class: 'activity' },
+      h('caption', { text: 'Models: limits across every worker, running now, and pauses after a provider said 429' }),
+      h('thead', {}, h('tr', {}, ['Model', 'Kind', 'Running', 'At once', 'Per minute', 'Paused until']
+        .map((c, i) => h('th', { scope: 'col', class: i > 1 && i < 5 ? 'num' : null, text: c })))),
+      h('tbody', {}, models.map((m) => h('tr', { class: m.pausedUntil ? 'has-failures' : null },
+        h('th', { scope: 'row' }, h('code', { text: m.name })),
+        h('td', { text: m.kind }),
+        h('td', { class: 'num', text: m.running ?? '—' }),
+        // A model without a cluster-wide limit (a free simulated one) reports nothing running.
+        h('td', { class: 'num', text: m.running === undefined ? 'no limit' : m.maxConcurrency }),
+        h('td', { class: 'num', text: m.requestsPerMinute ?? '—' }),
+        h('td', {}, m.pausedUntil ? time(m.pausedUntil) : h('span', { class: 'muted', text: 'not paused' })))))));
+
   async function load() {
     try {
-      const stats = await ctx.api.adminStats(controller.signal);
+      const [stats, models] = await Promise.all([
+        ctx.api.adminStats(controller.signal),
+        ctx.api.models(controller.signal),
+      ]);
       const jobs = stats.jobsByStatus || {};
       replace(body,
         h('h2', { text: 'Now' }),
@@ -53,6 +72,8 @@ export function renderAdmin(view, ctx) {
         h('h2', { text: 'Active jobs by status' }),
         h('ul', { class: 'status-counts' }, Object.entries(jobs).map(([s, n]) => h('li', {},
           h('a', { href: `#/jobs?status=${s}` }, h('span', { class: `badge badge-${s}`, text: s }), ` ${n}`)))),
+        h('h2', { text: 'Models' }),
+        modelTable(models.models || []),
         h('h2', { text: 'Last hour, per model' }),
         table('Tasks per model: queued and running now; completed, failed, cancelled and retried in the last hour',
           'Model', stats.models, 'default / not started'),

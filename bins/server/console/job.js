@@ -109,6 +109,7 @@ export function renderJob(view, ctx, idText) {
           task.started_at && task.attempt_started_at && task.started_at !== task.attempt_started_at
             ? ['First started', time(task.started_at)] : null,
           retryAt(task) ? ['Next attempt', retryAt(task)] : null,
+          task.waiting_reason && task.status === 'pending' ? ['Waiting', task.waiting_reason] : null,
           ['Finished', time(task.completed_at)],
           ['Ran for', elapsed(task.attempt_started_at || task.started_at, task.completed_at)],
           usageFact(task.usage),

@@ -314,6 +314,20 @@ async fn every_workflow_completes_through_the_api_with_the_contract_result_shape
             assert_eq!(tasks[0]["task_type"], "scene_style_analysis");
             assert!(tasks[0]["result_data"]["styleDescription"].is_string());
             check_result(workflow, &tasks[1]["result_data"]);
+        } else if workflow.starts_with("batch_") {
+            // A fan-out step: its task, then one item per shot, in order, each with its result.
+            assert_eq!(tasks.len(), 3, "{workflow}");
+            check_result(workflow, &tasks[0]["result_data"]);
+            for (index, item) in tasks[1..].iter().enumerate() {
+                assert_eq!(item["parent_task_id"], tasks[0]["id"], "{item}");
+                assert_eq!(item["item_index"], index, "{item}");
+                assert_eq!(item["status"], "completed", "{item}");
+                assert_eq!(
+                    item["result_data"],
+                    tasks[0]["result_data"]["results"][index],
+                    "{item}"
+                );
+            }
         } else {
             assert_eq!(tasks.len(), 1, "{workflow}");
             check_result(workflow, &tasks[0]["result_data"]);

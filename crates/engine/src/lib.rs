@@ -48,5 +48,5 @@ pub use usage::UsageMeter;
 pub use worker::{RetentionConfig, Worker, WorkerConfig, WorkerHandle};
 pub use workflow::{
     FanOut, InputBuilder, ItemFailure, ItemsOf, LimitOf, ModelOf, Registry, StepContext,
-    StepDefinition, StepHandler, StepRun, UniqueKeyFn, WorkflowDefinition,
+    StepDefinition, StepHandler, StepRun, SummarizeFn, UniqueKeyFn, WorkflowDefinition,
 };

@@ -69,10 +69,15 @@ pub enum ItemFailure {
     Continue,
 }
 
+/// Turns a fan-out step's item results (in item order; a failed item's place is
+/// `{"error": message}` under [`ItemFailure::Continue`]) into the step's result, with the job's
+/// params. An error fails the step.
+pub type SummarizeFn = Arc<dyn Fn(&Value, Vec<Value>) -> Result<Value, TaskError> + Send + Sync>;
+
 /// A step that maps over a list: each item is its own task (attempts, checkpoint, progress,
 /// result), run by the step's handler with the item's input; at most `limit` items of a job
 /// run at once (and within their model's limit). The step's result is the items' results in
-/// item order; its progress is their average.
+/// item order (or what `summarize` makes of them); its progress is their average.
 #[derive(Clone)]
 pub struct FanOut {
     pub items: ItemsOf,
@@ -80,6 +85,8 @@ pub struct FanOut {
     pub on_item_failure: ItemFailure,
     /// Limit of the whole step (the items' own limit is the step's `timeout`).
     pub timeout: Duration,
+    /// The step's result from the items' results; `None`: the list itself.
+    pub summarize: Option<SummarizeFn>,
 }
 
 /// Derives a uniqueness key from a job's (validated) params, e.g. the character id.
@@ -161,7 +168,20 @@ impl StepDefinition {
             limit: Arc::new(limit),
             on_item_failure,
             timeout: Duration::from_secs(24 * 3600),
+            summarize: None,
         });
+        self
+    }
+
+    /// The result of this fan-out step from its items' results (see [`SummarizeFn`]). Call it
+    /// after [`StepDefinition::fan_out`]; on any other step it does nothing.
+    pub fn summarize(
+        mut self,
+        summarize: impl Fn(&Value, Vec<Value>) -> Result<Value, TaskError> + Send + Sync + 'static,
+    ) -> Self {
+        if let Some(fan_out) = &mut self.fan_out {
+            fan_out.summarize = Some(Arc::new(summarize));
+        }
         self
     }
 

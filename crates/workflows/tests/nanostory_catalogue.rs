@@ -220,6 +220,19 @@ fn models_are_resolved_at_start_naming_the_field() {
             "modelName",
             "unknown model",
         ),
+        // A batch's shots are checked at start, before a task exists for any of them.
+        (
+            "batch_frame_generation",
+            json!({"storyboards": [{"id": 1, "prompt": "a"}, {"id": 2}]}),
+            "storyboards",
+            "storyboards[1]: prompt or description is needed",
+        ),
+        (
+            "batch_scene_video_generation",
+            json!({"storyboards": [{"id": 1, "prompt": "a", "hasAction": "yes"}]}),
+            "storyboards",
+            "storyboards[0]",
+        ),
     ] {
         let err = prepare(workflow, params).unwrap_err();
         assert_eq!(err.field, field, "{workflow}: {err}");
@@ -351,6 +364,73 @@ async fn scene_image_analyses_the_style_then_paints_with_a_reference() {
     )
     .await;
     assert_eq!(outcome.input["referenceImageUrl"], "/files/aa/ref.png");
+}
+
+/// Point 5: the batches are fan-out steps, one item per shot carrying the shot, its place and
+/// the shared params (never the whole list), at most `maxConcurrency` at once (NanoStory's
+/// defaults 20 and 3).
+#[test]
+fn batches_fan_out_one_item_per_shot() {
+    let (registry, _, _dir) = recording();
+    for (workflow, default) in [
+        ("batch_frame_generation", 20),
+        ("batch_scene_video_generation", 3),
+    ] {
+        let definition = registry.get(workflow).unwrap();
+        let fan_out = definition.steps[0].fan_out.as_ref().expect(workflow);
+        assert_eq!(fan_out.on_item_failure, nosyntask_engine::ItemFailure::Continue);
+        let params = definition
+            .params
+            .validate(&json!({"scriptId": 3, "storyboards": [
+                {"id": 11, "prompt": "a"}, {"id": 12, "description": "b"}
+            ]}))
+            .unwrap();
+        assert_eq!((fan_out.limit)(&params), default, "{workflow}");
+        assert_eq!((fan_out.limit)(&with(&params, "maxConcurrency", json!(5))), 5);
+        let ctx = nosyntask_engine::StepContext {
+            job_params: params,
+            previous_results: Default::default(),
+            user_id: 1,
+            project_id: 1,
+            step_index: 0,
+        };
+        let items = (fan_out.items)(&ctx);
+        assert_eq!(items.len(), 2, "{workflow}");
+        assert_eq!(items[1]["shot"]["id"], 12);
+        assert_eq!(items[1]["shotIndex"], 1);
+        assert_eq!(items[1]["scriptId"], 3);
+        assert!(items[1].get("storyboards").is_none(), "{}", items[1]);
+    }
+}
+
+/// A shot whose task failed for good is a failed shot of the batch, with its id; the others
+/// are kept. Every shot failing fails the step.
+#[test]
+fn a_failed_shot_is_reported_and_the_others_kept() {
+    let (registry, _, _dir) = recording();
+    let definition = registry.get("batch_frame_generation").unwrap();
+    let summarize = definition.steps[0]
+        .fan_out
+        .as_ref()
+        .and_then(|f| f.summarize.clone())
+        .unwrap();
+    let params = json!({"modelName": "sim-image", "storyboards": [{"id": 11}, {"id": 12}]});
+    let result = summarize(
+        &params,
+        vec![
+            json!({"storyboardId": 11, "status": "completed", "startFrame": "/files/a.png"}),
+            json!({"error": "content policy"}),
+        ],
+    )
+    .unwrap();
+    assert_eq!((&result["completed"], &result["failed"]), (&json!(1), &json!(1)));
+    assert_eq!(
+        result["results"][1],
+        json!({"storyboardId": 12, "status": "failed", "error": "content policy"})
+    );
+    assert_eq!(result["model"], "sim-image");
+    let err = summarize(&params, vec![json!({"error": "a"}), json!({"error": "b"})]).unwrap_err();
+    assert!(err.to_string().contains("every shot of the batch failed"), "{err}");
 }
 
 #[tokio::test]

@@ -280,6 +280,12 @@ test('an admin sees every job and the engine statistics', async () => {
   const storyboard = perStep.getByRole('row', { name: /storyboard/ });
   assert.deepEqual(await storyboard.locator('td').allTextContents(), ['0', '0', '1', '0', '0', '0']);
   await page.getByRole('table', { name: /Tasks per model/ }).waitFor();
+  // Every configured model with its limits (a free simulated one has none); none is paused.
+  const models = page.getByRole('table', { name: /Models: limits/ });
+  const cells = (name) => models.getByRole('row', { name }).locator('td').allTextContents();
+  // Kind, running, at once, per minute, paused until.
+  assert.deepEqual(await cells(/sim-image-limited/), ['image', '0', '2', '30', 'not paused']);
+  assert.deepEqual(await cells(/^sim-video/), ['video', '—', 'no limit', '—', 'not paused']);
   await shotAndAudit('12-admin-engine');
 });
 

@@ -35,7 +35,17 @@ adapter = "simulated"
 default = true
 simulated = { latency_ms = ${ms} }
 `;
-  return model('sim-text', 'text', textMs) + model('sim-image', 'image', imageMs) + model('sim-video', 'video', videoMs);
+  // A second image model with cluster-wide limits, as a paid provider's would be configured.
+  const limited = `
+[[models]]
+name = "sim-image-limited"
+kind = "image"
+adapter = "simulated"
+max_concurrency = 2
+requests_per_minute = 30
+simulated = { latency_ms = ${imageMs} }
+`;
+  return model('sim-text', 'text', textMs) + model('sim-image', 'image', imageMs) + model('sim-video', 'video', videoMs) + limited;
 }
 
 /** A clean environment for the binary: none of the caller's NOSYNTASK* or JWT_SECRET. */

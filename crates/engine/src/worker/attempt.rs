@@ -173,6 +173,9 @@ fn prepare_attempt(
                 limit: (fan_out.limit)(&context.job_params),
                 on_item_failure: fan_out.on_item_failure,
                 poll: state.config.fan_out_poll,
+                summarize: fan_out
+                    .summarize
+                    .map(|summarize| (summarize, context.job_params.clone())),
             }),
             fan_out.timeout,
         ),

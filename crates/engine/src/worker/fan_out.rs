@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tracing::warn;
 
 use crate::ports::{Clock, Fence, ItemState, JobStore, StoreError};
-use crate::workflow::{ItemFailure, StepHandler, StepRun};
+use crate::workflow::{ItemFailure, StepHandler, StepRun, SummarizeFn};
 
 pub(super) struct Coordinator {
     pub store: Arc<dyn JobStore>,
@@ -25,6 +25,8 @@ pub(super) struct Coordinator {
     pub limit: u32,
     pub on_item_failure: ItemFailure,
     pub poll: Duration,
+    /// The step's result from the items' results, with the job's params.
+    pub summarize: Option<(SummarizeFn, Value)>,
 }
 
 fn finished(item: &ItemState) -> bool {
@@ -76,7 +78,7 @@ impl Coordinator {
         items: &[ItemState],
     ) -> Option<Result<Value, TaskError>> {
         if items.is_empty() {
-            return Some(Ok(json!([])));
+            return Some(self.result(Vec::new()));
         }
         let total: i64 = items
             .iter()
@@ -105,14 +107,24 @@ impl Coordinator {
         if !items.iter().all(finished) {
             return None;
         }
-        Some(Ok(Value::Array(
-            items
-                .iter()
-                .map(|i| match i.status {
-                    TaskStatus::Completed => i.result.clone().unwrap_or(Value::Null),
-                    _ => json!({"error": i.error}),
-                })
-                .collect(),
-        )))
+        Some(
+            self.result(
+                items
+                    .iter()
+                    .map(|i| match i.status {
+                        TaskStatus::Completed => i.result.clone().unwrap_or(Value::Null),
+                        _ => json!({"error": i.error}),
+                    })
+                    .collect(),
+            ),
+        )
+    }
+
+    /// The step's result from the items' results, in item order.
+    fn result(&self, results: Vec<Value>) -> Result<Value, TaskError> {
+        match &self.summarize {
+            Some((summarize, params)) => summarize(params, results),
+            None => Ok(Value::Array(results)),
+        }
     }
 }

@@ -17,7 +17,7 @@ use crate::common::input::non_empty;
 use crate::common::media::generate_once_keyed;
 use crate::common::models::{self, Uses};
 use crate::common::params;
-use crate::common::steps::{IMAGE_TIMEOUT, single_step};
+use crate::common::steps::IMAGE_TIMEOUT;
 use crate::frames::frame_prompts;
 
 /// The workflow type.
@@ -47,19 +47,12 @@ pub(crate) fn definition(models: Arc<dyn ModelCatalog>) -> WorkflowDefinition {
     let handler = Arc::new(BatchFramesHandler {
         models: models.clone(),
     });
-    // One batch may paint hundreds of frames: the step gets the image limit per 10 shots.
-    let step = single_step(
-        "batch_frame",
-        "storyboard",
-        handler,
-        &params,
-        IMAGE_TIMEOUT * 6,
-    )
-    .target_id_param("scriptId");
+    // One shot paints at most two frames.
+    let step = super::batch_step("batch_frame", handler, &params, IMAGE_TIMEOUT * 2, 20);
     WorkflowDefinition::new(WORKFLOW, "批量分镜帧生成", params)
         .step(step)
         .unique_by_param("scriptId")
-        .prepare(models::resolver(models, USES))
+        .prepare(super::prepare(models, USES))
 }
 
 struct BatchFramesHandler {
@@ -107,52 +100,43 @@ impl Shared {
         shot: Shot,
         overwrite: bool,
         progress: ProgressReporter,
-    ) -> Value {
+    ) -> Result<Value, TaskError> {
         let has_frame = non_empty(shot.start_frame.as_deref())
             .or(non_empty(shot.image_url.as_deref()))
             .is_some();
         if has_frame && !overwrite {
-            return json!({"storyboardId": shot.id, "status": "skipped"});
+            return Ok(json!({"storyboardId": shot.id, "status": "skipped"}));
         }
         let key = shot.key(index);
         let text = shot.text().unwrap_or_default().to_owned();
-        let outcome = if shot.has_action {
+        let (start, end) = if shot.has_action {
             let (start, end) = frame_prompts(&text);
-            match self
+            let first = self
                 .paint(&key, "start", start, progress.scaled(0.0, 50.0))
-                .await
-            {
-                Ok(first) => self
-                    .paint(&key, "end", end, progress.scaled(50.0, 100.0))
-                    .await
-                    .map(|last| (first, Some(last))),
-                Err(err) => Err(err),
-            }
+                .await?;
+            let last = self
+                .paint(&key, "end", end, progress.scaled(50.0, 100.0))
+                .await?;
+            (first, Some(last))
         } else {
-            self.paint(&key, "frame", text, progress)
-                .await
-                .map(|url| (url, None))
+            (self.paint(&key, "frame", text, progress).await?, None)
         };
-        match outcome {
-            Ok((start, end)) => json!({
-                "storyboardId": shot.id,
-                "status": "completed",
-                "type": if shot.has_action { "frame" } else { "single_frame" },
-                "startFrame": start,
-                "endFrame": end,
-                "imageUrl": start,
-            }),
-            Err(err) => {
-                json!({"storyboardId": shot.id, "status": "failed", "error": err.to_string()})
-            }
-        }
+        Ok(json!({
+            "storyboardId": shot.id,
+            "status": "completed",
+            "type": if shot.has_action { "frame" } else { "single_frame" },
+            "startFrame": start,
+            "endFrame": end,
+            "imageUrl": start,
+        }))
     }
 }
 
+/// Paints one shot of the batch (an item of the fan-out step).
 #[async_trait]
 impl StepHandler for BatchFramesHandler {
     async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
-        let shots = super::shots(&run.input)?;
+        let (index, shot) = super::item(&run.input)?;
         let input = &run.input;
         let model_name = input.get("modelName").and_then(Value::as_str);
         let shared = Shared {
@@ -163,14 +147,9 @@ impl StepHandler for BatchFramesHandler {
             height: number(input, "height").unwrap_or(576),
         };
         let overwrite = super::flag(input, "overwriteFrames");
-        super::run_shots(
-            &run,
-            shots,
-            20,
-            &shared.model.info().name,
-            |index, shot, progress| shared.shot(index, shot, overwrite, progress),
-        )
-        .await
+        shared
+            .shot(index, shot, overwrite, run.progress.scaled(0.0, 100.0))
+            .await
     }
 }
 

@@ -3,27 +3,31 @@
 //!
 //! NanoStory's engine reads the shots of `scriptId` itself; standalone, the request carries them
 //! in `storyboards: [{id, prompt | description, hasAction, startFrame, endFrame, imageUrl,
-//! videoUrl, duration}]`, and a request with only a `scriptId` is refused naming `storyboards`.
-//! Each is one step that runs the shots at most `maxConcurrency` at a time (NanoStory's
-//! defaults: 20 frames, 3 videos) inside its handler ([`crate::common::batch`]), because the
-//! engine's fan-out steps are not used here yet (the step holds one worker slot and one model
-//! slot for the whole batch); a shot that fails is reported in `results` and the others go on.
+//! videoUrl, duration}]`, checked at start (422 naming `storyboards[i]`), and a request with
+//! only a `scriptId` is refused naming `storyboards`.
+//! Each is one fan-out step: every shot is its own task (its own attempts, checkpoint, time
+//! limit and progress), at most `maxConcurrency` of a job's shots run at once (NanoStory's
+//! defaults: 20 frames, 3 videos) and within the model's cluster-wide limit; a shot that fails
+//! for good is reported in `results` and the others go on.
 //!
-//! Result: `{total, completed, skipped, failed, results: [{storyboardId, status, ...}]}`.
+//! Result: `{total, completed, skipped, failed, results: [{storyboardId, status, ...}], model}`.
 
 pub(crate) mod frames;
 pub(crate) mod videos;
 
-use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
-use nosyntask_domain::{ParamKind, ParamSpec, TaskError};
-use nosyntask_engine::{ProgressReporter, StepRun};
+use nosyntask_domain::{ParamError, ParamKind, ParamSpec, ParamsSchema, TaskError};
+use nosyntask_engine::ports::ModelCatalog;
+use nosyntask_engine::{ItemFailure, StepContext, StepDefinition, StepHandler};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::common::batch::run_items;
-use crate::common::input::non_empty;
+use crate::common::input::{declared_params, non_empty};
+use crate::common::models::{self, Uses};
 use crate::common::params;
+use crate::common::steps::ATTEMPTS;
 
 /// The most shots one batch takes.
 const MAX_SHOTS: usize = 500;
@@ -90,59 +94,135 @@ impl Shot {
     }
 }
 
-/// The shots of the input, each with something to show.
-fn shots(input: &Value) -> Result<Vec<Shot>, TaskError> {
-    let items = input
+/// The shots of the params, each with something to show, or what is wrong with them (in
+/// English and Chinese, since NanoStory's UI shows the message).
+fn shots(params: &Value) -> Result<Vec<Shot>, ParamError> {
+    let invalid = |message: String, zh: String| ParamError::new("storyboards", message).zh(zh);
+    let items = params
         .get("storyboards")
         .and_then(Value::as_array)
-        .ok_or_else(|| TaskError::permanent("storyboards: a list of shots is needed"))?;
+        .ok_or_else(|| invalid("a list of shots is needed".into(), "需要分镜列表".into()))?;
     if items.len() > MAX_SHOTS {
-        return Err(TaskError::permanent(format!(
-            "storyboards: at most {MAX_SHOTS} shots per batch"
-        )));
+        return Err(invalid(
+            format!("at most {MAX_SHOTS} shots per batch"),
+            format!("每批最多 {MAX_SHOTS} 个分镜"),
+        ));
     }
     items
         .iter()
         .enumerate()
         .map(|(index, item)| {
-            let shot: Shot = serde_json::from_value(item.clone())
-                .map_err(|err| TaskError::permanent(format!("storyboards[{index}]: {err}")))?;
+            let shot: Shot = serde_json::from_value(item.clone()).map_err(|err| {
+                invalid(
+                    format!("storyboards[{index}]: {err}"),
+                    format!("第 {} 个分镜格式不正确：{err}", index + 1),
+                )
+            })?;
             if shot.text().is_none() {
-                return Err(TaskError::permanent(format!(
-                    "storyboards[{index}]: prompt or description is needed"
-                )));
+                return Err(invalid(
+                    format!("storyboards[{index}]: prompt or description is needed"),
+                    format!("第 {} 个分镜缺少提示词或描述", index + 1),
+                ));
             }
             Ok(shot)
         })
         .collect()
 }
 
-/// Runs the shots at most `maxConcurrency` at a time (`default_concurrency` when the input
-/// names none), progress from 2 % to 100 % as the shots' average, and sums the results up
-/// with the model's name.
-async fn run_shots<F, Fut>(
-    run: &StepRun,
-    shots: Vec<Shot>,
+/// The start-time check of a batch: its shots, then its models.
+fn prepare(
+    models: Arc<dyn ModelCatalog>,
+    uses: Uses,
+) -> impl Fn(Value) -> Result<Value, ParamError> + Send + Sync + 'static {
+    let resolve = models::resolver(models, uses);
+    move |params| {
+        shots(&params)?;
+        resolve(params)
+    }
+}
+
+/// The batch's fan-out step: one item per shot, whose input is the step's params without the
+/// list plus `shot` and `shotIndex`; `handler` makes one shot (its result has a `status`).
+fn batch_step(
+    task_type: &str,
+    handler: Arc<dyn StepHandler>,
+    schema: &ParamsSchema,
+    shot_timeout: Duration,
     default_concurrency: u32,
-    model: &str,
-    shot: F,
-) -> Result<Value, TaskError>
-where
-    F: Fn(usize, Shot, ProgressReporter) -> Fut,
-    Fut: Future<Output = Value>,
-{
-    let concurrency = frames::number(&run.input, "maxConcurrency").unwrap_or(default_concurrency);
-    run.progress.report(2.0);
-    let items: Vec<(usize, Shot)> = shots.into_iter().enumerate().collect();
-    let results = run_items(
-        items,
-        concurrency as usize,
-        &run.progress.scaled(2.0, 100.0),
-        |(index, item), progress| shot(index, item, progress),
-    )
-    .await;
+) -> StepDefinition {
+    let step_params = declared_params(schema);
+    StepDefinition::new(task_type, "storyboard", handler)
+        .input(declared_params(schema))
+        .max_attempts(ATTEMPTS)
+        .timeout(shot_timeout)
+        .target_id_param("scriptId")
+        .fan_out(
+            move |ctx: &StepContext| shot_items(step_params(ctx)),
+            move |params| {
+                frames::number(params, "maxConcurrency").unwrap_or(default_concurrency)
+            },
+            ItemFailure::Continue,
+        )
+        .summarize(summarize)
+}
+
+/// The items' inputs of a batch whose step params are `params`.
+fn shot_items(mut params: Value) -> Vec<Value> {
+    let shots = params
+        .as_object_mut()
+        .and_then(|p| p.remove("storyboards"))
+        .and_then(|s| match s {
+            Value::Array(shots) => Some(shots),
+            _ => None,
+        })
+        .unwrap_or_default();
+    shots
+        .into_iter()
+        .enumerate()
+        .map(|(index, shot)| {
+            let mut item = params.clone();
+            item["shot"] = shot;
+            item["shotIndex"] = json!(index);
+            item
+        })
+        .collect()
+}
+
+/// The shot of an item's input, with its place in the batch.
+fn item(input: &Value) -> Result<(usize, Shot), TaskError> {
+    let index = input
+        .get("shotIndex")
+        .and_then(Value::as_u64)
+        .and_then(|i| usize::try_from(i).ok())
+        .ok_or_else(|| TaskError::permanent("the item has no shotIndex"))?;
+    let shot = serde_json::from_value(input.get("shot").cloned().unwrap_or(Value::Null))
+        .map_err(|err| TaskError::permanent(format!("the item's shot: {err}")))?;
+    Ok((index, shot))
+}
+
+/// The batch result of the shots' results, with the model's name. A shot whose task failed for
+/// good has only its error there (the engine's `{"error"}`): it becomes a failed shot.
+fn summarize(params: &Value, results: Vec<Value>) -> Result<Value, TaskError> {
+    let results = results
+        .into_iter()
+        .enumerate()
+        .map(|(index, result)| {
+            if result.get("status").is_some() {
+                return result;
+            }
+            let id = params["storyboards"][index]
+                .get("id")
+                .cloned()
+                .unwrap_or(Value::Null);
+            let error = result
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("the shot failed");
+            json!({"storyboardId": id, "status": "failed", "error": error})
+        })
+        .collect();
     let mut result = summary(results)?;
-    result["model"] = json!(model);
+    result["model"] = params.get("modelName").cloned().unwrap_or(Value::Null);
     Ok(result)
 }
 

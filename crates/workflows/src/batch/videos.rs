@@ -18,7 +18,7 @@ use crate::common::input::non_empty;
 use crate::common::media::generate_once_keyed;
 use crate::common::models::{self, Uses, field};
 use crate::common::params;
-use crate::common::steps::{VIDEO_TIMEOUT, single_step};
+use crate::common::steps::VIDEO_TIMEOUT;
 use crate::prompt_generate::{Brief, MediaKind, write_prompt};
 
 /// The workflow type.
@@ -55,19 +55,11 @@ pub(crate) fn definition(models: Arc<dyn ModelCatalog>) -> WorkflowDefinition {
     let handler = Arc::new(BatchVideosHandler {
         models: models.clone(),
     });
-    // Shots run a few at a time: the step gets the video limit per 3 shots, times 4.
-    let step = single_step(
-        "batch_scene_video",
-        "storyboard",
-        handler,
-        &params,
-        VIDEO_TIMEOUT * 4,
-    )
-    .target_id_param("scriptId");
+    let step = super::batch_step("batch_scene_video", handler, &params, VIDEO_TIMEOUT, 3);
     WorkflowDefinition::new(WORKFLOW, "批量分镜视频生成", params)
         .step(step)
         .unique_by_param("scriptId")
-        .prepare(models::resolver(models, USES))
+        .prepare(super::prepare(models, USES))
 }
 
 struct BatchVideosHandler {
@@ -145,28 +137,25 @@ impl Shared {
         shot: Shot,
         overwrite: bool,
         progress: ProgressReporter,
-    ) -> Value {
+    ) -> Result<Value, TaskError> {
         if non_empty(shot.video_url.as_deref()).is_some() && !overwrite {
-            return json!({"storyboardId": shot.id, "status": "skipped"});
+            return Ok(json!({"storyboardId": shot.id, "status": "skipped"}));
         }
-        match self.clip(index, &shot, &progress).await {
-            Ok((url, prompt)) => json!({
-                "storyboardId": shot.id,
-                "status": "completed",
-                "videoUrl": url,
-                "prompt": prompt,
-            }),
-            Err(err) => {
-                json!({"storyboardId": shot.id, "status": "failed", "error": err.to_string()})
-            }
-        }
+        let (url, prompt) = self.clip(index, &shot, &progress).await?;
+        Ok(json!({
+            "storyboardId": shot.id,
+            "status": "completed",
+            "videoUrl": url,
+            "prompt": prompt,
+        }))
     }
 }
 
+/// Makes one shot's clip (an item of the fan-out step).
 #[async_trait]
 impl StepHandler for BatchVideosHandler {
     async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
-        let shots = super::shots(&run.input)?;
+        let (index, shot) = super::item(&run.input)?;
         let input = &run.input;
         let name = |key: &str| input.get(key).and_then(Value::as_str);
         let shared = Shared {
@@ -178,13 +167,8 @@ impl StepHandler for BatchVideosHandler {
             think: input.get("think").and_then(Value::as_bool),
         };
         let overwrite = super::flag(input, "overwriteVideos");
-        super::run_shots(
-            &run,
-            shots,
-            3,
-            &shared.model.info().name,
-            |index, shot, progress| shared.shot(index, shot, overwrite, progress),
-        )
-        .await
+        shared
+            .shot(index, shot, overwrite, run.progress.scaled(0.0, 100.0))
+            .await
     }
 }

@@ -60,6 +60,9 @@ pub async fn run_step(
         project_id: 7,
         step_index: step as i32,
     };
+    if let Some(fan_out) = &step_definition.fan_out {
+        return run_items(definition, step, ctx, fan_out, checkpoint).await;
+    }
     let input = (step_definition.build_input)(&ctx);
     let slot = ProgressSlot::new();
     let checkpoints = Checkpoints::in_memory(checkpoint);
@@ -81,6 +84,57 @@ pub async fn run_step(
         progress: slot.current(),
         checkpoint: checkpoints.last().await,
         input,
+    }
+}
+
+/// Runs a fan-out step as the engine's coordinator does, one item after the other: each item's
+/// handler run with the item's input and its own checkpoint (`checkpoint`, if given, is the list
+/// of them an earlier run returned), a failed item's place `{"error": message}`, then the step's
+/// summary. The outcome's checkpoint is the items' list, its progress their average.
+async fn run_items(
+    definition: &nosyntask_engine::WorkflowDefinition,
+    step: usize,
+    mut ctx: StepContext,
+    fan_out: &nosyntask_engine::FanOut,
+    checkpoint: Option<Value>,
+) -> Outcome {
+    if let Some(prepare) = &definition.prepare {
+        ctx.job_params = prepare(ctx.job_params).unwrap_or_else(|err| panic!("prepare: {err}"));
+    }
+    let step_definition = &definition.steps[step];
+    let items = (fan_out.items)(&ctx);
+    let (mut results, mut checkpoints, mut progress) = (Vec::new(), Vec::new(), 0);
+    for (index, item) in items.iter().enumerate() {
+        let slot = ProgressSlot::new();
+        let earlier = checkpoint.as_ref().and_then(|c| c.get(index)).cloned();
+        let checkpoints_of_item = Checkpoints::in_memory(earlier.filter(|c| !c.is_null()));
+        let run = StepRun {
+            input: item.clone(),
+            progress: ProgressReporter::new(slot.clone()),
+            checkpoint: checkpoints_of_item.clone(),
+            cancel: CancellationToken::new(),
+            job_id: 1,
+            task_id: 2 + index as i64,
+            step_index: step as i32,
+            attempt: 1,
+            user_id: 1,
+            project_id: 7,
+        };
+        let outcome = step_definition.handler.run(run).await;
+        // A completed item counts 100 %, as the coordinator counts it.
+        progress += if outcome.is_ok() { 100 } else { slot.current() };
+        results.push(outcome.unwrap_or_else(|err| serde_json::json!({"error": err.to_string()})));
+        checkpoints.push(checkpoints_of_item.last().await.unwrap_or(Value::Null));
+    }
+    let result = match &fan_out.summarize {
+        Some(summarize) => summarize(&ctx.job_params, results),
+        None => Ok(Value::Array(results)),
+    };
+    Outcome {
+        result,
+        progress: if items.is_empty() { 100 } else { progress / items.len() as i32 },
+        checkpoint: Some(Value::Array(checkpoints)),
+        input: Value::Array(items),
     }
 }
 
