@@ -323,8 +323,7 @@ async fn every_workflow_completes_through_the_api_with_the_contract_result_shape
                 assert_eq!(item["item_index"], index, "{item}");
                 assert_eq!(item["status"], "completed", "{item}");
                 assert_eq!(
-                    item["result_data"],
-                    tasks[0]["result_data"]["results"][index],
+                    item["result_data"], tasks[0]["result_data"]["results"][index],
                     "{item}"
                 );
             }

@@ -10,37 +10,12 @@ use nosyntask_engine::ports::{Fence, ItemState, StepStarted};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Value};
 
 use crate::error::{Result, retrying};
+use crate::finish::{FENCE, fence_values, started_set};
 use crate::history;
 use crate::sql::{
     self, IN_LIST_CHUNK, col, json_text, ms, padded_ids, padded_len, placeholders, stmt,
 };
 use crate::store::Store;
-
-/// The fence of one claim, as a condition on a task row.
-const FENCE: &str = "id = ? AND status NOT IN ('completed', 'failed', 'cancelled') \
-     AND lease_owner = ? AND claim_epoch = ?";
-
-fn fence_values(fence: &Fence) -> [Value; 3] {
-    [
-        fence.task_id.into(),
-        fence.owner.clone().into(),
-        fence.epoch.into(),
-    ]
-}
-
-/// `, input_params = ?, model_name = ?` when the item's input is still to be written.
-fn started_set(started: Option<&StepStarted>) -> (&'static str, Vec<Value>) {
-    match started {
-        Some(s) => (
-            ", input_params = ?, model_name = ?",
-            vec![
-                json_text(&s.input_params).into(),
-                s.model_name.clone().into(),
-            ],
-        ),
-        None => ("", Vec::new()),
-    }
-}
 
 impl Store {
     pub(crate) async fn sync_items_impl(

@@ -16,11 +16,11 @@ use crate::sql::{FENCE_HOLDS, json_text, ms, stmt};
 use crate::store::Store;
 
 /// [`crate::sql::FENCE_HOLDS`] for one task.
-const FENCE: &str = "id = ? AND status NOT IN ('completed', 'failed', 'cancelled') \
+pub(crate) const FENCE: &str = "id = ? AND status NOT IN ('completed', 'failed', 'cancelled') \
      AND lease_owner = ? \
      AND claim_epoch = ?";
 
-fn fence_values(fence: &Fence) -> [Value; 3] {
+pub(crate) fn fence_values(fence: &Fence) -> [Value; 3] {
     [
         fence.task_id.into(),
         fence.owner.clone().into(),
@@ -29,7 +29,7 @@ fn fence_values(fence: &Fence) -> [Value; 3] {
 }
 
 /// `, input_params = ?, model_name = ?` and its values when the step's input is to be written.
-fn started_set(started: Option<&StepStarted>) -> (&'static str, Vec<Value>) {
+pub(crate) fn started_set(started: Option<&StepStarted>) -> (&'static str, Vec<Value>) {
     match started {
         Some(s) => (
             ", input_params = ?, model_name = ?",

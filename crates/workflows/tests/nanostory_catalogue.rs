@@ -378,7 +378,10 @@ fn batches_fan_out_one_item_per_shot() {
     ] {
         let definition = registry.get(workflow).unwrap();
         let fan_out = definition.steps[0].fan_out.as_ref().expect(workflow);
-        assert_eq!(fan_out.on_item_failure, nosyntask_engine::ItemFailure::Continue);
+        assert_eq!(
+            fan_out.on_item_failure,
+            nosyntask_engine::ItemFailure::Continue
+        );
         let params = definition
             .params
             .validate(&json!({"scriptId": 3, "storyboards": [
@@ -386,7 +389,10 @@ fn batches_fan_out_one_item_per_shot() {
             ]}))
             .unwrap();
         assert_eq!((fan_out.limit)(&params), default, "{workflow}");
-        assert_eq!((fan_out.limit)(&with(&params, "maxConcurrency", json!(5))), 5);
+        assert_eq!(
+            (fan_out.limit)(&with(&params, "maxConcurrency", json!(5))),
+            5
+        );
         let ctx = nosyntask_engine::StepContext {
             job_params: params,
             previous_results: Default::default(),
@@ -423,14 +429,20 @@ fn a_failed_shot_is_reported_and_the_others_kept() {
         ],
     )
     .unwrap();
-    assert_eq!((&result["completed"], &result["failed"]), (&json!(1), &json!(1)));
+    assert_eq!(
+        (&result["completed"], &result["failed"]),
+        (&json!(1), &json!(1))
+    );
     assert_eq!(
         result["results"][1],
         json!({"storyboardId": 12, "status": "failed", "error": "content policy"})
     );
     assert_eq!(result["model"], "sim-image");
     let err = summarize(&params, vec![json!({"error": "a"}), json!({"error": "b"})]).unwrap_err();
-    assert!(err.to_string().contains("every shot of the batch failed"), "{err}");
+    assert!(
+        err.to_string().contains("every shot of the batch failed"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

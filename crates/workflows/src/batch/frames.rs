@@ -43,16 +43,20 @@ fn params() -> ParamsSchema {
 }
 
 pub(crate) fn definition(models: Arc<dyn ModelCatalog>) -> WorkflowDefinition {
-    let params = params();
-    let handler = Arc::new(BatchFramesHandler {
-        models: models.clone(),
-    });
-    // One shot paints at most two frames.
-    let step = super::batch_step("batch_frame", handler, &params, IMAGE_TIMEOUT * 2, 20);
-    WorkflowDefinition::new(WORKFLOW, "批量分镜帧生成", params)
-        .step(step)
-        .unique_by_param("scriptId")
-        .prepare(super::prepare(models, USES))
+    super::Batch {
+        workflow: WORKFLOW,
+        name: "批量分镜帧生成",
+        task_type: "batch_frame",
+        params: params(),
+        handler: Arc::new(BatchFramesHandler {
+            models: models.clone(),
+        }),
+        // One shot paints at most two frames.
+        shot_timeout: IMAGE_TIMEOUT * 2,
+        default_concurrency: 20,
+        uses: USES,
+    }
+    .definition(models)
 }
 
 struct BatchFramesHandler {

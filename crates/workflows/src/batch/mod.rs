@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use nosyntask_domain::{ParamError, ParamKind, ParamSpec, ParamsSchema, TaskError};
 use nosyntask_engine::ports::ModelCatalog;
-use nosyntask_engine::{ItemFailure, StepContext, StepDefinition, StepHandler};
+use nosyntask_engine::{ItemFailure, StepContext, StepDefinition, StepHandler, WorkflowDefinition};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -141,29 +141,45 @@ fn prepare(
     }
 }
 
-/// The batch's fan-out step: one item per shot, whose input is the step's params without the
-/// list plus `shot` and `shotIndex`; `handler` makes one shot (its result has a `status`).
-fn batch_step(
-    task_type: &str,
+/// What sets one batch workflow apart from the other.
+struct Batch {
+    workflow: &'static str,
+    /// NanoStory's name of it.
+    name: &'static str,
+    task_type: &'static str,
+    params: ParamsSchema,
+    /// Makes one shot (its result has a `status`).
     handler: Arc<dyn StepHandler>,
-    schema: &ParamsSchema,
     shot_timeout: Duration,
+    /// `maxConcurrency` when the request gives none (NanoStory's default).
     default_concurrency: u32,
-) -> StepDefinition {
-    let step_params = declared_params(schema);
-    StepDefinition::new(task_type, "storyboard", handler)
-        .input(declared_params(schema))
-        .max_attempts(ATTEMPTS)
-        .timeout(shot_timeout)
-        .target_id_param("scriptId")
-        .fan_out(
-            move |ctx: &StepContext| shot_items(step_params(ctx)),
-            move |params| {
-                frames::number(params, "maxConcurrency").unwrap_or(default_concurrency)
-            },
-            ItemFailure::Continue,
-        )
-        .summarize(summarize)
+    uses: Uses,
+}
+
+impl Batch {
+    /// The workflow: one fan-out step with one item per shot, whose input is the step's params
+    /// without the list plus `shot` and `shotIndex`; one batch per script at a time.
+    fn definition(self, models: Arc<dyn ModelCatalog>) -> WorkflowDefinition {
+        let step_params = declared_params(&self.params);
+        let default_concurrency = self.default_concurrency;
+        let step = StepDefinition::new(self.task_type, "storyboard", self.handler)
+            .input(declared_params(&self.params))
+            .max_attempts(ATTEMPTS)
+            .timeout(self.shot_timeout)
+            .target_id_param("scriptId")
+            .fan_out(
+                move |ctx: &StepContext| shot_items(step_params(ctx)),
+                move |params| {
+                    frames::number(params, "maxConcurrency").unwrap_or(default_concurrency)
+                },
+                ItemFailure::Continue,
+            )
+            .summarize(summarize);
+        WorkflowDefinition::new(self.workflow, self.name, self.params)
+            .step(step)
+            .unique_by_param("scriptId")
+            .prepare(prepare(models, self.uses))
+    }
 }
 
 /// The items' inputs of a batch whose step params are `params`.

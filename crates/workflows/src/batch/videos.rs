@@ -51,15 +51,19 @@ fn params() -> ParamsSchema {
 }
 
 pub(crate) fn definition(models: Arc<dyn ModelCatalog>) -> WorkflowDefinition {
-    let params = params();
-    let handler = Arc::new(BatchVideosHandler {
-        models: models.clone(),
-    });
-    let step = super::batch_step("batch_scene_video", handler, &params, VIDEO_TIMEOUT, 3);
-    WorkflowDefinition::new(WORKFLOW, "批量分镜视频生成", params)
-        .step(step)
-        .unique_by_param("scriptId")
-        .prepare(super::prepare(models, USES))
+    super::Batch {
+        workflow: WORKFLOW,
+        name: "批量分镜视频生成",
+        task_type: "batch_scene_video",
+        params: params(),
+        handler: Arc::new(BatchVideosHandler {
+            models: models.clone(),
+        }),
+        shot_timeout: VIDEO_TIMEOUT,
+        default_concurrency: 3,
+        uses: USES,
+    }
+    .definition(models)
 }
 
 struct BatchVideosHandler {

@@ -132,7 +132,11 @@ async fn run_items(
     };
     Outcome {
         result,
-        progress: if items.is_empty() { 100 } else { progress / items.len() as i32 },
+        progress: if items.is_empty() {
+            100
+        } else {
+            progress / items.len() as i32
+        },
         checkpoint: Some(Value::Array(checkpoints)),
         input: Value::Array(items),
     }
