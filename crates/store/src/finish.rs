@@ -20,6 +20,9 @@ pub(crate) const FENCE: &str = "id = ? AND status NOT IN ('completed', 'failed',
      AND lease_owner = ? \
      AND claim_epoch = ?";
 
+/// Progress updates per statement (PostgreSQL) or transaction.
+const PROGRESS_CHUNK: usize = crate::sql::IN_LIST_CHUNK;
+
 pub(crate) fn fence_values(fence: &Fence) -> [Value; 3] {
     [
         fence.task_id.into(),
@@ -213,13 +216,18 @@ impl Store {
         if updates.is_empty() {
             return Ok(());
         }
-        retrying(|| async {
-            match self.backend() {
-                DbBackend::Postgres => self.progress_pg(updates, now).await,
-                _ => self.progress_generic(updates, now).await,
-            }
-        })
-        .await
+        // Bounded statements however many tasks run: none holds thousands of row locks for
+        // long (a checkpoint or a lease renewal of the same rows waits for it).
+        for chunk in updates.chunks(PROGRESS_CHUNK) {
+            retrying(|| async {
+                match self.backend() {
+                    DbBackend::Postgres => self.progress_pg(chunk, now).await,
+                    _ => self.progress_generic(chunk, now).await,
+                }
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     async fn progress_pg(&self, updates: &[ProgressUpdate], now: DateTime<Utc>) -> Result<()> {
@@ -256,7 +264,7 @@ impl Store {
                    RETURNING t.job_id, x.job_progress \
                  ) \
                  UPDATE workflow_jobs w SET progress = m.job_progress, updated_at = ? \
-                 FROM moved m WHERE w.id = ANY(ARRAY(SELECT job_id FROM moved)) AND w.id = m.job_id"
+                 FROM moved m WHERE w.id = m.job_id"
                 ),
                 vec![
                     serde_json::Value::Array(input).to_string().into(),
