@@ -11,6 +11,7 @@ use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use futures::Stream;
+use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -21,7 +22,9 @@ use crate::reads::JobSnapshot;
 use crate::views::Job;
 use crate::watch::Latest;
 
-/// Streams the job: a `job` event with the full Job (tasks included) on every change.
+/// Streams the job: a `job` event with the full Job (tasks included) on every change; with
+/// `changes=true`, the full Job first and then a `changes` event per change with only what
+/// changed.
 #[utoipa::path(
     tag = "workflows",
     security(("bearer" = [])),
@@ -29,11 +32,16 @@ use crate::watch::Latest;
         ("jobId" = i64, Path, description = "Job id"),
         ("access_token" = Option<String>, Query, description = "The bearer token, for clients \
             that cannot send headers (browser EventSource); the Authorization header wins"),
+        ("changes" = Option<bool>, Query, description = "`true`: after the first `job` event, \
+            `changes` events carry the job's `id`, its top-level fields that changed (`null` for \
+            one that went away) and under `tasks` the tasks that changed (`id` and changed \
+            fields; a new task whole): apply each as a shallow merge, tasks matched by `id`"),
     ),
     responses(
         (status = 200, description = "`text/event-stream` of `event: job` / `data: <Job JSON>` \
-            messages, one per change, ending after a terminal status; comment lines keep the \
-            connection alive", content_type = "text/event-stream", body = Job),
+            messages (or `event: changes` ones, see `changes`), one per change, ending after a \
+            terminal status; comment lines keep the connection alive",
+            content_type = "text/event-stream", body = Job),
         (status = 400, description = "The job id is not an integer", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such job for this user", body = ErrorBody),
@@ -54,13 +62,23 @@ pub async fn job_events(
         .await
         .map_err(|e| state.error(e))?;
     let own_base = crate::app::own_base(&req);
-    let stream = events(state.into_inner(), first, own_base);
+    let changes = web::Query::<EventsQuery>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().changes)
+        .is_some_and(|v| v == "true" || v == "1");
+    let stream = events(state.into_inner(), first, own_base, changes);
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/event-stream"))
         .insert_header((CACHE_CONTROL, "no-cache"))
         // Tell reverse proxies (nginx) not to buffer the stream.
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(stream))
+}
+
+/// The query of an event stream (besides `access_token`, which the caller extractor reads).
+#[derive(Debug, serde::Deserialize)]
+struct EventsQuery {
+    changes: Option<String>,
 }
 
 struct Cursor {
@@ -70,6 +88,9 @@ struct Cursor {
     own_base: String,
     pending: Option<std::sync::Arc<JobSnapshot>>,
     last: Option<Bytes>,
+    /// The last job sent, as sent, when the stream sends changes.
+    sent: Option<Value>,
+    changes: bool,
     last_write: Instant,
     started: bool,
     done: bool,
@@ -79,6 +100,7 @@ fn events(
     state: std::sync::Arc<AppState>,
     first: std::sync::Arc<JobSnapshot>,
     own_base: String,
+    changes: bool,
 ) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
     let cursor = Cursor {
         updates: state.watch.subscribe(&first),
@@ -86,6 +108,8 @@ fn events(
         own_base,
         pending: Some(first),
         last: None,
+        sent: None,
+        changes,
         last_write: Instant::now(),
         started: false,
         done: false,
@@ -120,9 +144,23 @@ async fn next_chunk(cursor: &mut Cursor) -> Option<Vec<u8>> {
                     Some(&cursor.own_base),
                 )
                 .await;
-                let frame = frame(&body);
                 cursor.last = Some(job.body.clone());
-                return Some(frame);
+                if !cursor.changes {
+                    return Some(frame(b"job", &body));
+                }
+                let Ok(now) = serde_json::from_slice::<Value>(&body) else {
+                    return Some(frame(b"job", &body));
+                };
+                // The first frame is the whole job; later ones what changed since the last.
+                let change = cursor
+                    .sent
+                    .as_ref()
+                    .map(|before| crate::changes::job_changes(before, &now));
+                cursor.sent = Some(now);
+                return Some(match change {
+                    Some(change) => frame(b"changes", change.to_string().as_bytes()),
+                    None => frame(b"job", &body),
+                });
             }
         }
         let silence = keepalive.saturating_sub(cursor.last_write.elapsed());
@@ -147,9 +185,11 @@ async fn next_chunk(cursor: &mut Cursor) -> Option<Vec<u8>> {
     }
 }
 
-fn frame(json: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(json.len() + 20);
-    frame.extend_from_slice(b"event: job\ndata: ");
+fn frame(event: &[u8], json: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(json.len() + 24);
+    frame.extend_from_slice(b"event: ");
+    frame.extend_from_slice(event);
+    frame.extend_from_slice(b"\ndata: ");
     frame.extend_from_slice(json);
     frame.extend_from_slice(b"\n\n");
     frame
