@@ -1,5 +1,7 @@
 // Small DOM helpers. Text always goes in through text nodes, never as HTML.
 
+import { absolute, relative } from './when.js';
+
 /**
  * Builds an element. `attrs`: `class`, `text`, `on<event>` handlers, `dataset`, booleans as
  * present/absent attributes, anything else as an attribute; children: nodes, strings, arrays,
@@ -46,15 +48,15 @@ export function replace(el, ...children) {
   append(el, children);
 }
 
-const pad = (n) => String(n).padStart(2, '0');
-
-/** A `<time>` with the local date and time of an RFC 3339 string, or an em dash. */
+/**
+ * A `<time>` of an RFC 3339 string as a relative time ("2 min ago"), the local date and time
+ * on hover; or an em dash. Views redraw often enough to keep it current.
+ */
 export function time(iso) {
   if (!iso) return h('span', { class: 'muted', text: '—' });
-  const at = new Date(iso);
-  if (Number.isNaN(at.getTime())) return h('span', { text: iso });
-  const text = `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())} ${pad(at.getHours())}:${pad(at.getMinutes())}:${pad(at.getSeconds())}`;
-  return h('time', { datetime: iso, title: iso, text });
+  const text = relative(iso);
+  if (text === null) return h('span', { text: iso });
+  return h('time', { datetime: iso, title: absolute(iso), text });
 }
 
 /** "1.2 s", "3 min 4 s", "2 h 5 min". */

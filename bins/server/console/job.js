@@ -102,7 +102,7 @@ export function renderJob(view, ctx, idText) {
         progress(task.progress, `Progress of step ${n}`),
         facts([
           ['Target', `${task.target_type}${task.target_id !== null && task.target_id !== undefined ? ` #${task.target_id}` : ''}`],
-          ['Model', task.model_name || h('span', { class: 'muted', text: 'default / not recorded' })],
+          ['Model', modelOf(task)],
           ['Attempts', task.max_attempts ? `${task.attempts} of ${task.max_attempts}` : String(task.attempts)],
           task.external_task_id ? ['Provider task', h('code', { text: task.external_task_id })] : null,
           ['Started', time(task.attempt_started_at || task.started_at)],
@@ -129,6 +129,17 @@ export function renderJob(view, ctx, idText) {
             attemptTable(task), task.attempts_history.some((a) => a.outcome !== 'completed'))
           : null,
       ));
+  }
+
+  /**
+   * The model a step used: the one it was started with, else the one its usage was recorded
+   * under (a step that used its kind's default records none at start).
+   */
+  function modelOf(task) {
+    if (task.model_name) return task.model_name;
+    const used = Object.keys((task.usage && task.usage.models) || {});
+    if (used.length) return `${used.join(', ')} (its kind's default)`;
+    return h('span', { class: 'muted', text: "its kind's default" });
   }
 
   /** "in 12 s" (with the time on hover) while a step waits for its retry; null otherwise. */

@@ -135,6 +135,10 @@ test('a character_views_generation job runs live to 100 % and shows its three im
   await page.getByRole('button', { name: 'Start workflow' }).click();
   firstJob = await shownJobId();
   await page.getByRole('heading', { level: 1, name: `Job #${firstJob}` }).waitFor();
+  // One notice says the job started; it goes away by itself (checked once the job is done).
+  const started = page.locator('.flash', { hasText: `Started job ${firstJob}.` });
+  assert.equal(await started.count(), 1);
+  assert.equal(await page.locator('.flash').count(), 1);
   // Progress moves while the job runs (three slow images), seen through the event stream.
   const seen = new Set();
   let midShot = false;
@@ -156,6 +160,14 @@ test('a character_views_generation job runs live to 100 % and shows its three im
   await page.locator('.job-status .badge', { hasText: 'completed' }).waitFor();
   await page.locator('.live-indicator[data-state="ended"]').waitFor();
   assert.equal(await page.locator('.steps .step .badge').first().textContent(), 'completed');
+  await started.waitFor({ state: 'detached' });
+  // The params named no model: the kind's default the step ran with is named.
+  const model = page.locator('.steps .step .facts > div', { hasText: 'Model' }).locator('dd');
+  assert.equal(await model.textContent(), 'sim-image');
+  // Times read relative, with the local date and time on hover.
+  const created = page.locator('.card .facts > div', { hasText: 'Created' }).locator('time');
+  assert.match(await created.textContent(), /^(just now|\d+ s ago)$/);
+  assert.match(await created.getAttribute('title'), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
 
   const images = page.locator('.gallery img');
   await page.waitForFunction(() => {
@@ -225,9 +237,20 @@ test('the jobs list shows both jobs, newest first, and filters by status', async
   await page.waitForURL(/status=cancelled/);
   await page.locator('.list-status', { hasText: '1 job' }).waitFor();
   assert.deepEqual(await listedJobIds(), [secondJob]);
+  // Each status shows how many jobs it would list, whichever is checked.
+  const countOf = (status) => page.locator('.statuses label', { hasText: status }).locator('.count').textContent();
+  assert.equal(await countOf('cancelled'), ' (1)');
+  assert.equal(await countOf('completed'), ' (1)');
+  assert.equal(await countOf('failed'), ' (0)');
   await page.getByRole('link', { name: 'Reset' }).click();
   await page.locator('.list-status', { hasText: '2 jobs' }).waitFor();
   await shotAndAudit('08-jobs-list');
+  // A job opens by its id.
+  await page.getByLabel('Job id').fill(String(firstJob));
+  await page.getByRole('button', { name: 'Open job' }).click();
+  await page.getByRole('heading', { level: 1, name: `Job #${firstJob}` }).waitFor();
+  await page.goBack();
+  await page.getByRole('heading', { level: 1, name: 'Jobs' }).waitFor();
 });
 
 test("another user's token shows none of the first user's jobs", async () => {
@@ -235,7 +258,8 @@ test("another user's token shows none of the first user's jobs", async () => {
   await signIn(server.token(2));
   assert.match(await page.locator('#whoami').textContent(), /User 2 · user/);
   assert.deepEqual(await listedJobIds(), []);
-  await page.locator('td.empty', { hasText: 'No jobs match.' }).waitFor();
+  // No filters: not "no jobs match", but nothing yet, and how to start.
+  await page.locator('td.empty', { hasText: 'No jobs yet.' }).getByRole('link', { name: 'Start a workflow' }).waitFor();
   await shot('09-other-user-jobs');
   await page.goto(`${server.base}/#/jobs/${firstJob}`);
   await page.getByRole('heading', { level: 1, name: `Job #${firstJob} not found` }).waitFor();

@@ -42,6 +42,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("api.js", JS),
     asset!("sse.js", JS),
     asset!("dom.js", JS),
+    asset!("when.js", JS),
     asset!("media.js", JS),
     asset!("usage.js", JS),
     asset!("params.js", JS),
