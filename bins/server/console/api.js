@@ -129,8 +129,9 @@ export class Api {
     return this.conditional(`/api/workflows?${query}`, etag, signal);
   }
 
+  /** The job and its ETag: `{data, etag}`. */
   job(id, signal) {
-    return this.request('GET', `/api/workflows/${encodeURIComponent(id)}`, undefined, signal);
+    return this.conditional(`/api/workflows/${encodeURIComponent(id)}`, null, signal);
   }
 
   start(body) {
@@ -159,13 +160,16 @@ export class Api {
    * (`changes` events), which are merged here.
    * @param {string | number} id
    * @param {AbortSignal} signal
-   * @param {(retryMs: number) => void} [onRetry] the reconnection delay the server asks for
+   * @param {{onRetry?: (retryMs: number) => void, onOpen?: () => void, held?: {job: any, etag: string | null} | null}} [options]
+   *   onRetry: the reconnection delay the server asks for; onOpen: the stream is open; held: a
+   *   read of the job just made, which the stream then starts from if it is still current
    */
-  async *events(id, signal, onRetry) {
+  async *events(id, signal, { onRetry, onOpen, held = null } = {}) {
     let response;
+    const since = held && held.etag ? { 'If-None-Match': held.etag } : {};
     try {
       response = await fetch(`/api/workflows/${encodeURIComponent(id)}/events?changes=true`, {
-        headers: this.headers({ Accept: 'text/event-stream' }),
+        headers: this.headers({ Accept: 'text/event-stream', ...since }),
         cache: 'no-store',
         signal,
       });
@@ -177,9 +181,10 @@ export class Api {
       await this.read(response);
       throw new ApiError(response.status, 'stream', 'The event stream did not open.');
     }
+    if (onOpen) onOpen();
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     const parser = new SseParser();
-    let job = null;
+    let job = held && held.etag ? held.job : null;
     try {
       for (;;) {
         const { value, done } = await reader.read();

@@ -220,7 +220,8 @@ export function renderJob(view, ctx, idText) {
     }, { once: true });
   });
 
-  async function follow() {
+  /** @param {{job: any, etag: string | null} | null} held the read the stream may start from */
+  async function follow(held) {
     if (following) return;
     following = true;
     let delay = 1000;
@@ -228,17 +229,29 @@ export function renderJob(view, ctx, idText) {
     try {
       while (!signal.aborted) {
         try {
-          for await (const next of ctx.api.events(id, signal, (ms) => { serverDelay = ms; })) {
+          const options = {
+            onRetry: (ms) => { serverDelay = ms; },
+            onOpen: () => setLive('live', '● Live'),
+            held,
+          };
+          // A reconnection starts from the whole job: the versions since the read are unknown.
+          held = null;
+          for await (const next of ctx.api.events(id, signal, options)) {
             setLive('live', '● Live');
             delay = serverDelay;
             update(next);
           }
         } catch (err) {
           if (signal.aborted) return;
+          if (err instanceof ApiError && err.status === 404 && !job) {
+            notFound();
+            return;
+          }
           if (err instanceof ApiError && (err.status === 404 || err.status === 401)) {
             setLive('ended', 'Not following');
             return;
           }
+          if (!job) replace(errorBox, message('error', `Cannot load the job: ${err.message}`));
         }
         if (signal.aborted) return;
         if (job && TERMINAL.has(job.status)) {
@@ -255,10 +268,10 @@ export function renderJob(view, ctx, idText) {
   }
 
   async function refresh() {
-    const next = await ctx.api.job(id, signal);
+    const { data: next, etag } = await ctx.api.job(id, signal);
     update(next);
     if (TERMINAL.has(next.status)) setLive('ended', 'Finished: no more updates');
-    else follow();
+    else follow({ job: next, etag });
   }
 
   async function act(button, run, done) {
@@ -282,19 +295,18 @@ export function renderJob(view, ctx, idText) {
   resume.addEventListener('click', () => act(resume, (j) => ctx.api.resume(j), `Job ${id} resumes from its first unfinished step.`));
   consume.addEventListener('click', () => act(consume, (j) => ctx.api.consume(j), `Job ${id} marked consumed.`));
 
-  refresh().catch((err) => {
-    if (err.name === 'AbortError') return;
-    if (err instanceof ApiError && err.status === 404) {
-      ctx.title('Job not found');
-      replace(view,
-        h('p', { class: 'breadcrumbs' }, h('a', { href: '#/jobs', text: '← Jobs' })),
-        h('h1', { text: `Job #${id} not found` }),
-        message('error', 'There is no such job, or it belongs to another user.'));
-    } else {
-      setLive('ended', 'Not following');
-      replace(errorBox, message('error', `Cannot load the job: ${err.message}`));
-    }
-  });
+  function notFound() {
+    ctx.title('Job not found');
+    replace(view,
+      h('p', { class: 'breadcrumbs' }, h('a', { href: '#/jobs', text: '← Jobs' })),
+      h('h1', { text: `Job #${id} not found` }),
+      message('error', 'There is no such job, or it belongs to another user.'));
+  }
+
+  // The page loads through the job's event stream: its first message is the whole job, the
+  // rest what changed. (A read, then a stream, would send the job twice whenever it moved on
+  // in between, as a job just started does.)
+  follow(null);
 
   return () => controller.abort();
 }

@@ -318,6 +318,6 @@ test('the page made no request elsewhere, logged no error, and met only the expe
   assert.deepEqual(problems, []);
   assert.deepEqual(failedResponses, [
     '422 POST /api/workflows',
-    `404 GET /api/workflows/${firstJob}`,
+    `404 GET /api/workflows/${firstJob}/events`,
   ]);
 });

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use crate::app::AppState;
 use crate::auth::StreamCaller;
 use crate::error::{ApiError, ErrorBody};
-use crate::reads::JobSnapshot;
+use crate::reads::{JobSnapshot, etag_of, if_none_match};
 use crate::views::Job;
 use crate::watch::Latest;
 
@@ -36,6 +36,9 @@ use crate::watch::Latest;
             `changes` events carry the job's `id`, its top-level fields that changed (`null` for \
             one that went away) and under `tasks` the tasks that changed (`id` and changed \
             fields; a new task whole): apply each as a shallow merge, tasks matched by `id`"),
+        ("If-None-Match" = Option<String>, Header, description = "With `changes=true`: the \
+            ETag of the job read the client holds; when it is still current, the stream \
+            starts with the changes since it instead of the whole job"),
     ),
     responses(
         (status = 200, description = "`text/event-stream` of `event: job` / `data: <Job JSON>` \
@@ -66,7 +69,12 @@ pub async fn job_events(
         .ok()
         .and_then(|q| q.into_inner().changes)
         .is_some_and(|v| v == "true" || v == "1");
-    let stream = events(state.into_inner(), first, own_base, changes);
+    // The client read the job just before (a job page does): changes since that read, then.
+    let known = changes && {
+        let body = state.with_links(&req, &first.body).await;
+        if_none_match(&req, &etag_of(&body))
+    };
+    let stream = events(state.into_inner(), first, own_base, changes, known);
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/event-stream"))
         .insert_header((CACHE_CONTROL, "no-cache"))
@@ -91,6 +99,8 @@ struct Cursor {
     /// The last job sent, as sent, when the stream sends changes.
     sent: Option<Value>,
     changes: bool,
+    /// The client holds the first version already (changes only): it is not sent.
+    known: bool,
     last_write: Instant,
     started: bool,
     done: bool,
@@ -101,6 +111,7 @@ fn events(
     first: std::sync::Arc<JobSnapshot>,
     own_base: String,
     changes: bool,
+    known: bool,
 ) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
     let cursor = Cursor {
         updates: state.watch.subscribe(&first),
@@ -110,6 +121,7 @@ fn events(
         last: None,
         sent: None,
         changes,
+        known,
         last_write: Instant::now(),
         started: false,
         done: false,
@@ -151,7 +163,15 @@ async fn next_chunk(cursor: &mut Cursor) -> Option<Vec<u8>> {
                 let Ok(now) = serde_json::from_slice::<Value>(&body) else {
                     return Some(frame(b"job", &body));
                 };
-                // The first frame is the whole job; later ones what changed since the last.
+                // The first frame is the whole job, unless the client holds it already;
+                // later ones what changed since the last.
+                if std::mem::take(&mut cursor.known) {
+                    cursor.sent = Some(now);
+                    if cursor.done {
+                        return None;
+                    }
+                    continue;
+                }
                 let change = cursor
                     .sent
                     .as_ref()

@@ -1,6 +1,6 @@
 //! `/api/workflows…`: start, read, list, consume, cancel and resume jobs.
 
-use actix_web::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH, VARY};
+use actix_web::http::header::{CACHE_CONTROL, ETAG, VARY};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use nosyntask_domain::{JobStatus, JobWithTasks, TaskStatus, lenient_integer};
@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::i18n;
-use crate::reads::etag_of;
+use crate::reads::{etag_of, if_none_match};
 use crate::views::{
     ConsumeResponse, Job, JobList, JobStatusChange, NO_PROJECT, StartWorkflowRequest,
     StartWorkflowResponse, WorkflowType, WorkflowTypes,
@@ -292,17 +292,6 @@ fn conditional_json(req: &HttpRequest, body: Bytes) -> HttpResponse {
 fn has_cancellation(job: &JobWithTasks) -> bool {
     job.job.status == JobStatus::Cancelled
         || job.tasks.iter().any(|t| t.status == TaskStatus::Cancelled)
-}
-
-fn if_none_match(req: &HttpRequest, etag: &str) -> bool {
-    req.headers()
-        .get_all(IF_NONE_MATCH)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .any(|candidate| {
-            candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
-        })
 }
 
 /// Filters of the job list.
@@ -592,6 +581,7 @@ fn limit_of(raw: Option<&str>, default: u64) -> Result<u64, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::http::header::IF_NONE_MATCH;
     use nosyntask_domain::Viewer;
     use serde_json::json;
 
