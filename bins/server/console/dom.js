@@ -93,9 +93,9 @@ export function progress(value, label) {
   );
 }
 
-/** Pretty-printed JSON in a `<pre>`. */
+/** Pretty-printed JSON in a `<pre>`, focusable so that a keyboard can scroll it. */
 export function json(value) {
-  return h('pre', { class: 'json' }, h('code', { text: JSON.stringify(value, null, 2) }));
+  return h('pre', { class: 'json', tabindex: 0 }, h('code', { text: JSON.stringify(value, null, 2) }));
 }
 
 /** A `<dl>` from `[term, description]` pairs (descriptions may be nodes); null pairs skipped. */

@@ -152,7 +152,7 @@ export function renderJob(view, ctx, idText) {
 
   /** The step's finished attempts, oldest first: worker, start, end, outcome, error. */
   function attemptTable(task) {
-    return h('div', { class: 'table-wrap' }, h('table', { class: 'attempts' },
+    return h('div', { class: 'table-wrap', tabindex: 0 }, h('table', { class: 'attempts' },
       h('caption', { class: 'visually-hidden', text: `Attempts of step ${task.step_index + 1}` }),
       h('thead', {}, h('tr', {}, ['Attempt', 'Worker', 'Started', 'Ended', 'Took', 'Outcome', 'Error']
         .map((label) => h('th', { scope: 'col', text: label })))),

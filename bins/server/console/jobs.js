@@ -98,7 +98,8 @@ export function renderJobs(view, ctx, query) {
   const row = (job) => h('tr', {},
     // `data-label`: the column's name, shown beside the value when a phone stacks the cells.
     h('td', { 'data-label': 'Job' }, h('a', { href: `#/jobs/${job.id}`, text: `#${job.id}` })),
-    h('td', { 'data-label': 'Workflow' }, h('span', { class: 'wf-name', text: job.workflowName }), h('br'), h('code', { class: 'muted', text: job.workflow_type })),
+    h('td', { 'data-label': 'Workflow' }, h('span', { class: 'wf' },
+      h('span', { class: 'wf-name', text: job.workflowName }), h('br'), h('code', { class: 'muted', text: job.workflow_type }))),
     h('td', { 'data-label': 'Project', text: job.project_id ?? '—' }),
     ctx.isAdmin ? h('td', { 'data-label': 'User', text: job.user_id }) : null,
     h('td', { 'data-label': 'Status' }, badge(job.status), job.is_consumed ? h('span', { class: 'muted small', text: ' consumed' }) : null),
