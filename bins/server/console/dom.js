@@ -77,9 +77,9 @@ export function elapsed(startedAt, completedAt) {
   return duration(end.getTime() - new Date(startedAt).getTime());
 }
 
-/** A status badge: the status as text, coloured by class. */
-export function badge(status) {
-  return h('span', { class: `badge badge-${status}`, text: status });
+/** A status badge: the status (or `label`) as text, coloured by class. */
+export function badge(status, label = status) {
+  return h('span', { class: `badge badge-${status}`, text: label });
 }
 
 /** A labelled progress bar with its percentage as text. */

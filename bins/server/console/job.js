@@ -98,7 +98,8 @@ export function renderJob(view, ctx, idText) {
       h('section', { 'aria-labelledby': headingId },
         h('div', { class: 'step-head' },
           h('h3', { id: headingId }, `Step ${n} of ${total}: `, h('code', { text: task.task_type })),
-          badge(task.status)),
+          // A failed attempt's step is pending again, but it is not merely queued.
+          retryAt(task) ? badge(task.status, 'waiting to retry') : badge(task.status)),
         progress(task.progress, `Progress of step ${n}`),
         facts([
           ['Target', `${task.target_type}${task.target_id !== null && task.target_id !== undefined ? ` #${task.target_id}` : ''}`],

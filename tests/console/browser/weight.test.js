@@ -2,8 +2,8 @@
 // their quota of 20 active jobs each, held pending by a slow text model with one slot): one
 // refresh of the jobs list, and a job page's live updates. Sizes are Chromium's own count of
 // the bytes received for each response (CDP Network.loadingFinished encodedDataLength: headers
-// and the compressed body), and are printed. Also: the quota answer, as a user at the limit
-// sees it.
+// and the compressed body), and are printed. Also, with the same crowd: the quota answer as a
+// user at the limit sees it, and a step waiting to retry (a model that always fails).
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -33,6 +33,12 @@ name = "sim-text-watched"
 kind = "text"
 adapter = "simulated"
 simulated = { latency_ms = 4000 }
+
+[[models]]
+name = "sim-text-failing"
+kind = "text"
+adapter = "simulated"
+simulated = { latency_ms = 300, failure_rate = 1.0 }
 
 [[models]]
 name = "sim-image"
@@ -215,4 +221,23 @@ test("a job page's live updates average under 5 KB", async () => {
   console.log(`job page: ${kinds.length} messages (${kinds.join(' ')}); stream ${kb(stream.bytes)} in all,`,
     `load ${kb(load)}, ${updates} live updates ${kb(live)}, ${kb(live / updates)} each`);
   assert.ok(live / updates < 5 * 1024, `updates averaged ${kb(live / updates)}`);
+});
+
+test('a step waiting to retry says so, with the time to wait, and agrees with its job', async () => {
+  const id = await start(server.token(99, 'admin'), {
+    workflowType: 'storyboard_generation',
+    projectId: 1,
+    params: { scriptContent: 'INT. LIGHTHOUSE - NIGHT\nThe lamp turns.', modelName: 'sim-text-failing' },
+  });
+  await page.goto(`${server.base}/#/jobs/${id}`);
+  const step = page.locator('.steps .step').first();
+  await step.locator('.step-head .badge', { hasText: 'waiting to retry' }).waitFor();
+  const next = step.locator('.facts > div', { hasText: 'Next attempt' }).locator('dd');
+  assert.match(await next.textContent(), /^retry in \d+(\.\d)? s$/);
+  assert.equal(await step.locator('.facts > div', { hasText: 'Attempts' }).locator('dd').textContent(), '1 of 3');
+  const jobProgress = await page.locator('.job-progress .progress-value').textContent();
+  const stepProgress = await step.locator('.progress-value').textContent();
+  assert.equal(stepProgress, jobProgress);
+  // The failed attempt is in the step's history, with its error.
+  assert.match(await step.locator('table.attempts tr.attempt-failed').first().innerText(), /simulated provider failure/);
 });
