@@ -93,9 +93,23 @@ export function progress(value, label) {
   );
 }
 
-/** Pretty-printed JSON in a `<pre>`, focusable so that a keyboard can scroll it. */
+/**
+ * Pretty-printed JSON in a `<pre>` (focusable, so that a keyboard can scroll it), with a button
+ * that copies it.
+ */
 export function json(value) {
-  return h('pre', { class: 'json', tabindex: 0 }, h('code', { text: JSON.stringify(value, null, 2) }));
+  const text = JSON.stringify(value, null, 2);
+  const copy = h('button', { type: 'button', class: 'copy button-quiet', text: 'Copy' });
+  copy.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      copy.textContent = 'Copied';
+    } catch {
+      copy.textContent = 'Cannot copy here';
+    }
+    setTimeout(() => { copy.textContent = 'Copy'; }, 2000);
+  });
+  return h('div', { class: 'json-box' }, copy, h('pre', { class: 'json', tabindex: 0 }, h('code', { text })));
 }
 
 /** A `<dl>` from `[term, description]` pairs (descriptions may be nodes); null pairs skipped. */

@@ -204,7 +204,10 @@ export function renderJob(view, ctx, idText) {
     const focusKey = steps.contains(document.activeElement) ? document.activeElement.getAttribute('data-focus-key') : null;
     replace(steps, tasks.map((task) => step(task, job.total_steps)));
     if (focusKey) steps.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
-    replace(input, json(job.input_params));
+    // A long script is there when wanted, not in the way of the steps.
+    const inputText = JSON.stringify(job.input_params) || '';
+    replace(input, details('input-job', `JSON, ${inputText.length.toLocaleString('en')} characters`,
+      json(job.input_params), inputText.length <= 2000));
     if (before && before.status !== job.status) announce(`Job ${job.id} is ${job.status}.`);
   }
 

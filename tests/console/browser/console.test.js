@@ -206,8 +206,16 @@ test('a character_views_generation job runs live to 100 % and shows its three im
     assert.ok(w > 0);
   }
   assert.deepEqual(sources.map((s) => s.alt), ['front view', 'side view', 'back view']);
-  // The result JSON is shown pretty-printed.
-  assert.match(await page.locator('.steps pre.json').first().textContent(), /"frontViewUrl": "http:\/\/127\.0\.0\.1:\d+\/files\//);
+  // The result JSON is shown pretty-printed, and copies with a click.
+  const result = await page.locator('.steps pre.json').first().textContent();
+  assert.match(result, /"frontViewUrl": "http:\/\/127\.0\.0\.1:\d+\/files\//);
+  await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.base });
+  await page.locator('.steps .json-box').first().getByRole('button', { name: 'Copy' }).click();
+  await page.locator('.steps .json-box').first().getByRole('button', { name: 'Copied' }).waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), result);
+  // The job's input is collapsible (open while short).
+  const input = page.locator('details', { has: page.locator('summary', { hasText: /^JSON, \d+ characters$/ }) });
+  assert.equal(await input.getAttribute('open'), '');
   // Finished: cancel is off; consume is on.
   assert.equal(await page.getByRole('button', { name: 'Cancel job' }).isDisabled(), true);
   assert.equal(await page.getByRole('button', { name: 'Mark consumed' }).isEnabled(), true);
