@@ -4,6 +4,7 @@
 import { ApiError, TERMINAL } from './api.js';
 import { announce, badge, duration, elapsed, facts, h, json, message, progress, replace, time } from './dom.js';
 import { findMedia, humanize } from './media.js';
+import { timeline } from './timeline.js';
 import { usageByModel, usageText } from './usage.js';
 
 const MAX_RECONNECT_MS = 10000;
@@ -43,6 +44,7 @@ export function renderJob(view, ctx, idText) {
   const errorBox = h('div');
   const summary = h('div', { class: 'card' });
   const steps = h('ol', { class: 'steps' });
+  const timelineBox = h('div', { class: 'card' });
   const input = h('div');
 
   replace(
@@ -55,6 +57,8 @@ export function renderJob(view, ctx, idText) {
     errorBox,
     h('h2', { text: 'Summary' }),
     summary,
+    h('h2', { text: 'Timeline' }),
+    timelineBox,
     h('h2', { text: 'Steps' }),
     steps,
     h('h2', { text: 'Input params' }),
@@ -203,6 +207,7 @@ export function renderJob(view, ctx, idText) {
     // Updates arrive several times a second: keep keyboard focus where it was.
     const focusKey = steps.contains(document.activeElement) ? document.activeElement.getAttribute('data-focus-key') : null;
     replace(steps, tasks.map((task) => step(task, job.total_steps)));
+    replace(timelineBox, timeline(job));
     if (focusKey) steps.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
     // A long script is there when wanted, not in the way of the steps.
     const inputText = JSON.stringify(job.input_params) || '';

@@ -255,6 +255,10 @@ test('a second running job is cancelled from its page, resumed and cancelled aga
   await page.getByRole('button', { name: 'Cancel job' }).click();
   await page.locator('.job-status .badge', { hasText: 'cancelled' }).waitFor();
   await cancelledAttempts.nth(1).waitFor();
+  // The timeline puts both cancelled attempts of the step on the job's time axis.
+  const track = page.locator('.timeline .tl-track').first();
+  assert.equal(await track.locator('.tl-seg.tl-cancelled').count(), 2);
+  assert.match(await track.getAttribute('aria-label'), /^Step 1: attempt 1 cancelled.*; attempt 1 cancelled/);
   await shotAndAudit('07b-job-attempt-history');
 });
 

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { SseParser } from '../../../bins/server/console/sse.js';
 import { applyChanges, tokenClaims } from '../../../bins/server/console/api.js';
 import { relative } from '../../../bins/server/console/when.js';
+import { spans } from '../../../bins/server/console/timeline.js';
 import { findMedia, humanize, mediaKind, safeUrl } from '../../../bins/server/console/media.js';
 import { costText, usageByModel, usageText } from '../../../bins/server/console/usage.js';
 import { fieldsNamed, fieldsOf, initialText, parseValue } from '../../../bins/server/console/params.js';
@@ -162,4 +163,21 @@ test('relative times use the largest unit, past and future', () => {
   assert.equal(relative('2025-01-29T08:00:00Z', now), '2 d ago');
   assert.equal(relative('2025-01-31T08:00:12Z', now), 'in 12 s');
   assert.equal(relative('not a time', now), null);
+});
+
+test("a step's timeline spans are its finished attempts, then the running one up to now", () => {
+  const task = {
+    status: 'running', attempts: 2, attempt_started_at: '2025-01-31T08:00:10Z',
+    attempts_history: [
+      { attempt: 1, started_at: '2025-01-31T08:00:00Z', ended_at: '2025-01-31T08:00:04Z', outcome: 'failed', error_message: 'boom' },
+      // Parked before it started: nothing to draw.
+      { attempt: 1, started_at: null, ended_at: '2025-01-31T08:00:05Z', outcome: 'handed_back', error_message: null },
+    ],
+  };
+  const now = Date.parse('2025-01-31T08:00:20Z');
+  assert.deepEqual(spans(task, now), [
+    { from: Date.parse('2025-01-31T08:00:00Z'), to: Date.parse('2025-01-31T08:00:04Z'), outcome: 'failed', label: 'attempt 1 failed: boom' },
+    { from: Date.parse('2025-01-31T08:00:10Z'), to: now, outcome: 'running', label: 'attempt 2 running' },
+  ]);
+  assert.deepEqual(spans({ status: 'pending', attempts_history: [] }, now), []);
 });

@@ -43,6 +43,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("sse.js", JS),
     asset!("dom.js", JS),
     asset!("when.js", JS),
+    asset!("timeline.js", JS),
     asset!("media.js", JS),
     asset!("usage.js", JS),
     asset!("params.js", JS),
