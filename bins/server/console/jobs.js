@@ -3,6 +3,7 @@
 // first page (a refresh that finds nothing new is a 304 and redraws nothing).
 
 import { JOB_STATUSES } from './api.js';
+import { bulkActions } from './bulk.js';
 import { badge, elapsed, h, message, progress, replace, time } from './dom.js';
 
 const PAGE = 25;
@@ -74,10 +75,15 @@ export function renderJobs(view, ctx, query) {
 
   const status = h('div', { class: 'list-status' });
   const body = h('tbody');
-  const columns = ['Job', 'Workflow', 'Project', ctx.isAdmin ? 'User' : null, 'Status', 'Progress', 'Created', 'Ran for'].filter(Boolean);
+  const columns = ['Select', 'Job', 'Workflow', 'Project', ctx.isAdmin ? 'User' : null, 'Status', 'Progress', 'Created', 'Ran for'].filter(Boolean);
+  const bulk = bulkActions(ctx, () => {
+    etag = null;
+    load();
+  });
   const table = h('table', { class: 'jobs' },
     h('caption', { class: 'visually-hidden', text: 'Jobs, newest first' }),
-    h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col', text: c })))),
+    h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col' },
+      c === 'Select' ? h('span', { class: 'visually-hidden', text: c }) : c)))),
     body,
   );
   const pager = h('nav', { class: 'pager', 'aria-label': 'Pages' });
@@ -91,11 +97,13 @@ export function renderJobs(view, ctx, query) {
         h('a', { href: '#/start', class: 'button button-primary', text: 'Start a workflow' }))),
     form,
     h('div', { class: 'list-head' }, status, filters.before ? null : liveLabel),
+    bulk.toolbar,
     h('div', { class: 'table-wrap' }, table),
     pager,
   );
 
   const row = (job) => h('tr', {},
+    h('td', { class: 'select-cell' }, bulk.checkbox(job)),
     // `data-label`: the column's name, shown beside the value when a phone stacks the cells.
     h('td', { 'data-label': 'Job' }, h('a', { href: `#/jobs/${job.id}`, text: `#${job.id}` })),
     h('td', { 'data-label': 'Workflow' }, h('span', { class: 'wf' },

@@ -293,6 +293,30 @@ test('the jobs list shows both jobs, newest first, and filters by status', async
   await page.getByRole('heading', { level: 1, name: `Job #${firstJob}` }).waitFor();
   await page.goBack();
   await page.getByRole('heading', { level: 1, name: 'Jobs' }).waitFor();
+
+  // Several jobs at once: resuming both resumes the cancelled one and says why not the other.
+  await page.getByRole('checkbox', { name: `Select job #${secondJob}` }).check();
+  await page.getByRole('checkbox', { name: `Select job #${firstJob}` }).check();
+  await page.locator('.bulk-count', { hasText: '2 selected' }).waitFor();
+  await page.getByRole('button', { name: 'Resume selected' }).click();
+  const outcome = page.locator('.bulk-outcome [role="alert"]');
+  await outcome.waitFor();
+  assert.match(await outcome.textContent(), new RegExp(`^Resumed 1 of 2 jobs\\. Not done: #${firstJob}: `));
+  await page.locator('table.jobs tr', { hasText: `#${secondJob}` }).locator('.badge', { hasText: 'running' }).waitFor();
+  // Cancelling asks first; keeping them changes nothing.
+  await page.getByRole('checkbox', { name: `Select job #${secondJob}` }).check();
+  await page.getByRole('button', { name: 'Cancel selected' }).click();
+  const confirm = page.getByRole('dialog', { name: 'Cancel the selected jobs?' });
+  await confirm.waitFor();
+  assert.match(await confirm.textContent(), /1 job will stop\. .*still billed/);
+  await shotAndAudit('08b-jobs-bulk-cancel-confirm');
+  await confirm.getByRole('button', { name: 'Keep them running' }).click();
+  await confirm.waitFor({ state: 'hidden' });
+  assert.equal(await page.locator('table.jobs tr', { hasText: `#${secondJob}` }).locator('.badge').textContent(), 'running');
+  await page.getByRole('button', { name: 'Cancel selected' }).click();
+  await confirm.getByRole('button', { name: 'Cancel the jobs' }).click();
+  await page.locator('.bulk-outcome [role="status"]', { hasText: 'Cancelled 1 of 1 job.' }).waitFor();
+  await page.locator('table.jobs tr', { hasText: `#${secondJob}` }).locator('.badge', { hasText: 'cancelled' }).waitFor();
 });
 
 test("another user's token shows none of the first user's jobs", async () => {
@@ -360,6 +384,8 @@ test('the page made no request elsewhere, logged no error, and met only the expe
   assert.deepEqual(problems, []);
   assert.deepEqual(failedResponses, [
     '422 POST /api/workflows',
+    // A completed job cannot be resumed: the bulk resume says so.
+    `409 POST /api/workflows/${firstJob}/resume`,
     `404 GET /api/workflows/${firstJob}/events`,
   ]);
 });

@@ -50,6 +50,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("samples.js", JS),
     asset!("signin.js", JS),
     asset!("jobs.js", JS),
+    asset!("bulk.js", JS),
     asset!("job.js", JS),
     asset!("start.js", JS),
     asset!("admin.js", JS),
