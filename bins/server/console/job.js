@@ -4,7 +4,7 @@
 import { ApiError, TERMINAL } from './api.js';
 import { announce, badge, duration, elapsed, facts, h, json, message, progress, replace, time } from './dom.js';
 import { findMedia, humanize } from './media.js';
-import { timeline } from './timeline.js';
+import { spans, timeline } from './timeline.js';
 import { usageByModel, usageText } from './usage.js';
 
 const MAX_RECONNECT_MS = 10000;
@@ -197,7 +197,10 @@ export function renderJob(view, ctx, idText) {
       ['Created', time(job.created_at)],
       ['Started', time(job.started_at)],
       ['Finished', time(job.completed_at)],
-      ['Ran for', elapsed(job.started_at, job.completed_at)],
+      // The steps' attempts added up: a cancelled or failed job waiting for its resume is not
+      // running. The span from the first start is there too.
+      ['Ran for', duration(runningTime(job))],
+      ['Since first start', elapsed(job.started_at, job.completed_at)],
       ['Updated', time(job.updated_at)],
       usageFact(job.usage),
       // Each model's part when several were used (a storyboard's text model and a video model).
@@ -214,6 +217,15 @@ export function renderJob(view, ctx, idText) {
     replace(input, details('input-job', `JSON, ${inputText.length.toLocaleString('en')} characters`,
       json(job.input_params), inputText.length <= 2000));
     if (before && before.status !== job.status) announce(`Job ${job.id} is ${job.status}.`);
+  }
+
+  /** Milliseconds the job's steps spent in attempts (fan-out items run inside their step). */
+  function runningTime(current) {
+    const now = Date.now();
+    return (current.tasks || [])
+      .filter((t) => t.parent_task_id === undefined || t.parent_task_id === null)
+      .flatMap((t) => spans(t, now))
+      .reduce((sum, s) => sum + (s.to - s.from), 0);
   }
 
   function setLive(state, text) {

@@ -255,6 +255,16 @@ test('a second running job is cancelled from its page, resumed and cancelled aga
   await page.getByRole('button', { name: 'Cancel job' }).click();
   await page.locator('.job-status .badge', { hasText: 'cancelled' }).waitFor();
   await cancelledAttempts.nth(1).waitFor();
+  // "Ran for" adds up the attempts; the time the job sat cancelled is not in it.
+  const summary = page.locator('.card .facts').first();
+  const fact = (name) => summary.locator('> div', { has: page.locator('dt', { hasText: new RegExp(`^${name}$`) }) }).locator('dd').textContent();
+  const millis = (text) => {
+    const m = /^([\d.]+) (ms|s)$/.exec(text);
+    assert.ok(m, text);
+    return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
+  };
+  assert.ok(millis(await fact('Ran for')) < millis(await fact('Since first start')),
+    `${await fact('Ran for')} vs ${await fact('Since first start')}`);
   // The timeline puts both cancelled attempts of the step on the job's time axis.
   const track = page.locator('.timeline .tl-track').first();
   assert.equal(await track.locator('.tl-seg.tl-cancelled').count(), 2);
