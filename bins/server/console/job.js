@@ -4,6 +4,7 @@
 import { ApiError, TERMINAL } from './api.js';
 import { announce, badge, duration, elapsed, facts, h, json, message, progress, replace, time } from './dom.js';
 import { findMedia, humanize } from './media.js';
+import { renderResult } from './results.js';
 import { spans, timeline } from './timeline.js';
 import { usageByModel, usageText } from './usage.js';
 
@@ -123,6 +124,7 @@ export function renderJob(view, ctx, idText) {
         task.error_message && task.status !== 'completed'
           ? h('div', { class: 'message message-error' }, h('strong', { text: 'Error: ' }), task.error_message) : null,
         media.length ? h('div', { class: 'gallery' }, media.map(mediaNode)) : null,
+        task.result_data ? renderResult(task.result_data, n) : null,
         task.result_data !== null && task.result_data !== undefined
           ? details(`result-${task.id}`, 'Result', json(task.result_data), true)
           : null,

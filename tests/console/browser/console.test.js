@@ -356,6 +356,13 @@ test('the sample script runs storyboard generation for another user', async () =
   const result = JSON.parse(await page.locator('.steps pre.json').first().textContent());
   assert.ok(Array.isArray(result.scenes) && result.scenes.length > 0, JSON.stringify(result));
   assert.equal(result.count, result.scenes.length);
+  // The shots are also a table, one row per shot.
+  const shots = page.getByRole('table', { name: `Scenes of step 1 (${result.scenes.length})` });
+  assert.equal(await shots.locator('tbody tr').count(), result.scenes.length);
+  const headers = await shots.locator('thead th').allTextContents();
+  const description = headers.indexOf('Description');
+  assert.ok(description >= 0, headers.join(', '));
+  assert.equal(await shots.locator('tbody tr').first().locator('td').nth(description).textContent(), result.scenes[0].description);
   await shot('11-storyboard-completed');
   await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Jobs' }).click();
   assert.deepEqual(await listedJobIds(), [thirdJob]);

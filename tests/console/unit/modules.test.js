@@ -8,6 +8,7 @@ import { SseParser } from '../../../bins/server/console/sse.js';
 import { applyChanges, tokenClaims } from '../../../bins/server/console/api.js';
 import { relative } from '../../../bins/server/console/when.js';
 import { spans } from '../../../bins/server/console/timeline.js';
+import { records, texts } from '../../../bins/server/console/results.js';
 import { findMedia, humanize, mediaKind, safeUrl } from '../../../bins/server/console/media.js';
 import { costText, usageByModel, usageText } from '../../../bins/server/console/usage.js';
 import { fieldsNamed, fieldsOf, initialText, parseValue } from '../../../bins/server/console/params.js';
@@ -180,4 +181,18 @@ test("a step's timeline spans are its finished attempts, then the running one up
     { from: Date.parse('2025-01-31T08:00:10Z'), to: now, outcome: 'running', label: 'attempt 2 running' },
   ]);
   assert.deepEqual(spans({ status: 'pending', attempts_history: [] }, now), []);
+});
+
+test('a result shows its lists of records as tables and its texts of several lines', () => {
+  const result = {
+    count: 2,
+    scenes: [{ order: 1, description: 'dawn', camera: { move: 'pan' } }, { order: 2, description: 'dusk', mood: 'calm' }],
+    tags: ['a', 'b'],
+    script: 'INT. ROOM\nA man sits.',
+    title: 'one line',
+  };
+  assert.deepEqual(records(result), [['scenes', ['order', 'description', 'mood'], result.scenes]]);
+  assert.deepEqual(texts(result), [['script', 'INT. ROOM\nA man sits.']]);
+  assert.deepEqual(records([1, 2]), []);
+  assert.deepEqual(records(null), []);
 });

@@ -52,6 +52,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("jobs.js", JS),
     asset!("bulk.js", JS),
     asset!("job.js", JS),
+    asset!("results.js", JS),
     asset!("start.js", JS),
     asset!("admin.js", JS),
 ];
