@@ -145,18 +145,24 @@ export function renderJobs(view, ctx, query) {
       replace(body, jobs.length ? jobs.map(row) : emptyRow());
       if (focused) body.querySelector(`a[href="${CSS.escape(focused)}"]`)?.focus();
       const noun = total === 1 ? 'job' : 'jobs';
+      // Pages go by id (`before`), so a page's number is known only when reached by "Older".
+      const pages = Math.max(1, Math.ceil(total / PAGE));
+      const pageNumber = filters.before ? Number(query.get('page')) || null : 1;
+      const where = pageNumber && pages > 1 ? `Page ${pageNumber} of ${pages} · ` : '';
       replace(status, jobs.length === total
         ? `${total} ${noun}`
-        : `${jobs.length} of ${total} ${noun}${filters.before ? `, older than #${filters.before}` : ', newest first'}`);
+        : `${where}${jobs.length} of ${total} ${noun}${filters.before ? `, older than #${filters.before}` : ', newest first'}`);
       const link = (label, params) => {
         const q = new URLSearchParams(query);
         q.delete('before');
+        q.delete('page');
         for (const [k, v] of Object.entries(params)) q.set(k, v);
         return h('a', { class: 'button', href: `#/jobs${q.toString() ? `?${q}` : ''}`, text: label });
       };
+      const older = { before: String(jobs.length ? jobs[jobs.length - 1].id : ''), ...(pageNumber ? { page: String(pageNumber + 1) } : {}) };
       replace(pager,
         filters.before ? link('← Newest', {}) : null,
-        jobs.length === PAGE ? link('Older →', { before: String(jobs[jobs.length - 1].id) }) : null);
+        jobs.length === PAGE ? link('Older →', older) : null);
     } catch (err) {
       if (err.name === 'AbortError') return;
       replace(status, message('error', `Cannot list the jobs: ${err.message}`));

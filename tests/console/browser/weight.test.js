@@ -155,7 +155,7 @@ test('a user at the quota is told the limit once, and how long to wait', async (
 
 test('with 200 jobs of 60,000-character scripts, a jobs list refresh is under 50 KB', async () => {
   await signIn(server.token(99, 'admin'));
-  await page.locator('.list-status', { hasText: `25 of ${USERS * JOBS_PER_USER} jobs` }).waitFor();
+  await page.locator('.list-status', { hasText: `25 of ${USERS * JOBS_PER_USER} jobs, newest first` }).waitFor();
   // Two live refreshes after the first load.
   const lists = () => finished(/^\/api\/workflows\?/);
   const deadline = Date.now() + LONG;
@@ -175,6 +175,14 @@ test('with 200 jobs of 60,000-character scripts, a jobs list refresh is under 50
   });
   console.log(`the same page with every job's params: ${kb(full)} uncompressed`);
   assert.ok(full > 25 * SCRIPT_CHARS, 'the comparison did not carry the scripts');
+  // Pages are numbered out of the total.
+  await page.getByRole('link', { name: 'Older →' }).click();
+  const pages = Math.ceil((USERS * JOBS_PER_USER) / 25);
+  await page.locator('.list-status', { hasText: new RegExp(`^Page 2 of ${pages} · 25 of ${USERS * JOBS_PER_USER} jobs, older than #\\d+$`) }).waitFor();
+  await page.getByRole('link', { name: 'Older →' }).click();
+  await page.locator('.list-status', { hasText: `Page 3 of ${pages} ·` }).waitFor();
+  await page.getByRole('link', { name: '← Newest' }).click();
+  await page.locator('.list-status', { hasText: `Page 1 of ${pages} · 25 of` }).waitFor();
 });
 
 test("a job page's live updates average under 5 KB", async () => {
