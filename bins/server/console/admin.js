@@ -28,7 +28,7 @@ export function renderAdmin(view, ctx) {
     h('span', { class: 'stat-value', text: String(value) }),
     note ? h('span', { class: 'stat-note', text: note }) : null);
 
-  const table = (caption, nameHeader, rows, nullName) => h('div', { class: 'table-wrap' },
+  const table = (caption, nameHeader, rows, nullName) => h('div', { class: 'table-wrap', tabindex: 0 },
     h('table', { class: 'activity' },
       h('caption', { text: caption }),
       h('thead', {}, h('tr', {}, [nameHeader, 'Queued', 'Running', 'Completed', 'Failed', 'Cancelled', 'Retries']
@@ -41,7 +41,7 @@ export function renderAdmin(view, ctx) {
 
   // Each model's cluster-wide limits and what uses them now: running in any process, and a
   // pause a provider's 429 put on it for every worker.
-  const modelTable = (models) => h('div', { class: 'table-wrap' },
+  const modelTable = (models) => h('div', { class: 'table-wrap', tabindex: 0 },
     h('table', { class: 'activity' },
       h('caption', { text: 'Models: limits across every worker, running now, and pauses after a provider said 429' }),
       h('thead', {}, h('tr', {}, ['Model', 'Kind', 'Running', 'At once', 'Per minute', 'Paused until']

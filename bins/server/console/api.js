@@ -5,12 +5,16 @@ import { SseParser } from './sse.js';
 
 /** An error answer of the API (or a network failure, with status 0). */
 export class ApiError extends Error {
-  /** @param {number} status @param {string} code @param {string} message */
-  constructor(status, code, message) {
+  /**
+   * @param {number} status @param {string} code @param {string} message
+   * @param {number | null} [retryAfter] seconds to wait, from a `Retry-After` header
+   */
+  constructor(status, code, message, retryAfter = null) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -40,7 +44,20 @@ export class Api {
    * @param {AbortSignal} [signal]
    */
   async request(method, path, body, signal) {
-    const headers = this.headers({ Accept: 'application/json' });
+    return (await this.send(method, path, body, signal)).data;
+  }
+
+  /**
+   * A GET that answers `{notModified: true}` when the server still has the version `etag`
+   * names (a 304: headers only), else `{data, etag}`.
+   * @param {string} path @param {string | null} etag @param {AbortSignal} [signal]
+   */
+  conditional(path, etag, signal) {
+    return this.send('GET', path, undefined, signal, etag ? { 'If-None-Match': etag } : {});
+  }
+
+  async send(method, path, body, signal, extra = {}) {
+    const headers = this.headers({ Accept: 'application/json', ...extra });
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let response;
     try {
@@ -55,7 +72,8 @@ export class Api {
       if (err instanceof DOMException && err.name === 'AbortError') throw err;
       throw new ApiError(0, 'network', 'Cannot reach the server. Is it running?');
     }
-    return this.read(response);
+    if (response.status === 304) return { notModified: true, data: null, etag: extra['If-None-Match'] };
+    return { notModified: false, data: await this.read(response), etag: response.headers.get('ETag') };
   }
 
   /** @param {Response} response */
@@ -70,10 +88,12 @@ export class Api {
       }
     }
     if (!response.ok) {
+      const retryAfter = Number.parseInt(response.headers.get('Retry-After') || '', 10);
       const err = new ApiError(
         response.status,
         (data && data.code) || `http_${response.status}`,
         (data && data.message) || `HTTP ${response.status}`,
+        Number.isNaN(retryAfter) ? null : retryAfter,
       );
       if (response.status === 401 && this.onUnauthorized) this.onUnauthorized(err);
       throw err;
@@ -90,23 +110,28 @@ export class Api {
   }
 
   /**
+   * The jobs list as summaries (no steps, no params), or `{notModified: true}` when `etag`
+   * is still current.
    * @param {{projectId?: string, workflowType?: string, status?: string[], limit?: number, before?: string}} filters
+   * @param {string | null} etag
    */
-  list(filters, signal) {
+  list(filters, etag, signal) {
     const query = new URLSearchParams();
     if (filters.projectId) query.set('projectId', filters.projectId);
     if (filters.workflowType) query.set('workflowType', filters.workflowType);
     if (filters.status && filters.status.length) query.set('status', filters.status.join(','));
     if (filters.limit) query.set('limit', String(filters.limit));
     if (filters.before) query.set('before', filters.before);
-    // The list shows no steps; each job's tasks are read when it is opened.
+    // The list shows no steps and no params (a script can be 60,000 characters); a job's
+    // are read when it is opened.
     query.set('tasks', 'false');
-    const suffix = query.toString() ? `?${query}` : '';
-    return this.request('GET', `/api/workflows${suffix}`, undefined, signal);
+    query.set('params', 'false');
+    return this.conditional(`/api/workflows?${query}`, etag, signal);
   }
 
+  /** The job and its ETag: `{data, etag}`. */
   job(id, signal) {
-    return this.request('GET', `/api/workflows/${encodeURIComponent(id)}`, undefined, signal);
+    return this.conditional(`/api/workflows/${encodeURIComponent(id)}`, null, signal);
   }
 
   start(body) {
@@ -130,17 +155,21 @@ export class Api {
   }
 
   /**
-   * Streams a job's `job` events until the server ends the stream (after a terminal status) or
-   * `signal` aborts. Yields each Job object.
+   * Streams a job until the server ends the stream (after a terminal status) or `signal`
+   * aborts. Yields the whole Job each time: the server sends it once, then only what changed
+   * (`changes` events), which are merged here.
    * @param {string | number} id
    * @param {AbortSignal} signal
-   * @param {(retryMs: number) => void} [onRetry] the reconnection delay the server asks for
+   * @param {{onRetry?: (retryMs: number) => void, onOpen?: () => void, held?: {job: any, etag: string | null} | null}} [options]
+   *   onRetry: the reconnection delay the server asks for; onOpen: the stream is open; held: a
+   *   read of the job just made, which the stream then starts from if it is still current
    */
-  async *events(id, signal, onRetry) {
+  async *events(id, signal, { onRetry, onOpen, held = null } = {}) {
     let response;
+    const since = held && held.etag ? { 'If-None-Match': held.etag } : {};
     try {
-      response = await fetch(`/api/workflows/${encodeURIComponent(id)}/events`, {
-        headers: this.headers({ Accept: 'text/event-stream' }),
+      response = await fetch(`/api/workflows/${encodeURIComponent(id)}/events?changes=true`, {
+        headers: this.headers({ Accept: 'text/event-stream', ...since }),
         cache: 'no-store',
         signal,
       });
@@ -152,15 +181,19 @@ export class Api {
       await this.read(response);
       throw new ApiError(response.status, 'stream', 'The event stream did not open.');
     }
+    if (onOpen) onOpen();
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     const parser = new SseParser();
+    let job = held && held.etag ? held.job : null;
     try {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) return;
         for (const message of parser.push(value)) {
-          if (message.event !== 'job') continue;
-          yield JSON.parse(message.data);
+          if (message.event === 'job') job = JSON.parse(message.data);
+          else if (message.event === 'changes' && job) job = applyChanges(job, JSON.parse(message.data));
+          else continue;
+          yield job;
         }
         if (parser.retry !== null && onRetry) onRetry(parser.retry);
       }
@@ -168,6 +201,26 @@ export class Api {
       reader.cancel().catch(() => {});
     }
   }
+}
+
+/**
+ * `job` with a `changes` event applied: its fields replaced, and its tasks matched by id and
+ * merged field by field (a new task added). A new object, so callers can compare versions.
+ * @param {any} job @param {any} change
+ */
+export function applyChanges(job, change) {
+  const { tasks: changedTasks, ...fields } = change;
+  const next = { ...job, ...fields };
+  if (changedTasks) {
+    const tasks = [...(job.tasks || [])];
+    for (const task of changedTasks) {
+      const at = tasks.findIndex((t) => t.id === task.id);
+      if (at === -1) tasks.push(task);
+      else tasks[at] = { ...tasks[at], ...task };
+    }
+    next.tasks = tasks;
+  }
+  return next;
 }
 
 /**

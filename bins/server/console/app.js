@@ -11,6 +11,8 @@ import { renderStart } from './start.js';
 
 const TOKEN_KEY = 'nosyntask.console.token';
 const NEXT_KEY = 'nosyntask.console.next';
+/** How long a success notice stays. */
+const FLASH_MS = 6000;
 
 const main = /** @type {HTMLElement} */ (document.getElementById('main'));
 /** @type {null | (() => void)} */
@@ -88,6 +90,25 @@ function updateChrome() {
   }
 }
 
+/**
+ * The notice a view opens with ("Started job 12."): dismissable, and a success or info goes
+ * away by itself once read; an error stays until dismissed or the next page.
+ */
+function flashNotice(kind, text) {
+  const box = message(kind, text);
+  box.classList.add('flash');
+  const close = h('button', { type: 'button', class: 'button-quiet dismiss', 'aria-label': 'Dismiss this message', text: '×' });
+  const remove = () => {
+    // Leave focus on the page, not on a button that is gone.
+    if (box.contains(document.activeElement)) main.focus();
+    box.remove();
+  };
+  close.addEventListener('click', remove);
+  box.append(close);
+  if (kind !== 'error') setTimeout(remove, FLASH_MS);
+  return box;
+}
+
 function parseHash(hash) {
   const raw = hash.replace(/^#\/?/, '');
   const [path, query = ''] = raw.split('?');
@@ -118,7 +139,7 @@ function route() {
     return;
   }
   const view = h('div', { class: 'view' });
-  const notice = flash ? message(flash.kind, flash.text) : null;
+  const notice = flash ? flashNotice(flash.kind, flash.text) : null;
   flash = null;
   replace(main, notice, view);
   const ctx = {

@@ -1,5 +1,7 @@
 // Small DOM helpers. Text always goes in through text nodes, never as HTML.
 
+import { absolute, relative } from './when.js';
+
 /**
  * Builds an element. `attrs`: `class`, `text`, `on<event>` handlers, `dataset`, booleans as
  * present/absent attributes, anything else as an attribute; children: nodes, strings, arrays,
@@ -46,15 +48,15 @@ export function replace(el, ...children) {
   append(el, children);
 }
 
-const pad = (n) => String(n).padStart(2, '0');
-
-/** A `<time>` with the local date and time of an RFC 3339 string, or an em dash. */
+/**
+ * A `<time>` of an RFC 3339 string as a relative time ("2 min ago"), the local date and time
+ * on hover; or an em dash. Views redraw often enough to keep it current.
+ */
 export function time(iso) {
   if (!iso) return h('span', { class: 'muted', text: '—' });
-  const at = new Date(iso);
-  if (Number.isNaN(at.getTime())) return h('span', { text: iso });
-  const text = `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())} ${pad(at.getHours())}:${pad(at.getMinutes())}:${pad(at.getSeconds())}`;
-  return h('time', { datetime: iso, title: iso, text });
+  const text = relative(iso);
+  if (text === null) return h('span', { text: iso });
+  return h('time', { datetime: iso, title: absolute(iso), text });
 }
 
 /** "1.2 s", "3 min 4 s", "2 h 5 min". */
@@ -75,9 +77,9 @@ export function elapsed(startedAt, completedAt) {
   return duration(end.getTime() - new Date(startedAt).getTime());
 }
 
-/** A status badge: the status as text, coloured by class. */
-export function badge(status) {
-  return h('span', { class: `badge badge-${status}`, text: status });
+/** A status badge: the status (or `label`) as text, coloured by class. */
+export function badge(status, label = status) {
+  return h('span', { class: `badge badge-${status}`, text: label });
 }
 
 /** A labelled progress bar with its percentage as text. */
@@ -91,9 +93,23 @@ export function progress(value, label) {
   );
 }
 
-/** Pretty-printed JSON in a `<pre>`. */
+/**
+ * Pretty-printed JSON in a `<pre>` (focusable, so that a keyboard can scroll it), with a button
+ * that copies it.
+ */
 export function json(value) {
-  return h('pre', { class: 'json' }, h('code', { text: JSON.stringify(value, null, 2) }));
+  const text = JSON.stringify(value, null, 2);
+  const copy = h('button', { type: 'button', class: 'copy button-quiet', text: 'Copy' });
+  copy.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      copy.textContent = 'Copied';
+    } catch {
+      copy.textContent = 'Cannot copy here';
+    }
+    setTimeout(() => { copy.textContent = 'Copy'; }, 2000);
+  });
+  return h('div', { class: 'json-box' }, copy, h('pre', { class: 'json', tabindex: 0 }, h('code', { text })));
 }
 
 /** A `<dl>` from `[term, description]` pairs (descriptions may be nodes); null pairs skipped. */

@@ -4,6 +4,8 @@
 import { ApiError, TERMINAL } from './api.js';
 import { announce, badge, duration, elapsed, facts, h, json, message, progress, replace, time } from './dom.js';
 import { findMedia, humanize } from './media.js';
+import { renderResult } from './results.js';
+import { spans, timeline } from './timeline.js';
 import { usageByModel, usageText } from './usage.js';
 
 const MAX_RECONNECT_MS = 10000;
@@ -43,6 +45,7 @@ export function renderJob(view, ctx, idText) {
   const errorBox = h('div');
   const summary = h('div', { class: 'card' });
   const steps = h('ol', { class: 'steps' });
+  const timelineBox = h('div', { class: 'card' });
   const input = h('div');
 
   replace(
@@ -55,6 +58,8 @@ export function renderJob(view, ctx, idText) {
     errorBox,
     h('h2', { text: 'Summary' }),
     summary,
+    h('h2', { text: 'Timeline' }),
+    timelineBox,
     h('h2', { text: 'Steps' }),
     steps,
     h('h2', { text: 'Input params' }),
@@ -98,11 +103,12 @@ export function renderJob(view, ctx, idText) {
       h('section', { 'aria-labelledby': headingId },
         h('div', { class: 'step-head' },
           h('h3', { id: headingId }, `Step ${n} of ${total}: `, h('code', { text: task.task_type })),
-          badge(task.status)),
+          // A failed attempt's step is pending again, but it is not merely queued.
+          retryAt(task) ? badge(task.status, 'waiting to retry') : badge(task.status)),
         progress(task.progress, `Progress of step ${n}`),
         facts([
           ['Target', `${task.target_type}${task.target_id !== null && task.target_id !== undefined ? ` #${task.target_id}` : ''}`],
-          ['Model', task.model_name || h('span', { class: 'muted', text: 'default / not recorded' })],
+          ['Model', modelOf(task)],
           ['Attempts', task.max_attempts ? `${task.attempts} of ${task.max_attempts}` : String(task.attempts)],
           task.external_task_id ? ['Provider task', h('code', { text: task.external_task_id })] : null,
           ['Started', time(task.attempt_started_at || task.started_at)],
@@ -118,6 +124,7 @@ export function renderJob(view, ctx, idText) {
         task.error_message && task.status !== 'completed'
           ? h('div', { class: 'message message-error' }, h('strong', { text: 'Error: ' }), task.error_message) : null,
         media.length ? h('div', { class: 'gallery' }, media.map(mediaNode)) : null,
+        task.result_data ? renderResult(task.result_data, n) : null,
         task.result_data !== null && task.result_data !== undefined
           ? details(`result-${task.id}`, 'Result', json(task.result_data), true)
           : null,
@@ -131,6 +138,17 @@ export function renderJob(view, ctx, idText) {
       ));
   }
 
+  /**
+   * The model a step used: the one it was started with, else the one its usage was recorded
+   * under (a step that used its kind's default records none at start).
+   */
+  function modelOf(task) {
+    if (task.model_name) return task.model_name;
+    const used = Object.keys((task.usage && task.usage.models) || {});
+    if (used.length) return `${used.join(', ')} (its kind's default)`;
+    return h('span', { class: 'muted', text: "its kind's default" });
+  }
+
   /** "in 12 s" (with the time on hover) while a step waits for its retry; null otherwise. */
   function retryAt(task) {
     if (task.status !== 'pending' || !task.next_attempt_at) return null;
@@ -141,7 +159,7 @@ export function renderJob(view, ctx, idText) {
 
   /** The step's finished attempts, oldest first: worker, start, end, outcome, error. */
   function attemptTable(task) {
-    return h('div', { class: 'table-wrap' }, h('table', { class: 'attempts' },
+    return h('div', { class: 'table-wrap', tabindex: 0 }, h('table', { class: 'attempts' },
       h('caption', { class: 'visually-hidden', text: `Attempts of step ${task.step_index + 1}` }),
       h('thead', {}, h('tr', {}, ['Attempt', 'Worker', 'Started', 'Ended', 'Took', 'Outcome', 'Error']
         .map((label) => h('th', { scope: 'col', text: label })))),
@@ -181,7 +199,10 @@ export function renderJob(view, ctx, idText) {
       ['Created', time(job.created_at)],
       ['Started', time(job.started_at)],
       ['Finished', time(job.completed_at)],
-      ['Ran for', elapsed(job.started_at, job.completed_at)],
+      // The steps' attempts added up: a cancelled or failed job waiting for its resume is not
+      // running. The span from the first start is there too.
+      ['Ran for', duration(runningTime(job))],
+      ['Since first start', elapsed(job.started_at, job.completed_at)],
       ['Updated', time(job.updated_at)],
       usageFact(job.usage),
       // Each model's part when several were used (a storyboard's text model and a video model).
@@ -191,9 +212,22 @@ export function renderJob(view, ctx, idText) {
     // Updates arrive several times a second: keep keyboard focus where it was.
     const focusKey = steps.contains(document.activeElement) ? document.activeElement.getAttribute('data-focus-key') : null;
     replace(steps, tasks.map((task) => step(task, job.total_steps)));
+    replace(timelineBox, timeline(job));
     if (focusKey) steps.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
-    replace(input, json(job.input_params));
+    // A long script is there when wanted, not in the way of the steps.
+    const inputText = JSON.stringify(job.input_params) || '';
+    replace(input, details('input-job', `JSON, ${inputText.length.toLocaleString('en')} characters`,
+      json(job.input_params), inputText.length <= 2000));
     if (before && before.status !== job.status) announce(`Job ${job.id} is ${job.status}.`);
+  }
+
+  /** Milliseconds the job's steps spent in attempts (fan-out items run inside their step). */
+  function runningTime(current) {
+    const now = Date.now();
+    return (current.tasks || [])
+      .filter((t) => t.parent_task_id === undefined || t.parent_task_id === null)
+      .flatMap((t) => spans(t, now))
+      .reduce((sum, s) => sum + (s.to - s.from), 0);
   }
 
   function setLive(state, text) {
@@ -209,7 +243,8 @@ export function renderJob(view, ctx, idText) {
     }, { once: true });
   });
 
-  async function follow() {
+  /** @param {{job: any, etag: string | null} | null} held the read the stream may start from */
+  async function follow(held) {
     if (following) return;
     following = true;
     let delay = 1000;
@@ -217,17 +252,29 @@ export function renderJob(view, ctx, idText) {
     try {
       while (!signal.aborted) {
         try {
-          for await (const next of ctx.api.events(id, signal, (ms) => { serverDelay = ms; })) {
+          const options = {
+            onRetry: (ms) => { serverDelay = ms; },
+            onOpen: () => setLive('live', '● Live'),
+            held,
+          };
+          // A reconnection starts from the whole job: the versions since the read are unknown.
+          held = null;
+          for await (const next of ctx.api.events(id, signal, options)) {
             setLive('live', '● Live');
             delay = serverDelay;
             update(next);
           }
         } catch (err) {
           if (signal.aborted) return;
+          if (err instanceof ApiError && err.status === 404 && !job) {
+            notFound();
+            return;
+          }
           if (err instanceof ApiError && (err.status === 404 || err.status === 401)) {
             setLive('ended', 'Not following');
             return;
           }
+          if (!job) replace(errorBox, message('error', `Cannot load the job: ${err.message}`));
         }
         if (signal.aborted) return;
         if (job && TERMINAL.has(job.status)) {
@@ -244,10 +291,10 @@ export function renderJob(view, ctx, idText) {
   }
 
   async function refresh() {
-    const next = await ctx.api.job(id, signal);
+    const { data: next, etag } = await ctx.api.job(id, signal);
     update(next);
     if (TERMINAL.has(next.status)) setLive('ended', 'Finished: no more updates');
-    else follow();
+    else follow({ job: next, etag });
   }
 
   async function act(button, run, done) {
@@ -271,19 +318,18 @@ export function renderJob(view, ctx, idText) {
   resume.addEventListener('click', () => act(resume, (j) => ctx.api.resume(j), `Job ${id} resumes from its first unfinished step.`));
   consume.addEventListener('click', () => act(consume, (j) => ctx.api.consume(j), `Job ${id} marked consumed.`));
 
-  refresh().catch((err) => {
-    if (err.name === 'AbortError') return;
-    if (err instanceof ApiError && err.status === 404) {
-      ctx.title('Job not found');
-      replace(view,
-        h('p', { class: 'breadcrumbs' }, h('a', { href: '#/jobs', text: '← Jobs' })),
-        h('h1', { text: `Job #${id} not found` }),
-        message('error', 'There is no such job, or it belongs to another user.'));
-    } else {
-      setLive('ended', 'Not following');
-      replace(errorBox, message('error', `Cannot load the job: ${err.message}`));
-    }
-  });
+  function notFound() {
+    ctx.title('Job not found');
+    replace(view,
+      h('p', { class: 'breadcrumbs' }, h('a', { href: '#/jobs', text: '← Jobs' })),
+      h('h1', { text: `Job #${id} not found` }),
+      message('error', 'There is no such job, or it belongs to another user.'));
+  }
+
+  // The page loads through the job's event stream: its first message is the whole job, the
+  // rest what changed. (A read, then a stream, would send the job twice whenever it moved on
+  // in between, as a job just started does.)
+  follow(null);
 
   return () => controller.abort();
 }

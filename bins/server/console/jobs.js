@@ -1,7 +1,9 @@
-// The jobs list: filters (project, workflow type, statuses), newest first, paged with `before`,
-// refreshed live on the first page.
+// The jobs list: filters (project, workflow type, statuses) with each status's count, a jump
+// to a job by id, newest first, paged with `before` and counted in total, refreshed live on the
+// first page (a refresh that finds nothing new is a 304 and redraws nothing).
 
 import { JOB_STATUSES } from './api.js';
+import { bulkActions } from './bulk.js';
 import { badge, elapsed, h, message, progress, replace, time } from './dom.js';
 
 const PAGE = 25;
@@ -26,11 +28,14 @@ export function renderJobs(view, ctx, query) {
 
   const project = h('input', { id: 'f-project', name: 'projectId', type: 'number', min: 1, step: 1, inputmode: 'numeric', value: filters.projectId });
   const type = h('select', { id: 'f-type', name: 'workflowType' }, h('option', { value: '', text: 'Any workflow' }));
+  /** The count shown next to each status, updated by every refresh. */
+  const countOf = Object.fromEntries(JOB_STATUSES.map((status) => [status, h('span', { class: 'count muted' })]));
   const statusBoxes = JOB_STATUSES.map((status) =>
     h('label', { class: 'check' },
       h('input', { type: 'checkbox', name: 'status', value: status, checked: filters.status.includes(status) }),
-      ` ${status}`),
+      ` ${status}`, countOf[status]),
   );
+  const filtered = Boolean(filters.projectId || filters.workflowType || filters.status.length);
   const live = h('input', { id: 'f-live', type: 'checkbox', checked: !filters.before });
   const form = h(
     'form',
@@ -52,6 +57,16 @@ export function renderJobs(view, ctx, query) {
     ctx.navigate(`#/jobs${next.toString() ? `?${next}` : ''}`);
   });
 
+  const jobId = h('input', { id: 'f-job', name: 'job', type: 'number', min: 1, step: 1, inputmode: 'numeric', required: true });
+  const jump = h('form', { class: 'jump', role: 'search', 'aria-label': 'Open a job by id' },
+    h('label', { for: 'f-job', text: 'Job id' }), jobId,
+    h('button', { type: 'submit', text: 'Open job' }));
+  jump.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const id = Number(jobId.value);
+    if (Number.isInteger(id) && id > 0) ctx.navigate(`#/jobs/${id}`);
+  });
+
   ctx.types().then((data) => {
     for (const wf of data.workflows) {
       type.appendChild(h('option', { value: wf.type, selected: wf.type === filters.workflowType, text: `${wf.name} (${wf.type})` }));
@@ -60,10 +75,15 @@ export function renderJobs(view, ctx, query) {
 
   const status = h('div', { class: 'list-status' });
   const body = h('tbody');
-  const columns = ['Job', 'Workflow', 'Project', ctx.isAdmin ? 'User' : null, 'Status', 'Progress', 'Created', 'Ran for'].filter(Boolean);
+  const columns = ['Select', 'Job', 'Workflow', 'Project', ctx.isAdmin ? 'User' : null, 'Status', 'Progress', 'Created', 'Ran for'].filter(Boolean);
+  const bulk = bulkActions(ctx, () => {
+    etag = null;
+    load();
+  });
   const table = h('table', { class: 'jobs' },
     h('caption', { class: 'visually-hidden', text: 'Jobs, newest first' }),
-    h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col', text: c })))),
+    h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col' },
+      c === 'Select' ? h('span', { class: 'visually-hidden', text: c }) : c)))),
     body,
   );
   const pager = h('nav', { class: 'pager', 'aria-label': 'Pages' });
@@ -73,47 +93,76 @@ export function renderJobs(view, ctx, query) {
     view,
     h('div', { class: 'title-row' },
       h('h1', { text: 'Jobs' }),
-      h('a', { href: '#/start', class: 'button button-primary', text: 'Start a workflow' })),
+      h('div', { class: 'title-side' }, jump,
+        h('a', { href: '#/start', class: 'button button-primary', text: 'Start a workflow' }))),
     form,
     h('div', { class: 'list-head' }, status, filters.before ? null : liveLabel),
+    bulk.toolbar,
     h('div', { class: 'table-wrap' }, table),
     pager,
   );
 
   const row = (job) => h('tr', {},
-    h('td', {}, h('a', { href: `#/jobs/${job.id}`, text: `#${job.id}` })),
-    h('td', {}, h('span', { class: 'wf-name', text: job.workflowName }), h('br'), h('code', { class: 'muted', text: job.workflow_type })),
-    h('td', { text: job.project_id }),
-    ctx.isAdmin ? h('td', { text: job.user_id }) : null,
-    h('td', {}, badge(job.status), job.is_consumed ? h('span', { class: 'muted small', text: ' consumed' }) : null),
-    h('td', {}, progress(job.progress, `Progress of job ${job.id}`)),
-    h('td', {}, time(job.created_at)),
-    h('td', { text: elapsed(job.started_at, job.completed_at) }),
+    h('td', { class: 'select-cell' }, bulk.checkbox(job)),
+    // `data-label`: the column's name, shown beside the value when a phone stacks the cells.
+    h('td', { 'data-label': 'Job' }, h('a', { href: `#/jobs/${job.id}`, text: `#${job.id}` })),
+    h('td', { 'data-label': 'Workflow' }, h('span', { class: 'wf' },
+      h('span', { class: 'wf-name', text: job.workflowName }), h('br'), h('code', { class: 'muted', text: job.workflow_type }))),
+    h('td', { 'data-label': 'Project', text: job.project_id ?? '—' }),
+    ctx.isAdmin ? h('td', { 'data-label': 'User', text: job.user_id }) : null,
+    h('td', { 'data-label': 'Status' }, badge(job.status), job.is_consumed ? h('span', { class: 'muted small', text: ' consumed' }) : null),
+    h('td', { 'data-label': 'Progress' }, progress(job.progress, `Progress of job ${job.id}`)),
+    h('td', { 'data-label': 'Created' }, time(job.created_at)),
+    h('td', { 'data-label': 'Ran for', text: elapsed(job.started_at, job.completed_at) }),
   );
+
+  /** The row that says there is nothing to list, and what to do about it. */
+  const emptyRow = () => h('tr', {}, h('td', { colspan: columns.length, class: 'empty' },
+    filters.before ? 'No older jobs.'
+      : filtered ? ['No jobs match these filters. ', h('a', { href: '#/jobs', text: 'Show every job' })]
+        : ['No jobs yet. ', h('a', { href: '#/start', text: 'Start a workflow' })]));
+
+  let etag = null;
 
   async function load() {
     try {
-      const data = await ctx.api.list(filters, controller.signal);
+      const answer = await ctx.api.list(filters, etag, controller.signal);
+      if (answer.notModified) {
+        // Nothing changed; only the relative times move on.
+        for (const el of body.querySelectorAll('time')) el.replaceWith(time(el.getAttribute('datetime')));
+        return;
+      }
+      etag = answer.etag;
+      const data = answer.data;
       const jobs = data.jobs || [];
+      const total = data.total ?? jobs.length;
+      for (const status of JOB_STATUSES) {
+        const n = data.counts ? data.counts[status] : null;
+        countOf[status].textContent = n === null || n === undefined ? '' : ` (${n})`;
+      }
       // Keep keyboard focus on the same link across a live refresh.
       const focused = body.contains(document.activeElement) ? document.activeElement.getAttribute('href') : null;
-      replace(body, jobs.map(row));
+      replace(body, jobs.length ? jobs.map(row) : emptyRow());
       if (focused) body.querySelector(`a[href="${CSS.escape(focused)}"]`)?.focus();
-      if (jobs.length === 0) {
-        replace(body, h('tr', {}, h('td', { colspan: columns.length, class: 'empty' },
-          filters.before ? 'No older jobs.' : 'No jobs match. ',
-          filters.before ? null : h('a', { href: '#/start', text: 'Start a workflow' }))));
-      }
-      replace(status, `${jobs.length} job${jobs.length === 1 ? '' : 's'}${filters.before ? ` older than #${filters.before}` : ''}`);
+      const noun = total === 1 ? 'job' : 'jobs';
+      // Pages go by id (`before`), so a page's number is known only when reached by "Older".
+      const pages = Math.max(1, Math.ceil(total / PAGE));
+      const pageNumber = filters.before ? Number(query.get('page')) || null : 1;
+      const where = pageNumber && pages > 1 ? `Page ${pageNumber} of ${pages} · ` : '';
+      replace(status, jobs.length === total
+        ? `${total} ${noun}`
+        : `${where}${jobs.length} of ${total} ${noun}${filters.before ? `, older than #${filters.before}` : ', newest first'}`);
       const link = (label, params) => {
         const q = new URLSearchParams(query);
         q.delete('before');
+        q.delete('page');
         for (const [k, v] of Object.entries(params)) q.set(k, v);
         return h('a', { class: 'button', href: `#/jobs${q.toString() ? `?${q}` : ''}`, text: label });
       };
+      const older = { before: String(jobs.length ? jobs[jobs.length - 1].id : ''), ...(pageNumber ? { page: String(pageNumber + 1) } : {}) };
       replace(pager,
         filters.before ? link('← Newest', {}) : null,
-        jobs.length === PAGE ? link('Older →', { before: String(jobs[jobs.length - 1].id) }) : null);
+        jobs.length === PAGE ? link('Older →', older) : null);
     } catch (err) {
       if (err.name === 'AbortError') return;
       replace(status, message('error', `Cannot list the jobs: ${err.message}`));

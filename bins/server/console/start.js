@@ -137,7 +137,10 @@ export function renderStart(view, ctx, query) {
           showErrors(`The server refused the params: ${err.message}`,
             fieldsNamed(err.message, names).map((name) => ({ name, text: detail })));
         } else if (err instanceof ApiError && err.status === 429) {
-          showErrors(`Too many active jobs: ${err.message}`, []);
+          // The server's message says what the limit is; the header says how long to wait.
+          const message = err.message.charAt(0).toUpperCase() + err.message.slice(1);
+          const wait = err.retryAfter ? ` Try again in ${err.retryAfter} s.` : '';
+          showErrors(`${message}.${wait}`, []);
         } else {
           showErrors(`Cannot start the workflow: ${err.message}`, []);
         }

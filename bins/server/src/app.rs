@@ -128,7 +128,7 @@ impl AppState {
                 .iter()
                 .map(|job| JobSummary::new(job, self.definition(&job.workflow_type), lang).into())
                 .collect();
-            return Ok(JobList { jobs });
+            return Ok(JobList::of(jobs));
         }
         let reads = futures::stream::iter(jobs.iter().map(|job| self.engine.get(viewer, job.id)))
             .buffered(LIST_READS_AT_ONCE)
@@ -143,7 +143,7 @@ impl AppState {
                 Err(err) => return Err(self.error(err)),
             }
         }
-        Ok(JobList { jobs: listed })
+        Ok(JobList::of(listed))
     }
 }
 
@@ -290,6 +290,10 @@ pub fn build_app(
         cors_middleware(&parts.cors_allowed_origins),
     ))
     .wrap(middleware::from_fn(crate::middleware::observe))
+    // gzip, br or zstd as the client accepts, outermost so that it encodes the final answer
+    // (`observe` may replace an error body). Event streams too: the encoder flushes whenever
+    // the stream pauses, so no event waits.
+    .wrap(middleware::Compress::default())
 }
 
 /// CORS for the configured origins (validated by the configuration).

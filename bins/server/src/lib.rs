@@ -4,6 +4,7 @@
 pub mod app;
 pub mod artifact_retention;
 pub mod auth;
+pub mod changes;
 pub mod config;
 pub mod edge;
 pub mod error;

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use actix_web::http::header::IF_NONE_MATCH;
 use actix_web::web::Bytes;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
@@ -185,6 +186,18 @@ async fn snapshot(engine: &Engine, id: JobId) -> Result<Arc<JobSnapshot>, Engine
         body: Bytes::from(body),
         etag,
     }))
+}
+
+/// Whether the request's `If-None-Match` names `etag` (or `*`; weak forms compare equal).
+pub fn if_none_match(req: &actix_web::HttpRequest, etag: &str) -> bool {
+    req.headers()
+        .get_all(IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|candidate| {
+            candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
+        })
 }
 
 /// A strong ETag over the JSON body (FNV-1a 64: stable across processes and versions).

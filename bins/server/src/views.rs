@@ -83,7 +83,8 @@ pub struct JobSummary {
     pub status: Status,
     pub current_step_index: i32,
     pub total_steps: i32,
-    /// The validated start params, defaults filled in.
+    /// The validated start params, defaults filled in; `null` in a list asked for with
+    /// `params=false`.
     #[schema(value_type = Object)]
     pub input_params: Value,
     /// Why it failed; for a cancelled job a cancellation message (in the request's language).
@@ -463,6 +464,67 @@ impl StartWorkflowResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct JobList {
     pub jobs: Vec<ListedJob>,
+    /// How many jobs match the filters, every page together (`GET /api/workflows`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// How many jobs match the filters other than `status`, by status: what each status filter
+    /// would list (`GET /api/workflows`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<StatusCounts>,
+}
+
+impl JobList {
+    /// The list of `jobs`, without totals.
+    pub fn of(jobs: Vec<ListedJob>) -> Self {
+        JobList {
+            jobs,
+            total: None,
+            counts: None,
+        }
+    }
+
+    /// The list with its totals, from the store's counts by status and the statuses asked for
+    /// (none: every status).
+    pub fn with_counts(
+        mut self,
+        counts: &[(domain::JobStatus, u64)],
+        selected: &[domain::JobStatus],
+    ) -> Self {
+        let mut by_status = StatusCounts::default();
+        let mut total = 0;
+        for &(status, n) in counts {
+            *by_status.slot(status) += n;
+            if selected.is_empty() || selected.contains(&status) {
+                total += n;
+            }
+        }
+        self.total = Some(total);
+        self.counts = Some(by_status);
+        self
+    }
+}
+
+/// Jobs per status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct StatusCounts {
+    pub pending: u64,
+    pub running: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+}
+
+impl StatusCounts {
+    fn slot(&mut self, status: domain::JobStatus) -> &mut u64 {
+        use domain::JobStatus as S;
+        match status {
+            S::Pending => &mut self.pending,
+            S::Running => &mut self.running,
+            S::Completed => &mut self.completed,
+            S::Failed => &mut self.failed,
+            S::Cancelled => &mut self.cancelled,
+        }
+    }
 }
 
 /// `POST …/consume` answer.

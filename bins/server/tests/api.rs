@@ -942,3 +942,254 @@ async fn generated_media_are_served_under_files() {
         .unwrap();
     assert!(escape.status().is_client_error());
 }
+
+#[tokio::test]
+async fn lists_count_every_page_leave_params_out_and_answer_304() {
+    let server = Server::start();
+    let t = token(1);
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let script = format!("scene {n} ").repeat(500);
+        ids.push(
+            server
+                .start_job(&t, "prompt_generate", json!({"description": script}))
+                .await,
+        );
+    }
+    let cancelled = server
+        .post(&format!("/api/workflows/{}/cancel", ids[0]), &t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    // Another user's job counts for nobody else.
+    server
+        .start_job(
+            &token(2),
+            "prompt_generate",
+            json!({"description": "theirs"}),
+        )
+        .await;
+
+    let path = "/api/workflows?tasks=false&params=false&limit=2";
+    let page = server.get(path, &t).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let etag = page.headers()["etag"].to_str().unwrap().to_owned();
+    let page: Value = page.json().await.unwrap();
+    let jobs = page["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2, "{page}");
+    assert!(
+        jobs.iter()
+            .all(|j| j["input_params"].is_null() && j.get("tasks").is_none())
+    );
+    assert_eq!(page["total"], 3, "{page}");
+    let counts = &page["counts"];
+    assert_eq!(counts["cancelled"], 1, "{page}");
+    let active = ["pending", "running", "completed"]
+        .iter()
+        .map(|s| counts[*s].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(active, 2, "{page}");
+    // The total follows the status filter; the counts by status do not.
+    let only: Value = server
+        .get("/api/workflows?status=cancelled&params=false", &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(only["total"], 1, "{only}");
+    assert_eq!(only["counts"]["cancelled"], 1, "{only}");
+    assert!(only["jobs"][0]["input_params"].is_null(), "{only}");
+    assert!(only["jobs"][0]["tasks"].is_array(), "{only}");
+    // The full form still carries the params.
+    let full: Value = server
+        .get("/api/workflows?tasks=false&limit=1", &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(full["jobs"][0]["input_params"]["description"].is_string());
+
+    // Asked again with its ETag: 304 while nothing changed, 200 once something did.
+    let wait_for_rest = || async {
+        for id in &ids[1..] {
+            server.wait_job(&t, *id, LONG, is_terminal).await;
+        }
+    };
+    wait_for_rest().await;
+    let settled = server.get(path, &t).send().await.unwrap();
+    let etag_settled = settled.headers()["etag"].to_str().unwrap().to_owned();
+    let again = server
+        .get(path, &t)
+        .header("If-None-Match", &etag_settled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert!(again.bytes().await.unwrap().is_empty());
+    let changed = server
+        .get(path, &t)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    // The first answer was read while jobs ran; they have finished since.
+    assert_eq!(changed.status(), 200);
+    assert_ne!(etag, etag_settled);
+
+    // Compressed when the client accepts it.
+    let plain = server
+        .get("/api/workflows?tasks=false", &t)
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain_len = plain.bytes().await.unwrap().len();
+    let gzip = server
+        .get("/api/workflows?tasks=false", &t)
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzip.headers()["content-encoding"], "gzip");
+    let gzip_len = gzip.bytes().await.unwrap().len();
+    assert!(
+        gzip_len * 5 < plain_len,
+        "gzip {gzip_len} of {plain_len} bytes"
+    );
+}
+
+#[tokio::test]
+async fn event_streams_send_changes_that_merge_into_the_job() {
+    let server = Server::start_with(Options::default().config(SLOW_MODELS));
+    let t = token(1);
+    let script = "a slow sunset over the harbour ".repeat(200);
+    let id = server
+        .start_job(&t, "prompt_generate", json!({"description": script}))
+        .await;
+    // A job page reads the job, then follows it from the version it holds.
+    let read = server
+        .get(&format!("/api/workflows/{id}"), &t)
+        .send()
+        .await
+        .unwrap();
+    let etag = read.headers()["etag"].to_str().unwrap().to_owned();
+    let mut job: Value = read.json().await.unwrap();
+    let response = server
+        .get(&format!("/api/workflows/{id}/events?changes=true"), &t)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let messages = read_messages(response, LONG).await;
+    assert!(messages.len() > 1, "{messages:?}");
+    for (n, (event, change)) in messages.iter().enumerate() {
+        if n == 0 && event == "job" {
+            // The job moved on between the read and the stream's start.
+            job = change.clone();
+            continue;
+        }
+        assert_eq!(event, "changes");
+        assert_eq!(change["id"], id);
+        assert!(change.get("input_params").is_none(), "{change}");
+        // A step's input and result come once, when written; the rest is progress and times.
+        let writes = change["tasks"].as_array().is_some_and(|tasks| {
+            tasks
+                .iter()
+                .any(|t| t.get("input_params").is_some() || t.get("result_data").is_some())
+        });
+        assert!(writes || change.to_string().len() < 500, "{change}");
+        merge(&mut job, change);
+    }
+    assert_eq!(job["status"], "completed");
+    assert_eq!(job, server.job(&t, id).await);
+
+    // Finished: a client holding the last version gets nothing more; one holding an older
+    // version (or none), the whole job.
+    let last = server
+        .get(&format!("/api/workflows/{id}"), &t)
+        .send()
+        .await
+        .unwrap();
+    let last = last.headers()["etag"].to_str().unwrap().to_owned();
+    for (held, sent) in [(last.as_str(), 0), (etag.as_str(), 1), ("", 1)] {
+        let replay = server
+            .get(&format!("/api/workflows/{id}/events?changes=true"), &t)
+            .header("If-None-Match", held)
+            .send()
+            .await
+            .unwrap();
+        let messages = read_messages(replay, LONG).await;
+        assert_eq!(messages.len(), sent, "holding {held:?}: {messages:?}");
+        if sent == 1 {
+            assert_eq!(messages[0], ("job".to_owned(), job.clone()));
+        }
+    }
+}
+
+/// Applies a `changes` event to a job, as a client does.
+fn merge(job: &mut Value, change: &Value) {
+    for (key, value) in change.as_object().unwrap() {
+        if key != "tasks" {
+            job[key] = value.clone();
+            continue;
+        }
+        let tasks = job["tasks"].as_array_mut().unwrap();
+        for task in value.as_array().unwrap() {
+            match tasks.iter_mut().find(|t| t["id"] == task["id"]) {
+                Some(old) => {
+                    for (k, v) in task.as_object().unwrap() {
+                        old[k] = v.clone();
+                    }
+                }
+                None => tasks.push(task.clone()),
+            }
+        }
+    }
+    // A field that went away is sent as null; the job read leaves it out.
+    strip_nulls_of_absent(job);
+}
+
+/// Removes the task fields a view leaves out when empty (`waiting_reason`, …) once null.
+fn strip_nulls_of_absent(job: &mut Value) {
+    for task in job["tasks"].as_array_mut().unwrap() {
+        let task = task.as_object_mut().unwrap();
+        for key in ["waiting_reason", "parent_task_id", "item_index"] {
+            if task.get(key).is_some_and(Value::is_null) {
+                task.remove(key);
+            }
+        }
+    }
+}
+
+/// Every message of a stream, as (event name, data), until it ends within `timeout`.
+async fn read_messages(response: reqwest::Response, timeout: Duration) -> Vec<(String, Value)> {
+    let deadline = Instant::now() + timeout;
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut messages = Vec::new();
+    loop {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .expect("event stream did not end in time");
+        match tokio::time::timeout(left, stream.next()).await {
+            Err(_) => panic!("event stream did not end in time; got {messages:?}"),
+            Ok(None) => break,
+            Ok(Some(chunk)) => buffer.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap()),
+        }
+        while let Some(end) = buffer.find("\n\n") {
+            let message: String = buffer.drain(..end + 2).collect();
+            let event = message.lines().find_map(|l| l.strip_prefix("event: "));
+            let data = message.lines().find_map(|l| l.strip_prefix("data: "));
+            if let (Some(event), Some(data)) = (event, data) {
+                messages.push((event.to_owned(), serde_json::from_str(data).unwrap()));
+            }
+        }
+    }
+    messages
+}

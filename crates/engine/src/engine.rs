@@ -97,6 +97,22 @@ pub struct ListQuery {
     pub statuses: Vec<JobStatus>,
     pub before: Option<JobId>,
     pub limit: u64,
+    /// List the jobs with `input_params` null (summaries).
+    pub without_params: bool,
+}
+
+/// The store filter of `query` as `viewer` may see it (an admin sees every user's jobs).
+fn list_filter(viewer: &Viewer, query: ListQuery) -> JobFilter {
+    JobFilter {
+        user_id: (!viewer.is_admin).then_some(viewer.user_id),
+        project_id: query.project_id,
+        workflow_type: query.workflow_type,
+        statuses: query.statuses,
+        active_only: false,
+        before: query.before,
+        limit: if query.limit == 0 { 50 } else { query.limit },
+        without_params: query.without_params,
+    }
 }
 
 /// The engine: registry, store and clock, shared by the API and the workers of one process.
@@ -274,16 +290,17 @@ impl Engine {
 
     /// The viewer's jobs (every user's for admins), newest first. A zero limit means 50.
     pub async fn list(&self, viewer: &Viewer, query: ListQuery) -> Result<Vec<Job>, EngineError> {
-        let filter = JobFilter {
-            user_id: (!viewer.is_admin).then_some(viewer.user_id),
-            project_id: query.project_id,
-            workflow_type: query.workflow_type,
-            statuses: query.statuses,
-            active_only: false,
-            before: query.before,
-            limit: if query.limit == 0 { 50 } else { query.limit },
-        };
-        Ok(self.store.list_jobs(&filter).await?)
+        Ok(self.store.list_jobs(&list_filter(viewer, query)).await?)
+    }
+
+    /// How many of the jobs `list` pages through are in each status (the query's own statuses,
+    /// `before` and `limit` aside).
+    pub async fn count(
+        &self,
+        viewer: &Viewer,
+        query: ListQuery,
+    ) -> Result<Vec<(JobStatus, u64)>, EngineError> {
+        Ok(self.store.count_jobs(&list_filter(viewer, query)).await?)
     }
 
     /// The viewer's own jobs in a project that are pending/running, or finished and not consumed.

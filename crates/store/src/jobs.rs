@@ -98,37 +98,14 @@ impl Store {
         if filter.limit == 0 {
             return Ok(Vec::new());
         }
-        let mut sql = format!("SELECT {} FROM workflow_jobs j WHERE 1 = 1", *JOB_COLUMNS);
-        let mut values: Vec<Value> = Vec::new();
-        if let Some(user) = filter.user_id {
-            sql.push_str(" AND j.user_id = ?");
-            values.push(user.into());
-        }
-        if let Some(project) = filter.project_id {
-            sql.push_str(" AND j.project_id = ?");
-            values.push(project.into());
-        }
-        if let Some(workflow_type) = &filter.workflow_type {
-            sql.push_str(" AND j.workflow_type = ?");
-            values.push(workflow_type.clone().into());
-        }
-        if !filter.statuses.is_empty() {
-            sql.push_str(&format!(
-                " AND j.status IN ({})",
-                placeholders(filter.statuses.len())
-            ));
-            values.extend(filter.statuses.iter().map(|s| Value::from(s.as_str())));
-        }
-        if filter.active_only {
-            sql.push_str(
-                " AND (j.status IN ('pending', 'running') \
-                 OR (j.status IN ('completed', 'failed') AND j.is_consumed = FALSE))",
-            );
-        }
-        if let Some(before) = filter.before {
-            sql.push_str(" AND j.id < ?");
-            values.push(before.into());
-        }
+        let columns = if filter.without_params {
+            // A text literal that decodes as JSON `null`, the same on every backend.
+            JOB_COLUMNS.replace("j.input_params", "'null'")
+        } else {
+            JOB_COLUMNS.clone()
+        };
+        let (conditions, mut values) = list_conditions(filter, true);
+        let mut sql = format!("SELECT {columns} FROM workflow_jobs j WHERE 1 = 1{conditions}");
         sql.push_str(" ORDER BY j.id DESC LIMIT ?");
         values.push(i64::try_from(filter.limit).unwrap_or(i64::MAX).into());
         retrying_read(|| async {
@@ -141,6 +118,37 @@ impl Store {
                 .iter()
                 .map(|row| decode_job(row, 0))
                 .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub(crate) async fn count_jobs_impl(
+        &self,
+        filter: &JobFilter,
+    ) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+        let (conditions, values) = list_conditions(filter, false);
+        let sql = format!(
+            "SELECT j.status, COUNT(*) FROM workflow_jobs j WHERE 1 = 1{conditions} \
+             GROUP BY j.status ORDER BY j.status"
+        );
+        retrying_read(|| async {
+            let rows = self
+                .inner
+                .read
+                .query_all_raw(stmt(self.backend(), &sql, values.clone()))
+                .await?;
+            let mut counts = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let status: String = col(row, 0)?;
+                let status = status.parse().map_err(|_| {
+                    StoreError::Other(format!("a job has unknown status `{status}`"))
+                })?;
+                counts.push((
+                    status,
+                    u64::try_from(col::<i64>(row, 1)?).unwrap_or_default(),
+                ));
+            }
+            Ok(counts)
         })
         .await
     }
@@ -604,6 +612,43 @@ impl Store {
         })
         .await
     }
+}
+
+/// The `AND …` conditions of a job list and their values; `page` adds the status and `before`
+/// filters, which a count by status leaves out.
+fn list_conditions(filter: &JobFilter, page: bool) -> (String, Vec<Value>) {
+    let mut sql = String::new();
+    let mut values: Vec<Value> = Vec::new();
+    if let Some(user) = filter.user_id {
+        sql.push_str(" AND j.user_id = ?");
+        values.push(user.into());
+    }
+    if let Some(project) = filter.project_id {
+        sql.push_str(" AND j.project_id = ?");
+        values.push(project.into());
+    }
+    if let Some(workflow_type) = &filter.workflow_type {
+        sql.push_str(" AND j.workflow_type = ?");
+        values.push(workflow_type.clone().into());
+    }
+    if page && !filter.statuses.is_empty() {
+        sql.push_str(&format!(
+            " AND j.status IN ({})",
+            placeholders(filter.statuses.len())
+        ));
+        values.extend(filter.statuses.iter().map(|s| Value::from(s.as_str())));
+    }
+    if filter.active_only {
+        sql.push_str(
+            " AND (j.status IN ('pending', 'running') \
+             OR (j.status IN ('completed', 'failed') AND j.is_consumed = FALSE))",
+        );
+    }
+    if let (true, Some(before)) = (page, filter.before) {
+        sql.push_str(" AND j.id < ?");
+        values.push(before.into());
+    }
+    (sql, values)
 }
 
 fn already_completed(id: JobId) -> crate::error::Error {

@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use nosyntask_domain::{Job, JobId, JobWithTasks, TaskId};
+use nosyntask_domain::{Job, JobId, JobStatus, JobWithTasks, TaskId};
 use nosyntask_engine::ports::{
     ClaimedTask, Completion, CreateOutcome, Failure, Fence, ItemState, JobFilter, JobVersion,
     ModelLimit, ModelUsage, NewJob, ProgressUpdate, StepStarted, StoreStats, TaskActivity,
@@ -84,6 +84,10 @@ impl JobStore for Store {
 
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
         self.list_jobs_impl(filter).await
+    }
+
+    async fn count_jobs(&self, filter: &JobFilter) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+        self.count_jobs_impl(filter).await
     }
 
     async fn consume_job(&self, id: JobId, now: DateTime<Utc>) -> Result<Job, StoreError> {

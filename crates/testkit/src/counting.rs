@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use nosyntask_domain::{Job, JobId, JobWithTasks, TaskId};
+use nosyntask_domain::{Job, JobId, JobStatus, JobWithTasks, TaskId};
 use nosyntask_engine::ports::{
     ClaimedTask, Completion, CreateOutcome, Failure, Fence, ItemState, JobFilter, JobVersion,
     ModelLimit, ModelUsage, NewJob, ProgressUpdate, StepStarted, StoreStats, TaskActivity,
@@ -199,6 +199,10 @@ impl JobStore for CountingStore {
 
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
         self.inner.list_jobs(filter).await
+    }
+
+    async fn count_jobs(&self, filter: &JobFilter) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+        self.inner.count_jobs(filter).await
     }
 
     async fn consume_job(&self, id: JobId, now: DateTime<Utc>) -> Result<Job, StoreError> {

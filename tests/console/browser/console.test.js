@@ -58,11 +58,36 @@ after(async () => {
 
 const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 
-/** Screenshots the page and checks it against WCAG 2.1 A/AA with axe-core. */
+const DESKTOP = { width: 1280, height: 900 };
+const PHONE = { width: 390, height: 844 };
+
+/**
+ * Screenshots the page on a desktop and a phone, light and dark, and checks each against WCAG
+ * 2.1 A/AA with axe-core; on the phone nothing may be wider than the screen.
+ */
 async function shotAndAudit(name) {
-  await shot(name);
-  const violations = await accessibilityViolations(page);
-  assert.deepEqual(violations, [], `accessibility violations on ${name}:\n${violations.join('\n')}`);
+  for (const [size, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
+    await page.setViewportSize(viewport);
+    if (size === 'phone') {
+      const { width, wide } = await page.evaluate(() => ({
+        width: document.documentElement.scrollWidth,
+        // What sticks out, to say where to look.
+        wide: [...document.querySelectorAll('body *')]
+          .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 1)
+          .slice(0, 5)
+          .map((el) => `${el.tagName.toLowerCase()}.${el.className} (${Math.round(el.getBoundingClientRect().right)} px)`),
+      }));
+      assert.ok(width <= PHONE.width, `${name} is ${width} px wide on a ${PHONE.width} px phone: ${wide.join(', ')}`);
+    }
+    for (const scheme of ['light', 'dark']) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await shot(`${name}-${size}-${scheme}`);
+      const violations = await accessibilityViolations(page);
+      assert.deepEqual(violations, [], `accessibility violations on ${name} (${size}, ${scheme}):\n${violations.join('\n')}`);
+    }
+  }
+  await page.setViewportSize(DESKTOP);
+  await page.emulateMedia({ colorScheme: 'light' });
 }
 
 async function signIn(token) {
@@ -135,6 +160,10 @@ test('a character_views_generation job runs live to 100 % and shows its three im
   await page.getByRole('button', { name: 'Start workflow' }).click();
   firstJob = await shownJobId();
   await page.getByRole('heading', { level: 1, name: `Job #${firstJob}` }).waitFor();
+  // One notice says the job started; it goes away by itself (checked once the job is done).
+  const started = page.locator('.flash', { hasText: `Started job ${firstJob}.` });
+  assert.equal(await started.count(), 1);
+  assert.equal(await page.locator('.flash').count(), 1);
   // Progress moves while the job runs (three slow images), seen through the event stream.
   const seen = new Set();
   let midShot = false;
@@ -156,6 +185,14 @@ test('a character_views_generation job runs live to 100 % and shows its three im
   await page.locator('.job-status .badge', { hasText: 'completed' }).waitFor();
   await page.locator('.live-indicator[data-state="ended"]').waitFor();
   assert.equal(await page.locator('.steps .step .badge').first().textContent(), 'completed');
+  await started.waitFor({ state: 'detached' });
+  // The params named no model: the kind's default the step ran with is named.
+  const model = page.locator('.steps .step .facts > div', { hasText: 'Model' }).locator('dd');
+  assert.equal(await model.textContent(), 'sim-image');
+  // Times read relative, with the local date and time on hover.
+  const created = page.locator('.card .facts > div', { hasText: 'Created' }).locator('time');
+  assert.match(await created.textContent(), /^(just now|\d+ s ago)$/);
+  assert.match(await created.getAttribute('title'), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
 
   const images = page.locator('.gallery img');
   await page.waitForFunction(() => {
@@ -169,15 +206,20 @@ test('a character_views_generation job runs live to 100 % and shows its three im
     assert.ok(w > 0);
   }
   assert.deepEqual(sources.map((s) => s.alt), ['front view', 'side view', 'back view']);
-  // The result JSON is shown pretty-printed.
-  assert.match(await page.locator('.steps pre.json').first().textContent(), /"frontViewUrl": "http:\/\/127\.0\.0\.1:\d+\/files\//);
+  // The result JSON is shown pretty-printed, and copies with a click.
+  const result = await page.locator('.steps pre.json').first().textContent();
+  assert.match(result, /"frontViewUrl": "http:\/\/127\.0\.0\.1:\d+\/files\//);
+  await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.base });
+  await page.locator('.steps .json-box').first().getByRole('button', { name: 'Copy' }).click();
+  await page.locator('.steps .json-box').first().getByRole('button', { name: 'Copied' }).waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), result);
+  // The job's input is collapsible (open while short).
+  const input = page.locator('details', { has: page.locator('summary', { hasText: /^JSON, \d+ characters$/ }) });
+  assert.equal(await input.getAttribute('open'), '');
   // Finished: cancel is off; consume is on.
   assert.equal(await page.getByRole('button', { name: 'Cancel job' }).isDisabled(), true);
   assert.equal(await page.getByRole('button', { name: 'Mark consumed' }).isEnabled(), true);
   await shotAndAudit('05-job-completed');
-  await page.emulateMedia({ colorScheme: 'dark' });
-  await shotAndAudit('05-job-completed-dark');
-  await page.emulateMedia({ colorScheme: 'light' });
   await page.getByRole('button', { name: 'Mark consumed' }).click();
   await page.locator('.action-status', { hasText: `Job ${firstJob} marked consumed.` }).waitFor();
   await page.locator('.job-status', { hasText: 'consumed' }).waitFor();
@@ -213,6 +255,20 @@ test('a second running job is cancelled from its page, resumed and cancelled aga
   await page.getByRole('button', { name: 'Cancel job' }).click();
   await page.locator('.job-status .badge', { hasText: 'cancelled' }).waitFor();
   await cancelledAttempts.nth(1).waitFor();
+  // "Ran for" adds up the attempts; the time the job sat cancelled is not in it.
+  const summary = page.locator('.card .facts').first();
+  const fact = (name) => summary.locator('> div', { has: page.locator('dt', { hasText: new RegExp(`^${name}$`) }) }).locator('dd').textContent();
+  const millis = (text) => {
+    const m = /^([\d.]+) (ms|s)$/.exec(text);
+    assert.ok(m, text);
+    return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
+  };
+  assert.ok(millis(await fact('Ran for')) < millis(await fact('Since first start')),
+    `${await fact('Ran for')} vs ${await fact('Since first start')}`);
+  // The timeline puts both cancelled attempts of the step on the job's time axis.
+  const track = page.locator('.timeline .tl-track').first();
+  assert.equal(await track.locator('.tl-seg.tl-cancelled').count(), 2);
+  assert.match(await track.getAttribute('aria-label'), /^Step 1: attempt 1 cancelled.*; attempt 1 cancelled/);
   await shotAndAudit('07b-job-attempt-history');
 });
 
@@ -225,9 +281,52 @@ test('the jobs list shows both jobs, newest first, and filters by status', async
   await page.waitForURL(/status=cancelled/);
   await page.locator('.list-status', { hasText: '1 job' }).waitFor();
   assert.deepEqual(await listedJobIds(), [secondJob]);
+  // Each status shows how many jobs it would list, whichever is checked.
+  const countOf = (status) => page.locator('.statuses label', { hasText: status }).locator('.count').textContent();
+  assert.equal(await countOf('cancelled'), ' (1)');
+  assert.equal(await countOf('completed'), ' (1)');
+  assert.equal(await countOf('failed'), ' (0)');
   await page.getByRole('link', { name: 'Reset' }).click();
   await page.locator('.list-status', { hasText: '2 jobs' }).waitFor();
   await shotAndAudit('08-jobs-list');
+  // On a phone the jobs table fits the screen: not even its own scroll box scrolls.
+  await page.setViewportSize(PHONE);
+  const fit = await page.locator('table.jobs').evaluate((table) => ({
+    table: table.getBoundingClientRect().width,
+    hidden: table.parentElement.scrollWidth - table.parentElement.clientWidth,
+  }));
+  await page.setViewportSize(DESKTOP);
+  assert.ok(fit.table <= PHONE.width && fit.hidden === 0, `jobs table on a phone: ${JSON.stringify(fit)}`);
+  // A job opens by its id.
+  await page.getByLabel('Job id').fill(String(firstJob));
+  await page.getByRole('button', { name: 'Open job' }).click();
+  await page.getByRole('heading', { level: 1, name: `Job #${firstJob}` }).waitFor();
+  await page.goBack();
+  await page.getByRole('heading', { level: 1, name: 'Jobs' }).waitFor();
+
+  // Several jobs at once: resuming both resumes the cancelled one and says why not the other.
+  await page.getByRole('checkbox', { name: `Select job #${secondJob}` }).check();
+  await page.getByRole('checkbox', { name: `Select job #${firstJob}` }).check();
+  await page.locator('.bulk-count', { hasText: '2 selected' }).waitFor();
+  await page.getByRole('button', { name: 'Resume selected' }).click();
+  const outcome = page.locator('.bulk-outcome [role="alert"]');
+  await outcome.waitFor();
+  assert.match(await outcome.textContent(), new RegExp(`^Resumed 1 of 2 jobs\\. Not done: #${firstJob}: `));
+  await page.locator('table.jobs tr', { hasText: `#${secondJob}` }).locator('.badge', { hasText: 'running' }).waitFor();
+  // Cancelling asks first; keeping them changes nothing.
+  await page.getByRole('checkbox', { name: `Select job #${secondJob}` }).check();
+  await page.getByRole('button', { name: 'Cancel selected' }).click();
+  const confirm = page.getByRole('dialog', { name: 'Cancel the selected jobs?' });
+  await confirm.waitFor();
+  assert.match(await confirm.textContent(), /1 job will stop\. .*still billed/);
+  await shotAndAudit('08b-jobs-bulk-cancel-confirm');
+  await confirm.getByRole('button', { name: 'Keep them running' }).click();
+  await confirm.waitFor({ state: 'hidden' });
+  assert.equal(await page.locator('table.jobs tr', { hasText: `#${secondJob}` }).locator('.badge').textContent(), 'running');
+  await page.getByRole('button', { name: 'Cancel selected' }).click();
+  await confirm.getByRole('button', { name: 'Cancel the jobs' }).click();
+  await page.locator('.bulk-outcome [role="status"]', { hasText: 'Cancelled 1 of 1 job.' }).waitFor();
+  await page.locator('table.jobs tr', { hasText: `#${secondJob}` }).locator('.badge', { hasText: 'cancelled' }).waitFor();
 });
 
 test("another user's token shows none of the first user's jobs", async () => {
@@ -235,8 +334,9 @@ test("another user's token shows none of the first user's jobs", async () => {
   await signIn(server.token(2));
   assert.match(await page.locator('#whoami').textContent(), /User 2 · user/);
   assert.deepEqual(await listedJobIds(), []);
-  await page.locator('td.empty', { hasText: 'No jobs match.' }).waitFor();
-  await shot('09-other-user-jobs');
+  // No filters: not "no jobs match", but nothing yet, and how to start.
+  await page.locator('td.empty', { hasText: 'No jobs yet.' }).getByRole('link', { name: 'Start a workflow' }).waitFor();
+  await shotAndAudit('09-other-user-jobs');
   await page.goto(`${server.base}/#/jobs/${firstJob}`);
   await page.getByRole('heading', { level: 1, name: `Job #${firstJob} not found` }).waitFor();
   await shot('10-other-user-job-not-found');
@@ -256,6 +356,13 @@ test('the sample script runs storyboard generation for another user', async () =
   const result = JSON.parse(await page.locator('.steps pre.json').first().textContent());
   assert.ok(Array.isArray(result.scenes) && result.scenes.length > 0, JSON.stringify(result));
   assert.equal(result.count, result.scenes.length);
+  // The shots are also a table, one row per shot.
+  const shots = page.getByRole('table', { name: `Scenes of step 1 (${result.scenes.length})` });
+  assert.equal(await shots.locator('tbody tr').count(), result.scenes.length);
+  const headers = await shots.locator('thead th').allTextContents();
+  const description = headers.indexOf('Description');
+  assert.ok(description >= 0, headers.join(', '));
+  assert.equal(await shots.locator('tbody tr').first().locator('td').nth(description).textContent(), result.scenes[0].description);
   await shot('11-storyboard-completed');
   await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Jobs' }).click();
   assert.deepEqual(await listedJobIds(), [thirdJob]);
@@ -294,6 +401,8 @@ test('the page made no request elsewhere, logged no error, and met only the expe
   assert.deepEqual(problems, []);
   assert.deepEqual(failedResponses, [
     '422 POST /api/workflows',
-    `404 GET /api/workflows/${firstJob}`,
+    // A completed job cannot be resumed: the bulk resume says so.
+    `409 POST /api/workflows/${firstJob}/resume`,
+    `404 GET /api/workflows/${firstJob}/events`,
   ]);
 });

@@ -5,7 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { SseParser } from '../../../bins/server/console/sse.js';
-import { tokenClaims } from '../../../bins/server/console/api.js';
+import { applyChanges, tokenClaims } from '../../../bins/server/console/api.js';
+import { relative } from '../../../bins/server/console/when.js';
+import { spans } from '../../../bins/server/console/timeline.js';
+import { records, texts } from '../../../bins/server/console/results.js';
 import { findMedia, humanize, mediaKind, safeUrl } from '../../../bins/server/console/media.js';
 import { costText, usageByModel, usageText } from '../../../bins/server/console/usage.js';
 import { fieldsNamed, fieldsOf, initialText, parseValue } from '../../../bins/server/console/params.js';
@@ -134,4 +137,62 @@ test('usage: tokens, images, video seconds and cost in one line; each model\'s p
   assert.equal(costText(0), '0');
   assert.equal(costText(12_000_000), '12');
   assert.equal(costText(1), '0.000001');
+});
+
+test('a changes event merges into the job it follows', () => {
+  const job = { id: 7, progress: 10, input_params: { scriptContent: 'long' }, tasks: [
+    { id: 1, progress: 100, result_data: { a: 1 } },
+    { id: 2, progress: 0, waiting_reason: 'busy' },
+  ] };
+  const next = applyChanges(job, { id: 7, progress: 40, tasks: [{ id: 2, progress: 30, waiting_reason: null }, { id: 3, progress: 0 }] });
+  assert.deepEqual(next, { id: 7, progress: 40, input_params: { scriptContent: 'long' }, tasks: [
+    { id: 1, progress: 100, result_data: { a: 1 } },
+    { id: 2, progress: 30, waiting_reason: null },
+    { id: 3, progress: 0 },
+  ] });
+  // The job it was made from is left as it was.
+  assert.equal(job.progress, 10);
+  assert.equal(job.tasks.length, 2);
+});
+
+test('relative times use the largest unit, past and future', () => {
+  const now = Date.parse('2025-01-31T08:00:00Z');
+  assert.equal(relative('2025-01-31T07:59:58Z', now), 'just now');
+  assert.equal(relative('2025-01-31T07:59:30Z', now), '30 s ago');
+  assert.equal(relative('2025-01-31T07:58:00Z', now), '2 min ago');
+  assert.equal(relative('2025-01-31T05:00:00Z', now), '3 h ago');
+  assert.equal(relative('2025-01-29T08:00:00Z', now), '2 d ago');
+  assert.equal(relative('2025-01-31T08:00:12Z', now), 'in 12 s');
+  assert.equal(relative('not a time', now), null);
+});
+
+test("a step's timeline spans are its finished attempts, then the running one up to now", () => {
+  const task = {
+    status: 'running', attempts: 2, attempt_started_at: '2025-01-31T08:00:10Z',
+    attempts_history: [
+      { attempt: 1, started_at: '2025-01-31T08:00:00Z', ended_at: '2025-01-31T08:00:04Z', outcome: 'failed', error_message: 'boom' },
+      // Parked before it started: nothing to draw.
+      { attempt: 1, started_at: null, ended_at: '2025-01-31T08:00:05Z', outcome: 'handed_back', error_message: null },
+    ],
+  };
+  const now = Date.parse('2025-01-31T08:00:20Z');
+  assert.deepEqual(spans(task, now), [
+    { from: Date.parse('2025-01-31T08:00:00Z'), to: Date.parse('2025-01-31T08:00:04Z'), outcome: 'failed', label: 'attempt 1 failed: boom' },
+    { from: Date.parse('2025-01-31T08:00:10Z'), to: now, outcome: 'running', label: 'attempt 2 running' },
+  ]);
+  assert.deepEqual(spans({ status: 'pending', attempts_history: [] }, now), []);
+});
+
+test('a result shows its lists of records as tables and its texts of several lines', () => {
+  const result = {
+    count: 2,
+    scenes: [{ order: 1, description: 'dawn', camera: { move: 'pan' } }, { order: 2, description: 'dusk', mood: 'calm' }],
+    tags: ['a', 'b'],
+    script: 'INT. ROOM\nA man sits.',
+    title: 'one line',
+  };
+  assert.deepEqual(records(result), [['scenes', ['order', 'description', 'mood'], result.scenes]]);
+  assert.deepEqual(texts(result), [['script', 'INT. ROOM\nA man sits.']]);
+  assert.deepEqual(records([1, 2]), []);
+  assert.deepEqual(records(null), []);
 });

@@ -11,17 +11,20 @@ use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use futures::Stream;
+use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::app::AppState;
 use crate::auth::StreamCaller;
 use crate::error::{ApiError, ErrorBody};
-use crate::reads::JobSnapshot;
+use crate::reads::{JobSnapshot, etag_of, if_none_match};
 use crate::views::Job;
 use crate::watch::Latest;
 
-/// Streams the job: a `job` event with the full Job (tasks included) on every change.
+/// Streams the job: a `job` event with the full Job (tasks included) on every change; with
+/// `changes=true`, the full Job first and then a `changes` event per change with only what
+/// changed.
 #[utoipa::path(
     tag = "workflows",
     security(("bearer" = [])),
@@ -29,11 +32,19 @@ use crate::watch::Latest;
         ("jobId" = i64, Path, description = "Job id"),
         ("access_token" = Option<String>, Query, description = "The bearer token, for clients \
             that cannot send headers (browser EventSource); the Authorization header wins"),
+        ("changes" = Option<bool>, Query, description = "`true`: after the first `job` event, \
+            `changes` events carry the job's `id`, its top-level fields that changed (`null` for \
+            one that went away) and under `tasks` the tasks that changed (`id` and changed \
+            fields; a new task whole): apply each as a shallow merge, tasks matched by `id`"),
+        ("If-None-Match" = Option<String>, Header, description = "With `changes=true`: the \
+            ETag of the job read the client holds; when it is still current, the stream \
+            starts with the changes since it instead of the whole job"),
     ),
     responses(
         (status = 200, description = "`text/event-stream` of `event: job` / `data: <Job JSON>` \
-            messages, one per change, ending after a terminal status; comment lines keep the \
-            connection alive", content_type = "text/event-stream", body = Job),
+            messages (or `event: changes` ones, see `changes`), one per change, ending after a \
+            terminal status; comment lines keep the connection alive",
+            content_type = "text/event-stream", body = Job),
         (status = 400, description = "The job id is not an integer", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such job for this user", body = ErrorBody),
@@ -54,13 +65,28 @@ pub async fn job_events(
         .await
         .map_err(|e| state.error(e))?;
     let own_base = crate::app::own_base(&req);
-    let stream = events(state.into_inner(), first, own_base);
+    let changes = web::Query::<EventsQuery>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().changes)
+        .is_some_and(|v| v == "true" || v == "1");
+    // The client read the job just before (a job page does): changes since that read, then.
+    let known = changes && {
+        let body = state.with_links(&req, &first.body).await;
+        if_none_match(&req, &etag_of(&body))
+    };
+    let stream = events(state.into_inner(), first, own_base, changes, known);
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/event-stream"))
         .insert_header((CACHE_CONTROL, "no-cache"))
         // Tell reverse proxies (nginx) not to buffer the stream.
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(stream))
+}
+
+/// The query of an event stream (besides `access_token`, which the caller extractor reads).
+#[derive(Debug, serde::Deserialize)]
+struct EventsQuery {
+    changes: Option<String>,
 }
 
 struct Cursor {
@@ -70,6 +96,11 @@ struct Cursor {
     own_base: String,
     pending: Option<std::sync::Arc<JobSnapshot>>,
     last: Option<Bytes>,
+    /// The last job sent, as sent, when the stream sends changes.
+    sent: Option<Value>,
+    changes: bool,
+    /// The client holds the first version already (changes only): it is not sent.
+    known: bool,
     last_write: Instant,
     started: bool,
     done: bool,
@@ -79,6 +110,8 @@ fn events(
     state: std::sync::Arc<AppState>,
     first: std::sync::Arc<JobSnapshot>,
     own_base: String,
+    changes: bool,
+    known: bool,
 ) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
     let cursor = Cursor {
         updates: state.watch.subscribe(&first),
@@ -86,6 +119,9 @@ fn events(
         own_base,
         pending: Some(first),
         last: None,
+        sent: None,
+        changes,
+        known,
         last_write: Instant::now(),
         started: false,
         done: false,
@@ -120,9 +156,31 @@ async fn next_chunk(cursor: &mut Cursor) -> Option<Vec<u8>> {
                     Some(&cursor.own_base),
                 )
                 .await;
-                let frame = frame(&body);
                 cursor.last = Some(job.body.clone());
-                return Some(frame);
+                if !cursor.changes {
+                    return Some(frame(b"job", &body));
+                }
+                let Ok(now) = serde_json::from_slice::<Value>(&body) else {
+                    return Some(frame(b"job", &body));
+                };
+                // The first frame is the whole job, unless the client holds it already;
+                // later ones what changed since the last.
+                if std::mem::take(&mut cursor.known) {
+                    cursor.sent = Some(now);
+                    if cursor.done {
+                        return None;
+                    }
+                    continue;
+                }
+                let change = cursor
+                    .sent
+                    .as_ref()
+                    .map(|before| crate::changes::job_changes(before, &now));
+                cursor.sent = Some(now);
+                return Some(match change {
+                    Some(change) => frame(b"changes", change.to_string().as_bytes()),
+                    None => frame(b"job", &body),
+                });
             }
         }
         let silence = keepalive.saturating_sub(cursor.last_write.elapsed());
@@ -147,9 +205,11 @@ async fn next_chunk(cursor: &mut Cursor) -> Option<Vec<u8>> {
     }
 }
 
-fn frame(json: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(json.len() + 20);
-    frame.extend_from_slice(b"event: job\ndata: ");
+fn frame(event: &[u8], json: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(json.len() + 24);
+    frame.extend_from_slice(b"event: ");
+    frame.extend_from_slice(event);
+    frame.extend_from_slice(b"\ndata: ");
     frame.extend_from_slice(json);
     frame.extend_from_slice(b"\n\n");
     frame

@@ -1,6 +1,6 @@
 //! `/api/workflows…`: start, read, list, consume, cancel and resume jobs.
 
-use actix_web::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH, VARY};
+use actix_web::http::header::{CACHE_CONTROL, ETAG, VARY};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use nosyntask_domain::{JobStatus, JobWithTasks, TaskStatus, lenient_integer};
@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::i18n;
-use crate::reads::etag_of;
+use crate::reads::{etag_of, if_none_match};
 use crate::views::{
     ConsumeResponse, Job, JobList, JobStatusChange, NO_PROJECT, StartWorkflowRequest,
     StartWorkflowResponse, WorkflowType, WorkflowTypes,
@@ -264,37 +264,34 @@ pub async fn get_job(
     // Media URLs are made for this reader now (its address, a signature that is valid), so
     // the ETag is of what this reader gets: a new signature is a new version.
     let body = Bytes::from(state.with_links(&req, &body).await);
+    Ok(conditional_json(&req, body))
+}
+
+/// A JSON answer with its ETag, or 304 when `If-None-Match` already holds it: a poll that
+/// finds nothing new costs headers only.
+fn conditional_json(req: &HttpRequest, body: Bytes) -> HttpResponse {
     let etag = etag_of(&body);
-    if if_none_match(&req, &etag) {
-        return Ok(HttpResponse::NotModified()
-            .insert_header((ETAG, etag))
-            .insert_header((CACHE_CONTROL, "no-cache"))
-            .insert_header((VARY, "Accept-Language"))
-            .finish());
-    }
-    Ok(HttpResponse::Ok()
+    let fresh = if_none_match(req, &etag);
+    let mut response = if fresh {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
         .insert_header((ETAG, etag))
         .insert_header((CACHE_CONTROL, "no-cache"))
-        .insert_header((VARY, "Accept-Language"))
-        .content_type("application/json")
-        .body(body))
+        .insert_header((VARY, "Accept-Language"));
+    if fresh {
+        response.finish()
+    } else {
+        response.content_type("application/json").body(body)
+    }
 }
 
 /// Whether the job's view carries a message of the reader's language (a cancellation).
 fn has_cancellation(job: &JobWithTasks) -> bool {
     job.job.status == JobStatus::Cancelled
         || job.tasks.iter().any(|t| t.status == TaskStatus::Cancelled)
-}
-
-fn if_none_match(req: &HttpRequest, etag: &str) -> bool {
-    req.headers()
-        .get_all(IF_NONE_MATCH)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .any(|candidate| {
-            candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
-        })
 }
 
 /// Filters of the job list.
@@ -322,16 +319,25 @@ pub struct ListParams {
     /// default `true`.
     #[param(value_type = Option<bool>)]
     tasks: Option<String>,
+    /// `false` lists each job with `input_params: null` (with `tasks=false`, a list of summaries
+    /// whose size does not grow with the jobs' scripts); default `true`.
+    #[param(value_type = Option<bool>)]
+    params: Option<String>,
 }
 
 /// Lists the caller's jobs (every user's for admins), newest first, with their tasks unless
-/// `tasks=false`.
+/// `tasks=false`, and how many match the filters. Answers 304 when `If-None-Match` holds the
+/// current ETag.
 #[utoipa::path(
     tag = "workflows",
     security(("bearer" = [])),
-    params(ListParams),
+    params(
+        ListParams,
+        ("If-None-Match" = Option<String>, Header, description = "ETag of a previous answer"),
+    ),
     responses(
-        (status = 200, description = "The jobs", body = JobList),
+        (status = 200, description = "The jobs", body = JobList, headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the given ETag"),
         (status = 400, description = "A query parameter is invalid", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 503, description = "Store unavailable", body = ErrorBody),
@@ -345,7 +351,8 @@ pub async fn list_jobs(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let with_tasks = with_tasks(query.tasks.as_deref())?;
+    let with_tasks = flag("tasks", query.tasks.as_deref())?;
+    let with_params = flag("params", query.params.as_deref())?;
     let statuses = match query.status.as_deref() {
         None | Some("") => Vec::new(),
         Some(list) => list
@@ -371,18 +378,26 @@ pub async fn list_jobs(
         statuses,
         before: optional_id("before", query.before.as_deref())?,
         limit: limit_of(query.limit.as_deref(), DEFAULT_LIST_LIMIT)?,
+        without_params: !with_params,
     };
-    let jobs = state
-        .engine
-        .list(&caller.0, list)
-        .await
-        .map_err(|e| state.error(e))?;
-    let list = state
+    let (jobs, counts) = futures::try_join!(
+        state.engine.list(&caller.0, list.clone()),
+        state.engine.count(&caller.0, list.clone()),
+    )
+    .map_err(|e| state.error(e))?;
+    let mut answer = state
         .job_list(&caller.0, &jobs, with_tasks, i18n::of_request(&req))
-        .await?;
-    state
-        .json_with_links(&req, actix_web::http::StatusCode::OK, &list)
-        .await
+        .await?
+        .with_counts(&counts, &list.statuses);
+    if !with_params {
+        // With tasks, the params were read with them; they still stay off the wire.
+        for job in &mut answer.jobs {
+            job.job.input_params = Value::Null;
+        }
+    }
+    let body = serde_json::to_vec(&answer).map_err(ApiError::internal)?;
+    let body = Bytes::from(state.with_links(&req, &body).await);
+    Ok(conditional_json(&req, body))
 }
 
 /// Query of the active-jobs list.
@@ -536,14 +551,16 @@ fn optional_id(name: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
     }
 }
 
-fn with_tasks(raw: Option<&str>) -> Result<bool, ApiError> {
+/// A boolean query parameter that defaults to `true`.
+fn flag(name: &str, raw: Option<&str>) -> Result<bool, ApiError> {
     match raw {
         None | Some("true") | Some("1") => Ok(true),
         Some("false") | Some("0") => Ok(false),
-        Some(_) => Err(
-            ApiError::bad_request("invalid_query", "tasks must be true or false")
-                .zh("tasks 必须是 true 或 false"),
-        ),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("{name} must be true or false"),
+        )
+        .zh(format!("{name} 必须是 true 或 false"))),
     }
 }
 
@@ -564,6 +581,7 @@ fn limit_of(raw: Option<&str>, default: u64) -> Result<u64, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::http::header::IF_NONE_MATCH;
     use nosyntask_domain::Viewer;
     use serde_json::json;
 

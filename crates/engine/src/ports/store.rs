@@ -103,6 +103,9 @@ pub struct JobFilter {
     /// Only jobs with an id below this (cursor for the next page).
     pub before: Option<JobId>,
     pub limit: u64,
+    /// Read `input_params` as `null`: a list of summaries need not read every job's params (a
+    /// script can be 60,000 characters).
+    pub without_params: bool,
 }
 
 /// The identity of one claim of a task: every write of a runner is fenced on it, so a runner
@@ -333,6 +336,10 @@ pub trait JobStore: Send + Sync {
     }
 
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;
+
+    /// How many jobs match `filter` in each status (statuses without jobs left out), ignoring
+    /// its `statuses`, `before` and `limit`: a list's totals, whichever page it shows.
+    async fn count_jobs(&self, filter: &JobFilter) -> Result<Vec<(JobStatus, u64)>, StoreError>;
 
     /// Marks the job consumed (idempotent).
     async fn consume_job(&self, id: JobId, now: DateTime<Utc>) -> Result<Job, StoreError>;

@@ -363,11 +363,55 @@ pub async fn list_filters_and_pages(store: Shared) {
     assert!(
         list(JobFilter {
             statuses: vec![JobStatus::Failed],
-            ..all
+            ..all.clone()
         })
         .await
         .is_empty()
     );
+    // Counts by status ignore the status filter and the page, and keep the other filters.
+    let counts = |filter: JobFilter| {
+        let store = store.clone();
+        async move { store.count_jobs(&filter).await.unwrap() }
+    };
+    assert_eq!(
+        counts(JobFilter {
+            statuses: vec![JobStatus::Failed],
+            before: Some(ids[2]),
+            limit: 1,
+            ..all.clone()
+        })
+        .await,
+        vec![(JobStatus::Cancelled, 1), (JobStatus::Pending, 5)]
+    );
+    assert_eq!(
+        counts(JobFilter {
+            user_id: Some(1),
+            ..all.clone()
+        })
+        .await,
+        vec![(JobStatus::Pending, 3)]
+    );
+    // A list without params reads them as null, the rest as stored.
+    let light = store
+        .list_jobs(&JobFilter {
+            without_params: true,
+            ..all.clone()
+        })
+        .await
+        .unwrap();
+    let full = store.list_jobs(&all).await.unwrap();
+    assert_eq!(light.len(), full.len());
+    assert!(light.iter().all(|j| j.input_params.is_null()));
+    assert_ne!(full[0].input_params, serde_json::Value::Null);
+    let restored: Vec<_> = light
+        .into_iter()
+        .zip(&full)
+        .map(|(j, f)| nosyntask_domain::Job {
+            input_params: f.input_params.clone(),
+            ..j
+        })
+        .collect();
+    assert_eq!(&restored, &full);
 }
 
 pub async fn prune_deletes_old_terminal_jobs(store: Shared) {
