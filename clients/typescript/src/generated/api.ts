@@ -50,7 +50,8 @@ export interface paths {
         };
         /**
          * Lists the caller's jobs (every user's for admins), newest first, with their tasks unless
-         *     `tasks=false`.
+         *     `tasks=false`, and how many match the filters. Answers 304 when `If-None-Match` holds the
+         *     current ETag.
          */
         get: operations["list_jobs"];
         put?: never;
@@ -157,7 +158,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Streams the job: a `job` event with the full Job (tasks included) on every change. */
+        /**
+         * Streams the job: a `job` event with the full Job (tasks included) on every change; with
+         *     `changes=true`, the full Job first and then a `changes` event per change with only what
+         *     changed.
+         */
         get: operations["job_events"];
         put?: never;
         post?: never;
@@ -363,7 +368,13 @@ export interface components {
         };
         /** @description A list of jobs, newest first. */
         JobList: {
+            counts?: components["schemas"]["StatusCounts"] | null;
             jobs: components["schemas"]["ListedJob"][];
+            /**
+             * Format: int64
+             * @description How many jobs match the filters, every page together (`GET /api/workflows`).
+             */
+            total?: number | null;
         };
         /** @description `POST …/cancel` and `POST …/resume` answer. */
         JobStatusChange: {
@@ -387,7 +398,10 @@ export interface components {
             error_message?: string | null;
             /** Format: int64 */
             id: number;
-            /** @description The validated start params, defaults filled in. */
+            /**
+             * @description The validated start params, defaults filled in; `null` in a list asked for with
+             *     `params=false`.
+             */
             input_params: Record<string, never>;
             is_consumed: boolean;
             /**
@@ -536,6 +550,19 @@ export interface components {
          * @enum {string}
          */
         Status: "pending" | "running" | "completed" | "failed" | "cancelled";
+        /** @description Jobs per status. */
+        StatusCounts: {
+            /** Format: int64 */
+            cancelled: number;
+            /** Format: int64 */
+            completed: number;
+            /** Format: int64 */
+            failed: number;
+            /** Format: int64 */
+            pending: number;
+            /** Format: int64 */
+            running: number;
+        };
         /** @description One step of a job (a `generation_tasks` row). */
         Task: {
             /**
@@ -764,8 +791,16 @@ export interface operations {
                  *     default `true`.
                  */
                 tasks?: boolean;
+                /**
+                 * @description `false` lists each job with `input_params: null` (with `tasks=false`, a list of summaries
+                 *     whose size does not grow with the jobs' scripts); default `true`.
+                 */
+                params?: boolean;
             };
-            header?: never;
+            header?: {
+                /** @description ETag of a previous answer */
+                "If-None-Match"?: string | null;
+            };
             path?: never;
             cookie?: never;
         };
@@ -774,11 +809,19 @@ export interface operations {
             /** @description The jobs */
             200: {
                 headers: {
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["JobList"];
                 };
+            };
+            /** @description Not modified since the given ETag */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description A query parameter is invalid */
             400: {
@@ -1202,8 +1245,13 @@ export interface operations {
             query?: {
                 /** @description The bearer token, for clients that cannot send headers (browser EventSource); the Authorization header wins */
                 access_token?: string;
+                /** @description `true`: after the first `job` event, `changes` events carry the job's `id`, its top-level fields that changed (`null` for one that went away) and under `tasks` the tasks that changed (`id` and changed fields; a new task whole): apply each as a shallow merge, tasks matched by `id` */
+                changes?: boolean;
             };
-            header?: never;
+            header?: {
+                /** @description With `changes=true`: the ETag of the job read the client holds; when it is still current, the stream starts with the changes since it instead of the whole job */
+                "If-None-Match"?: string | null;
+            };
             path: {
                 /** @description Job id */
                 jobId: number;
@@ -1212,7 +1260,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description `text/event-stream` of `event: job` / `data: <Job JSON>` messages, one per change, ending after a terminal status; comment lines keep the connection alive */
+            /** @description `text/event-stream` of `event: job` / `data: <Job JSON>` messages (or `event: changes` ones, see `changes`), one per change, ending after a terminal status; comment lines keep the connection alive */
             200: {
                 headers: {
                     [name: string]: unknown;
