@@ -264,8 +264,9 @@ impl Engine {
         }
     }
 
-    /// Says why the job's ready step waits, when its model is busy or paused.
-    async fn explain_waiting(&self, job: &mut JobWithTasks) -> Result<(), EngineError> {
+    /// Says why the job's ready step waits, when its model is busy or paused (what
+    /// [`Engine::get`] does; for readers of the store's own job reads).
+    pub async fn explain_waiting(&self, job: &mut JobWithTasks) -> Result<(), EngineError> {
         let current = job.job.current_step_index;
         let active = matches!(job.job.status, JobStatus::Pending | JobStatus::Running);
         let waiting = |task: &nosyntask_domain::Task| {

@@ -12,7 +12,7 @@ use crate::adapters::async_task::AsyncTaskSpec;
 use crate::profile::ProfileConfig;
 
 /// The concurrency limit of simulated models when none is configured.
-const SIMULATED_CONCURRENCY: usize = 100_000;
+const SIMULATED_CONCURRENCY: usize = nosyntask_engine::ports::UNLIMITED_CONCURRENCY;
 
 /// Which adapter speaks to a model's provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

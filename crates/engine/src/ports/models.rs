@@ -291,12 +291,22 @@ pub trait MediaModel: Send + Sync {
     ) -> Result<MediaOutput, TaskError>;
 }
 
-/// The cluster-wide limits of the configured models that cost something (simulated models are
-/// free and unlimited): what a worker records with `JobStore::set_model_limits`.
+/// The concurrency of a model that has no limit of its own (a simulated model, unless its
+/// configuration gives one).
+pub const UNLIMITED_CONCURRENCY: usize = 100_000;
+
+/// The cluster-wide limits of the configured models that have any: every model that costs
+/// something, and a simulated model given a concurrency or rate limit (unlimited simulated models
+/// keep the claim free of limit checks): what a worker records with
+/// `JobStore::set_model_limits`.
 pub fn model_limits(models: &[ModelInfo]) -> Vec<crate::ports::ModelLimit> {
     models
         .iter()
-        .filter(|m| m.adapter != "simulated" || m.requests_per_minute.is_some())
+        .filter(|m| {
+            m.adapter != "simulated"
+                || m.requests_per_minute.is_some()
+                || m.max_concurrency < UNLIMITED_CONCURRENCY
+        })
         .map(|m| crate::ports::ModelLimit {
             name: m.name.clone(),
             max_concurrency: u32::try_from(m.max_concurrency).unwrap_or(u32::MAX),
@@ -377,6 +387,32 @@ mod tests {
         }
         assert_eq!(ctx.checkpoint_entry("handler").await, Some(json!(1)));
         assert_eq!(ctx.checkpoint_entry("missing").await, None);
+    }
+
+    /// A simulated model given a concurrency limit holds it across the cluster like a paid
+    /// one: otherwise its tasks were claimed, each held a worker slot waiting for the model
+    /// inside the process, and a job on a free model waited behind them.
+    #[test]
+    fn limited_simulated_models_are_limited_across_the_cluster() {
+        let model = |name: &str, adapter: &str, max_concurrency, rpm| ModelInfo {
+            name: name.to_owned(),
+            kind: ModelKind::Text,
+            adapter: adapter.to_owned(),
+            model: name.to_owned(),
+            is_default: false,
+            max_concurrency,
+            requests_per_minute: rpm,
+            timeout: Duration::from_secs(1),
+        };
+        let limits = model_limits(&[
+            model("free", "simulated", UNLIMITED_CONCURRENCY, None),
+            model("one-slot", "simulated", 1, None),
+            model("rated", "simulated", UNLIMITED_CONCURRENCY, Some(30)),
+            model("paid", "openai_compatible", 4, None),
+        ]);
+        let names: Vec<&str> = limits.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["one-slot", "rated", "paid"]);
+        assert_eq!(limits[0].max_concurrency, 1);
     }
 
     #[test]
