@@ -722,39 +722,16 @@ async fn read_events(response: reqwest::Response, timeout: Duration) -> Vec<Valu
 
 /// The `job` events of a stream and how many comment (keep-alive) messages came with them.
 async fn read_stream(response: reqwest::Response, timeout: Duration) -> (Vec<Value>, usize) {
-    let deadline = Instant::now() + timeout;
-    let mut stream = response.bytes_stream();
-    let mut buffer = String::new();
-    let mut events = Vec::new();
-    let mut comments = 0;
-    loop {
-        let left = deadline
-            .checked_duration_since(Instant::now())
-            .expect("event stream did not end in time");
-        match tokio::time::timeout(left, stream.next()).await {
-            Err(_) => panic!("event stream did not end in time; got {events:?}"),
-            Ok(None) => break,
-            Ok(Some(chunk)) => buffer.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap()),
-        }
-        while let Some(end) = buffer.find("\n\n") {
-            let message: String = buffer.drain(..end + 2).collect();
-            let mut event = None;
-            let mut data = String::new();
-            if message.starts_with(':') {
-                comments += 1;
-            }
-            for line in message.lines() {
-                if let Some(name) = line.strip_prefix("event: ") {
-                    event = Some(name.to_owned());
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data.push_str(d);
-                }
-            }
-            if event.as_deref() == Some("job") {
-                events.push(serde_json::from_str(&data).unwrap());
-            }
-        }
-    }
+    let messages = read_all(response, timeout).await;
+    let comments = messages
+        .iter()
+        .filter(|(event, _)| event == COMMENT)
+        .count();
+    let events = messages
+        .into_iter()
+        .filter(|(event, _)| event == "job")
+        .map(|(_, data)| data)
+        .collect();
     (events, comments)
 }
 
@@ -1167,8 +1144,19 @@ fn strip_nulls_of_absent(job: &mut Value) {
     }
 }
 
-/// Every message of a stream, as (event name, data), until it ends within `timeout`.
+/// What [`read_all`] gives for a comment (keep-alive) message.
+const COMMENT: &str = ":";
+
+/// Every event of a stream, as (event name, data), until it ends within `timeout`.
 async fn read_messages(response: reqwest::Response, timeout: Duration) -> Vec<(String, Value)> {
+    let mut messages = read_all(response, timeout).await;
+    messages.retain(|(event, _)| event != COMMENT);
+    messages
+}
+
+/// Every message of a stream until it ends within `timeout`: (event name, data), a comment as
+/// ([`COMMENT`], null).
+async fn read_all(response: reqwest::Response, timeout: Duration) -> Vec<(String, Value)> {
     let deadline = Instant::now() + timeout;
     let mut stream = response.bytes_stream();
     let mut buffer = String::new();
@@ -1184,10 +1172,17 @@ async fn read_messages(response: reqwest::Response, timeout: Duration) -> Vec<(S
         }
         while let Some(end) = buffer.find("\n\n") {
             let message: String = buffer.drain(..end + 2).collect();
+            if message.starts_with(':') {
+                messages.push((COMMENT.to_owned(), Value::Null));
+                continue;
+            }
             let event = message.lines().find_map(|l| l.strip_prefix("event: "));
-            let data = message.lines().find_map(|l| l.strip_prefix("data: "));
-            if let (Some(event), Some(data)) = (event, data) {
-                messages.push((event.to_owned(), serde_json::from_str(data).unwrap()));
+            let data: String = message
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect();
+            if let Some(event) = event {
+                messages.push((event.to_owned(), serde_json::from_str(&data).unwrap()));
             }
         }
     }
