@@ -7,16 +7,8 @@ use sha2::{Digest, Sha256};
 /// The URL path prefix of stored artifacts.
 pub const FILES_PREFIX: &str = "/files/";
 
-/// Content types the store accepts (media only: never HTML or scripts), with their extensions.
-pub const MEDIA_TYPES: &[(&str, &str)] = &[
-    ("image/png", "png"),
-    ("image/jpeg", "jpg"),
-    ("image/gif", "gif"),
-    ("image/webp", "webp"),
-    ("video/mp4", "mp4"),
-    ("video/webm", "webm"),
-    ("video/quicktime", "mov"),
-];
+pub(crate) use nosyntask_providers::lowercase_hex as hex;
+pub use nosyntask_providers::{MEDIA_TYPES, extension_for};
 
 /// A valid artifact key. Parsing is strict (two hex digits, `/`, 62 hex digits, `.`, a known
 /// extension), so a key never holds `..`, a second `/` or anything else a path could escape by.
@@ -92,15 +84,6 @@ impl std::fmt::Display for ArtifactKey {
     }
 }
 
-/// The extension of a content type the store accepts.
-pub fn extension_for(content_type: &str) -> Option<&'static str> {
-    let base = content_type.split(';').next().unwrap_or("").trim();
-    MEDIA_TYPES
-        .iter()
-        .find(|(t, _)| t.eq_ignore_ascii_case(base))
-        .map(|(_, ext)| *ext)
-}
-
 /// Every artifact key that occurs in `text`, in any URL form (`/files/…`, absolute, signed,
 /// presigned with a key prefix): the retention sweep finds what jobs still refer to with it.
 pub fn keys_in(text: &str) -> Vec<ArtifactKey> {
@@ -125,16 +108,6 @@ pub fn keys_in(text: &str) -> Vec<ArtifactKey> {
         }
     }
     keys
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 0x0f) as usize] as char);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -14,8 +14,9 @@ use crate::media::sniff;
 /// Default largest artifact: 512 MiB.
 pub const DEFAULT_MAX_ARTIFACT_BYTES: usize = 512 * 1024 * 1024;
 
-/// Content types the store accepts, with the extension files get.
-const TYPES: &[(&str, &str)] = &[
+/// Content types the artifact stores accept (media only: never HTML or scripts), with the
+/// extension files get.
+pub const MEDIA_TYPES: &[(&str, &str)] = &[
     ("image/png", "png"),
     ("image/jpeg", "jpg"),
     ("image/gif", "gif"),
@@ -28,7 +29,7 @@ const TYPES: &[(&str, &str)] = &[
 /// The extension of a content type the store accepts.
 pub fn extension_for(content_type: &str) -> Option<&'static str> {
     let base = content_type.split(';').next().unwrap_or("").trim();
-    TYPES
+    MEDIA_TYPES
         .iter()
         .find(|(t, _)| t.eq_ignore_ascii_case(base))
         .map(|(_, ext)| *ext)
@@ -37,7 +38,7 @@ pub fn extension_for(content_type: &str) -> Option<&'static str> {
 /// The content type of a stored file name (for serving).
 pub fn content_type_for_path(path: &Path) -> Option<&'static str> {
     let ext = path.extension()?.to_str()?;
-    TYPES.iter().find(|(_, e)| *e == ext).map(|(t, _)| *t)
+    MEDIA_TYPES.iter().find(|(_, e)| *e == ext).map(|(t, _)| *t)
 }
 
 /// Artifacts in a local directory.
@@ -92,7 +93,7 @@ impl LocalArtifacts {
         let (shard, name) = rest.split_once('/')?;
         let (stem, ext) = name.split_once('.')?;
         let hex = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit());
-        let known_ext = TYPES.iter().any(|(_, e)| *e == ext);
+        let known_ext = MEDIA_TYPES.iter().any(|(_, e)| *e == ext);
         if shard.len() != 2 || !hex(shard) || !hex(stem) || !known_ext {
             return None;
         }
@@ -100,7 +101,8 @@ impl LocalArtifacts {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` in lowercase hexadecimal (artifact keys, signatures).
+pub fn lowercase_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -135,7 +137,7 @@ impl ArtifactStore for LocalArtifacts {
                 "artifact declared as {content_type} is {actual}"
             )));
         }
-        let digest = hex(&Sha256::digest(&bytes));
+        let digest = lowercase_hex(&Sha256::digest(&bytes));
         let (shard, rest) = digest.split_at(2);
         let name = format!("{rest}.{ext}");
         let shard_dir = self.dir.join(shard);

@@ -32,7 +32,8 @@ pub mod simulated;
 pub mod template;
 
 pub use artifacts::{
-    DEFAULT_MAX_ARTIFACT_BYTES, LocalArtifacts, content_type_for_path, extension_for,
+    DEFAULT_MAX_ARTIFACT_BYTES, LocalArtifacts, MEDIA_TYPES, content_type_for_path, extension_for,
+    lowercase_hex,
 };
 pub use catalog::Catalog;
 pub use config::{
