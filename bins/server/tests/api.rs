@@ -681,26 +681,10 @@ async fn many_watchers_of_one_job_cost_one_read_per_change() {
         response
     }))
     .await;
-    let watched = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let watched = server.metrics().await;
     assert!(watched.contains("nosyntask_watched_jobs 1"), "{watched}");
     let all = futures::future::join_all(streams.into_iter().map(|r| read_events(r, LONG))).await;
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     let most_events = all.iter().map(Vec::len).max().unwrap();
     for events in &all {
         assert_eq!(events.last().unwrap()["status"], "completed");

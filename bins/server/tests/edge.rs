@@ -344,15 +344,7 @@ async fn invented_methods_share_one_metric_label() {
         .send()
         .await
         .unwrap();
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     let mut labels: Vec<&str> = text
         .split("method=\"")
         .skip(1)

@@ -183,20 +183,7 @@ async fn database_outage_answers_503_and_recovers() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(metrics.status(), 200);
-    assert!(
-        metrics
-            .text()
-            .await
-            .unwrap()
-            .contains("nosyntask_store_up 0")
-    );
+    assert!(server.metrics().await.contains("nosyntask_store_up 0"));
 
     proxy.set_down(false).await;
     let deadline = Instant::now() + LONG;

@@ -473,15 +473,7 @@ async fn usage_is_shown_on_the_task_the_job_and_in_metrics_by_model() {
         "one task: the job's sum is the task's"
     );
 
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     let line = format!("nosyntask_model_usage_total{{model=\"{model}\",unit=\"prompt_tokens\"}} ");
     let counted: u64 = metrics
         .lines()

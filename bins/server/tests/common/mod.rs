@@ -258,6 +258,13 @@ impl Server {
         response.json().await.unwrap()
     }
 
+    /// The text of `GET /metrics` (no token needed).
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
     /// Polls the job until `done` holds, or panics after `timeout`.
     pub async fn wait_job(
         &self,
