@@ -1,7 +1,9 @@
 // The engine at a glance, for admins: queue depth, running tasks, jobs by status, and the last
-// hour's completions, failures and retries per model and per task type.
+// hour's completions, failures and retries per model and per task type, and per-model charts of
+// the hour (charts.js).
 
 import { ApiError } from './api.js';
+import { drawCharts, loadChartLibrary } from './charts.js';
 import { h, message, replace, time } from './dom.js';
 
 const REFRESH_MS = 5000;
@@ -16,12 +18,18 @@ export function renderAdmin(view, ctx) {
   let timer = 0;
   const status = h('p', { class: 'list-status' });
   const body = h('div', { class: 'admin' });
+  const charts = h('div', { class: 'charts' });
+  const chartStatus = h('p', { class: 'list-status' });
   replace(view,
     h('h1', { text: 'Engine' }),
     h('p', { class: 'lead' }, 'What every process sharing this database is doing. Counts over the last hour; refreshed every few seconds. Prometheus metrics are at ',
       h('a', { href: '/metrics', text: '/metrics' }), '.'),
     status,
-    body);
+    body,
+    h('h2', { text: 'Last hour, per model, over time' }),
+    h('p', { class: 'lead', text: 'Tasks completed per minute, their mean run time, failures and spend, in 2-minute buckets.' }),
+    chartStatus,
+    charts);
 
   const card = (label, value, note) => h('div', { class: 'stat card' },
     h('span', { class: 'stat-label', text: label }),
@@ -81,12 +89,24 @@ export function renderAdmin(view, ctx) {
         table('Tasks per step type: queued and running now; completed, failed, cancelled and retried in the last hour',
           'Step type', stats.taskTypes, '—'));
       replace(status, 'Read at ', time(stats.generatedAt), ` from ${stats.backend}.`);
+      await loadCharts();
     } catch (err) {
       if (err.name === 'AbortError') return;
       const text = err instanceof ApiError && err.status === 403
         ? 'Engine statistics need a token with role admin.'
         : `Cannot read the engine statistics: ${err.message}`;
       replace(status, message('error', text));
+    }
+  }
+
+  async function loadCharts() {
+    try {
+      const [uPlot, series] = await Promise.all([loadChartLibrary(), ctx.api.adminSeries(60, controller.signal)]);
+      drawCharts(charts, series, uPlot);
+      replace(chartStatus);
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      replace(chartStatus, message('error', `Cannot draw the charts: ${err.message}`));
     }
   }
 
@@ -104,5 +124,7 @@ export function renderAdmin(view, ctx) {
   return () => {
     controller.abort();
     clearTimeout(timer);
+    for (const plot of charts.plots || []) plot.destroy();
+    charts.resizer?.disconnect();
   };
 }

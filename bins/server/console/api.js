@@ -122,6 +122,7 @@ export class Api {
     if (filters.status && filters.status.length) query.set('status', filters.status.join(','));
     if (filters.limit) query.set('limit', String(filters.limit));
     if (filters.before) query.set('before', filters.before);
+    if (filters.q) query.set('q', filters.q);
     // The list shows no steps and no params (a script can be 60,000 characters); a job's
     // are read when it is opened.
     query.set('tasks', 'false');
@@ -152,6 +153,11 @@ export class Api {
 
   adminStats(signal) {
     return this.request('GET', '/api/admin/stats', undefined, signal);
+  }
+
+  /** Per-model figures per time bucket over the last `minutes` (admins). */
+  adminSeries(minutes, signal) {
+    return this.request('GET', `/api/admin/series?minutes=${encodeURIComponent(minutes)}`, undefined, signal);
   }
 
   /**

@@ -5,7 +5,7 @@ import { ApiError, TERMINAL } from './api.js';
 import { announce, badge, duration, elapsed, facts, h, json, message, progress, replace, time } from './dom.js';
 import { findMedia, humanize } from './media.js';
 import { renderResult } from './results.js';
-import { spans, timeline } from './timeline.js';
+import { runNumbers, runs, spans, timeline } from './timeline.js';
 import { usageByModel, usageText } from './usage.js';
 
 const MAX_RECONNECT_MS = 10000;
@@ -109,7 +109,7 @@ export function renderJob(view, ctx, idText) {
         facts([
           ['Target', `${task.target_type}${task.target_id !== null && task.target_id !== undefined ? ` #${task.target_id}` : ''}`],
           ['Model', modelOf(task)],
-          ['Attempts', task.max_attempts ? `${task.attempts} of ${task.max_attempts}` : String(task.attempts)],
+          ['Attempts', attemptsText(task)],
           task.external_task_id ? ['Provider task', h('code', { text: task.external_task_id })] : null,
           ['Started', time(task.attempt_started_at || task.started_at)],
           task.started_at && task.attempt_started_at && task.started_at !== task.attempt_started_at
@@ -157,14 +157,25 @@ export function renderJob(view, ctx, idText) {
     return h('span', { title: task.next_attempt_at }, `retry in ${duration(wait)}`);
   }
 
+  /**
+   * "1 of 3" against the retry quota; after a resume (which starts the quota again) or a
+   * hand-back (which costs none), also how many times the step ran in all.
+   */
+  function attemptsText(task) {
+    const quota = task.max_attempts ? `${task.attempts} of ${task.max_attempts}` : String(task.attempts);
+    const all = runs(task);
+    return all > task.attempts ? `${quota} · ${all} runs in all` : quota;
+  }
+
   /** The step's finished attempts, oldest first: worker, start, end, outcome, error. */
   function attemptTable(task) {
+    const numbers = runNumbers(task.attempts_history);
     return h('div', { class: 'table-wrap', tabindex: 0 }, h('table', { class: 'attempts' },
       h('caption', { class: 'visually-hidden', text: `Attempts of step ${task.step_index + 1}` }),
       h('thead', {}, h('tr', {}, ['Attempt', 'Worker', 'Started', 'Ended', 'Took', 'Outcome', 'Error']
         .map((label) => h('th', { scope: 'col', text: label })))),
-      h('tbody', {}, task.attempts_history.map((a) => h('tr', { class: `attempt-${a.outcome}` },
-        h('td', { text: String(a.attempt) }),
+      h('tbody', {}, task.attempts_history.map((a, i) => h('tr', { class: `attempt-${a.outcome}` },
+        h('td', { text: numbers[i] === null ? '—' : String(numbers[i]) }),
         h('td', {}, a.worker ? h('code', { text: a.worker }) : '—'),
         h('td', {}, time(a.started_at)),
         h('td', {}, time(a.ended_at)),

@@ -21,6 +21,7 @@ export function renderJobs(view, ctx, query) {
     workflowType: query.get('workflowType') || '',
     status: (query.get('status') || '').split(',').filter((s) => JOB_STATUSES.includes(s)),
     before: query.get('before') || '',
+    q: query.get('q') || '',
     limit: PAGE,
   };
   const controller = new AbortController();
@@ -28,6 +29,7 @@ export function renderJobs(view, ctx, query) {
 
   const project = h('input', { id: 'f-project', name: 'projectId', type: 'number', min: 1, step: 1, inputmode: 'numeric', value: filters.projectId });
   const type = h('select', { id: 'f-type', name: 'workflowType' }, h('option', { value: '', text: 'Any workflow' }));
+  const search = h('input', { id: 'f-q', name: 'q', type: 'search', maxlength: 200, value: filters.q, placeholder: 'words of the script, a character…' });
   /** The count shown next to each status, updated by every refresh. */
   const countOf = Object.fromEntries(JOB_STATUSES.map((status) => [status, h('span', { class: 'count muted' })]));
   const statusBoxes = JOB_STATUSES.map((status) =>
@@ -35,13 +37,14 @@ export function renderJobs(view, ctx, query) {
       h('input', { type: 'checkbox', name: 'status', value: status, checked: filters.status.includes(status) }),
       ` ${status}`, countOf[status]),
   );
-  const filtered = Boolean(filters.projectId || filters.workflowType || filters.status.length);
+  const filtered = Boolean(filters.projectId || filters.workflowType || filters.status.length || filters.q);
   const live = h('input', { id: 'f-live', type: 'checkbox', checked: !filters.before });
   const form = h(
     'form',
     { class: 'filters', role: 'search', 'aria-label': 'Filter jobs' },
     h('div', { class: 'field' }, h('label', { for: 'f-project', text: 'Project id' }), project),
     h('div', { class: 'field' }, h('label', { for: 'f-type', text: 'Workflow type' }), type),
+    h('div', { class: 'field field-search' }, h('label', { for: 'f-q', text: 'Params contain' }), search),
     h('fieldset', { class: 'field statuses' }, h('legend', { text: 'Status' }), statusBoxes),
     h('div', { class: 'actions' },
       h('button', { type: 'submit', class: 'button-primary', text: 'Apply' }),
@@ -52,6 +55,7 @@ export function renderJobs(view, ctx, query) {
     const next = new URLSearchParams();
     if (project.value.trim()) next.set('projectId', project.value.trim());
     if (type.value) next.set('workflowType', type.value);
+    if (search.value.trim()) next.set('q', search.value.trim());
     const statuses = statusBoxes.map((l) => l.querySelector('input')).filter((i) => i.checked).map((i) => i.value);
     if (statuses.length) next.set('status', statuses.join(','));
     ctx.navigate(`#/jobs${next.toString() ? `?${next}` : ''}`);

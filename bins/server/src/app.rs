@@ -31,7 +31,7 @@ use crate::i18n::Lang;
 use crate::middleware::HttpMetrics;
 use crate::openapi;
 use crate::reads::JobReads;
-use crate::routes::{admin, console, events, files, system, workflows};
+use crate::routes::{admin, console, events, files, series, system, workflows};
 use crate::views::{Job, JobList, JobSummary};
 
 /// Jobs of a list whose tasks are read at the same time.
@@ -207,7 +207,8 @@ pub fn api_routes(cfg: &mut ServiceConfig) {
         .service(workflows::cancel_job)
         .service(workflows::resume_job)
         .service(system::models)
-        .service(admin::admin_stats);
+        .service(admin::admin_stats)
+        .service(series::model_series);
 }
 
 /// Registers health, readiness and metrics (served in every role).

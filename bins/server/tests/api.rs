@@ -318,7 +318,21 @@ async fn a_job_runs_is_read_listed_consumed_and_leaves_active() {
         .await
         .unwrap();
     assert_eq!(completed["jobs"].as_array().unwrap().len(), 1);
+    // Search in the params text: any case, with the total of the matches.
+    let found: Value = server
+        .get("/api/workflows?q=A%20SECOND&params=false&tasks=false", &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["jobs"].as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found["jobs"][0]["id"], second);
+    assert_eq!(found["total"], 1, "{found}");
+    let long = format!("/api/workflows?q={}", "x".repeat(201));
     for bad in [
+        long.as_str(),
         "/api/workflows?status=done",
         "/api/workflows?limit=0",
         "/api/workflows?limit=201",

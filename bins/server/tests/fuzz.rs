@@ -27,7 +27,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 }
 
 // `/api/workflows` three times: its POST has the most input to get wrong.
-const ROUTES: [&str; 19] = [
+const ROUTES: [&str; 20] = [
     "/api/workflows/types",
     "/api/workflows",
     "/api/workflows",
@@ -40,6 +40,7 @@ const ROUTES: [&str; 19] = [
     "/api/workflows/{id}/events",
     "/api/models",
     "/api/admin/stats",
+    "/api/admin/series",
     "/",
     "/healthz",
     "/readyz",

@@ -99,6 +99,8 @@ pub struct ListQuery {
     pub limit: u64,
     /// List the jobs with `input_params` null (summaries).
     pub without_params: bool,
+    /// Only jobs whose params contain this text ([`JobFilter::params_text`]).
+    pub params_text: Option<String>,
 }
 
 /// The store filter of `query` as `viewer` may see it (an admin sees every user's jobs).
@@ -112,6 +114,7 @@ fn list_filter(viewer: &Viewer, query: ListQuery) -> JobFilter {
         before: query.before,
         limit: if query.limit == 0 { 50 } else { query.limit },
         without_params: query.without_params,
+        params_text: query.params_text,
     }
 }
 

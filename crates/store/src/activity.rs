@@ -1,14 +1,17 @@
 //! Task activity for the console: tasks in flight and tasks finished recently, grouped by model,
 //! task type, status and attempts.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
-use nosyntask_domain::TaskStatus;
+use nosyntask_domain::{TaskStatus, TaskUsage};
 use nosyntask_engine::StoreError;
-use nosyntask_engine::ports::TaskActivity;
-use sea_orm::{ConnectionTrait, DbErr};
+use nosyntask_engine::ports::{ModelBucket, TaskActivity};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr};
 
 use crate::error::retrying;
-use crate::sql::{col, ms, stmt};
+use crate::sql::{col, ms, stmt, time};
 use crate::store::Store;
 
 // Two halves so each is served by an index: in-flight tasks by `ix_generation_tasks_claim`
@@ -62,4 +65,105 @@ impl Store {
         })
         .await
     }
+}
+
+/// Finished tasks per model, status and bucket (`completed_at` divided by the bucket length),
+/// with their last attempts' run time added up; served by `ix_generation_tasks_completed`.
+fn series_sql(backend: DbBackend) -> String {
+    // MySQL's `/` is a decimal division and its SUM a DECIMAL; PostgreSQL's SUM of bigints is a
+    // numeric. Each is brought back to a 64-bit integer.
+    let (div, int) = match backend {
+        DbBackend::MySql => ("DIV", "SIGNED"),
+        _ => ("/", "BIGINT"),
+    };
+    format!(
+        "SELECT model_name, status, completed_at {div} ? AS bucket, COUNT(*), \
+         CAST(SUM(CASE WHEN attempt_started_at IS NULL THEN 0 \
+         ELSE completed_at - attempt_started_at END) AS {int}) \
+         FROM generation_tasks WHERE completed_at >= ? AND status IN ('completed', 'failed') \
+         GROUP BY model_name, status, bucket"
+    )
+}
+
+/// The usage of the completed tasks that recorded one (calls of a priced or metered model);
+/// `t.usage`, as USAGE is a reserved word of MySQL.
+fn cost_sql(backend: DbBackend) -> String {
+    let div = if backend == DbBackend::MySql {
+        "DIV"
+    } else {
+        "/"
+    };
+    format!(
+        "SELECT t.completed_at {div} ?, t.usage FROM generation_tasks t \
+         WHERE t.completed_at >= ? AND t.status = 'completed' AND t.usage IS NOT NULL"
+    )
+}
+
+impl Store {
+    pub(crate) async fn model_series_impl(
+        &self,
+        since: DateTime<Utc>,
+        bucket: Duration,
+    ) -> Result<Vec<ModelBucket>, StoreError> {
+        let bucket_ms = i64::try_from(bucket.as_millis()).unwrap_or(i64::MAX).max(1);
+        let backend = self.backend();
+        retrying(|| async {
+            let values = || vec![bucket_ms.into(), ms(since).into()];
+            let rows = self
+                .inner
+                .read
+                .query_all_raw(stmt(backend, &series_sql(backend), values()))
+                .await?;
+            let mut out: BTreeMap<(i64, Option<String>), ModelBucket> = BTreeMap::new();
+            for row in &rows {
+                let model: Option<String> = col(row, 0)?;
+                let status: String = col(row, 1)?;
+                let bucket: i64 = col(row, 2)?;
+                let tasks = u64::try_from(col::<i64>(row, 3)?).unwrap_or_default();
+                let run_ms = u64::try_from(col::<i64>(row, 4)?).unwrap_or_default();
+                let entry = entry(&mut out, bucket, bucket_ms, model);
+                if status == TaskStatus::Completed.as_str() {
+                    entry.completed += tasks;
+                    entry.completed_ms += run_ms;
+                } else {
+                    entry.failed += tasks;
+                }
+            }
+            let rows = self
+                .inner
+                .read
+                .query_all_raw(stmt(backend, &cost_sql(backend), values()))
+                .await?;
+            for row in &rows {
+                let bucket: i64 = col(row, 0)?;
+                let usage: String = col(row, 1)?;
+                // A usage this version cannot read costs nothing here rather than failing the chart.
+                let Ok(usage) = serde_json::from_str::<TaskUsage>(&usage) else {
+                    continue;
+                };
+                for (model, used) in usage.models {
+                    if let Some(cost) = used.cost_micros {
+                        entry(&mut out, bucket, bucket_ms, Some(model)).cost_micros += cost;
+                    }
+                }
+            }
+            Ok(out.into_values().collect())
+        })
+        .await
+    }
+}
+
+fn entry(
+    buckets: &mut BTreeMap<(i64, Option<String>), ModelBucket>,
+    bucket: i64,
+    bucket_ms: i64,
+    model: Option<String>,
+) -> &mut ModelBucket {
+    buckets
+        .entry((bucket, model.clone()))
+        .or_insert_with(|| ModelBucket {
+            model_name: model,
+            bucket_start: time(bucket.saturating_mul(bucket_ms)),
+            ..ModelBucket::default()
+        })
 }

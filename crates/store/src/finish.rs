@@ -68,7 +68,7 @@ impl Store {
                 format!(
                     "UPDATE generation_tasks SET status = 'pending', ready_at = ?, \
                      error_message = ?, lease_owner = NULL, lease_expires_at = NULL, \
-                     updated_at = ?{started} WHERE {FENCE}"
+                     progress = 0, updated_at = ?{started} WHERE {FENCE}"
                 ),
                 vec![
                     ms(retry_at).into(),
@@ -102,7 +102,20 @@ impl Store {
             0,
         )
         .await?;
-        if failure.retry_at.is_none() {
+        if failure.retry_at.is_some() {
+            // The next attempt starts over: the job's progress drops back with its step's.
+            txn.execute_raw(stmt(
+                backend,
+                "UPDATE workflow_jobs SET progress = ?, updated_at = ? \
+                 WHERE id = ? AND status = 'running'",
+                vec![
+                    failure.job_progress.into(),
+                    now_ms.into(),
+                    failure.fence.job_id.into(),
+                ],
+            ))
+            .await?;
+        } else {
             txn.execute_raw(stmt(
                 backend,
                 "UPDATE workflow_jobs SET status = 'failed', error_message = ?, \

@@ -104,7 +104,7 @@ impl Store {
         } else {
             JOB_COLUMNS.clone()
         };
-        let (conditions, mut values) = list_conditions(filter, true);
+        let (conditions, mut values) = list_conditions(self.backend(), filter, true);
         let mut sql = format!("SELECT {columns} FROM workflow_jobs j WHERE 1 = 1{conditions}");
         sql.push_str(" ORDER BY j.id DESC LIMIT ?");
         values.push(i64::try_from(filter.limit).unwrap_or(i64::MAX).into());
@@ -126,7 +126,7 @@ impl Store {
         &self,
         filter: &JobFilter,
     ) -> Result<Vec<(JobStatus, u64)>, StoreError> {
-        let (conditions, values) = list_conditions(filter, false);
+        let (conditions, values) = list_conditions(self.backend(), filter, false);
         let sql = format!(
             "SELECT j.status, COUNT(*) FROM workflow_jobs j WHERE 1 = 1{conditions} \
              GROUP BY j.status ORDER BY j.status"
@@ -616,7 +616,7 @@ impl Store {
 
 /// The `AND …` conditions of a job list and their values; `page` adds the status and `before`
 /// filters, which a count by status leaves out.
-fn list_conditions(filter: &JobFilter, page: bool) -> (String, Vec<Value>) {
+fn list_conditions(backend: DbBackend, filter: &JobFilter, page: bool) -> (String, Vec<Value>) {
     let mut sql = String::new();
     let mut values: Vec<Value> = Vec::new();
     if let Some(user) = filter.user_id {
@@ -644,11 +644,47 @@ fn list_conditions(filter: &JobFilter, page: bool) -> (String, Vec<Value>) {
              OR (j.status IN ('completed', 'failed') AND j.is_consumed = FALSE))",
         );
     }
+    if let Some(text) = &filter.params_text {
+        let pattern = contains_pattern(text);
+        let (condition, pattern) = match backend {
+            DbBackend::Postgres => (" AND j.input_params ILIKE ? ESCAPE '!'", pattern),
+            // The column's collation may be a binary one (the test databases' is): both sides
+            // in lower case.
+            DbBackend::MySql => (
+                " AND LOWER(j.input_params) LIKE ? ESCAPE '!'",
+                pattern.to_lowercase(),
+            ),
+            // SQLite's LIKE ignores the case of ASCII letters.
+            _ => (" AND j.input_params LIKE ? ESCAPE '!'", pattern),
+        };
+        sql.push_str(condition);
+        values.push(pattern.into());
+    }
     if let (true, Some(before)) = (page, filter.before) {
         sql.push_str(" AND j.id < ?");
         values.push(before.into());
     }
     (sql, values)
+}
+
+/// The `LIKE … ESCAPE '!'` pattern of params text containing `text`: the text as it is written
+/// inside a JSON string (so `"` matches `\"` and a line break `\n`), its wildcards escaped.
+fn contains_pattern(text: &str) -> String {
+    let json = serde_json::to_string(text).unwrap_or_default();
+    let inner = json
+        .strip_prefix('"')
+        .and_then(|j| j.strip_suffix('"'))
+        .unwrap_or(&json);
+    let mut pattern = String::with_capacity(inner.len() + 2);
+    pattern.push('%');
+    for c in inner.chars() {
+        if matches!(c, '!' | '%' | '_') {
+            pattern.push('!');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 fn already_completed(id: JobId) -> crate::error::Error {

@@ -44,7 +44,8 @@ use chrono::{DateTime, Utc};
 use nosyntask_domain::{Job, JobId, JobStatus, JobWithTasks, TaskId};
 use nosyntask_engine::ports::{
     ClaimedTask, Completion, CreateOutcome, Failure, Fence, ItemState, JobFilter, JobVersion,
-    ModelLimit, ModelUsage, NewJob, ProgressUpdate, StepStarted, StoreStats, TaskActivity,
+    ModelBucket, ModelLimit, ModelUsage, NewJob, ProgressUpdate, StepStarted, StoreStats,
+    TaskActivity,
 };
 use nosyntask_engine::{JobStore, StoreError};
 use sea_orm::DbBackend;
@@ -191,6 +192,14 @@ impl JobStore for Store {
 
     async fn task_activity(&self, since: DateTime<Utc>) -> Result<Vec<TaskActivity>, StoreError> {
         self.task_activity_impl(since).await
+    }
+
+    async fn model_series(
+        &self,
+        since: DateTime<Utc>,
+        bucket: Duration,
+    ) -> Result<Vec<ModelBucket>, StoreError> {
+        self.model_series_impl(since, bucket).await
     }
 
     async fn job_versions(&self, ids: &[JobId]) -> Result<Vec<JobVersion>, StoreError> {

@@ -69,8 +69,10 @@ contract!(
     resume_respects_the_unique_key,
     consume_and_active_listing,
     list_filters_and_pages,
+    list_finds_jobs_by_params_text,
     prune_deletes_old_terminal_jobs,
     stats_count_tasks_and_jobs,
     task_activity_groups_in_flight_and_recent_tasks,
+    model_series_buckets_finished_tasks_per_model,
     wait_for_work_wakes_on_create,
 );

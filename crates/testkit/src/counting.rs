@@ -18,7 +18,8 @@ use chrono::{DateTime, Utc};
 use nosyntask_domain::{Job, JobId, JobStatus, JobWithTasks, TaskId};
 use nosyntask_engine::ports::{
     ClaimedTask, Completion, CreateOutcome, Failure, Fence, ItemState, JobFilter, JobVersion,
-    ModelLimit, ModelUsage, NewJob, ProgressUpdate, StepStarted, StoreStats, TaskActivity,
+    ModelBucket, ModelLimit, ModelUsage, NewJob, ProgressUpdate, StepStarted, StoreStats,
+    TaskActivity,
 };
 use nosyntask_engine::{JobStore, StoreError};
 use serde_json::Value;
@@ -352,6 +353,14 @@ impl JobStore for CountingStore {
 
     async fn task_activity(&self, since: DateTime<Utc>) -> Result<Vec<TaskActivity>, StoreError> {
         self.inner.task_activity(since).await
+    }
+
+    async fn model_series(
+        &self,
+        since: DateTime<Utc>,
+        bucket: Duration,
+    ) -> Result<Vec<ModelBucket>, StoreError> {
+        self.inner.model_series(since, bucket).await
     }
 
     async fn job_versions(&self, ids: &[JobId]) -> Result<Vec<JobVersion>, StoreError> {

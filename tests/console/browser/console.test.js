@@ -255,6 +255,10 @@ test('a second running job is cancelled from its page, resumed and cancelled aga
   await page.getByRole('button', { name: 'Cancel job' }).click();
   await page.locator('.job-status .badge', { hasText: 'cancelled' }).waitFor();
   await cancelledAttempts.nth(1).waitFor();
+  // Runs are numbered across the resume (its retry quota starts again, the count of runs does not).
+  assert.deepEqual(await cancelledAttempts.locator('td:first-child').allTextContents(), ['1', '2']);
+  const stepFacts = page.locator('.steps .step').first().locator('.facts > div', { hasText: 'Attempts' }).locator('dd');
+  assert.match(await stepFacts.textContent(), /^1 of \d+ · 2 runs in all$/);
   // "Ran for" adds up the attempts; the time the job sat cancelled is not in it.
   const summary = page.locator('.card .facts').first();
   const fact = (name) => summary.locator('> div', { has: page.locator('dt', { hasText: new RegExp(`^${name}$`) }) }).locator('dd').textContent();
@@ -268,7 +272,8 @@ test('a second running job is cancelled from its page, resumed and cancelled aga
   // The timeline puts both cancelled attempts of the step on the job's time axis.
   const track = page.locator('.timeline .tl-track').first();
   assert.equal(await track.locator('.tl-seg.tl-cancelled').count(), 2);
-  assert.match(await track.getAttribute('aria-label'), /^Step 1: attempt 1 cancelled.*; attempt 1 cancelled/);
+  assert.equal(await track.locator('.tl-mark').count(), 1);
+  assert.match(await track.getAttribute('aria-label'), /^Step 1: attempt 1 cancelled.*; resumed, attempt 2 cancelled/);
   await shotAndAudit('07b-job-attempt-history');
 });
 
@@ -286,6 +291,17 @@ test('the jobs list shows both jobs, newest first, and filters by status', async
   assert.equal(await countOf('cancelled'), ' (1)');
   assert.equal(await countOf('completed'), ' (1)');
   assert.equal(await countOf('failed'), ' (0)');
+  await page.getByRole('link', { name: 'Reset' }).click();
+  await page.locator('.list-status', { hasText: '2 jobs' }).waitFor();
+  // Search in the params: a word of the first job's appearance, in another case.
+  await page.getByRole('searchbox', { name: 'Params contain' }).fill('YELLOW RAINCOAT');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.waitForURL(/q=YELLOW/);
+  await page.locator('.list-status', { hasText: '1 job' }).waitFor();
+  assert.deepEqual(await listedJobIds(), [firstJob]);
+  await page.getByRole('searchbox', { name: 'Params contain' }).fill('no such words anywhere');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.locator('.empty', { hasText: 'No jobs match these filters.' }).waitFor();
   await page.getByRole('link', { name: 'Reset' }).click();
   await page.locator('.list-status', { hasText: '2 jobs' }).waitFor();
   await shotAndAudit('08-jobs-list');
@@ -393,6 +409,16 @@ test('an admin sees every job and the engine statistics', async () => {
   // Kind, running, at once, per minute, paused until.
   assert.deepEqual(await cells(/sim-image-limited/), ['image', '0', '2', '30', 'not paused']);
   assert.deepEqual(await cells(/^sim-video/), ['video', '—', 'no limit', '—', 'not paused']);
+  // Per-model charts of the hour, drawn by the vendored chart library, each also said in words.
+  const charts = page.locator('.charts figure.chart');
+  await charts.nth(3).locator('canvas').waitFor();
+  assert.deepEqual(await charts.locator('figcaption').allTextContents(),
+    ['Tasks completed per minute', 'Mean run time of a completed task', 'Tasks failed', 'Spend (prices’ currency)']);
+  const said = await charts.first().locator('.chart-canvas').getAttribute('aria-label');
+  assert.match(said, /^Tasks completed per minute\. .*sim-image: highest [\d.]+\/min/);
+  assert.match(await charts.nth(2).locator('.chart-canvas').getAttribute('aria-label'), /sim-image: none/);
+  // One legend names the models the charts draw.
+  assert.deepEqual((await page.locator('.chart-legend li').allTextContents()).sort(), ['sim-image', 'sim-text']);
   await shotAndAudit('12-admin-engine');
 });
 

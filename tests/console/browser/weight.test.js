@@ -245,6 +245,8 @@ test('a step waiting to retry says so, with the time to wait, and agrees with it
   const jobProgress = await page.locator('.job-progress .progress-value').textContent();
   const stepProgress = await step.locator('.progress-value').textContent();
   assert.equal(stepProgress, jobProgress);
+  // The failed attempt's progress is gone: the next one starts over.
+  assert.equal(stepProgress, '0 %');
   // The failed attempt is in the step's history, with its error.
   assert.match(await step.locator('table.attempts tr.attempt-failed').first().innerText(), /simulated provider failure/);
 });

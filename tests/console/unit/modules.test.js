@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { SseParser } from '../../../bins/server/console/sse.js';
 import { applyChanges, tokenClaims } from '../../../bins/server/console/api.js';
 import { relative } from '../../../bins/server/console/when.js';
-import { spans } from '../../../bins/server/console/timeline.js';
+import { runNumbers, runs, spans } from '../../../bins/server/console/timeline.js';
+import { chartData, describe } from '../../../bins/server/console/charts.js';
 import { records, texts } from '../../../bins/server/console/results.js';
 import { findMedia, humanize, mediaKind, safeUrl } from '../../../bins/server/console/media.js';
 import { costText, usageByModel, usageText } from '../../../bins/server/console/usage.js';
@@ -177,10 +178,32 @@ test("a step's timeline spans are its finished attempts, then the running one up
   };
   const now = Date.parse('2025-01-31T08:00:20Z');
   assert.deepEqual(spans(task, now), [
-    { from: Date.parse('2025-01-31T08:00:00Z'), to: Date.parse('2025-01-31T08:00:04Z'), outcome: 'failed', label: 'attempt 1 failed: boom' },
-    { from: Date.parse('2025-01-31T08:00:10Z'), to: now, outcome: 'running', label: 'attempt 2 running' },
+    { from: Date.parse('2025-01-31T08:00:00Z'), to: Date.parse('2025-01-31T08:00:04Z'), outcome: 'failed', resumed: false, label: 'attempt 1 failed: boom' },
+    { from: Date.parse('2025-01-31T08:00:10Z'), to: now, outcome: 'running', resumed: false, label: 'attempt 2 running' },
   ]);
   assert.deepEqual(spans({ status: 'pending', attempts_history: [] }, now), []);
+  assert.equal(runs(task), 2);
+});
+
+test('runs are numbered across a resume, which starts the retry quota again', () => {
+  // Cancelled in its first run, resumed (attempts back to 0), cancelled again, resumed, running.
+  const task = {
+    status: 'running', attempts: 1, attempt_started_at: '2025-01-31T08:01:00Z',
+    attempts_history: [
+      { attempt: 1, started_at: '2025-01-31T08:00:00Z', ended_at: '2025-01-31T08:00:04Z', outcome: 'cancelled', error_message: null },
+      { attempt: 1, started_at: '2025-01-31T08:00:30Z', ended_at: '2025-01-31T08:00:34Z', outcome: 'cancelled', error_message: null },
+    ],
+  };
+  assert.deepEqual(runNumbers(task.attempts_history), [1, 2]);
+  assert.equal(runs(task), 3);
+  assert.deepEqual(spans(task, Date.parse('2025-01-31T08:01:05Z')).map((s) => s.label),
+    ['attempt 1 cancelled', 'resumed, attempt 2 cancelled', 'resumed, attempt 3 running']);
+  // A retry goes on counting: no resume.
+  const retried = {
+    status: 'running', attempts: 2, attempt_started_at: '2025-01-31T08:00:10Z',
+    attempts_history: [{ attempt: 1, started_at: '2025-01-31T08:00:00Z', ended_at: '2025-01-31T08:00:04Z', outcome: 'failed', error_message: 'HTTP 503' }],
+  };
+  assert.deepEqual(spans(retried, Date.parse('2025-01-31T08:00:20Z')).map((s) => s.resumed), [false, false]);
 });
 
 test('a result shows its lists of records as tables and its texts of several lines', () => {
@@ -195,4 +218,25 @@ test('a result shows its lists of records as tables and its texts of several lin
   assert.deepEqual(texts(result), [['script', 'INT. ROOM\nA man sits.']]);
   assert.deepEqual(records([1, 2]), []);
   assert.deepEqual(records(null), []);
+});
+
+test('charts: per-minute rates, seconds, failures and spend per model, said in words', () => {
+  const series = {
+    bucketSecs: 120,
+    buckets: ['2025-01-31T08:00:00.000Z', '2025-01-31T08:02:00.000Z'],
+    models: [
+      { name: 'sim-image', completed: [4, 0], failed: [0, 1], meanMs: [1500, null], costMicros: [40000, 0] },
+      { name: null, completed: [0, 2], failed: [0, 0], meanMs: [null, 20], costMicros: [0, 0] },
+    ],
+  };
+  const [throughput, latency, failures, spend] = chartData(series);
+  const x = [Date.parse('2025-01-31T08:00:00Z') / 1000, Date.parse('2025-01-31T08:02:00Z') / 1000];
+  assert.deepEqual(throughput.columns, [x, [2, 0], [0, 1]]);
+  assert.deepEqual(latency.columns, [x, [1.5, null], [null, 0.02]]);
+  assert.deepEqual(failures.columns, [x, [0, 1], [0, 0]]);
+  assert.deepEqual(spend.columns, [x, [0.04, 0], [0, 0]]);
+  assert.equal(describe(throughput, ['sim-image', 'no model named']),
+    'Tasks completed per minute. sim-image: highest 2/min, latest 0/min; no model named: highest 1/min, latest 1/min');
+  assert.equal(describe(failures, ['sim-image', 'other']), 'Tasks failed. sim-image: highest 1, latest 1; other: none');
+  assert.equal(describe(chartData({ ...series, models: [] })[0], []), 'Tasks completed per minute. No model finished a task in this window.');
 });

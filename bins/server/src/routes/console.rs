@@ -55,6 +55,10 @@ pub const ASSETS: &[Asset] = &[
     asset!("results.js", JS),
     asset!("start.js", JS),
     asset!("admin.js", JS),
+    asset!("charts.js", JS),
+    // uPlot 1.6.32 (MIT, console/vendor/uPlot.LICENSE), as npm publishes it.
+    asset!("vendor/uPlot.iife.min.js", JS),
+    asset!("vendor/uPlot.min.css", "text/css; charset=utf-8"),
 ];
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \

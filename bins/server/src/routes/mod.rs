@@ -4,5 +4,6 @@ pub mod admin;
 pub mod console;
 pub mod events;
 pub mod files;
+pub mod series;
 pub mod system;
 pub mod workflows;

@@ -323,6 +323,10 @@ pub struct ListParams {
     /// whose size does not grow with the jobs' scripts); default `true`.
     #[param(value_type = Option<bool>)]
     params: Option<String>,
+    /// Only jobs whose input params contain this text (keys or values, ignoring case), at most
+    /// 200 characters.
+    #[param(max_length = 200)]
+    q: Option<String>,
 }
 
 /// Lists the caller's jobs (every user's for admins), newest first, with their tasks unless
@@ -379,6 +383,7 @@ pub async fn list_jobs(
         before: optional_id("before", query.before.as_deref())?,
         limit: limit_of(query.limit.as_deref(), DEFAULT_LIST_LIMIT)?,
         without_params: !with_params,
+        params_text: params_text(query.q)?,
     };
     let (jobs, counts) = futures::try_join!(
         state.engine.list(&caller.0, list.clone()),
@@ -398,6 +403,26 @@ pub async fn list_jobs(
     let body = serde_json::to_vec(&answer).map_err(ApiError::internal)?;
     let body = Bytes::from(state.with_links(&req, &body).await);
     Ok(conditional_json(&req, body))
+}
+
+const MAX_SEARCH_CHARS: usize = 200;
+
+/// The `q` of a job list: `None` when absent or blank, a 400 when too long.
+fn params_text(q: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(q) = q.filter(|q| !q.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let chars = q.chars().count();
+    if chars > MAX_SEARCH_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("q: at most {MAX_SEARCH_CHARS} characters, got {chars}"),
+        )
+        .zh(format!(
+            "q：最多 {MAX_SEARCH_CHARS} 个字符，实际 {chars} 个"
+        )));
+    }
+    Ok(Some(q))
 }
 
 /// Query of the active-jobs list.

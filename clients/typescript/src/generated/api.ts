@@ -4,6 +4,23 @@
  */
 
 export interface paths {
+    "/api/admin/series": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Per-model throughput, latency, failures and spend over time (admins). */
+        get: operations["model_series"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/stats": {
         parameters: {
             query?: never;
@@ -464,6 +481,22 @@ export interface components {
             /** Format: int64 */
             timeoutSecs: number;
         };
+        /** @description One model's figures, a value per bucket of [`ModelSeries::buckets`]. */
+        ModelColumns: {
+            /** @description Tasks completed. */
+            completed: number[];
+            /** @description What the completed tasks' calls cost, in millionths of the prices' currency. */
+            costMicros: number[];
+            /** @description Tasks failed for good (their retries used up, or a permanent error). */
+            failed: number[];
+            /**
+             * @description Mean run time of the completed tasks' last attempts, in milliseconds (`null`: none
+             *     completed).
+             */
+            meanMs: (number | null)[];
+            /** @description The model; `null` for steps that named none. */
+            name?: string | null;
+        };
         /**
          * @description What a model produces.
          * @enum {string}
@@ -472,6 +505,20 @@ export interface components {
         /** @description `GET /api/models` answer. */
         ModelList: {
             models: components["schemas"]["Model"][];
+        };
+        /** @description Each model's finished tasks per time bucket. */
+        ModelSeries: {
+            /**
+             * Format: int64
+             * @description The length of one bucket, in seconds.
+             */
+            bucketSecs: number;
+            /** @description Each bucket's start (RFC 3339 UTC), oldest first; the last one holds now. */
+            buckets: string[];
+            /** @description When the figures were read (RFC 3339 UTC). */
+            generatedAt: string;
+            /** @description One entry per model that finished a task in the window, the busiest first. */
+            models: components["schemas"]["ModelColumns"][];
         };
         /** @description Tasks waiting and running now. */
         QueueStats: {
@@ -697,6 +744,65 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    model_series: {
+        parameters: {
+            query?: {
+                /** @description The window, in minutes up to now: 5–10080, default 60. It is cut into 30 buckets. */
+                minutes?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The series */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelSeries"];
+                };
+            };
+            /** @description `minutes` is not a whole number from 5 to 10080 */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is not admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     admin_stats: {
         parameters: {
             query?: never;
@@ -796,6 +902,11 @@ export interface operations {
                  *     whose size does not grow with the jobs' scripts); default `true`.
                  */
                 params?: boolean;
+                /**
+                 * @description Only jobs whose input params contain this text (keys or values, ignoring case), at most
+                 *     200 characters.
+                 */
+                q?: string;
             };
             header?: {
                 /** @description ETag of a previous answer */

@@ -106,6 +106,10 @@ pub struct JobFilter {
     /// Read `input_params` as `null`: a list of summaries need not read every job's params (a
     /// script can be 60,000 characters).
     pub without_params: bool,
+    /// Only jobs whose params (keys and values) contain this text, ignoring case (SQLite: of
+    /// ASCII letters only). A quote or a line break in the text finds the same in a params
+    /// string (it is matched as JSON writes it).
+    pub params_text: Option<String>,
 }
 
 /// The identity of one claim of a task: every write of a runner is fenced on it, so a runner
@@ -181,6 +185,9 @@ pub struct Failure {
     /// with it the job.
     pub retry_at: Option<DateTime<Utc>>,
     pub started: Option<StepStarted>,
+    /// With `retry_at`: the job's progress once this step is back at 0 % (the next attempt
+    /// starts over), so the job and its step never disagree while it waits.
+    pub job_progress: i32,
 }
 
 /// Counts for metrics and the console.
@@ -235,6 +242,23 @@ pub struct TaskActivity {
     pub attempts: i32,
     /// How many tasks.
     pub tasks: u64,
+}
+
+/// What the tasks of one model did in one time bucket, for the console's charts: those that
+/// finished in it (completed or failed for good), how long their last attempts ran and what the
+/// completed ones cost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelBucket {
+    /// The model (`None`: steps that named none).
+    pub model_name: Option<String>,
+    /// The bucket's start, a multiple of the bucket length since the epoch.
+    pub bucket_start: DateTime<Utc>,
+    pub completed: u64,
+    pub failed: u64,
+    /// The completed tasks' last attempts, added up (a mean is `completed_ms / completed`).
+    pub completed_ms: u64,
+    /// What the completed tasks' calls of this model cost, in millionths (priced models only).
+    pub cost_micros: u64,
 }
 
 /// A model's share of the provider, as configured: the claim admits a task of this model only
@@ -446,6 +470,15 @@ pub trait JobStore: Send + Sync {
     /// every queued one (pending with a ready time: claimable now or waiting for a retry), and
     /// the tasks that finished at or after `since`. Read-only; served by indexes.
     async fn task_activity(&self, since: DateTime<Utc>) -> Result<Vec<TaskActivity>, StoreError>;
+
+    /// Tasks finished at or after `since`, per model and per `bucket` of time, oldest bucket
+    /// first; buckets where a model finished nothing are left out. Read-only; served by the
+    /// index on completion time.
+    async fn model_series(
+        &self,
+        since: DateTime<Utc>,
+        bucket: Duration,
+    ) -> Result<Vec<ModelBucket>, StoreError>;
 
     // --- scheduling -------------------------------------------------------------------------
 

@@ -299,7 +299,7 @@ async fn record_outcome(
         }
         Err(error) => error,
     };
-    let Some((fence, started, labels, step_index, elapsed, model_name)) = ({
+    let Some((fence, started, labels, step_index, total_steps, elapsed, model_name)) = ({
         let running = state.running();
         running.get(&task_id).filter(|r| r.seq == seq).map(|r| {
             (
@@ -307,6 +307,7 @@ async fn record_outcome(
                 r.unwritten_start.clone(),
                 r.labels.clone(),
                 r.step_index,
+                r.total_steps,
                 r.started_at.elapsed(),
                 r.model_name.clone(),
             )
@@ -340,6 +341,7 @@ async fn record_outcome(
         .and_then(|d| d.steps.get(usize::try_from(step_index).ok()?))
         .map_or(1, |s| i32::try_from(s.max_attempts).unwrap_or(i32::MAX));
     let now = state.now();
+    let job_progress = super::overall_progress(step_index, total_steps, 0);
     let failure = match &error {
         TaskError::Retryable {
             message,
@@ -353,6 +355,7 @@ async fn record_outcome(
                 message: message.clone(),
                 retry_at: Some(now + chrono::Duration::from_std(delay).unwrap_or_default()),
                 started,
+                job_progress,
             }
         }
         TaskError::Retryable { message, .. } if is_item => {
@@ -376,6 +379,7 @@ async fn record_outcome(
                 message: format!("{message} (gave up after {max_attempts} attempts)"),
                 retry_at: None,
                 started,
+                job_progress,
             }
         }
         TaskError::Permanent { message } => {
@@ -386,6 +390,7 @@ async fn record_outcome(
                 message: message.clone(),
                 retry_at: None,
                 started,
+                job_progress,
             }
         }
         TaskError::Cancelled => return,

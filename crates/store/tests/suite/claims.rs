@@ -180,6 +180,7 @@ pub async fn stale_fences_change_nothing(store: Shared) {
                     message: "stale".into(),
                     retry_at: None,
                     started: None,
+                    job_progress: 0,
                 },
                 at(41_000),
             )
@@ -342,6 +343,18 @@ pub async fn checkpoint_survives_a_lost_lease(store: Shared) {
 pub async fn retryable_failure_waits_for_retry_at(store: Shared) {
     let job = create(&store, new_job(1, 1), at(0)).await;
     let first = claim_one(&store, "w", at(1)).await;
+    store
+        .write_progress(
+            &[ProgressUpdate {
+                fence: first.fence.clone(),
+                progress: 60,
+                job_progress: 60,
+                started: None,
+            }],
+            at(1),
+        )
+        .await
+        .unwrap();
     let held = store
         .fail_task(
             &Failure {
@@ -352,6 +365,7 @@ pub async fn retryable_failure_waits_for_retry_at(store: Shared) {
                     input_params: json!({"i": 1}),
                     model_name: None,
                 }),
+                job_progress: 0,
             },
             at(2),
         )
@@ -364,6 +378,8 @@ pub async fn retryable_failure_waits_for_retry_at(store: Shared) {
     assert_eq!(waiting.tasks[0].attempts, 1);
     assert_eq!(waiting.tasks[0].input_params, Some(json!({"i": 1})));
     assert_eq!(waiting.job.status, JobStatus::Running);
+    // The next attempt starts over: step and job show 0 %, not the failed attempt's 60 %.
+    assert_eq!((waiting.tasks[0].progress, waiting.job.progress), (0, 0));
     let stats = store.stats(at(3)).await.unwrap();
     assert_eq!((stats.ready, stats.scheduled, stats.running), (0, 1, 0));
 
@@ -391,6 +407,7 @@ pub async fn permanent_failure_fails_the_job(store: Shared) {
                 message: "bad params".into(),
                 retry_at: None,
                 started: None,
+                job_progress: 0,
             },
             at(4),
         )

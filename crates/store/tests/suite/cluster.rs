@@ -15,6 +15,7 @@ fn fail_now(fence: &Fence, message: &str, retry: bool) -> Failure {
         message: message.to_owned(),
         retry_at: retry.then(|| at(0)),
         started: None,
+        job_progress: 0,
     }
 }
 

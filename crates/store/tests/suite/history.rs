@@ -26,6 +26,7 @@ pub async fn attempt_history_survives_retries_losses_cancel_and_resume(store: Sh
         message: "provider said 503".to_owned(),
         retry_at: Some(at(5_000)),
         started: None,
+        job_progress: 0,
     };
     assert!(store.fail_task(&failure, at(20)).await.unwrap());
     let waiting = get(&store, id).await;

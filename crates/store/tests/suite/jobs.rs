@@ -414,6 +414,71 @@ pub async fn list_filters_and_pages(store: Shared) {
     assert_eq!(&restored, &full);
 }
 
+pub async fn list_finds_jobs_by_params_text(store: Shared) {
+    let scripts = [
+        "INT. LIGHTHOUSE - NIGHT\nThe keeper says \"Lamp on\".",
+        "EXT. HARBOUR - DAWN\n100% of the boats_sail.",
+        "少女在灯塔下等待。",
+        "Nothing here",
+    ];
+    let mut ids = Vec::new();
+    for (i, script) in scripts.iter().enumerate() {
+        let mut job = new_job(1, 1);
+        job.input_params = json!({"scriptContent": script, "n": i});
+        ids.push(create(&store, job, at(i as i64)).await.job.id);
+    }
+    let mut other = new_job(2, 1);
+    other.input_params = json!({"scriptContent": "lighthouse of user 2"});
+    let other = create(&store, other, at(10)).await.job.id;
+    let find = |text: &str, user: Option<i64>| {
+        let store = store.clone();
+        let filter = JobFilter {
+            user_id: user,
+            params_text: Some(text.to_owned()),
+            limit: 100,
+            ..Default::default()
+        };
+        async move {
+            let listed: Vec<_> = store
+                .list_jobs(&filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|j| j.id)
+                .collect();
+            let counted: u64 = store
+                .count_jobs(&filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(_, n)| n)
+                .sum();
+            assert_eq!(
+                counted,
+                listed.len() as u64,
+                "count of {:?}",
+                filter.params_text
+            );
+            listed
+        }
+    };
+    // Any case (ASCII), only the viewer's jobs when a user is given, newest first.
+    assert_eq!(find("lighthouse", Some(1)).await, vec![ids[0]]);
+    assert_eq!(find("LIGHTHOUSE", None).await, vec![other, ids[0]]);
+    // Quotes and line breaks as typed, not as JSON writes them.
+    assert_eq!(find("says \"Lamp", Some(1)).await, vec![ids[0]]);
+    assert_eq!(find("NIGHT\nThe", Some(1)).await, vec![ids[0]]);
+    // LIKE's wildcards are plain characters.
+    assert_eq!(find("100%", Some(1)).await, vec![ids[1]]);
+    assert_eq!(find("boats_sail", Some(1)).await, vec![ids[1]]);
+    assert!(find("boats%sail", Some(1)).await.is_empty());
+    assert!(find("0_%", Some(1)).await.is_empty());
+    assert_eq!(find("灯塔", Some(1)).await, vec![ids[2]]);
+    // Keys are text of the params too.
+    assert_eq!(find("scriptcontent", Some(1)).await.len(), 4);
+    assert!(find("absent", Some(1)).await.is_empty());
+}
+
 pub async fn prune_deletes_old_terminal_jobs(store: Shared) {
     let day = 24 * 3600 * 1000;
     let mut finished = Vec::new();
@@ -472,6 +537,7 @@ pub async fn stats_count_tasks_and_jobs(store: Shared) {
                 message: "later".into(),
                 retry_at: Some(at(10_000)),
                 started: None,
+                job_progress: 0,
             },
             at(2),
         )

@@ -76,6 +76,7 @@ pub async fn cancel_pending_and_running_jobs(store: Shared) {
                 message: "boom".into(),
                 retry_at: None,
                 started: None,
+                job_progress: 0,
             },
             at(32),
         )
@@ -128,6 +129,7 @@ pub async fn resume_continues_from_the_first_unfinished_step(store: Shared) {
                 message: "quota".into(),
                 retry_at: None,
                 started: None,
+                job_progress: 0,
             },
             at(4),
         )
