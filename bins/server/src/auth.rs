@@ -315,6 +315,9 @@ mod tests {
         assert!(err.message.contains("nbf"), "{}", err.message);
         let valid = sign(json!({"userId": 1, "nbf": now - 1, "exp": exp()}), secret);
         assert_eq!(auth().verify(&valid).unwrap(), Viewer::user(1));
+        // The leeway is 0, as for `exp`: a token is valid from the second its nbf names.
+        let boundary = sign(json!({"userId": 1, "nbf": now, "exp": exp()}), secret);
+        assert_eq!(auth().verify(&boundary).unwrap(), Viewer::user(1));
     }
 
     #[test]

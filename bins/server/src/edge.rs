@@ -14,9 +14,14 @@
 //! `Response::bad_request().drop_body()` (400), a head over its 128 KiB buffer with
 //! `Response::with_body(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, ())` (431) and a head not
 //! complete within `client_request_timeout` with `Response::with_body(REQUEST_TIMEOUT, ())`
-//! (408). It writes them to the socket itself: there is no request for any `Service` or
-//! middleware to see, and neither `HttpServer` nor `HttpService` has a hook for them. So those
-//! three stay empty-bodied; their log noise is handled in `telemetry`.
+//! (408). It writes them to the socket itself: all three go through
+//! `InnerDispatcher::send_error_response(res, BoxBody::new(()))`, which encodes the head and an
+//! empty body straight into the write buffer. There is no request for any `Service` or
+//! middleware to see, and neither `HttpServer` nor `HttpServiceBuilder` has a hook for them (its
+//! knobs are the timeouts, `expect`, `upgrade` and `on_connect_ext`; the 128 KiB head limit and
+//! 96 headers are constants of `h1/decoder.rs`). So those three stay empty-bodied; their log
+//! noise (`stream error: …` at ERROR, from `Dispatcher::poll`, for the 400 and 431; the head
+//! timeout logs nothing) is handled in `telemetry`.
 
 use std::any::Any;
 use std::cell::RefCell;
