@@ -170,12 +170,10 @@ impl JobReads {
 
 /// Reads the job and serializes it once for all its readers.
 async fn snapshot(engine: &Engine, id: JobId) -> Result<Arc<JobSnapshot>, EngineError> {
-    let mut job = engine
-        .store()
-        .get_job(id)
+    let job = engine
+        .read_any_job(id)
         .await?
         .ok_or(EngineError::NotFound(id))?;
-    engine.explain_waiting(&mut job).await?;
     let definition = engine.registry().get(&job.job.workflow_type);
     // Shared by every reader, so in the default language; `get_job` re-renders the one field
     // that depends on the reader's (a cancelled job's message) for readers of another.

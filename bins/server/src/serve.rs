@@ -120,7 +120,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let reads = JobReads::new(engine.clone());
     let watch = JobWatch::start(
         Arc::clone(&reads),
-        engine.store().clone(),
+        store.clone(),
         Duration::from_millis(settings.server.events_poll_ms),
         shutdown.clone(),
     );

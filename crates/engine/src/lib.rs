@@ -31,6 +31,7 @@ mod backoff;
 mod checkpoint;
 mod engine;
 mod metrics;
+mod operations;
 pub mod ports;
 mod progress;
 pub mod usage;

@@ -147,13 +147,13 @@ pub async fn admin_stats(
     }
     let now = state.engine.clock().now();
     let since = now - chrono::Duration::seconds(WINDOW_SECS as i64);
-    let store = state.engine.store();
-    let unavailable = |err: nosyntask_engine::StoreError| {
+    let engine = &state.engine;
+    let unavailable = |err: nosyntask_engine::EngineError| {
         tracing::warn!(error = %err, "admin statistics failed");
         ApiError::unavailable("the job store is unavailable; try again shortly")
     };
-    let stats = store.stats(now).await.map_err(unavailable)?;
-    let activity = store.task_activity(since).await.map_err(unavailable)?;
+    let stats = engine.queue_stats().await.map_err(unavailable)?;
+    let activity = engine.task_activity(since).await.map_err(unavailable)?;
     let mut jobs_by_status: BTreeMap<String, u64> = [
         nosyntask_domain::JobStatus::Pending,
         nosyntask_domain::JobStatus::Running,
@@ -165,7 +165,7 @@ pub async fn admin_stats(
     Ok(web::Json(AdminStats {
         generated_at: timestamp(now),
         window_secs: WINDOW_SECS,
-        backend: store.backend_name().to_owned(),
+        backend: engine.backend_name().to_owned(),
         queue: QueueStats {
             ready: stats.ready,
             scheduled: stats.scheduled,

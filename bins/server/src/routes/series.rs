@@ -98,7 +98,6 @@ pub async fn model_series(
     let since = DateTime::<Utc>::from_timestamp_millis(first * bucket_ms).unwrap_or(now);
     let rows = state
         .engine
-        .store()
         .model_series(since, Duration::from_millis(bucket_ms as u64))
         .await
         .map_err(|err| {

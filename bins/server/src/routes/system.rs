@@ -40,7 +40,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, Api
     if state.shutdown.is_cancelled() {
         return Err(ApiError::unavailable("shutting down"));
     }
-    state.engine.store().ping().await.map_err(|err| {
+    state.engine.ping().await.map_err(|err| {
         tracing::warn!(error = %err, "readiness check failed");
         ApiError::unavailable("the job store is unreachable")
     })?;
@@ -122,7 +122,7 @@ async fn store_registry(state: &AppState) -> Registry {
         "Jobs followed by this process's event streams",
         watched,
     );
-    let stats = match state.engine.store().stats(state.engine.clock().now()).await {
+    let stats = match state.engine.queue_stats().await {
         Ok(stats) => stats,
         Err(err) => {
             tracing::warn!(error = %err, "store stats failed");
@@ -175,7 +175,7 @@ struct ModelLabel {
 /// Per limited model: tasks running in any process, the limit, and whether it is paused.
 async fn model_gauges(registry: &mut Registry, state: &AppState) {
     let now = state.engine.clock().now();
-    let usage = match state.engine.store().model_usage(now).await {
+    let usage = match state.engine.model_usage().await {
         Ok(usage) => usage,
         Err(err) => {
             tracing::warn!(error = %err, "model usage failed");
@@ -227,12 +227,7 @@ async fn model_gauges(registry: &mut Registry, state: &AppState) {
 #[get("/api/models")]
 pub async fn models(_caller: Caller, state: web::Data<AppState>) -> web::Json<ModelList> {
     // Usage is extra: a store that does not answer still leaves the list.
-    let usage = match state
-        .engine
-        .store()
-        .model_usage(state.engine.clock().now())
-        .await
-    {
+    let usage = match state.engine.model_usage().await {
         Ok(usage) => usage,
         Err(err) => {
             tracing::warn!(error = %err, "model usage failed");
