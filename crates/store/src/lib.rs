@@ -19,13 +19,17 @@
 //! running it) until its lease would have run out; [`JobStore::requeue_expired`] then clears it,
 //! which keeps `cancelled_claims` short for long-lived workers.
 //!
-//! [`testing`] gives other crates' tests a fresh migrated store per backend.
+//! [`entities`] are the sea-orm entities of the engine's tables, for services that read or join
+//! them with their own sea-orm code; [`testing`] gives other crates' tests a fresh migrated store
+//! per backend.
 
 mod activity;
 mod claim;
 mod complete;
 mod create;
 mod create_pg;
+#[doc = include_str!("entities/README.md")]
+pub mod entities;
 mod error;
 mod fanout;
 mod finish;
