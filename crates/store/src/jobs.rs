@@ -7,10 +7,13 @@ use chrono::{DateTime, Utc};
 use nosyntask_domain::{Job, JobId, JobStatus, JobWithTasks, TaskId};
 use nosyntask_engine::StoreError;
 use nosyntask_engine::ports::{JobFilter, JobVersion, StoreStats};
-use sea_orm::{ConnectionTrait, DbBackend, Value};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Value};
 
 use crate::create::load_job;
+use crate::entities::workflow_jobs;
 use crate::error::{Result, retrying, retrying_read};
+use crate::from_entities;
 use crate::history;
 use crate::sql::{
     IN_LIST_CHUNK, JOB_COLUMNS, col, decode_job, ms, padded_ids, padded_len, placeholders, stmt,
@@ -158,23 +161,29 @@ impl Store {
         id: JobId,
         now: DateTime<Utc>,
     ) -> Result<Job, StoreError> {
+        use workflow_jobs::Column as J;
         retrying(|| async {
-            let updated = self
-                .inner
-                .write
-                .execute_raw(stmt(
-                    self.backend(),
-                    // `updated_at` first: MySQL assigns left to right, seeing earlier ones.
-                    "UPDATE workflow_jobs SET \
-                     updated_at = CASE WHEN is_consumed THEN updated_at ELSE ? END, \
-                     is_consumed = TRUE WHERE id = ?",
-                    vec![ms(now).into(), id.into()],
-                ))
+            let write = &self.inner.write;
+            let updated = workflow_jobs::Entity::update_many()
+                // `updated_at` first: MySQL assigns left to right, seeing earlier ones.
+                .col_expr(
+                    J::UpdatedAt,
+                    Expr::case(Expr::col(J::IsConsumed), Expr::col(J::UpdatedAt))
+                        .finally(ms(now))
+                        .into(),
+                )
+                .col_expr(J::IsConsumed, Expr::value(true))
+                .filter(J::Id.eq(id))
+                .exec(write)
                 .await?;
-            if updated.rows_affected() == 0 {
+            if updated.rows_affected == 0 {
                 return Err(StoreError::NotFound(id).into());
             }
-            load(&self.inner.write, id).await
+            let row = workflow_jobs::Entity::find_by_id(id)
+                .one(write)
+                .await?
+                .ok_or(StoreError::NotFound(id))?;
+            Ok(from_entities::job(row)?)
         })
         .await
     }

@@ -2,6 +2,7 @@
 //!
 //! The [`JobStore`] of the engine on SQLite, PostgreSQL and MySQL/MariaDB, through sea-orm
 //! connections and hand-written SQL: every hot path is a few index lookups, batched per call.
+//! Cold paths move to the [`entities`] and sea-orm's query builder (so far: `consume_job`).
 //!
 //! - **SQLite**: WAL, one writer connection (write transactions queue instead of failing with
 //!   `SQLITE_BUSY`), a small read pool beside it for files; `sqlite::memory:` is one connection.
@@ -33,6 +34,7 @@ pub mod entities;
 mod error;
 mod fanout;
 mod finish;
+mod from_entities;
 mod history;
 mod jobs;
 mod models;
