@@ -70,6 +70,7 @@ contract!(
     consume_and_active_listing,
     list_filters_and_pages,
     prune_deletes_old_terminal_jobs,
+    prune_goes_on_past_a_full_batch,
     stats_count_tasks_and_jobs,
     task_activity_groups_in_flight_and_recent_tasks,
     wait_for_work_wakes_on_create,
