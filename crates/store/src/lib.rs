@@ -2,7 +2,8 @@
 //!
 //! The [`JobStore`] of the engine on SQLite, PostgreSQL and MySQL/MariaDB, through sea-orm
 //! connections and hand-written SQL: every hot path is a few index lookups, batched per call.
-//! Cold paths move to the [`entities`] and sea-orm's query builder (so far: `consume_job`).
+//! Cold paths move to the [`entities`] and sea-orm's query builder (so far: `consume_job` and
+//! `prune`).
 //!
 //! - **SQLite**: WAL, one writer connection (write transactions queue instead of failing with
 //!   `SQLITE_BUSY`), a small read pool beside it for files; `sqlite::memory:` is one connection.
