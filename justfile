@@ -31,3 +31,7 @@ bench db jobs="20000" steps="1" workers="32":
 # Apply migrations to the configured database
 migrate:
     cargo run -p nosyntask-server -- migrate
+
+# Regenerate the store's sea-orm entities from the migrated PostgreSQL schema (needs sea-orm-cli 2.x)
+entities server="postgres://postgres@127.0.0.1:5432":
+    scripts/entities.sh {{server}}

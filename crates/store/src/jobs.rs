@@ -7,10 +7,16 @@ use chrono::{DateTime, Utc};
 use nosyntask_domain::{Job, JobId, JobStatus, JobWithTasks, TaskId};
 use nosyntask_engine::StoreError;
 use nosyntask_engine::ports::{JobFilter, JobVersion, StoreStats};
-use sea_orm::{ConnectionTrait, DbBackend, Value};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Value,
+};
 
 use crate::create::load_job;
+use crate::entities::{generation_tasks, workflow_jobs};
 use crate::error::{Result, retrying, retrying_read};
+use crate::from_entities;
 use crate::history;
 use crate::sql::{
     IN_LIST_CHUNK, JOB_COLUMNS, col, decode_job, ms, padded_ids, padded_len, placeholders, stmt,
@@ -158,23 +164,29 @@ impl Store {
         id: JobId,
         now: DateTime<Utc>,
     ) -> Result<Job, StoreError> {
+        use workflow_jobs::Column as J;
         retrying(|| async {
-            let updated = self
-                .inner
-                .write
-                .execute_raw(stmt(
-                    self.backend(),
-                    // `updated_at` first: MySQL assigns left to right, seeing earlier ones.
-                    "UPDATE workflow_jobs SET \
-                     updated_at = CASE WHEN is_consumed THEN updated_at ELSE ? END, \
-                     is_consumed = TRUE WHERE id = ?",
-                    vec![ms(now).into(), id.into()],
-                ))
+            let write = &self.inner.write;
+            let updated = workflow_jobs::Entity::update_many()
+                // `updated_at` first: MySQL assigns left to right, seeing earlier ones.
+                .col_expr(
+                    J::UpdatedAt,
+                    Expr::case(Expr::col(J::IsConsumed), Expr::col(J::UpdatedAt))
+                        .finally(ms(now))
+                        .into(),
+                )
+                .col_expr(J::IsConsumed, Expr::value(true))
+                .filter(J::Id.eq(id))
+                .exec(write)
                 .await?;
-            if updated.rows_affected() == 0 {
+            if updated.rows_affected == 0 {
                 return Err(StoreError::NotFound(id).into());
             }
-            load(&self.inner.write, id).await
+            let row = workflow_jobs::Entity::find_by_id(id)
+                .one(write)
+                .await?
+                .ok_or(StoreError::NotFound(id))?;
+            Ok(from_entities::job(row)?)
         })
         .await
     }
@@ -432,90 +444,80 @@ impl Store {
 
     /// Deletes one batch; says how many and whether the batch was full (more may be left).
     async fn prune_batch(&self, consumed: i64, unconsumed: i64) -> Result<(u64, bool)> {
-        let backend = self.backend();
-        const OLD: &str = "status IN ('completed', 'failed', 'cancelled') AND completed_at < ? \
-             AND ((is_consumed = TRUE AND completed_at < ?) \
-             OR (is_consumed = FALSE AND completed_at < ?))";
-        let old_values = || -> Vec<Value> {
-            vec![
-                consumed.max(unconsumed).into(),
-                consumed.into(),
-                unconsumed.into(),
-            ]
+        use generation_tasks::Column as T;
+        use workflow_jobs::Column as J;
+        // Terminal, and completed before the cut-off of its kind (consumed or not).
+        let old = || {
+            Condition::all()
+                .add(J::Status.is_in(["completed", "failed", "cancelled"]))
+                .add(J::CompletedAt.lt(consumed.max(unconsumed)))
+                .add(
+                    Condition::any()
+                        .add(
+                            Condition::all()
+                                .add(J::IsConsumed.eq(true))
+                                .add(J::CompletedAt.lt(consumed)),
+                        )
+                        .add(
+                            Condition::all()
+                                .add(J::IsConsumed.eq(false))
+                                .add(J::CompletedAt.lt(unconsumed)),
+                        ),
+                )
         };
         let txn = self.begin().await?;
-        let mut values = old_values();
-        values.push(i64::try_from(PRUNE_BATCH).unwrap_or(500).into());
-        let rows = txn
-            .query_all_raw(stmt(
-                backend,
-                &format!("SELECT id FROM workflow_jobs WHERE {OLD} ORDER BY id LIMIT ?"),
-                values,
-            ))
+        let candidates: Vec<i64> = workflow_jobs::Entity::find()
+            .select_only()
+            .column(J::Id)
+            .filter(old())
+            .order_by_asc(J::Id)
+            .limit(PRUNE_BATCH as u64)
+            .into_tuple()
+            .all(&txn)
             .await?;
-        if rows.is_empty() {
+        if candidates.is_empty() {
             txn.commit().await?;
             return Ok((0, false));
         }
-        let candidates = rows
-            .iter()
-            .map(|row| col::<i64>(row, 0))
-            .collect::<Result<Vec<_>, _>>()?;
         // The candidates were read without locks: a resume may have made one active since. Lock
         // their tasks, then the jobs (the lock order), and delete only the jobs that are still
-        // old and terminal under those locks, with their tasks.
-        let lock = row_lock(backend);
-        txn.query_all_raw(stmt(
-            backend,
-            &format!(
-                "SELECT id FROM generation_tasks WHERE job_id IN ({}) ORDER BY id{lock}",
-                placeholders(padded_len(candidates.len()))
-            ),
-            padded_ids(candidates.iter().copied()),
-        ))
-        .await?;
-        let mut values = padded_ids(candidates.iter().copied());
-        values.extend(old_values());
-        let confirmed = txn
-            .query_all_raw(stmt(
-                backend,
-                &format!(
-                    "SELECT id FROM workflow_jobs WHERE id IN ({}) AND {OLD} ORDER BY id{lock}",
-                    placeholders(padded_len(candidates.len()))
-                ),
-                values,
-            ))
+        // old and terminal under those locks, with their tasks. (`FOR UPDATE` is left out on
+        // SQLite, whose write transactions run one at a time.) Id lists are padded
+        // (`padded_ids`), so the statements come in a few shapes the statement cache keeps.
+        let padded = |ids: &[i64]| padded_ids(ids.iter().copied());
+        generation_tasks::Entity::find()
+            .select_only()
+            .column(T::Id)
+            .filter(T::JobId.is_in(padded(&candidates)))
+            .order_by_asc(T::Id)
+            .lock_exclusive()
+            .into_tuple::<i64>()
+            .all(&txn)
             .await?;
-        let ids = confirmed
-            .iter()
-            .map(|row| col::<i64>(row, 0))
-            .collect::<Result<Vec<_>, _>>()?;
+        let ids: Vec<i64> = workflow_jobs::Entity::find()
+            .select_only()
+            .column(J::Id)
+            .filter(J::Id.is_in(padded(&candidates)))
+            .filter(old())
+            .order_by_asc(J::Id)
+            .lock_exclusive()
+            .into_tuple()
+            .all(&txn)
+            .await?;
         if ids.is_empty() {
             txn.commit().await?;
             return Ok((0, candidates.len() == PRUNE_BATCH));
         }
-        let id_values = || padded_ids(ids.iter().copied());
         history::delete_for_jobs(&txn, &ids).await?;
-        txn.execute_raw(stmt(
-            backend,
-            &format!(
-                "DELETE FROM generation_tasks WHERE job_id IN ({})",
-                placeholders(padded_len(ids.len()))
-            ),
-            id_values(),
-        ))
-        .await?;
-        let deleted = txn
-            .execute_raw(stmt(
-                backend,
-                &format!(
-                    "DELETE FROM workflow_jobs WHERE id IN ({})",
-                    placeholders(padded_len(ids.len()))
-                ),
-                id_values(),
-            ))
+        generation_tasks::Entity::delete_many()
+            .filter(T::JobId.is_in(padded(&ids)))
+            .exec(&txn)
+            .await?;
+        let deleted = workflow_jobs::Entity::delete_many()
+            .filter(J::Id.is_in(padded(&ids)))
+            .exec(&txn)
             .await?
-            .rows_affected();
+            .rows_affected;
         txn.commit().await?;
         Ok((deleted, candidates.len() == PRUNE_BATCH))
     }

@@ -2,6 +2,8 @@
 //!
 //! The [`JobStore`] of the engine on SQLite, PostgreSQL and MySQL/MariaDB, through sea-orm
 //! connections and hand-written SQL: every hot path is a few index lookups, batched per call.
+//! Cold paths move to the [`entities`] and sea-orm's query builder (so far: `consume_job` and
+//! `prune`).
 //!
 //! - **SQLite**: WAL, one writer connection (write transactions queue instead of failing with
 //!   `SQLITE_BUSY`), a small read pool beside it for files; `sqlite::memory:` is one connection.
@@ -19,16 +21,21 @@
 //! running it) until its lease would have run out; [`JobStore::requeue_expired`] then clears it,
 //! which keeps `cancelled_claims` short for long-lived workers.
 //!
-//! [`testing`] gives other crates' tests a fresh migrated store per backend.
+//! [`entities`] are the sea-orm entities of the engine's tables, for services that read or join
+//! them with their own sea-orm code; [`testing`] gives other crates' tests a fresh migrated store
+//! per backend.
 
 mod activity;
 mod claim;
 mod complete;
 mod create;
 mod create_pg;
+#[doc = include_str!("entities/README.md")]
+pub mod entities;
 mod error;
 mod fanout;
 mod finish;
+mod from_entities;
 mod history;
 mod jobs;
 mod models;

@@ -95,7 +95,7 @@ pub(crate) fn json_text(value: &serde_json::Value) -> String {
     value.to_string()
 }
 
-fn parse_json(text: &str, column: &str) -> Result<serde_json::Value, DbErr> {
+pub(crate) fn parse_json(text: &str, column: &str) -> Result<serde_json::Value, DbErr> {
     serde_json::from_str(text).map_err(|err| DbErr::Json(format!("column {column}: {err}")))
 }
 
@@ -185,7 +185,7 @@ fn get<T: TryGetable>(row: &QueryResult, index: usize) -> Result<T, DbErr> {
     row.try_get_by_index(index)
 }
 
-fn parse_status<S: std::str::FromStr>(text: &str) -> Result<S, DbErr> {
+pub(crate) fn parse_status<S: std::str::FromStr>(text: &str) -> Result<S, DbErr> {
     text.parse()
         .map_err(|_| DbErr::Type(format!("unknown status `{text}`")))
 }

@@ -71,6 +71,7 @@ contract!(
     list_filters_and_pages,
     list_finds_jobs_by_params_text,
     prune_deletes_old_terminal_jobs,
+    prune_goes_on_past_a_full_batch,
     stats_count_tasks_and_jobs,
     task_activity_groups_in_flight_and_recent_tasks,
     model_series_buckets_finished_tasks_per_model,

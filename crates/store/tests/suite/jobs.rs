@@ -524,6 +524,21 @@ pub async fn prune_deletes_old_terminal_jobs(store: Shared) {
     assert_eq!(stats.jobs_by_status.get("pending"), Some(&1));
 }
 
+/// Pruning deletes in batches of 500 jobs: more than one batch of old jobs all go in one call.
+pub async fn prune_goes_on_past_a_full_batch(store: Shared) {
+    let old = 501;
+    for _ in 0..old {
+        let job = create(&store, new_job(1, 1), at(0)).await.job.id;
+        store.cancel_job(job, at(1)).await.unwrap();
+    }
+    let active = create(&store, new_job(1, 1), at(0)).await.job.id;
+    assert_eq!(store.prune(at(2), at(2)).await.unwrap(), old);
+    assert_eq!(store.prune(at(2), at(2)).await.unwrap(), 0);
+    assert!(store.get_job(active).await.unwrap().is_some());
+    let stats = store.stats(at(2)).await.unwrap();
+    assert_eq!(stats.jobs_by_status.values().sum::<u64>(), 1);
+}
+
 pub async fn stats_count_tasks_and_jobs(store: Shared) {
     assert_eq!(store.stats(at(0)).await.unwrap(), Default::default());
     for _ in 0..4 {
