@@ -84,10 +84,16 @@ async fn main() -> anyhow::Result<()> {
     let mut ours = Vec::new();
     for round in 1..=args.rounds {
         let figures = graphile(&args, "peer_bench_graphile").await?;
-        println!("{}", json!({"round": round, "engine": "graphile_worker 0.14.1", "figures": figures}));
+        println!(
+            "{}",
+            json!({"round": round, "engine": "graphile_worker 0.14.1", "figures": figures})
+        );
         peer.push(figures);
         let figures = nosyntask(&args, "peer_bench_nosyntask").await?;
-        println!("{}", json!({"round": round, "engine": "nosyntask", "figures": figures}));
+        println!(
+            "{}",
+            json!({"round": round, "engine": "nosyntask", "figures": figures})
+        );
         ours.push(figures);
     }
     let median = |runs: &[Figures], pick: fn(&Figures) -> f64| {
@@ -95,7 +101,10 @@ async fn main() -> anyhow::Result<()> {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let (ours_drain, peer_drain) = (median(&ours, |f| f.jobs_per_s), median(&peer, |f| f.jobs_per_s));
+    let (ours_drain, peer_drain) = (
+        median(&ours, |f| f.jobs_per_s),
+        median(&peer, |f| f.jobs_per_s),
+    );
     let (ours_starts, peer_starts) = (
         median(&ours, |f| f.starts_per_s),
         median(&peer, |f| f.starts_per_s),
