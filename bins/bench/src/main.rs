@@ -5,6 +5,8 @@
 //! - `waiting`: N one-step video jobs on a simulated model that takes a minute, all waiting at
 //!   once in this process (`peak_rss_mb`, `db_writes_per_task_per_s`, `completed`).
 //!
+//! - `latency`: start → completed time of one S-step no-op job at a time on an idle, running
+//!   worker (`median_ms`, `p95_ms`, `p99_ms`).
 //! - `history-cost`: the database cost of `/metrics` scrapes and of 1,000 event-stream watchers
 //!   of one job, with N finished jobs in the tables (run it at two sizes and compare).
 //! - `scheduling`: a model limited across the cluster, one user's backlog beside another's
@@ -14,6 +16,7 @@
 
 mod engine;
 mod history_cost;
+mod latency;
 mod probe;
 mod scheduling;
 mod waiting;
@@ -31,6 +34,8 @@ struct Cli {
 enum Command {
     /// Engine overhead: start N no-op jobs one by one, then drain them.
     Engine(engine::EngineArgs),
+    /// Start → completed latency of one job at a time on an idle, running worker.
+    Latency(latency::LatencyArgs),
     /// Waiting is free: N tasks waiting on a slow simulated video model in one worker process.
     Waiting(waiting::WaitingArgs),
     /// History costs nothing: `/metrics` and 1,000 event-stream watchers of one job, in a
@@ -51,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Engine(args) => engine::run(args).await,
+        Command::Latency(args) => latency::run(args).await,
         Command::Waiting(args) => waiting::run(args).await,
         Command::HistoryCost(args) => history_cost::run(args).await,
         Command::Scheduling(args) => scheduling::run(args).await,

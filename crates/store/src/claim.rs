@@ -14,8 +14,8 @@ use serde_json::json;
 use crate::error::{Result, retrying};
 use crate::history;
 use crate::sql::{
-    self, FENCE_HOLDS, IN_LIST_CHUNK, IS_PENDING_BY_KEY, JOB_COLUMNS, TASK_COLUMNS, TASK_FIELDS,
-    col, ms, padded_ids, padded_len, placeholders, stmt,
+    self, FENCE_HOLDS, IN_LIST_CHUNK, IS_COMPLETED_BY_KEY, IS_PENDING_BY_KEY, JOB_COLUMNS,
+    TASK_COLUMNS, TASK_FIELDS, col, ms, padded_ids, padded_len, placeholders, stmt,
 };
 use crate::store::{Store, begin_on};
 
@@ -88,6 +88,11 @@ impl Store {
 
     /// One statement: pick with `SKIP LOCKED`, mark running, start the jobs, and read the
     /// jobs and earlier results.
+    ///
+    /// The pick stays a clause of this statement: moved into a (volatile) function to pin its
+    /// plan, it ran on a newer snapshot than the rest, and a task readied after the statement's
+    /// snapshot was claimed with its earlier results missing
+    /// (`concurrent_workers_run_each_step_once_in_order` on PostgreSQL).
     async fn claim_pg(
         &self,
         owner: &str,
@@ -120,12 +125,13 @@ impl Store {
              SELECT c.*, {jobs}, CASE WHEN c.step_index > 0 THEN ( \
                SELECT json_object_agg(p.step_index, p.result_data::json)::text \
                FROM generation_tasks p WHERE p.job_id = c.job_id \
-               AND p.step_index < c.step_index AND p.status = 'completed' AND p.item_index < 0 \
+               AND p.step_index < c.step_index AND p.status {completed} AND p.item_index < 0 \
                AND p.result_data IS NOT NULL) END \
              FROM claimed c JOIN workflow_jobs j ON j.id = c.job_id",
             tasks = *TASK_COLUMNS,
             jobs = *JOB_COLUMNS,
             pending = IS_PENDING_BY_KEY,
+            completed = IS_COMPLETED_BY_KEY,
             history = history::INSERT,
         );
         let now_ms = ms(now);

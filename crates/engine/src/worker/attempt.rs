@@ -272,6 +272,8 @@ async fn record_outcome(
             if let Some(r) = state.running().get_mut(&task_id).filter(|r| r.seq == seq) {
                 r.result_pending = true;
             }
+            // The handler's slot is free (see `State::slots_used`).
+            state.slot_freed.notify_one();
             if finished
                 .send(Finished {
                     seq,
