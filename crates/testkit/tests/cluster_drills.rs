@@ -184,6 +184,16 @@ async fn mysql_cut_off_runner_stops_before_its_lease_can_be_taken() {
     cut_off_runner_stops_before_its_lease_can_be_taken("mysql").await;
 }
 
+/// Interrupts a worker started by [`spawn_shifted_worker`] and waits for it: SIGINT to its whole
+/// process group, faketime and the worker it runs (to faketime alone, the worker would outlive
+/// the test).
+fn interrupt(worker: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", worker.id())])
+        .status();
+    worker.wait().unwrap();
+}
+
 /// A command under libfaketime with its clock shifted by `offset` (e.g. "+60s").
 fn shifted(offset: &str) -> Command {
     let mut command = Command::new("faketime");
@@ -191,8 +201,12 @@ fn shifted(offset: &str) -> Command {
     command
 }
 
+/// A worker under libfaketime in a process group of its own: `faketime` runs the worker as its
+/// child, so a signal must go to the group (see [`interrupt`]) to reach the worker.
 fn spawn_shifted_worker(offset: &str, url: &str, log: &std::path::Path) -> Child {
+    use std::os::unix::process::CommandExt;
     shifted(offset)
+        .process_group(0)
         .arg(env!("CARGO_BIN_EXE_nosyntask-testkit-worker"))
         .args(["--db", url, "--log"])
         .arg(log)
@@ -279,10 +293,7 @@ async fn processes_with_skewed_clocks_agree_on_leases_and_ready_times() {
         .await;
     let took = began.elapsed();
     for worker in &mut workers {
-        let _ = Command::new("kill")
-            .args(["-INT", &worker.id().to_string()])
-            .status();
-        worker.wait().unwrap();
+        interrupt(worker);
     }
     assert_eq!(result.len(), JOBS);
     assert!(took < Duration::from_secs(45), "took {took:?}");
