@@ -36,14 +36,7 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<()> {
         .with_context(|| format!("connecting to {}", args.db))?;
     store.migrate().await.context("running migrations")?;
     let store: Arc<dyn JobStore> = Arc::new(store);
-    let workflow = noop_workflow(args.steps);
-    let workflow_type = workflow.workflow_type.clone();
-    let mut registry = Registry::new();
-    registry.register(workflow);
-    let engine = Engine::new(store.clone(), registry).with_config(EngineConfig {
-        max_active_jobs_per_user: None,
-        ..EngineConfig::default()
-    });
+    let (engine, workflow_type) = noop_engine(store.clone(), args.steps);
 
     eprintln!(
         "phase 1: starting {} jobs of {} steps",
@@ -51,17 +44,7 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<()> {
     );
     let started = Instant::now();
     for i in 0..args.jobs {
-        engine
-            .start(StartRequest {
-                user_id: 1,
-                project_id: 1,
-                workflow_type: workflow_type.clone(),
-                params: json!({ "n": i }),
-                idempotency_key: None,
-                priority: 0,
-            })
-            .await
-            .context("starting a job")?;
+        start_noop(&engine, &workflow_type, i).await?;
     }
     let start_secs = started.elapsed().as_secs_f64();
 
@@ -109,4 +92,37 @@ pub async fn run(args: EngineArgs) -> anyhow::Result<()> {
         })
     );
     Ok(())
+}
+
+/// An engine over `store` running the no-op workflow of `steps` steps, without the per-user
+/// quota (a benchmark user starts thousands of jobs), and that workflow's type.
+pub(crate) fn noop_engine(store: Arc<dyn JobStore>, steps: usize) -> (Engine, String) {
+    let workflow = noop_workflow(steps);
+    let workflow_type = workflow.workflow_type.clone();
+    let mut registry = Registry::new();
+    registry.register(workflow);
+    let engine = Engine::new(store, registry).with_config(EngineConfig {
+        max_active_jobs_per_user: None,
+        ..EngineConfig::default()
+    });
+    (engine, workflow_type)
+}
+
+/// Starts the `n`-th job of the no-op workflow, as a request handler would.
+pub(crate) async fn start_noop(
+    engine: &Engine,
+    workflow_type: &str,
+    n: usize,
+) -> anyhow::Result<nosyntask_engine::Started> {
+    engine
+        .start(StartRequest {
+            user_id: 1,
+            project_id: 1,
+            workflow_type: workflow_type.to_owned(),
+            params: json!({ "n": n }),
+            idempotency_key: None,
+            priority: 0,
+        })
+        .await
+        .context("starting a job")
 }

@@ -16,13 +16,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::engine::{noop_engine, start_noop};
 use anyhow::Context;
 use nosyntask_domain::{JobStatus, Viewer};
-use nosyntask_engine::{
-    Engine, EngineConfig, JobStore, Registry, StartRequest, Worker, WorkerConfig, WorkflowLabels,
-};
+use nosyntask_engine::{JobStore, Worker, WorkerConfig, WorkflowLabels};
 use nosyntask_store::Store;
-use nosyntask_testkit::workflows::noop_workflow;
 use serde_json::json;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -58,15 +56,6 @@ pub struct LatencyArgs {
     idle_ms: u64,
 }
 
-fn engine(store: Arc<dyn JobStore>, steps: usize) -> Engine {
-    let mut registry = Registry::new();
-    registry.register(noop_workflow(steps));
-    Engine::new(store, registry).with_config(EngineConfig {
-        max_active_jobs_per_user: None,
-        ..EngineConfig::default()
-    })
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -85,12 +74,11 @@ pub async fn run(args: LatencyArgs) -> anyhow::Result<()> {
     let worker_store = connect().await?;
     worker_store.migrate().await.context("running migrations")?;
     let worker_store: Arc<dyn JobStore> = Arc::new(worker_store);
-    let worker_engine = engine(worker_store.clone(), args.steps);
+    let (worker_engine, workflow_type) = noop_engine(worker_store.clone(), args.steps);
     let starter = match args.wake {
         Wake::InProcess => worker_engine.clone(),
-        Wake::Notify => engine(Arc::new(connect().await?), args.steps),
+        Wake::Notify => noop_engine(Arc::new(connect().await?), args.steps).0,
     };
-    let workflow_type = format!("noop_{}", args.steps);
 
     let worker = Worker::new(
         worker_engine.clone(),
@@ -122,17 +110,7 @@ pub async fn run(args: LatencyArgs) -> anyhow::Result<()> {
     for i in 0..total {
         tokio::time::sleep(idle).await;
         let target = ((i + 1) * args.steps) as u64;
-        let started = starter
-            .start(StartRequest {
-                user_id: 1,
-                project_id: 1,
-                workflow_type: workflow_type.clone(),
-                params: json!({ "n": i }),
-                idempotency_key: None,
-                priority: 0,
-            })
-            .await
-            .context("starting a job")?;
+        let started = start_noop(&starter, &workflow_type, i).await?;
         let returned = Instant::now();
         // Wait on a thread that polls the counter finely (tokio's timers have 1 ms resolution).
         let counter = completed_steps.clone();

@@ -136,6 +136,20 @@ fn user_id_of(value: &Value) -> Option<UserId> {
 #[derive(Debug, Clone, Copy)]
 pub struct Caller(pub Viewer);
 
+impl Caller {
+    /// 403 unless the token's role is admin (the engine statistics).
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.0.is_admin {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            "engine statistics need a token with role admin",
+        ))
+    }
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::http::StatusCode;
 use actix_web::{get, web};
 use nosyntask_domain::TaskStatus;
 use nosyntask_engine::ports::TaskActivity;
@@ -138,13 +137,7 @@ pub async fn admin_stats(
     caller: Caller,
     state: web::Data<AppState>,
 ) -> Result<web::Json<AdminStats>, ApiError> {
-    if !caller.0.is_admin {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "engine statistics need a token with role admin",
-        ));
-    }
+    caller.require_admin()?;
     let now = state.engine.clock().now();
     let since = now - chrono::Duration::seconds(WINDOW_SECS as i64);
     let engine = &state.engine;

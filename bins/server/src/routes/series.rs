@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
 use actix_web::{get, web};
 use chrono::{DateTime, Utc};
 use nosyntask_engine::ports::ModelBucket;
@@ -82,13 +81,7 @@ pub async fn model_series(
     state: web::Data<AppState>,
     query: web::Query<SeriesParams>,
 ) -> Result<web::Json<ModelSeries>, ApiError> {
-    if !caller.0.is_admin {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "engine statistics need a token with role admin",
-        ));
-    }
+    caller.require_admin()?;
     let minutes = minutes_of(query.minutes.as_deref())?;
     let bucket_ms = minutes * 60_000 / BUCKETS;
     let now = state.engine.clock().now();
