@@ -319,14 +319,9 @@ async fn a_job_runs_is_read_listed_consumed_and_leaves_active() {
         .unwrap();
     assert_eq!(completed["jobs"].as_array().unwrap().len(), 1);
     // Search in the params text: any case, with the total of the matches.
-    let found: Value = server
-        .get("/api/workflows?q=A%20SECOND&params=false&tasks=false", &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let found = server
+        .get_json("/api/workflows?q=A%20SECOND&params=false&tasks=false", &t)
+        .await;
     assert_eq!(found["jobs"].as_array().unwrap().len(), 1, "{found}");
     assert_eq!(found["jobs"][0]["id"], second);
     assert_eq!(found["total"], 1, "{found}");

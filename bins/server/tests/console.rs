@@ -217,14 +217,7 @@ async fn admin_series_chart_each_models_finished_tasks_over_the_hour() {
             .await;
         assert_eq!(job["status"], "completed", "{job}");
     }
-    let series: Value = server
-        .get("/api/admin/series", &admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let series = server.get_json("/api/admin/series", &admin).await;
     assert_eq!(series["bucketSecs"], 120, "{series}");
     let buckets = series["buckets"].as_array().unwrap();
     assert_eq!(buckets.len(), 30);

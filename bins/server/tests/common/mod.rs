@@ -230,6 +230,17 @@ impl Server {
         self.client.get(self.url(path)).bearer_auth(token)
     }
 
+    /// GETs `path` and reads its JSON answer, whatever the status.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        self.get(path, token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn post(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.client.post(self.url(path)).bearer_auth(token)
     }
