@@ -1,8 +1,13 @@
 //! The OpenAPI 3.1 document, collected from the handlers' `#[utoipa::path]` annotations.
 
+use std::sync::Arc;
+
 use actix_web::App;
+use nosyntask_providers::Catalog;
+use serde_json::{Value, json};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
@@ -48,13 +53,133 @@ impl Modify for BearerAuth {
 
 /// The full document (every route, whatever the role of this process).
 pub fn document() -> Document {
-    App::new()
+    let mut document = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(system_routes)
         .configure(api_routes)
         .split_for_parts()
-        .1
+        .1;
+    type_start_requests(&mut document);
+    document
+}
+
+/// `StartWorkflowRequest` as one schema per workflow type (`oneOf` by `workflowType`), each with
+/// that workflow's params schema, the one `GET /api/workflows/types` serves: a client generated
+/// from the document (or a fuzzer) knows what each workflow needs.
+fn type_start_requests(document: &mut Document) {
+    // Params schemas do not depend on the configured models: an empty catalog will do.
+    let registry = nosyntask_workflows::registry(Arc::new(Catalog::new(None)));
+    let Some(components) = document.components.as_mut() else {
+        return;
+    };
+    let Some(base) = components
+        .schemas
+        .get(START)
+        .and_then(|schema| serde_json::to_value(schema).ok())
+    else {
+        return;
+    };
+    let mut branches = Vec::new();
+    let mut mapping = serde_json::Map::new();
+    for definition in registry.all() {
+        let name = format!("{START}_{}", definition.workflow_type);
+        let reference = format!("#/components/schemas/{name}");
+        let mut schema = base.clone();
+        let params = documented_params(definition.params.to_json_schema());
+        // `projectId` must be there, if only as `null` (a job outside any project).
+        let mut required = vec![json!("workflowType"), json!("projectId")];
+        if params["required"].as_array().is_some_and(|r| !r.is_empty())
+            || params.get("anyOf").is_some()
+        {
+            required.push(json!("params"));
+        }
+        schema["description"] = json!(format!(
+            "`POST /api/workflows` body of `{}` ({}).",
+            definition.workflow_type, definition.name
+        ));
+        schema["properties"]["workflowType"] =
+            json!({"type": "string", "enum": [definition.workflow_type]});
+        schema["properties"]["params"] = params;
+        schema["required"] = Value::Array(required);
+        let Ok(schema) = serde_json::from_value::<RefOr<Schema>>(schema) else {
+            return;
+        };
+        components.schemas.insert(name, schema);
+        mapping.insert(definition.workflow_type.clone(), json!(reference));
+        branches.push(json!({"$ref": reference}));
+    }
+    let one_of = json!({
+        "description": "`POST /api/workflows` body: one schema per workflow type.",
+        "oneOf": branches,
+        "discriminator": {"propertyName": "workflowType", "mapping": mapping},
+    });
+    if let Ok(schema) = serde_json::from_value::<RefOr<Schema>>(one_of) {
+        components.schemas.insert(START.to_owned(), schema);
+    }
+}
+
+const START: &str = "StartWorkflowRequest";
+
+/// A workflow's params schema as the document states it: what the server accepts, exactly.
+/// An optional param may be `null` (the server reads it as absent); "one of a, b" groups are
+/// spelled out ([`spelled_out_any_of`]).
+fn documented_params(params: Value) -> Value {
+    let mut params = spelled_out_any_of(params);
+    match params.get_mut("anyOf").and_then(Value::as_array_mut) {
+        Some(branches) => branches.iter_mut().for_each(nullable_optionals),
+        None => nullable_optionals(&mut params),
+    }
+    params
+}
+
+fn nullable_optionals(schema: &mut Value) {
+    let required: Vec<String> = schema["required"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(properties) = schema["properties"].as_object_mut() else {
+        return;
+    };
+    for (name, property) in properties.iter_mut() {
+        if !required.contains(name)
+            && let Some(kind) = property["type"].as_str()
+        {
+            property["type"] = json!([kind, "null"]);
+        }
+    }
+}
+
+/// A params schema whose `anyOf: [{required: [a]}, {required: [b]}]` ("one of a, b") is spelled
+/// out as whole branches: the document's schema model keeps an object schema's properties or its
+/// `anyOf`, not both. In each branch the named param must be present as the server checks it
+/// (not blank, not an empty list).
+fn spelled_out_any_of(mut params: Value) -> Value {
+    let Some(Value::Array(groups)) = params.as_object_mut().and_then(|p| p.remove("anyOf")) else {
+        return params;
+    };
+    let branches: Vec<Value> = groups
+        .iter()
+        .filter_map(|group| group["required"][0].as_str())
+        .map(|name| {
+            let mut branch = params.clone();
+            if let Some(required) = branch["required"].as_array_mut() {
+                required.push(json!(name));
+            }
+            let property = &mut branch["properties"][name];
+            match property["type"].as_str() {
+                Some("string") => property["pattern"] = json!("\\S"),
+                Some("array") => property["minItems"] = json!(1),
+                _ => {}
+            }
+            branch
+        })
+        .collect();
+    json!({ "anyOf": branches })
 }
 
 /// The document as YAML, as committed in `openapi.yaml`.

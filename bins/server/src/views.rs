@@ -85,7 +85,7 @@ pub struct JobSummary {
     pub total_steps: i32,
     /// The validated start params, defaults filled in; `null` in a list asked for with
     /// `params=false`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub input_params: Value,
     /// Why it failed; for a cancelled job a cancellation message (in the request's language).
     pub error_message: Option<String>,
@@ -396,18 +396,19 @@ pub struct StartWorkflowRequest {
     pub workflow_type: String,
     /// The project the job belongs to (a numeric string is accepted too); `null` for a job
     /// outside any project (NanoStory's model test page). Required, but may be `null`.
-    #[schema(example = 1)]
+    #[schema(example = 1, minimum = 1)]
     pub project_id: Option<i64>,
     /// The workflow's params, checked against its `paramsSchema` (`GET /api/workflows/types`);
     /// a missing or invalid param answers 422 naming it.
     #[schema(value_type = Object, example = json!({"description": "a lighthouse at dawn"}))]
     pub params: Option<Value>,
     /// Same key from the same user within 24 h returns the original job. The
-    /// `Idempotency-Key` header does the same.
+    /// `Idempotency-Key` header does the same (send one of them, or both alike).
+    #[schema(max_length = 255)]
     pub idempotency_key: Option<String>,
     /// -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
     /// caller's lower ones (interactive over batch); other users' fair share is unaffected.
-    #[schema(example = 0)]
+    #[schema(example = 0, minimum = -100, maximum = 100)]
     pub priority: Option<i32>,
 }
 
@@ -858,4 +859,18 @@ mod tests {
             json!({"id": 11, "stepIndex": 0, "type": "prompt_generate", "status": "running"})
         );
     }
+}
+
+/// One message of a job's event stream, as `text/event-stream` frames it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct JobEvent {
+    /// `job` (`data` is the whole job, a `Job`) or `changes` (`data` is what changed since the
+    /// previous message, see the `changes` query parameter).
+    #[schema(example = "job")]
+    pub event: String,
+    /// The message's JSON, as text.
+    pub data: String,
+    /// The reconnection delay the server asks for, in milliseconds (first message only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<u64>,
 }

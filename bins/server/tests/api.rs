@@ -769,6 +769,18 @@ async fn idempotency_keys_from_body_and_header() {
     }
     assert_eq!(ids[0], ids[1]);
 
+    // A body key and a header key that differ contradict each other: 409, nothing started.
+    let both = server
+        .post("/api/workflows", &t)
+        .header("Idempotency-Key", "key-header-1")
+        .json(&json!({"workflowType": "prompt_generate", "projectId": 1,
+            "idempotencyKey": "key-body-2", "params": {"description": "conflict"}}))
+        .send()
+        .await
+        .unwrap();
+    let conflict = error_body(both, 409).await;
+    assert_eq!(conflict["code"], "idempotency_key_conflict", "{conflict}");
+
     // The same key from another user is another job.
     let other: Value = server
         .post("/api/workflows", &token(2))

@@ -97,11 +97,13 @@ export class NosyntaskClient {
     params: WorkflowParams<T>,
     options: StartWorkflowOptions = {},
   ): Promise<StartWorkflowResponse> {
-    const body: StartWorkflowRequest = {
+    // The document's body is one schema per workflow type; `WorkflowParams<T>` already ties the
+    // params to `workflowType` (generated from the same schemas).
+    const body = {
       workflowType,
       projectId,
-      params: params as unknown as StartWorkflowRequest['params'],
-    };
+      params,
+    } as unknown as StartWorkflowRequest;
     if (options.idempotencyKey !== undefined) body.idempotencyKey = options.idempotencyKey;
     return request<StartWorkflowResponse>(this.config, 'POST', '/api/workflows', { body, signal: options.signal });
   }

@@ -52,6 +52,8 @@ pub struct ParamSpec {
     pub maximum: Option<f64>,
     pub allowed: Option<Vec<String>>,
     pub max_length: Option<usize>,
+    /// An array whose items must be objects (records: shots, scenes).
+    pub records: bool,
 }
 
 impl ParamSpec {
@@ -66,7 +68,14 @@ impl ParamSpec {
             maximum: None,
             allowed: None,
             max_length: None,
+            records: false,
         }
+    }
+
+    /// An array of records: each item must be a JSON object.
+    pub fn records(mut self) -> Self {
+        self.records = true;
+        self
     }
 
     pub fn required(mut self) -> Self {
@@ -97,6 +106,16 @@ impl ParamSpec {
 
     fn check(&self, value: &Value) -> Result<(), ParamError> {
         let field = || self.name.clone();
+        if self.records
+            && let Some(at) = value
+                .as_array()
+                .and_then(|items| items.iter().position(|item| !item.is_object()))
+        {
+            return Err(
+                ParamError::new(format!("{}[{at}]", self.name), "must be an object")
+                    .zh("必须是对象"),
+            );
+        }
         if !self.kind.accepts(value) {
             return Err(ParamError::new(
                 field(),
@@ -165,6 +184,16 @@ impl ParamSpec {
         }
         if let Some(max) = self.max_length {
             schema.insert("maxLength".into(), json!(max));
+        }
+        if self.records {
+            schema.insert(
+                "items".into(),
+                json!({"type": "object", "additionalProperties": true}),
+            );
+        }
+        // A required string must not be blank (see `check`).
+        if self.required && self.kind == ParamKind::String {
+            schema.insert("pattern".into(), json!("\\S"));
         }
         Value::Object(schema)
     }
@@ -365,6 +394,33 @@ mod tests {
             let err = schema().validate(&params).unwrap_err();
             assert_eq!(err.field, field, "{params}");
         }
+    }
+
+    #[test]
+    fn records_must_be_objects_and_the_schema_says_what_is_accepted() {
+        let schema = ParamsSchema::new()
+            .param(ParamSpec::new("shots", ParamKind::Array, "the shots").records())
+            .param(ParamSpec::new("title", ParamKind::String, "a title").required());
+        assert!(
+            schema
+                .validate(&json!({"title": "t", "shots": [{"id": 1}]}))
+                .is_ok()
+        );
+        let err = schema
+            .validate(&json!({"title": "t", "shots": [{"id": 1}, false]}))
+            .unwrap_err();
+        assert_eq!(
+            (err.field.as_str(), err.message.as_str()),
+            ("shots[1]", "must be an object")
+        );
+        let served = schema.to_json_schema();
+        assert_eq!(
+            served["properties"]["shots"]["items"],
+            json!({"type": "object", "additionalProperties": true})
+        );
+        // A required string is refused when blank: the schema says it needs a non-space.
+        assert_eq!(served["properties"]["title"]["pattern"], json!("\\S"));
+        assert!(schema.validate(&json!({"title": " "})).is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::app::AppState;
 use crate::auth::StreamCaller;
 use crate::error::{ApiError, ErrorBody};
 use crate::reads::{JobSnapshot, etag_of, if_none_match};
-use crate::views::Job;
+use crate::views::JobEvent;
 use crate::watch::Latest;
 
 /// Streams the job: a `job` event with the full Job (tasks included) on every change; with
@@ -44,8 +44,8 @@ use crate::watch::Latest;
         (status = 200, description = "`text/event-stream` of `event: job` / `data: <Job JSON>` \
             messages (or `event: changes` ones, see `changes`), one per change, ending after a \
             terminal status; comment lines keep the connection alive",
-            content_type = "text/event-stream", body = Job),
-        (status = 400, description = "The job id is not an integer", body = ErrorBody),
+            content_type = "text/event-stream", body = JobEvent),
+        (status = 400, description = "The job id is not an integer, or `changes` not true or false", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such job for this user", body = ErrorBody),
         (status = 503, description = "Store unavailable", body = ErrorBody),
@@ -65,10 +65,21 @@ pub async fn job_events(
         .await
         .map_err(|e| state.error(e))?;
     let own_base = crate::app::own_base(&req);
-    let changes = web::Query::<EventsQuery>::from_query(req.query_string())
+    let changes = match web::Query::<EventsQuery>::from_query(req.query_string())
         .ok()
         .and_then(|q| q.into_inner().changes)
-        .is_some_and(|v| v == "true" || v == "1");
+        .as_deref()
+    {
+        None | Some("false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("changes: true or false, got `{other}`"),
+            )
+            .zh(format!("changes：应为 true 或 false，实际为“{other}”")));
+        }
+    };
     // The client read the job just before (a job page does): changes since that read, then.
     let known = changes && {
         let body = state.with_links(&req, &first.body).await;

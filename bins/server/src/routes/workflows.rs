@@ -68,6 +68,7 @@ pub async fn workflow_types(
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 408, description = "The body did not arrive in time", body = ErrorBody),
+        (status = 409, description = "`idempotencyKey` and the `Idempotency-Key` header differ", body = ErrorBody),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
         (status = 415, description = "The body is not declared JSON (Content-Type)", body = ErrorBody),
         (status = 422, description = "Unknown workflow type or invalid params; the message names the field", body = ErrorBody),
@@ -192,12 +193,14 @@ fn parse_start(
         }
     };
     let idempotency_key = match (body_key, header_key) {
+        // Each is valid on its own; together they contradict each other.
         (Some(a), Some(b)) if a != b => {
-            return Err(ApiError::bad_request(
-                "bad_request",
-                "idempotencyKey and the Idempotency-Key header differ",
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::CONFLICT,
+                "idempotency_key_conflict",
+                "idempotencyKey and the Idempotency-Key header differ; send one of them",
             )
-            .zh("idempotencyKey 与 Idempotency-Key 请求头不一致"));
+            .zh("idempotencyKey 与 Idempotency-Key 请求头不一致；只需提供其一"));
         }
         (Some(key), _) | (None, Some(key)) => Some(key),
         (None, None) => None,

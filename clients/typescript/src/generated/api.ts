@@ -383,6 +383,22 @@ export interface components {
             tasks: components["schemas"]["Task"][];
             usage?: components["schemas"]["Usage"] | null;
         };
+        /** @description One message of a job's event stream, as `text/event-stream` frames it. */
+        JobEvent: {
+            /** @description The message's JSON, as text. */
+            data: string;
+            /**
+             * @description `job` (`data` is the whole job, a `Job`) or `changes` (`data` is what changed since the
+             *     previous message, see the `changes` query parameter).
+             * @example job
+             */
+            event: string;
+            /**
+             * Format: int64
+             * @description The reconnection delay the server asks for, in milliseconds (first message only).
+             */
+            retry?: number | null;
+        };
         /** @description A list of jobs, newest first. */
         JobList: {
             counts?: components["schemas"]["StatusCounts"] | null;
@@ -419,7 +435,7 @@ export interface components {
              * @description The validated start params, defaults filled in; `null` in a list asked for with
              *     `params=false`.
              */
-            input_params: Record<string, never>;
+            input_params?: Record<string, never> | null;
             is_consumed: boolean;
             /**
              * Format: int32
@@ -538,18 +554,44 @@ export interface components {
              */
             scheduled: number;
         };
-        /** @description `POST /api/workflows` body. */
-        StartWorkflowRequest: {
+        /** @description `POST /api/workflows` body: one schema per workflow type. */
+        StartWorkflowRequest: components["schemas"]["StartWorkflowRequest_storyboard_generation"] | components["schemas"]["StartWorkflowRequest_character_extraction"] | components["schemas"]["StartWorkflowRequest_scene_extraction"] | components["schemas"]["StartWorkflowRequest_character_views_generation"] | components["schemas"]["StartWorkflowRequest_scene_image_generation"] | components["schemas"]["StartWorkflowRequest_frame_generation"] | components["schemas"]["StartWorkflowRequest_scene_video"] | components["schemas"]["StartWorkflowRequest_prompt_generate"] | components["schemas"]["StartWorkflowRequest_script_to_storyboard"] | components["schemas"]["StartWorkflowRequest_script_only"] | components["schemas"]["StartWorkflowRequest_single_frame_generation"] | components["schemas"]["StartWorkflowRequest_smart_parse"] | components["schemas"]["StartWorkflowRequest_camera_run_generation"] | components["schemas"]["StartWorkflowRequest_batch_frame_generation"] | components["schemas"]["StartWorkflowRequest_batch_scene_video_generation"];
+        /** @description `POST /api/workflows` body of `batch_frame_generation` (批量分镜帧生成). */
+        StartWorkflowRequest_batch_frame_generation: {
             /**
              * @description Same key from the same user within 24 h returns the original job. The
-             *     `Idempotency-Key` header does the same.
+             *     `Idempotency-Key` header does the same (send one of them, or both alike).
              */
             idempotencyKey?: string | null;
-            /**
-             * @description The workflow's params, checked against its `paramsSchema` (`GET /api/workflows/types`);
-             *     a missing or invalid param answers 422 naming it.
-             */
-            params: Record<string, never>;
+            params: {
+                /**
+                 * @description Image height in pixels.
+                 * @default 576
+                 */
+                height: number | null;
+                /** @description Name of a configured image model (GET /api/models); the default image model when absent or empty. */
+                imageModel?: string | null;
+                /**
+                 * @description Shots generated at the same time.
+                 * @default 20
+                 */
+                maxConcurrency: number | null;
+                /** @description Alias of imageModel (used when that field is absent): a configured image model. */
+                modelName?: string | null;
+                /** @description Paint shots that already have a frame again. */
+                overwriteFrames?: boolean | null;
+                /** @description The NanoStory script; one batch per script runs at a time. */
+                scriptId?: number | null;
+                /** @description The script's shots, [{id, prompt or description, hasAction, startFrame, endFrame, imageUrl, videoUrl, duration}] (NanoStory's engine reads them by scriptId; standalone they are required). */
+                storyboards: {
+                    [key: string]: unknown;
+                }[];
+                /**
+                 * @description Image width in pixels.
+                 * @default 1024
+                 */
+                width: number | null;
+            };
             /**
              * Format: int32
              * @description -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
@@ -563,12 +605,815 @@ export interface components {
              *     outside any project (NanoStory's model test page). Required, but may be `null`.
              * @example 1
              */
-            projectId?: number | null;
+            projectId: number | null;
             /**
-             * @description A registered workflow type (see `GET /api/workflows/types`).
-             * @example prompt_generate
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
              */
-            workflowType: string;
+            workflowType: "batch_frame_generation";
+        };
+        /** @description `POST /api/workflows` body of `batch_scene_video_generation` (批量分镜视频生成). */
+        StartWorkflowRequest_batch_scene_video_generation: {
+            /**
+             * @description Same key from the same user within 24 h returns the original job. The
+             *     `Idempotency-Key` header does the same (send one of them, or both alike).
+             */
+            idempotencyKey?: string | null;
+            params: {
+                /** @description Clip length in seconds for shots without their own (3 with action, else 2). */
+                duration?: number | null;
+                /**
+                 * @description Shots generated at the same time.
+                 * @default 3
+                 */
+                maxConcurrency: number | null;
+                /** @description Alias of videoModel (used when that field is absent): a configured video model. */
+                modelName?: string | null;
+                /** @description Make clips of shots that already have one again. */
+                overwriteVideos?: boolean | null;
+                /** @description The NanoStory script; one batch per script runs at a time. */
+                scriptId?: number | null;
+                /** @description The script's shots, [{id, prompt or description, hasAction, startFrame, endFrame, imageUrl, videoUrl, duration}] (NanoStory's engine reads them by scriptId; standalone they are required). */
+                storyboards: {
+                    [key: string]: unknown;
+                }[];
+                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
+                textModel?: string | null;
+                /**
+                 * @description Ask the text model for its deep-thinking mode (ignored where the model has none).
+                 * @default true
+                 */
+                think: boolean | null;
+                /** @description Name of a configured video model (GET /api/models); the default video model when absent or empty. */
+                videoModel?: string | null;
+            };
+            /**
+             * Format: int32
+             * @description -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
+             *     caller's lower ones (interactive over batch); other users' fair share is unaffected.
+             * @example 0
+             */
+            priority?: number | null;
+            /**
+             * Format: int64
+             * @description The project the job belongs to (a numeric string is accepted too); `null` for a job
+             *     outside any project (NanoStory's model test page). Required, but may be `null`.
+             * @example 1
+             */
+            projectId: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            workflowType: "batch_scene_video_generation";
+        };
+        /** @description `POST /api/workflows` body of `camera_run_generation` (精细运镜生成). */
+        StartWorkflowRequest_camera_run_generation: {
+            /**
+             * @description Same key from the same user within 24 h returns the original job. The
+             *     `Idempotency-Key` header does the same (send one of them, or both alike).
+             */
+            idempotencyKey?: string | null;
+            params: {
+                /** @description The movement planned so far. */
+                cameraMovement?: string | null;
+                /** @description The shot (NanoStory reads it from the storyboard row; standalone it is required). */
+                description: string;
+                /** @description Lines spoken in the shot. */
+                dialogue?: string | null;
+                /** @description Seconds (3 with action, else 2). */
+                duration?: number | null;
+                /** @description The shot's emotion. */
+                emotion?: string | null;
+                /** @description What the last frame shows. */
+                endFrame?: string | null;
+                /** @description Whether something moves between the first and the last frame. */
+                hasAction?: boolean | null;
+                /** @description Alias of textModel (used when that field is absent): a configured text model. */
+                modelName?: string | null;
+                /** @description Shot size: 特写, 中景, wide shot… */
+                shotType?: string | null;
+                /** @description What the first frame shows. */
+                startFrame?: string | null;
+                /** @description The NanoStory storyboard (shot). */
+                storyboardId?: number | null;
+                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
+                textModel?: string | null;
+                /**
+                 * @description Ask the text model for its deep-thinking mode (ignored where the model has none).
+                 * @default true
+                 */
+                think: boolean | null;
+            };
+            /**
+             * Format: int32
+             * @description -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
+             *     caller's lower ones (interactive over batch); other users' fair share is unaffected.
+             * @example 0
+             */
+            priority?: number | null;
+            /**
+             * Format: int64
+             * @description The project the job belongs to (a numeric string is accepted too); `null` for a job
+             *     outside any project (NanoStory's model test page). Required, but may be `null`.
+             * @example 1
+             */
+            projectId: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            workflowType: "camera_run_generation";
+        };
+        /** @description `POST /api/workflows` body of `character_extraction` (角色提取). */
+        StartWorkflowRequest_character_extraction: {
+            /**
+             * @description Same key from the same user within 24 h returns the original job. The
+             *     `Idempotency-Key` header does the same (send one of them, or both alike).
+             */
+            idempotencyKey?: string | null;
+            params: {
+                /** @description Alias of textModel (used when that field is absent): a configured text model. */
+                modelName?: string | null;
+                /** @description The NanoStory project. */
+                projectId?: number | null;
+                /** @description Storyboard shots to read instead of the script (the storyboard's `scenes`). */
+                scenes?: {
+                    [key: string]: unknown;
+                }[] | null;
+                /** @description The script text (Chinese or English; the answer is in the script's language). */
+                scriptContent: string;
+                /** @description The script; one extraction per script runs at a time. */
+                scriptId?: number | null;
+                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
+                textModel?: string | null;
+                /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
+                think?: boolean | null;
+            } | {
+                /** @description Alias of textModel (used when that field is absent): a configured text model. */
+                modelName?: string | null;
+                /** @description The NanoStory project. */
+                projectId?: number | null;
+                /** @description Storyboard shots to read instead of the script (the storyboard's `scenes`). */
+                scenes: {
+                    [key: string]: unknown;
+                }[];
+                /** @description The script text (Chinese or English; the answer is in the script's language). */
+                scriptContent?: string | null;
+                /** @description The script; one extraction per script runs at a time. */
+                scriptId?: number | null;
+                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
+                textModel?: string | null;
+                /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
+                think?: boolean | null;
+            };
+            /**
+             * Format: int32
+             * @description -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
+             *     caller's lower ones (interactive over batch); other users' fair share is unaffected.
+             * @example 0
+             */
+            priority?: number | null;
+            /**
+             * Format: int64
+             * @description The project the job belongs to (a numeric string is accepted too); `null` for a job
+             *     outside any project (NanoStory's model test page). Required, but may be `null`.
+             * @example 1
+             */
+            projectId: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            workflowType: "character_extraction";
+        };
+        /** @description `POST /api/workflows` body of `character_views_generation` (角色三视图生成). */
+        StartWorkflowRequest_character_views_generation: {
+            /**
+             * @description Same key from the same user within 24 h returns the original job. The
+             *     `Idempotency-Key` header does the same (send one of them, or both alike).
+             */
+            idempotencyKey?: string | null;
+            params: {
+                /** @description What the character looks like. */
+                appearance?: string | null;
+                /** @description The character; one views job per character runs at a time. */
+                characterId?: number | null;
+                /** @description The character's name. */
+                characterName: string;
+                /** @description The character's role in the story. */
+                description?: string | null;
+                /**
+                 * @description Image height in pixels.
+                 * @default 768
+                 */
+                height: number | null;
+                /** @description Name of a configured image model (GET /api/models); the default image model when absent or empty. */
+                imageModel?: string | null;
+                /** @description Alias of imageModel (used when that field is absent): a configured image model. */
+                modelName?: string | null;
+                /** @description The character's temperament. */
+                personality?: string | null;
+                /** @description Visual style, e.g. 动漫风格 or cinematic realism. */
+                style?: string | null;
+                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
+                textModel?: string | null;
+                /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
+                think?: boolean | null;
+                /**
+                 * @description Image width in pixels.
+                 * @default 512
+                 */
+                width: number | null;
+            };
+            /**
+             * Format: int32
+             * @description -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
+             *     caller's lower ones (interactive over batch); other users' fair share is unaffected.
+             * @example 0
+             */
+            priority?: number | null;
+            /**
+             * Format: int64
+             * @description The project the job belongs to (a numeric string is accepted too); `null` for a job
+             *     outside any project (NanoStory's model test page). Required, but may be `null`.
+             * @example 1
+             */
+            projectId: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            workflowType: "character_views_generation";
+        };
+        /** @description `POST /api/workflows` body of `frame_generation` (分镜首尾帧生成). */
+        StartWorkflowRequest_frame_generation: {
+            /**
+             * @description Same key from the same user within 24 h returns the original job. The
+             *     `Idempotency-Key` header does the same (send one of them, or both alike).
+             */
+            idempotencyKey?: string | null;
+            params: {
+                /**
+                 * @description Image height in pixels.
+                 * @default 576
+                 */
+                height: number | null;
+                /** @description Name of a configured image model (GET /api/models); the default image model when absent or empty. */
+                imageModel?: string | null;
+                /** @description Alias of imageModel (used when that field is absent): a configured image model. */
+                modelName?: string | null;
+                /** @description The shot: what happens from its first to its last frame. */
+                prompt: string;
+                /** @description The NanoStory storyboard (shot) the frames are for; kept for the frontend's recovery. */
+                storyboardId?: number | null;
+                /**
+                 * @description Image width in pixels.
+                 * @default 1024
+                 */
+                width: number | null;
+            };
+            /**
+             * Format: int32
+             * @description -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
+             *     caller's lower ones (interactive over batch); other users' fair share is unaffected.
+             * @example 0
+             */
+            priority?: number | null;
+            /**
+             * Format: int64
+             * @description The project the job belongs to (a numeric string is accepted too); `null` for a job
+             *     outside any project (NanoStory's model test page). Required, but may be `null`.
+             * @example 1
+             */
+            projectId: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            workflowType: "frame_generation";
+        };
+        /** @description `POST /api/workflows` body of `prompt_generate` (提示词生成). */
+        StartWorkflowRequest_prompt_generate: {
+            /**
+             * @description Same key from the same user within 24 h returns the original job. The
+             *     `Idempotency-Key` header does the same (send one of them, or both alike).
+             */
+            idempotencyKey?: string | null;
+            params: {
+                /** @description What the picture or clip shows. */
+                description: string;
+                /**
+                 * @description Write a prompt for an image or a video model.
+                 * @default image
+                 * @enum {string|null}
+                 */
+                kind: "image" | "video" | null;
+                /** @description Alias of textModel (used when that field is absent): a configured text model. */
+                modelName?: string | null;
+                /** @description Visual style, e.g. 动漫风格 or cinematic realism. */
+                style?: string | null;
+                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
+                textModel?: string | null;
+                /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
+                think?: boolean | null;
+            };
+            /**
+             * Format: int32
+             * @description -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
+             *     caller's lower ones (interactive over batch); other users' fair share is unaffected.
+             * @example 0
+             */
+            priority?: number | null;
+            /**
+             * Format: int64
+             * @description The project the job belongs to (a numeric string is accepted too); `null` for a job
+             *     outside any project (NanoStory's model test page). Required, but may be `null`.
+             * @example 1
+             */
+            projectId: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            workflowType: "prompt_generate";
+        };
+        /** @description `POST /api/workflows` body of `scene_extraction` (场景提取). */
+        StartWorkflowRequest_scene_extraction: {
+            /**
+             * @description Same key from the same user within 24 h returns the original job. The
+             *     `Idempotency-Key` header does the same (send one of them, or both alike).
+             */
+            idempotencyKey?: string | null;
+            params: {
+                /** @description Alias of textModel (used when that field is absent): a configured text model. */
+                modelName?: string | null;
+                /** @description The NanoStory project. */
+                projectId?: number | null;
+                /** @description Storyboard shots to read instead of the script (the storyboard's `scenes`). */
+                scenes?: {
+                    [key: string]: unknown;
+                }[] | null;
+                /** @description The script text (Chinese or English; the answer is in the script's language). */
+                scriptContent: string;
+                /** @description The script; one extraction per script runs at a time. */
+                scriptId?: number | null;
+                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
+                textModel?: string | null;
+                /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
+                think?: boolean | null;
+            } | {
+                /** @description Alias of textModel (used when that field is absent): a configured text model. */
+                modelName?: string | null;
+                /** @description The NanoStory project. */
+                projectId?: number | null;
+                /** @description Storyboard shots to read instead of the script (the storyboard's `scenes`). */
+                scenes: {
+                    [key: string]: unknown;
+                }[];
+                /** @description The script text (Chinese or English; the answer is in the script's language). */
+                scriptContent?: string | null;
+                /** @description The script; one extraction per script runs at a time. */
+                scriptId?: number | null;
+                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
+                textModel?: string | null;
+                /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
+                think?: boolean | null;
+            };
+            /**
+             * Format: int32
+             * @description -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
+             *     caller's lower ones (interactive over batch); other users' fair share is unaffected.
+             * @example 0
+             */
+            priority?: number | null;
+            /**
+             * Format: int64
+             * @description The project the job belongs to (a numeric string is accepted too); `null` for a job
+             *     outside any project (NanoStory's model test page). Required, but may be `null`.
+             * @example 1
+             */
+            projectId: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            workflowType: "scene_extraction";
+        };
+        /** @description `POST /api/workflows` body of `scene_image_generation` (场景图片生成). */
+        StartWorkflowRequest_scene_image_generation: {
+            /**
+             * @description Same key from the same user within 24 h returns the original job. The
+             *     `Idempotency-Key` header does the same (send one of them, or both alike).
+             */
+            idempotencyKey?: string | null;
+            params: {
+                /** @description The project's other scenes, [{id, name, description, imageUrl}], for a consistent style; one with an imageUrl becomes the reference picture. */
+                allScenes?: unknown[] | null;
+                /** @description What the location is. */
+                description?: string | null;
+                /** @description The set: architecture or landscape, objects, weather. */
+                environment?: string | null;
+                /**
+                 * @description Image height in pixels.
+                 * @default 576
+                 */
+                height: number | null;
+                /** @description Name of a configured image model (GET /api/models); the default image model when absent or empty. */
+                imageModel?: string | null;
+                /** @description Light sources, direction, colour. */
+                lighting?: string | null;
+                /** @description Alias of imageModel (used when that field is absent): a configured image model. */
+                modelName?: string | null;
+                /** @description Atmosphere. */
+                mood?: string | null;
+                /** @description The scene; one image job per scene runs at a time. */
+                sceneId?: number | null;
+                /** @description Name of the location. */
+                sceneName: string;
+                /** @description Visual style, e.g. 动漫风格 or cinematic realism. */
+                style?: string | null;
+                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
+                textModel?: string | null;
+                /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
+                think?: boolean | null;
+                /**
+                 * @description Image width in pixels.
+                 * @default 1024
+                 */
+                width: number | null;
+            } | {
+                /** @description The project's other scenes, [{id, name, description, imageUrl}], for a consistent style; one with an imageUrl becomes the reference picture. */
+                allScenes?: unknown[] | null;
+                /** @description What the location is. */
+                description: string;
+                /** @description The set: architecture or landscape, objects, weather. */
+                environment?: string | null;
+                /**
+                 * @description Image height in pixels.
+                 * @default 576
+                 */
+                height: number | null;
+                /** @description Name of a configured image model (GET /api/models); the default image model when absent or empty. */
+                imageModel?: string | null;
+                /** @description Light sources, direction, colour. */
+                lighting?: string | null;
+                /** @description Alias of imageModel (used when that field is absent): a configured image model. */
+                modelName?: string | null;
+                /** @description Atmosphere. */
+                mood?: string | null;
+                /** @description The scene; one image job per scene runs at a time. */
+                sceneId?: number | null;
+                /** @description Name of the location. */
+                sceneName?: string | null;
+                /** @description Visual style, e.g. 动漫风格 or cinematic realism. */
+                style?: string | null;
+                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
+                textModel?: string | null;
+                /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
+                think?: boolean | null;
+                /**
+                 * @description Image width in pixels.
+                 * @default 1024
+                 */
+                width: number | null;
+            };
+            /**
+             * Format: int32
+             * @description -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
+             *     caller's lower ones (interactive over batch); other users' fair share is unaffected.
+             * @example 0
+             */
+            priority?: number | null;
+            /**
+             * Format: int64
+             * @description The project the job belongs to (a numeric string is accepted too); `null` for a job
+             *     outside any project (NanoStory's model test page). Required, but may be `null`.
+             * @example 1
+             */
+            projectId: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            workflowType: "scene_image_generation";
+        };
+        /** @description `POST /api/workflows` body of `scene_video` (分镜视频生成). */
+        StartWorkflowRequest_scene_video: {
+            /**
+             * @description Same key from the same user within 24 h returns the original job. The
+             *     `Idempotency-Key` header does the same (send one of them, or both alike).
+             */
+            idempotencyKey?: string | null;
+            params: {
+                /** @description The shot, when no prompt is given: the text model writes the video prompt from it. */
+                description?: string | null;
+                /**
+                 * @description Clip length in seconds.
+                 * @default 5
+                 */
+                duration: number | null;
+                /** @description The clip's last frame, for models that animate between two frames. */
+                endFrame?: string | null;
+                /** @description A reference image; the first frame when no startFrame is given. */
+                imageUrl?: string | null;
+                /** @description Alias of videoModel (used when that field is absent): a configured video model. */
+                modelName?: string | null;
+                /** @description What happens in the clip. */
+                prompt: string;
+                /** @description The clip's first frame (e.g. frame_generation's startFrame). */
+                startFrame?: string | null;
+                /** @description The NanoStory storyboard (shot); kept for the frontend's recovery. */
+                storyboardId?: number | null;
+                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
+                textModel?: string | null;
+                /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
+                think?: boolean | null;
+                /** @description Name of a configured video model (GET /api/models); the default video model when absent or empty. */
+                videoModel?: string | null;
+            } | {
+                /** @description The shot, when no prompt is given: the text model writes the video prompt from it. */
+                description: string;
+                /**
+                 * @description Clip length in seconds.
+                 * @default 5
+                 */
+                duration: number | null;
+                /** @description The clip's last frame, for models that animate between two frames. */
+                endFrame?: string | null;
+                /** @description A reference image; the first frame when no startFrame is given. */
+                imageUrl?: string | null;
+                /** @description Alias of videoModel (used when that field is absent): a configured video model. */
+                modelName?: string | null;
+                /** @description What happens in the clip. */
+                prompt?: string | null;
+                /** @description The clip's first frame (e.g. frame_generation's startFrame). */
+                startFrame?: string | null;
+                /** @description The NanoStory storyboard (shot); kept for the frontend's recovery. */
+                storyboardId?: number | null;
+                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
+                textModel?: string | null;
+                /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
+                think?: boolean | null;
+                /** @description Name of a configured video model (GET /api/models); the default video model when absent or empty. */
+                videoModel?: string | null;
+            };
+            /**
+             * Format: int32
+             * @description -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
+             *     caller's lower ones (interactive over batch); other users' fair share is unaffected.
+             * @example 0
+             */
+            priority?: number | null;
+            /**
+             * Format: int64
+             * @description The project the job belongs to (a numeric string is accepted too); `null` for a job
+             *     outside any project (NanoStory's model test page). Required, but may be `null`.
+             * @example 1
+             */
+            projectId: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            workflowType: "scene_video";
+        };
+        /** @description `POST /api/workflows` body of `script_only` (剧本生成). */
+        StartWorkflowRequest_script_only: {
+            /**
+             * @description Same key from the same user within 24 h returns the original job. The
+             *     `Idempotency-Key` header does the same (send one of them, or both alike).
+             */
+            idempotencyKey?: string | null;
+            params: {
+                /** @description The premise: what the episode is about. */
+                description?: string | null;
+                /** @description The episode (1 when absent). */
+                episodeNumber?: number | null;
+                /** @description How long: 短篇 / 中篇 / 长篇, or short / medium / long. */
+                length?: string | null;
+                /** @description Alias of textModel (used when that field is absent): a configured text model. */
+                modelName?: string | null;
+                /** @description The NanoStory project. */
+                projectId?: number | null;
+                /** @description Visual style, e.g. 动漫风格 or cinematic realism. */
+                style?: string | null;
+                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
+                textModel?: string | null;
+                /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
+                think?: boolean | null;
+                /** @description The script's title. */
+                title: string;
+            } | {
+                /** @description The premise: what the episode is about. */
+                description: string;
+                /** @description The episode (1 when absent). */
+                episodeNumber?: number | null;
+                /** @description How long: 短篇 / 中篇 / 长篇, or short / medium / long. */
+                length?: string | null;
+                /** @description Alias of textModel (used when that field is absent): a configured text model. */
+                modelName?: string | null;
+                /** @description The NanoStory project. */
+                projectId?: number | null;
+                /** @description Visual style, e.g. 动漫风格 or cinematic realism. */
+                style?: string | null;
+                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
+                textModel?: string | null;
+                /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
+                think?: boolean | null;
+                /** @description The script's title. */
+                title?: string | null;
+            };
+            /**
+             * Format: int32
+             * @description -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
+             *     caller's lower ones (interactive over batch); other users' fair share is unaffected.
+             * @example 0
+             */
+            priority?: number | null;
+            /**
+             * Format: int64
+             * @description The project the job belongs to (a numeric string is accepted too); `null` for a job
+             *     outside any project (NanoStory's model test page). Required, but may be `null`.
+             * @example 1
+             */
+            projectId: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            workflowType: "script_only";
+        };
+        /** @description `POST /api/workflows` body of `script_to_storyboard` (剧本转分镜). */
+        StartWorkflowRequest_script_to_storyboard: {
+            /**
+             * @description Same key from the same user within 24 h returns the original job. The
+             *     `Idempotency-Key` header does the same (send one of them, or both alike).
+             */
+            idempotencyKey?: string | null;
+            params: {
+                /** @description Alias of textModel (used when that field is absent): a configured text model. */
+                modelName?: string | null;
+                /** @description The script text (Chinese or English; the answer is in the script's language). */
+                scriptContent: string;
+                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
+                textModel?: string | null;
+                /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
+                think?: boolean | null;
+            };
+            /**
+             * Format: int32
+             * @description -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
+             *     caller's lower ones (interactive over batch); other users' fair share is unaffected.
+             * @example 0
+             */
+            priority?: number | null;
+            /**
+             * Format: int64
+             * @description The project the job belongs to (a numeric string is accepted too); `null` for a job
+             *     outside any project (NanoStory's model test page). Required, but may be `null`.
+             * @example 1
+             */
+            projectId: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            workflowType: "script_to_storyboard";
+        };
+        /** @description `POST /api/workflows` body of `single_frame_generation` (分镜单帧生成). */
+        StartWorkflowRequest_single_frame_generation: {
+            /**
+             * @description Same key from the same user within 24 h returns the original job. The
+             *     `Idempotency-Key` header does the same (send one of them, or both alike).
+             */
+            idempotencyKey?: string | null;
+            params: {
+                /** @description What the frame shows. */
+                description: string;
+                /**
+                 * @description Image height in pixels.
+                 * @default 576
+                 */
+                height: number | null;
+                /** @description Name of a configured image model (GET /api/models); the default image model when absent or empty. */
+                imageModel?: string | null;
+                /** @description Alias of imageModel (used when that field is absent): a configured image model. */
+                modelName?: string | null;
+                /** @description The NanoStory storyboard (shot) the frame is for; kept for the frontend's recovery. */
+                storyboardId?: number | null;
+                /** @description Visual style, e.g. 动漫风格 or cinematic realism. */
+                style?: string | null;
+                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
+                textModel?: string | null;
+                /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
+                think?: boolean | null;
+                /**
+                 * @description Image width in pixels.
+                 * @default 1024
+                 */
+                width: number | null;
+            };
+            /**
+             * Format: int32
+             * @description -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
+             *     caller's lower ones (interactive over batch); other users' fair share is unaffected.
+             * @example 0
+             */
+            priority?: number | null;
+            /**
+             * Format: int64
+             * @description The project the job belongs to (a numeric string is accepted too); `null` for a job
+             *     outside any project (NanoStory's model test page). Required, but may be `null`.
+             * @example 1
+             */
+            projectId: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            workflowType: "single_frame_generation";
+        };
+        /** @description `POST /api/workflows` body of `smart_parse` (AI 智能解析). */
+        StartWorkflowRequest_smart_parse: {
+            /**
+             * @description Same key from the same user within 24 h returns the original job. The
+             *     `Idempotency-Key` header does the same (send one of them, or both alike).
+             */
+            idempotencyKey?: string | null;
+            params: {
+                /** @description The provider's API documentation (text, curl examples, JSON). */
+                apiDoc: string;
+                /** @description Extra instructions for the parser. */
+                customPrompt?: string | null;
+                /** @description Alias of textModel (used when that field is absent): a configured text model. */
+                modelName?: string | null;
+                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
+                textModel?: string | null;
+                /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
+                think?: boolean | null;
+            };
+            /**
+             * Format: int32
+             * @description -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
+             *     caller's lower ones (interactive over batch); other users' fair share is unaffected.
+             * @example 0
+             */
+            priority?: number | null;
+            /**
+             * Format: int64
+             * @description The project the job belongs to (a numeric string is accepted too); `null` for a job
+             *     outside any project (NanoStory's model test page). Required, but may be `null`.
+             * @example 1
+             */
+            projectId: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            workflowType: "smart_parse";
+        };
+        /** @description `POST /api/workflows` body of `storyboard_generation` (智能分镜). */
+        StartWorkflowRequest_storyboard_generation: {
+            /**
+             * @description Same key from the same user within 24 h returns the original job. The
+             *     `Idempotency-Key` header does the same (send one of them, or both alike).
+             */
+            idempotencyKey?: string | null;
+            params: {
+                /** @description Alias of textModel (used when that field is absent): a configured text model. */
+                modelName?: string | null;
+                /** @description The script text (Chinese or English; the answer is in the script's language). */
+                scriptContent: string;
+                /** @description Title of the script. */
+                scriptTitle?: string | null;
+                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
+                textModel?: string | null;
+                /**
+                 * @description Ask the text model for its deep-thinking mode (ignored where the model has none).
+                 * @default true
+                 */
+                think: boolean | null;
+            };
+            /**
+             * Format: int32
+             * @description -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
+             *     caller's lower ones (interactive over batch); other users' fair share is unaffected.
+             * @example 0
+             */
+            priority?: number | null;
+            /**
+             * Format: int64
+             * @description The project the job belongs to (a numeric string is accepted too); `null` for a job
+             *     outside any project (NanoStory's model test page). Required, but may be `null`.
+             * @example 1
+             */
+            projectId: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            workflowType: "storyboard_generation";
         };
         /** @description `POST /api/workflows` answer. */
         StartWorkflowResponse: {
@@ -1015,6 +1860,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description `idempotencyKey` and the `Idempotency-Key` header differ */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Body over the size limit */
             413: {
                 headers: {
@@ -1377,10 +2231,10 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["Job"];
+                    "text/event-stream": components["schemas"]["JobEvent"];
                 };
             };
-            /** @description The job id is not an integer */
+            /** @description The job id is not an integer, or `changes` not true or false */
             400: {
                 headers: {
                     [name: string]: unknown;

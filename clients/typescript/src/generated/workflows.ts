@@ -34,7 +34,9 @@ export interface components {
             /** @description The NanoStory script; one batch per script runs at a time. */
             scriptId?: number;
             /** @description The script's shots, [{id, prompt or description, hasAction, startFrame, endFrame, imageUrl, videoUrl, duration}] (NanoStory's engine reads them by scriptId; standalone they are required). */
-            storyboards: unknown[];
+            storyboards: {
+                [key: string]: unknown;
+            }[];
             /**
              * @description Image width in pixels.
              * @default 1024
@@ -70,7 +72,9 @@ export interface components {
             /** @description The NanoStory script; one batch per script runs at a time. */
             scriptId?: number;
             /** @description The script's shots, [{id, prompt or description, hasAction, startFrame, endFrame, imageUrl, videoUrl, duration}] (NanoStory's engine reads them by scriptId; standalone they are required). */
-            storyboards: unknown[];
+            storyboards: {
+                [key: string]: unknown;
+            }[];
             /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
             textModel?: string;
             /**
@@ -146,7 +150,9 @@ export interface components {
             /** @description The NanoStory project. */
             projectId?: number;
             /** @description Storyboard shots to read instead of the script (the storyboard's `scenes`). */
-            scenes?: unknown[];
+            scenes?: {
+                [key: string]: unknown;
+            }[];
             /** @description The script text (Chinese or English; the answer is in the script's language). */
             scriptContent: string;
             /** @description The script; one extraction per script runs at a time. */
@@ -163,7 +169,9 @@ export interface components {
             /** @description The NanoStory project. */
             projectId?: number;
             /** @description Storyboard shots to read instead of the script (the storyboard's `scenes`). */
-            scenes: unknown[];
+            scenes: {
+                [key: string]: unknown;
+            }[];
             /** @description The script text (Chinese or English; the answer is in the script's language). */
             scriptContent?: string;
             /** @description The script; one extraction per script runs at a time. */
@@ -292,7 +300,9 @@ export interface components {
             /** @description The NanoStory project. */
             projectId?: number;
             /** @description Storyboard shots to read instead of the script (the storyboard's `scenes`). */
-            scenes?: unknown[];
+            scenes?: {
+                [key: string]: unknown;
+            }[];
             /** @description The script text (Chinese or English; the answer is in the script's language). */
             scriptContent: string;
             /** @description The script; one extraction per script runs at a time. */
@@ -309,7 +319,9 @@ export interface components {
             /** @description The NanoStory project. */
             projectId?: number;
             /** @description Storyboard shots to read instead of the script (the storyboard's `scenes`). */
-            scenes: unknown[];
+            scenes: {
+                [key: string]: unknown;
+            }[];
             /** @description The script text (Chinese or English; the answer is in the script's language). */
             scriptContent?: string;
             /** @description The script; one extraction per script runs at a time. */

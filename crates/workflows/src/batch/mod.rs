@@ -41,6 +41,7 @@ fn storyboards_param() -> ParamSpec {
          imageUrl, videoUrl, duration}] (NanoStory's engine reads them by scriptId; standalone \
          they are required).",
     )
+    .records()
     .required()
 }
 

@@ -61,11 +61,14 @@ pub(crate) trait Named {
 pub(crate) fn params() -> ParamsSchema {
     let schema = ParamsSchema::new()
         .param(params::script("scriptContent"))
-        .param(ParamSpec::new(
-            "scenes",
-            ParamKind::Array,
-            "Storyboard shots to read instead of the script (the storyboard's `scenes`).",
-        ))
+        .param(
+            ParamSpec::new(
+                "scenes",
+                ParamKind::Array,
+                "Storyboard shots to read instead of the script (the storyboard's `scenes`).",
+            )
+            .records(),
+        )
         .param(params::id("projectId", "The NanoStory project."))
         .param(params::id(
             "scriptId",
