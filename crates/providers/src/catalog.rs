@@ -20,9 +20,10 @@ use tracing::warn;
 use crate::adapters::async_task::AsyncTaskModel;
 use crate::adapters::openai_compatible::OpenAiCompatible;
 use crate::adapters::openai_images::OpenAiImages;
-use crate::config::{AdapterKind, ConfigError, ModelConfig, validate_models};
+use crate::config::{AdapterKind, ModelConfig};
 use crate::http::HttpClient;
 use crate::simulated::{SimulatedMedia, SimulatedText};
+use crate::validate::{ConfigError, validate_models};
 
 /// Extra time a media call gets past its model's timeout before it is cut off: the adapter's
 /// own deadline fires first and keeps the provider task for the next attempt.

@@ -12,6 +12,11 @@
 //! - [`json_recovery`]: getting typed JSON out of LLM answers;
 //! - [`LocalArtifacts`]: the content-addressed file store generated media are copied into.
 //!
+//! Inside, no module imports one layered above it: the `[[models]]` configuration is plain
+//! data (`config`); `profile` and `presets` (the adapter table: kinds, base URLs, preset
+//! `async_task` tables) build on it; the `adapters` on those; the validation of a configuration
+//! (`validate`) and the [`Catalog`] on the adapters.
+//!
 //! [`TextModel`]: nosyntask_engine::ports::TextModel
 //! [`MediaModel`]: nosyntask_engine::ports::MediaModel
 //! [`ModelCatalog`]: nosyntask_engine::ports::ModelCatalog
@@ -24,22 +29,21 @@ mod config;
 pub mod http;
 pub mod json_recovery;
 pub mod media;
+mod merge;
 pub mod normalize;
 mod poll;
 pub mod presets;
 pub mod profile;
 pub mod simulated;
 pub mod template;
+mod validate;
 
 pub use artifacts::{
     DEFAULT_MAX_ARTIFACT_BYTES, LocalArtifacts, MEDIA_TYPES, content_type_for_path, extension_for,
     lowercase_hex,
 };
 pub use catalog::Catalog;
-pub use config::{
-    AdapterKind, ConfigError, ModelConfig, SimulatedConfig, default_models, parse_size,
-    validate_models,
-};
+pub use config::{AdapterKind, ModelConfig, SimulatedConfig, default_models, parse_size};
 pub use json_recovery::{
     RecoveryError, parse_llm_json, parse_llm_response, parse_or_repair, recover_json,
     recover_json_matching,
@@ -48,3 +52,4 @@ pub use poll::{
     PollOptions, PollState, ProviderTask, RemoteJob, Submitted, checkpointed_task, submit_and_poll,
 };
 pub use profile::{Prices, Profile, ProfileConfig};
+pub use validate::{ConfigError, validate_models};

@@ -1,20 +1,128 @@
-//! Presets: `async_task` configurations for the wire formats of Replicate predictions, the fal
-//! queue, DashScope async tasks and the OpenAI videos API. A model's own `[models.async_task]`
-//! table is merged over them, so any part can be adjusted (e.g. a model's input field names).
+//! What each adapter name means, in one table ([`ADAPTERS`]): the model kinds it serves, its
+//! provider's default base URL and, for the presets, the builder of its default `async_task`
+//! table. Presets are configurations of the `async_task` adapter for the wire formats of
+//! Replicate predictions, the fal queue, DashScope async tasks and the OpenAI videos API; a
+//! model's own `[models.async_task]` table is merged over them, so any part can be adjusted
+//! (e.g. a model's input field names).
+//!
+//! Layering: this module builds only on the plain configuration data (`crate::config`); the
+//! adapters and the validation read it, and nothing here reads them, so the module graph stays
+//! acyclic. Adding a preset is adding an `AdapterKind` variant and its row here.
 
 use nosyntask_engine::ports::ModelKind;
 use serde_json::{Value, json};
 
 use crate::config::{AdapterKind, ModelConfig};
 
+const OPENAI: Option<&str> = Some("https://api.openai.com/v1");
+const IMAGE_OR_VIDEO: &[ModelKind] = &[ModelKind::Image, ModelKind::Video];
+
+/// One adapter name's row of [`ADAPTERS`].
+#[derive(Debug)]
+pub struct AdapterRow {
+    pub adapter: AdapterKind,
+    /// The kinds of model it can serve.
+    pub kinds: &'static [ModelKind],
+    /// The provider's public API base URL, for adapters that have one.
+    pub base_url: Option<&'static str>,
+    /// For presets: builds the model's default `async_task` table (from its provider model id
+    /// and kind). `None` for the adapters that are code, and for `async_task` itself, whose
+    /// table is all configuration.
+    pub async_task: Option<fn(&ModelConfig) -> Value>,
+}
+
+/// Every adapter name, one row each; the rows with an `async_task` builder are the presets.
+pub static ADAPTERS: &[AdapterRow] = &[
+    AdapterRow {
+        adapter: AdapterKind::OpenaiCompatible,
+        kinds: &[ModelKind::Text],
+        base_url: OPENAI,
+        async_task: None,
+    },
+    AdapterRow {
+        adapter: AdapterKind::OpenaiImages,
+        kinds: &[ModelKind::Image],
+        base_url: OPENAI,
+        async_task: None,
+    },
+    AdapterRow {
+        adapter: AdapterKind::AsyncTask,
+        kinds: IMAGE_OR_VIDEO,
+        base_url: None,
+        async_task: None,
+    },
+    AdapterRow {
+        adapter: AdapterKind::Replicate,
+        kinds: IMAGE_OR_VIDEO,
+        base_url: Some("https://api.replicate.com/v1"),
+        async_task: Some(|m| replicate(m.provider_model(), m.kind)),
+    },
+    AdapterRow {
+        adapter: AdapterKind::Fal,
+        kinds: IMAGE_OR_VIDEO,
+        base_url: Some("https://queue.fal.run"),
+        async_task: Some(|m| fal(m.kind)),
+    },
+    AdapterRow {
+        adapter: AdapterKind::Dashscope,
+        kinds: IMAGE_OR_VIDEO,
+        base_url: Some("https://dashscope.aliyuncs.com/api/v1"),
+        async_task: Some(|m| dashscope(m.provider_model(), m.kind)),
+    },
+    AdapterRow {
+        adapter: AdapterKind::OpenaiVideos,
+        kinds: &[ModelKind::Video],
+        base_url: OPENAI,
+        async_task: Some(|_| openai_videos()),
+    },
+    AdapterRow {
+        adapter: AdapterKind::Simulated,
+        kinds: &[ModelKind::Text, ModelKind::Image, ModelKind::Video],
+        base_url: None,
+        async_task: None,
+    },
+];
+
+/// The row of an adapter name. Every `AdapterKind` has one (a test checks); a name without
+/// one would serve no kind of model, so its entries fail validation instead of panicking.
+pub fn row(adapter: AdapterKind) -> Option<&'static AdapterRow> {
+    ADAPTERS.iter().find(|row| row.adapter == adapter)
+}
+
 /// The preset's `async_task` table for this model, or `None` for non-preset adapters.
 pub fn defaults(model: &ModelConfig) -> Option<Value> {
-    match model.adapter {
-        AdapterKind::Replicate => Some(replicate(model.provider_model(), model.kind)),
-        AdapterKind::Fal => Some(fal(model.kind)),
-        AdapterKind::Dashscope => Some(dashscope(model.provider_model(), model.kind)),
-        AdapterKind::OpenaiVideos => Some(openai_videos()),
-        _ => None,
+    row(model.adapter)?.async_task.map(|build| build(model))
+}
+
+// The facts of the table as methods of the configuration types, where callers look for them.
+// They are defined here rather than in `crate::config` so that the configuration stays plain
+// data with no knowledge of particular adapters.
+impl AdapterKind {
+    /// The kinds of model this adapter can serve.
+    pub fn kinds(self) -> &'static [ModelKind] {
+        row(self).map_or(&[], |row| row.kinds)
+    }
+
+    /// The provider's public API base URL, for adapters that have one.
+    pub fn default_base_url(self) -> Option<&'static str> {
+        row(self).and_then(|row| row.base_url)
+    }
+
+    /// Whether this name is a preset (a configuration of the `async_task` adapter).
+    pub fn is_preset(self) -> bool {
+        row(self).is_some_and(|row| row.async_task.is_some())
+    }
+}
+
+impl ModelConfig {
+    /// The base URL without a trailing slash (the preset's default when not configured).
+    pub fn base(&self) -> String {
+        self.base_url
+            .as_deref()
+            .or(self.adapter.default_base_url())
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .to_owned()
     }
 }
 
@@ -208,25 +316,37 @@ fn openai_videos() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::async_task::AsyncTaskSpec;
 
     #[test]
-    fn every_preset_is_a_valid_async_task_config() {
-        for adapter in [
+    fn every_adapter_kind_has_one_row() {
+        // The exhaustive match makes a new variant fail to compile until it is listed here (and
+        // then in `all`).
+        let listed = |k: AdapterKind| match k {
+            AdapterKind::OpenaiCompatible
+            | AdapterKind::OpenaiImages
+            | AdapterKind::AsyncTask
+            | AdapterKind::Replicate
+            | AdapterKind::Fal
+            | AdapterKind::Dashscope
+            | AdapterKind::OpenaiVideos
+            | AdapterKind::Simulated => k,
+        };
+        let all = [
+            AdapterKind::OpenaiCompatible,
+            AdapterKind::OpenaiImages,
+            AdapterKind::AsyncTask,
             AdapterKind::Replicate,
             AdapterKind::Fal,
             AdapterKind::Dashscope,
             AdapterKind::OpenaiVideos,
-        ] {
-            for kind in adapter.kinds() {
-                let mut model = ModelConfig::simulated("m", *kind, false);
-                model.adapter = adapter;
-                model.simulated = None;
-                model.model = Some("owner/name".into());
-                AsyncTaskSpec::from_model(&model)
-                    .unwrap_or_else(|e| panic!("{adapter} {kind}: {e:?}"));
-            }
+            AdapterKind::Simulated,
+        ]
+        .map(listed);
+        for kind in all {
+            let rows = ADAPTERS.iter().filter(|r| r.adapter == kind).count();
+            assert_eq!(rows, 1, "{kind}");
         }
+        assert_eq!(ADAPTERS.len(), all.len());
     }
 
     #[test]

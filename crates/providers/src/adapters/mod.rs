@@ -19,22 +19,8 @@ use crate::http::HttpClient;
 use crate::media::{MediaKind, check_media, decode_base64, decode_data_url, fetch_media};
 use crate::template::{Vars, render, render_url, render_value};
 
-/// Deep-merges `patch` into `base`: objects merge key by key, anything else replaces.
-pub fn merge_json(base: &mut Value, patch: &Value) {
-    match (base, patch) {
-        (Value::Object(base), Value::Object(patch)) => {
-            for (key, value) in patch {
-                match base.get_mut(key) {
-                    Some(existing) => merge_json(existing, value),
-                    None => {
-                        base.insert(key.clone(), value.clone());
-                    }
-                }
-            }
-        }
-        (base, patch) => *base = patch.clone(),
-    }
-}
+// Re-exported from its leaf module, where it moved so `profile` need not import `adapters`.
+pub use crate::merge::merge_json;
 
 /// The accepted size closest in aspect ratio (then in area) to the requested one.
 pub fn fit_size(width: u32, height: u32, allowed: &[(u32, u32)]) -> (u32, u32) {

@@ -1,24 +1,10 @@
 //! What one call used, as the provider reports it, and its cost from the profile's prices.
 
 use nosyntask_engine::ports::Usage;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Prices of a model (any currency, the same for all keys of one model).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Prices {
-    /// Per million prompt (input) tokens.
-    #[serde(default)]
-    pub input_per_million: Option<f64>,
-    /// Per million completion (output) tokens.
-    #[serde(default)]
-    pub output_per_million: Option<f64>,
-    #[serde(default)]
-    pub per_image: Option<f64>,
-    #[serde(default)]
-    pub per_video_second: Option<f64>,
-}
+// The `[models.profile.prices]` table is configuration data; its check and use are here.
+pub use crate::config::Prices;
 
 impl Prices {
     pub(super) fn check(&self) -> Result<(), (String, String)> {
