@@ -8,49 +8,87 @@ use chrono::{DateTime, Utc};
 use nosyntask_domain::{TaskStatus, TaskUsage};
 use nosyntask_engine::StoreError;
 use nosyntask_engine::ports::{ModelBucket, TaskActivity};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr};
+use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::ExprTrait;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, QuerySelect, SelectModel, Selector,
+};
+
+use crate::entities::generation_tasks;
+use crate::query::{literal, status_in};
 
 use crate::error::retrying;
 use crate::sql::{col, ms, stmt, time};
 use crate::store::Store;
 
-// Two halves so each is served by an index: in-flight tasks by `ix_generation_tasks_claim`
-// (status, ready_at), finished ones by `ix_generation_tasks_completed`. A pending task without a
-// ready time is a later step waiting for an earlier one (or for a resume), not queued work. Grouping by `attempts`
-// instead of summing it keeps the column types the same on every backend (MySQL's SUM is a
-// DECIMAL).
-const ACTIVITY_SQL: &str = "\
-    SELECT model_name, task_type, status, attempts, COUNT(*) FROM generation_tasks \
-    WHERE (status = 'pending' AND ready_at IS NOT NULL) OR status = 'running' \
-    GROUP BY model_name, task_type, status, attempts \
-    UNION ALL \
-    SELECT model_name, task_type, status, attempts, COUNT(*) FROM generation_tasks \
-    WHERE completed_at >= ? AND status IN ('completed', 'failed', 'cancelled') \
-    GROUP BY model_name, task_type, status, attempts";
+/// One group of [`task_activity`](Store::task_activity_impl)'s counts.
+#[derive(Debug, FromQueryResult)]
+struct ActivityRow {
+    model_name: Option<String>,
+    task_type: String,
+    status: String,
+    attempts: i32,
+    tasks: i64,
+}
+
+/// The tasks matching `condition` grouped by model, task type, status and attempts. Grouping by
+/// `attempts` instead of summing it keeps the column types the same on every backend (MySQL's
+/// SUM is a DECIMAL).
+fn activity_groups(condition: Condition) -> Selector<SelectModel<ActivityRow>> {
+    use generation_tasks::Column as T;
+    generation_tasks::Entity::find()
+        .select_only()
+        .columns([T::ModelName, T::TaskType, T::Status, T::Attempts])
+        .column_as(Expr::col(T::Id).count(), "tasks")
+        .filter(condition)
+        .group_by(T::ModelName)
+        .group_by(T::TaskType)
+        .group_by(T::Status)
+        .group_by(T::Attempts)
+        .into_model()
+}
 
 impl Store {
     pub(crate) async fn task_activity_impl(
         &self,
         since: DateTime<Utc>,
     ) -> Result<Vec<TaskActivity>, StoreError> {
+        use generation_tasks::Column as T;
+        // Two halves so each is served by an index: in-flight tasks by
+        // `ix_generation_tasks_claim` (status, ready_at), finished ones by
+        // `ix_generation_tasks_completed`. A pending task without a ready time is a later step
+        // waiting for an earlier one (or for a resume), not queued work.
+        let in_flight = || {
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(T::Status.into_expr().eq(literal("pending")))
+                        .add(T::ReadyAt.is_not_null()),
+                )
+                .add(T::Status.into_expr().eq(literal("running")))
+        };
+        let finished = || {
+            Condition::all()
+                .add(T::CompletedAt.gte(ms(since)))
+                .add(status_in(T::Status, &["completed", "failed", "cancelled"]))
+        };
         retrying(|| async {
-            let rows = self
-                .inner
-                .read
-                .query_all_raw(stmt(self.backend(), ACTIVITY_SQL, vec![ms(since).into()]))
-                .await?;
+            let read = &self.inner.read;
+            let mut rows = activity_groups(in_flight()).all(read).await?;
+            rows.extend(activity_groups(finished()).all(read).await?);
             let mut out = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let status: String = col(row, 2)?;
-                let status = status
+            for row in rows {
+                let status = row
+                    .status
                     .parse::<TaskStatus>()
-                    .map_err(|_| DbErr::Type(format!("unknown task status `{status}`")))?;
+                    .map_err(|_| DbErr::Type(format!("unknown task status `{}`", row.status)))?;
                 out.push(TaskActivity {
-                    model_name: col(row, 0)?,
-                    task_type: col(row, 1)?,
+                    model_name: row.model_name,
+                    task_type: row.task_type,
                     status,
-                    attempts: col(row, 3)?,
-                    tasks: u64::try_from(col::<i64>(row, 4)?).unwrap_or_default(),
+                    attempts: row.attempts,
+                    tasks: u64::try_from(row.tasks).unwrap_or_default(),
                 });
             }
             out.sort_by(|a, b| {
@@ -105,7 +143,7 @@ impl Store {
         since: DateTime<Utc>,
         bucket: Duration,
     ) -> Result<Vec<ModelBucket>, StoreError> {
-        let bucket_ms = i64::try_from(bucket.as_millis()).unwrap_or(i64::MAX).max(1);
+        let bucket_ms = std::cmp::max(i64::try_from(bucket.as_millis()).unwrap_or(i64::MAX), 1);
         let backend = self.backend();
         retrying(|| async {
             let values = || vec![bucket_ms.into(), ms(since).into()];

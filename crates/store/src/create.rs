@@ -7,7 +7,8 @@ use nosyntask_engine::ports::{CreateOutcome, FAIR_SHARE_DEPTH, NewJob};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Value};
 
 use crate::error::{Result, is_unique_violation, retrying};
-use crate::sql::{self, JOB_COLUMNS, TASK_COLUMNS, col, ms, stmt};
+use crate::jobs::load_job;
+use crate::sql::{self, col, ms, stmt};
 use crate::store::Store;
 
 /// How often a start that lost a unique-index race is run again (it then finds the winner).
@@ -406,39 +407,4 @@ pub(crate) fn built(
         tasks,
         history: Vec::new(),
     })
-}
-
-/// A job with its tasks in step order, in one query.
-pub(crate) async fn load_job(
-    conn: &impl ConnectionTrait,
-    id: JobId,
-) -> Result<Option<JobWithTasks>, DbErr> {
-    let backend = conn.get_database_backend();
-    let rows = conn
-        .query_all_raw(stmt(
-            backend,
-            &format!(
-                "SELECT {}, {} FROM workflow_jobs j \
-                 LEFT JOIN generation_tasks t ON t.job_id = j.id \
-                 WHERE j.id = ? ORDER BY t.item_index >= 0, t.step_index, t.item_index",
-                *JOB_COLUMNS, *TASK_COLUMNS
-            ),
-            vec![id.into()],
-        ))
-        .await?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let job = sql::decode_job(first, 0)?;
-    let mut tasks = Vec::with_capacity(rows.len());
-    for row in &rows {
-        if col::<Option<i64>>(row, sql::JOB_FIELDS.len())?.is_some() {
-            tasks.push(sql::decode_task(row, sql::JOB_FIELDS.len())?);
-        }
-    }
-    Ok(Some(JobWithTasks {
-        job,
-        tasks,
-        history: Vec::new(),
-    }))
 }

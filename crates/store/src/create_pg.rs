@@ -14,8 +14,9 @@ use sea_orm::{DbErr, QueryResult, RuntimeErr, Value};
 use sqlx::Postgres;
 use sqlx::postgres::{PgArguments, PgConnection};
 
-use crate::create::{JOB_INSERT, built, load_job};
+use crate::create::{JOB_INSERT, built};
 use crate::error::{Result, is_unique_violation};
+use crate::jobs::load_job;
 use crate::sql::{col, ms, number_placeholders};
 use crate::store::Store;
 

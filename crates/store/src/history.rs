@@ -4,9 +4,12 @@
 
 use chrono::{DateTime, Utc};
 use nosyntask_domain::{AttemptOutcome, JobId, TaskAttempt};
-use sea_orm::{ConnectionTrait, DbErr, Value};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Value};
 
-use crate::sql::{col, ms, padded_ids, placeholders, stmt, time};
+use crate::entities::task_attempts;
+use crate::from_entities;
+
+use crate::sql::{ms, padded_ids, placeholders, stmt};
 
 /// The columns of a history row, in the order every insert lists them.
 pub(crate) const INSERT: &str = "INSERT INTO task_attempts (task_id, job_id, attempt, \
@@ -131,29 +134,16 @@ pub(crate) async fn load(
     conn: &impl ConnectionTrait,
     job_id: JobId,
 ) -> Result<Vec<TaskAttempt>, DbErr> {
-    let rows = conn
-        .query_all_raw(stmt(
-            conn.get_database_backend(),
-            "SELECT task_id, attempt, worker, started_at, ended_at, outcome, error_message \
-             FROM task_attempts WHERE job_id = ? ORDER BY task_id, claim_epoch, id",
-            vec![job_id.into()],
-        ))
-        .await?;
-    rows.iter()
-        .map(|row| {
-            let outcome: String = col(row, 5)?;
-            Ok(TaskAttempt {
-                task_id: col(row, 0)?,
-                attempt: col(row, 1)?,
-                worker: col(row, 2)?,
-                started_at: col::<Option<i64>>(row, 3)?.map(time),
-                ended_at: time(col(row, 4)?),
-                outcome: outcome
-                    .parse()
-                    .map_err(|_| DbErr::Type(format!("unknown attempt outcome `{outcome}`")))?,
-                error_message: col(row, 6)?,
-            })
-        })
+    use task_attempts::Column as A;
+    task_attempts::Entity::find()
+        .filter(A::JobId.eq(job_id))
+        .order_by_asc(A::TaskId)
+        .order_by_asc(A::ClaimEpoch)
+        .order_by_asc(A::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(from_entities::attempt)
         .collect()
 }
 

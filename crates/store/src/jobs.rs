@@ -7,25 +7,50 @@ use chrono::{DateTime, Utc};
 use nosyntask_domain::{Job, JobId, JobStatus, JobWithTasks, TaskId};
 use nosyntask_engine::StoreError;
 use nosyntask_engine::ports::{JobFilter, JobVersion, StoreStats};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Value,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, IdenStatic, Iterable,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use crate::create::load_job;
 use crate::entities::{generation_tasks, workflow_jobs};
 use crate::error::{Result, retrying, retrying_read};
 use crate::from_entities;
 use crate::history;
+use crate::query::{literal, null_int, null_text, status_in};
 use crate::sql::{
-    IN_LIST_CHUNK, JOB_COLUMNS, col, decode_job, ms, padded_ids, padded_len, placeholders, stmt,
-    time,
+    IN_LIST_CHUNK, col, ms, padded_ids, padded_len, placeholders, stmt, storable_text, time,
 };
 use crate::store::Store;
 
 /// Rows deleted per prune transaction, so pruning never holds locks for long.
 const PRUNE_BATCH: usize = 500;
+
+/// A job with its tasks (in step order, a fan-out's items after their step) in one statement.
+pub(crate) async fn load_job(
+    conn: &impl ConnectionTrait,
+    id: JobId,
+) -> Result<Option<JobWithTasks>, DbErr> {
+    let Some((job, tasks)) = workflow_jobs::Entity::find_by_id(id)
+        .find_with_related(generation_tasks::Entity)
+        .all(conn)
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    let mut tasks = tasks
+        .into_iter()
+        .map(from_entities::task)
+        .collect::<Result<Vec<_>, _>>()?;
+    tasks.sort_by_key(|t| (t.item_index.is_some(), t.step_index, t.item_index, t.id));
+    Ok(Some(JobWithTasks {
+        job: from_entities::job(job)?,
+        tasks,
+        history: Vec::new(),
+    }))
+}
 
 async fn load(conn: &impl ConnectionTrait, id: JobId) -> Result<Job> {
     load_job(conn, id)
@@ -34,58 +59,60 @@ async fn load(conn: &impl ConnectionTrait, id: JobId) -> Result<Job> {
         .ok_or_else(|| StoreError::NotFound(id).into())
 }
 
-async fn status_of(conn: &impl ConnectionTrait, id: JobId) -> Result<JobStatus> {
-    let backend = conn.get_database_backend();
-    let row = conn
-        .query_one_raw(stmt(
-            backend,
-            "SELECT status FROM workflow_jobs WHERE id = ?",
-            vec![id.into()],
-        ))
-        .await?
-        .ok_or(StoreError::NotFound(id))?;
-    let status: String = col(&row, 0)?;
+fn parse_job_status(id: JobId, status: &str) -> Result<JobStatus> {
     status
         .parse()
         .map_err(|_| StoreError::Other(format!("job {id} has unknown status `{status}`")).into())
 }
 
-/// ` FOR UPDATE` where the database locks rows; nothing on SQLite, whose write transactions run
-/// one at a time.
-fn row_lock(backend: DbBackend) -> &'static str {
-    if backend == DbBackend::Sqlite {
-        ""
-    } else {
-        " FOR UPDATE"
-    }
+async fn status_of(conn: &impl ConnectionTrait, id: JobId) -> Result<JobStatus> {
+    let status: String = workflow_jobs::Entity::find_by_id(id)
+        .select_only()
+        .column(workflow_jobs::Column::Status)
+        .into_tuple()
+        .one(conn)
+        .await?
+        .ok_or(StoreError::NotFound(id))?;
+    parse_job_status(id, &status)
 }
 
 /// Locks the job's task rows, then the job row (the lock order of every transaction), and reads
 /// the job's status and user. Cancel, resume and prune decide on what they read here, so two of
 /// them (or one and a worker) can never both act on the same status. SQLite's write transactions
-/// run one at a time, so there the reads alone are enough.
-async fn lock_job(conn: &impl ConnectionTrait, id: JobId) -> Result<(JobStatus, i64)> {
-    let backend = conn.get_database_backend();
-    let lock = row_lock(backend);
-    conn.query_all_raw(stmt(
-        backend,
-        &format!("SELECT id FROM generation_tasks WHERE job_id = ? ORDER BY id{lock}"),
-        vec![id.into()],
-    ))
-    .await?;
-    let row = conn
-        .query_one_raw(stmt(
-            backend,
-            &format!("SELECT status, user_id FROM workflow_jobs WHERE id = ?{lock}"),
-            vec![id.into()],
-        ))
+/// run one at a time, so there the reads alone are enough (sea-query writes no `FOR UPDATE` for
+/// SQLite).
+async fn lock_job(conn: &impl ConnectionTrait, id: JobId) -> Result<LockedJob> {
+    use generation_tasks::Column as T;
+    use workflow_jobs::Column as J;
+    generation_tasks::Entity::find()
+        .select_only()
+        .column(T::Id)
+        .filter(T::JobId.eq(id))
+        .order_by_asc(T::Id)
+        .lock_exclusive()
+        .into_tuple::<i64>()
+        .all(conn)
+        .await?;
+    let (status, user_id, total_steps): (String, i64, i32) = workflow_jobs::Entity::find_by_id(id)
+        .select_only()
+        .columns([J::Status, J::UserId, J::TotalSteps])
+        .lock_exclusive()
+        .into_tuple()
+        .one(conn)
         .await?
         .ok_or(StoreError::NotFound(id))?;
-    let status: String = col(&row, 0)?;
-    let status = status
-        .parse()
-        .map_err(|_| StoreError::Other(format!("job {id} has unknown status `{status}`")))?;
-    Ok((status, col(&row, 1)?))
+    Ok(LockedJob {
+        status: parse_job_status(id, &status)?,
+        user_id,
+        total_steps,
+    })
+}
+
+/// What [`lock_job`] reads under its locks.
+struct LockedJob {
+    status: JobStatus,
+    user_id: i64,
+    total_steps: i32,
 }
 
 impl Store {
@@ -101,28 +128,28 @@ impl Store {
     }
 
     pub(crate) async fn list_jobs_impl(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        use workflow_jobs::Column as J;
         if filter.limit == 0 {
             return Ok(Vec::new());
         }
-        let columns = if filter.without_params {
+        let mut select = workflow_jobs::Entity::find();
+        if filter.without_params {
             // A text literal that decodes as JSON `null`, the same on every backend.
-            JOB_COLUMNS.replace("j.input_params", "'null'")
-        } else {
-            JOB_COLUMNS.clone()
-        };
-        let (conditions, mut values) = list_conditions(self.backend(), filter, true);
-        let mut sql = format!("SELECT {columns} FROM workflow_jobs j WHERE 1 = 1{conditions}");
-        sql.push_str(" ORDER BY j.id DESC LIMIT ?");
-        values.push(i64::try_from(filter.limit).unwrap_or(i64::MAX).into());
+            select = select
+                .select_only()
+                .columns(workflow_jobs::Column::iter().filter(|c| !matches!(c, J::InputParams)))
+                .column_as(Expr::Constant("null".into()), J::InputParams.as_str());
+        }
+        let select = select
+            .filter(list_condition(filter, true))
+            .order_by_desc(J::Id)
+            // No limit is `u64::MAX`, more than a database takes.
+            .limit(std::cmp::min(filter.limit, i64::MAX as u64));
         retrying_read(|| async {
-            let rows = self
-                .inner
-                .read
-                .query_all_raw(stmt(self.backend(), &sql, values.clone()))
-                .await?;
+            let rows = select.clone().all(&self.inner.read).await?;
             Ok(rows
-                .iter()
-                .map(|row| decode_job(row, 0))
+                .into_iter()
+                .map(from_entities::job)
                 .collect::<Result<Vec<_>, _>>()?)
         })
         .await
@@ -132,27 +159,23 @@ impl Store {
         &self,
         filter: &JobFilter,
     ) -> Result<Vec<(JobStatus, u64)>, StoreError> {
-        let (conditions, values) = list_conditions(self.backend(), filter, false);
-        let sql = format!(
-            "SELECT j.status, COUNT(*) FROM workflow_jobs j WHERE 1 = 1{conditions} \
-             GROUP BY j.status ORDER BY j.status"
-        );
+        use workflow_jobs::Column as J;
+        let select = workflow_jobs::Entity::find()
+            .select_only()
+            .column(J::Status)
+            .column_as(Expr::col(J::Id).count(), "jobs")
+            .filter(list_condition(filter, false))
+            .group_by(J::Status)
+            .order_by_asc(J::Status);
         retrying_read(|| async {
-            let rows = self
-                .inner
-                .read
-                .query_all_raw(stmt(self.backend(), &sql, values.clone()))
-                .await?;
+            let rows: Vec<(String, i64)> =
+                select.clone().into_tuple().all(&self.inner.read).await?;
             let mut counts = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let status: String = col(row, 0)?;
+            for (status, jobs) in rows {
                 let status = status.parse().map_err(|_| {
                     StoreError::Other(format!("a job has unknown status `{status}`"))
                 })?;
-                counts.push((
-                    status,
-                    u64::try_from(col::<i64>(row, 1)?).unwrap_or_default(),
-                ));
+                counts.push((status, u64::try_from(jobs).unwrap_or_default()));
             }
             Ok(counts)
         })
@@ -200,10 +223,11 @@ impl Store {
     }
 
     async fn cancel_once(&self, id: JobId, now: DateTime<Utc>) -> Result<Job> {
-        let backend = self.backend();
+        use generation_tasks::Column as T;
+        use workflow_jobs::Column as J;
         let now_ms = ms(now);
         let txn = self.begin().await?;
-        match lock_job(&txn, id).await?.0 {
+        match lock_job(&txn, id).await?.status {
             JobStatus::Completed => return Err(already_completed(id)),
             JobStatus::Cancelled => {
                 let job = load(&txn, id).await?;
@@ -215,23 +239,25 @@ impl Store {
         history::record_cancelled(&txn, id, now).await?;
         // Tasks first, then the job: the lock order of every transaction. Running tasks keep
         // their lease owner so the worker running them learns of the cancellation.
-        txn.execute_raw(stmt(
-            backend,
-            "UPDATE generation_tasks SET status = 'cancelled', ready_at = NULL, \
-             completed_at = ?, updated_at = ? \
-             WHERE job_id = ? AND status IN ('pending', 'running')",
-            vec![now_ms.into(), now_ms.into(), id.into()],
-        ))
-        .await?;
-        let updated = txn
-            .execute_raw(stmt(
-                backend,
-                "UPDATE workflow_jobs SET status = 'cancelled', completed_at = ?, updated_at = ?, \
-                 unique_key = NULL WHERE id = ? AND status IN ('pending', 'running', 'failed')",
-                vec![now_ms.into(), now_ms.into(), id.into()],
-            ))
+        generation_tasks::Entity::update_many()
+            .col_expr(T::Status, literal("cancelled"))
+            .col_expr(T::ReadyAt, null_int())
+            .col_expr(T::CompletedAt, Expr::value(now_ms))
+            .col_expr(T::UpdatedAt, Expr::value(now_ms))
+            .filter(T::JobId.eq(id))
+            .filter(status_in(T::Status, &["pending", "running"]))
+            .exec(&txn)
             .await?;
-        if updated.rows_affected() == 0 {
+        let updated = workflow_jobs::Entity::update_many()
+            .col_expr(J::Status, literal("cancelled"))
+            .col_expr(J::CompletedAt, Expr::value(now_ms))
+            .col_expr(J::UpdatedAt, Expr::value(now_ms))
+            .col_expr(J::UniqueKey, null_text())
+            .filter(J::Id.eq(id))
+            .filter(status_in(J::Status, &["pending", "running", "failed"]))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected == 0 {
             // A completion or another cancel committed in between.
             let status = status_of(&txn, id).await?;
             if status == JobStatus::Completed {
@@ -260,25 +286,23 @@ impl Store {
         max_active_per_user: Option<u64>,
         now: DateTime<Utc>,
     ) -> Result<Job> {
-        let backend = self.backend();
+        use generation_tasks::Column as T;
+        use workflow_jobs::Column as J;
         let now_ms = ms(now);
         let txn = self.begin().await?;
         if max_active_per_user.is_some() {
             // The user's starts and resumes take turns, so the quota count is exact.
-            let user_id = txn
-                .query_one_raw(stmt(
-                    backend,
-                    "SELECT user_id FROM workflow_jobs WHERE id = ?",
-                    vec![id.into()],
-                ))
+            let user_id: i64 = workflow_jobs::Entity::find_by_id(id)
+                .select_only()
+                .column(J::UserId)
+                .into_tuple()
+                .one(&txn)
                 .await?
-                .ok_or(StoreError::NotFound(id))
-                .and_then(|row| {
-                    col::<i64>(&row, 0).map_err(|e| StoreError::Other(e.to_string()))
-                })?;
+                .ok_or(StoreError::NotFound(id))?;
             self.lock_user(&txn, user_id).await?;
         }
-        let (status, user_id) = lock_job(&txn, id).await?;
+        let locked = lock_job(&txn, id).await?;
+        let status = locked.status;
         if !matches!(status, JobStatus::Failed | JobStatus::Cancelled) {
             return Err(StoreError::Conflict(format!(
                 "job {id} is {status}; only failed or cancelled jobs can be resumed"
@@ -286,69 +310,74 @@ impl Store {
             .into());
         }
         if let Some(limit) = max_active_per_user {
-            let row = txn
-                .query_one_raw(stmt(
-                    backend,
-                    "SELECT COUNT(*) FROM workflow_jobs \
-                     WHERE user_id = ? AND status IN ('pending', 'running')",
-                    vec![user_id.into()],
-                ))
+            let active = workflow_jobs::Entity::find()
+                .filter(J::UserId.eq(locked.user_id))
+                .filter(status_in(J::Status, &["pending", "running"]))
+                .count(&txn)
                 .await?;
-            let active = row
-                .map(|row| col::<i64>(&row, 0))
-                .transpose()?
-                .map_or(0, |n| u64::try_from(n).unwrap_or_default());
             if active >= limit {
                 txn.rollback().await?;
                 return Err(StoreError::QuotaExceeded {
-                    user_id,
+                    user_id: locked.user_id,
                     active,
                     limit,
                 }
                 .into());
             }
         }
-        let rows = txn
-            .query_all_raw(stmt(
-                backend,
-                "SELECT t.step_index, j.total_steps FROM generation_tasks t \
-                 JOIN workflow_jobs j ON j.id = t.job_id \
-                 WHERE t.job_id = ? AND t.status <> 'completed' ORDER BY t.step_index",
-                vec![id.into()],
-            ))
-            .await?;
-        let Some(first) = rows.first() else {
+        let unfinished = || {
+            Condition::all()
+                .add(T::JobId.eq(id))
+                .add(T::Status.into_expr().ne(literal("completed")))
+        };
+        let Some(step) = generation_tasks::Entity::find()
+            .select_only()
+            .column(T::StepIndex)
+            .filter(unfinished())
+            .order_by_asc(T::StepIndex)
+            .limit(1)
+            .into_tuple::<i32>()
+            .one(&txn)
+            .await?
+        else {
             return Err(StoreError::Conflict(format!("job {id} has no unfinished step")).into());
         };
-        let step: i32 = col(first, 0)?;
-        let total: i32 = col(first, 1)?;
-        txn.execute_raw(stmt(
-            backend,
-            // A new epoch: whatever the cancelled or failed attempt still writes is fenced off.
-            "UPDATE generation_tasks SET status = 'pending', \
-             ready_at = CASE WHEN step_index = ? AND item_index < 0 THEN ? ELSE NULL END, \
-             attempts = 0, claim_epoch = claim_epoch + 1, progress = 0, error_message = NULL, \
-             completed_at = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? \
-             WHERE job_id = ? AND step_index >= ? AND status <> 'completed'",
-            vec![
-                step.into(),
-                now_ms.into(),
-                now_ms.into(),
-                id.into(),
-                step.into(),
-            ],
-        ))
-        .await?;
+        // A new epoch: whatever the cancelled or failed attempt still writes is fenced off.
+        let first_ready = Expr::case(
+            Condition::all()
+                .add(T::StepIndex.eq(step))
+                .add(T::ItemIndex.lt(0)),
+            now_ms,
+        )
+        .finally(null_int());
+        generation_tasks::Entity::update_many()
+            .col_expr(T::Status, literal("pending"))
+            .col_expr(T::ReadyAt, first_ready.into())
+            .col_expr(T::Attempts, Expr::value(0))
+            .col_expr(T::ClaimEpoch, Expr::col(T::ClaimEpoch).add(1))
+            .col_expr(T::Progress, Expr::value(0))
+            .col_expr(T::ErrorMessage, null_text())
+            .col_expr(T::CompletedAt, null_int())
+            .col_expr(T::LeaseOwner, null_text())
+            .col_expr(T::LeaseExpiresAt, null_int())
+            .col_expr(T::UpdatedAt, Expr::value(now_ms))
+            .filter(unfinished())
+            .filter(T::StepIndex.gte(step))
+            .exec(&txn)
+            .await?;
+        let total = locked.total_steps;
         let progress = if total > 0 { step * 100 / total } else { 0 };
-        let resumed = txn
-            .execute_raw(stmt(
-                backend,
-                "UPDATE workflow_jobs SET status = 'pending', error_message = NULL, \
-                 completed_at = NULL, current_step_index = ?, progress = ?, \
-                 unique_key = unique_key_value, updated_at = ? \
-                 WHERE id = ? AND status IN ('failed', 'cancelled')",
-                vec![step.into(), progress.into(), now_ms.into(), id.into()],
-            ))
+        let resumed = workflow_jobs::Entity::update_many()
+            .col_expr(J::Status, literal("pending"))
+            .col_expr(J::ErrorMessage, null_text())
+            .col_expr(J::CompletedAt, null_int())
+            .col_expr(J::CurrentStepIndex, Expr::value(step))
+            .col_expr(J::Progress, Expr::value(progress))
+            .col_expr(J::UniqueKey, Expr::col(J::UniqueKeyValue))
+            .col_expr(J::UpdatedAt, Expr::value(now_ms))
+            .filter(J::Id.eq(id))
+            .filter(status_in(J::Status, &["failed", "cancelled"]))
+            .exec(&txn)
             .await;
         match resumed {
             Ok(_) => {}
@@ -450,7 +479,7 @@ impl Store {
         let old = || {
             Condition::all()
                 .add(J::Status.is_in(["completed", "failed", "cancelled"]))
-                .add(J::CompletedAt.lt(consumed.max(unconsumed)))
+                .add(J::CompletedAt.lt(std::cmp::max(consumed, unconsumed)))
                 .add(
                     Condition::any()
                         .add(
@@ -565,46 +594,45 @@ impl Store {
     }
 
     pub(crate) async fn stats_impl(&self, now: DateTime<Utc>) -> Result<StoreStats, StoreError> {
+        use generation_tasks::Column as T;
+        use workflow_jobs::Column as J;
+        let now_ms = ms(now);
+        let pending = || T::Status.into_expr().eq(literal("pending"));
         retrying_read(|| async {
-            let backend = self.backend();
-            let now_ms = ms(now);
-            let row = self
-                .inner
-                .read
-                .query_one_raw(stmt(
-                    backend,
-                    "SELECT \
-                     (SELECT COUNT(*) FROM generation_tasks WHERE status = 'pending' \
-                      AND ready_at <= ?), \
-                     (SELECT COUNT(*) FROM generation_tasks WHERE status = 'pending' \
-                      AND ready_at > ?), \
-                     (SELECT COUNT(*) FROM generation_tasks WHERE status = 'running')",
-                    vec![now_ms.into(), now_ms.into()],
-                ))
-                .await?
-                .ok_or_else(|| StoreError::Other("stats returned no row".to_owned()))?;
-            let count =
-                |i| -> Result<u64> { Ok(u64::try_from(col::<i64>(&row, i)?).unwrap_or_default()) };
-            let (ready, scheduled, running) = (count(0)?, count(1)?, count(2)?);
-            let rows = self
-                .inner
-                .read
-                .query_all_raw(stmt(
-                    backend,
-                    // Active jobs only, through the (status, completed_at) index: the cost
-                    // follows the work in flight, never the history kept in the table.
-                    "SELECT status, COUNT(*) FROM workflow_jobs \
-                     WHERE status IN ('pending', 'running') GROUP BY status",
-                    Vec::new(),
-                ))
+            let read = &self.inner.read;
+            // Each count names its status inline, so PostgreSQL serves it from the partial
+            // index of active tasks (`ix_generation_tasks_claim`).
+            let count = |condition: Condition| async move {
+                let tasks: i64 = generation_tasks::Entity::find()
+                    .select_only()
+                    .column_as(Expr::col(T::Id).count(), "tasks")
+                    .filter(condition)
+                    .into_tuple()
+                    .one(read)
+                    .await?
+                    .unwrap_or_default();
+                Ok::<_, DbErr>(u64::try_from(tasks).unwrap_or_default())
+            };
+            let ready = count(Condition::all().add(pending()).add(T::ReadyAt.lte(now_ms))).await?;
+            let scheduled =
+                count(Condition::all().add(pending()).add(T::ReadyAt.gt(now_ms))).await?;
+            let running =
+                count(Condition::all().add(T::Status.into_expr().eq(literal("running")))).await?;
+            // Active jobs only, through the partial index of active jobs: the cost follows the
+            // work in flight, never the history kept in the table.
+            let rows: Vec<(String, i64)> = workflow_jobs::Entity::find()
+                .select_only()
+                .column(J::Status)
+                .column_as(Expr::col(J::Id).count(), "jobs")
+                .filter(status_in(J::Status, &["pending", "running"]))
+                .group_by(J::Status)
+                .into_tuple()
+                .all(read)
                 .await?;
-            let mut jobs_by_status = BTreeMap::new();
-            for row in &rows {
-                jobs_by_status.insert(
-                    col::<String>(row, 0)?,
-                    u64::try_from(col::<i64>(row, 1)?).unwrap_or_default(),
-                );
-            }
+            let jobs_by_status = rows
+                .into_iter()
+                .map(|(status, jobs)| (status, u64::try_from(jobs).unwrap_or_default()))
+                .collect::<BTreeMap<_, _>>();
             Ok(StoreStats {
                 ready,
                 scheduled,
@@ -616,57 +644,45 @@ impl Store {
     }
 }
 
-/// The `AND …` conditions of a job list and their values; `page` adds the status and `before`
-/// filters, which a count by status leaves out.
-fn list_conditions(backend: DbBackend, filter: &JobFilter, page: bool) -> (String, Vec<Value>) {
-    let mut sql = String::new();
-    let mut values: Vec<Value> = Vec::new();
+/// The conditions of a job list; `page` adds the status and `before` filters, which a count by
+/// status leaves out.
+fn list_condition(filter: &JobFilter, page: bool) -> Condition {
+    use workflow_jobs::Column as J;
+    let mut condition = Condition::all();
     if let Some(user) = filter.user_id {
-        sql.push_str(" AND j.user_id = ?");
-        values.push(user.into());
+        condition = condition.add(J::UserId.eq(user));
     }
     if let Some(project) = filter.project_id {
-        sql.push_str(" AND j.project_id = ?");
-        values.push(project.into());
+        condition = condition.add(J::ProjectId.eq(project));
     }
     if let Some(workflow_type) = &filter.workflow_type {
-        sql.push_str(" AND j.workflow_type = ?");
-        values.push(workflow_type.clone().into());
+        condition = condition.add(J::WorkflowType.eq(storable_text(workflow_type)));
     }
     if page && !filter.statuses.is_empty() {
-        sql.push_str(&format!(
-            " AND j.status IN ({})",
-            placeholders(filter.statuses.len())
-        ));
-        values.extend(filter.statuses.iter().map(|s| Value::from(s.as_str())));
+        let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+        condition = condition.add(status_in(J::Status, &statuses));
     }
     if filter.active_only {
-        sql.push_str(
-            " AND (j.status IN ('pending', 'running') \
-             OR (j.status IN ('completed', 'failed') AND j.is_consumed = FALSE))",
+        condition = condition.add(
+            Condition::any()
+                .add(status_in(J::Status, &["pending", "running"]))
+                .add(
+                    Condition::all()
+                        .add(status_in(J::Status, &["completed", "failed"]))
+                        .add(J::IsConsumed.eq(false)),
+                ),
         );
     }
     if let Some(text) = &filter.params_text {
-        let pattern = contains_pattern(text);
-        let (condition, pattern) = match backend {
-            DbBackend::Postgres => (" AND j.input_params ILIKE ? ESCAPE '!'", pattern),
-            // The column's collation may be a binary one (the test databases' is): both sides
-            // in lower case.
-            DbBackend::MySql => (
-                " AND LOWER(j.input_params) LIKE ? ESCAPE '!'",
-                pattern.to_lowercase(),
-            ),
-            // SQLite's LIKE ignores the case of ASCII letters.
-            _ => (" AND j.input_params LIKE ? ESCAPE '!'", pattern),
-        };
-        sql.push_str(condition);
-        values.push(pattern.into());
+        // Both sides in lower case: the column's collation may be a binary one (the MySQL test
+        // databases' is), and PostgreSQL's LIKE is case-sensitive.
+        let pattern = LikeExpr::new(contains_pattern(text).to_lowercase()).escape('!');
+        condition = condition.add(Expr::expr(Func::lower(Expr::col(J::InputParams))).like(pattern));
     }
     if let (true, Some(before)) = (page, filter.before) {
-        sql.push_str(" AND j.id < ?");
-        values.push(before.into());
+        condition = condition.add(J::Id.lt(before));
     }
-    (sql, values)
+    condition
 }
 
 /// The `LIKE … ESCAPE '!'` pattern of params text containing `text`: the text as it is written

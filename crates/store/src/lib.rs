@@ -40,6 +40,7 @@ mod history;
 mod jobs;
 mod models;
 mod notify;
+mod query;
 mod sql;
 mod store;
 pub mod testing;
