@@ -1,151 +1,26 @@
-//! Building the actix `App`: shared state, routes by role, extractor error handlers, the fallback
-//! that tells 404 from 405, static artifacts and the API docs.
+//! Building the actix `App`: the shared state and the routes by role (from [`crate::routes`]),
+//! extractor error handlers, the middleware stack and the fallback that tells 404 from 405.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ResourceDef, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{
-    ACCEPT, ACCEPT_LANGUAGE, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION,
-    RETRY_AFTER,
+    ACCEPT, ACCEPT_LANGUAGE, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH, RETRY_AFTER,
 };
 use actix_web::{App, Error, HttpRequest, HttpResponse, middleware, web};
-use futures::StreamExt;
-use nosyntask_artifacts::Artifacts;
-use nosyntask_domain::{Job as DomainJob, Viewer};
-use nosyntask_engine::ports::ModelCatalog;
-use nosyntask_engine::{Engine, EngineError, WorkflowDefinition};
-use tokio_util::sync::CancellationToken;
 use utoipa::openapi::OpenApi;
 use utoipa_actix_web::AppExt;
-use utoipa_actix_web::service_config::ServiceConfig;
-use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::JwtAuth;
 use crate::config::Role;
 use crate::edge::{DEFAULT_BODY_READ_TIMEOUT, EdgeConfig};
 use crate::error::{self, ApiError};
-use crate::i18n::Lang;
 use crate::middleware::HttpMetrics;
 use crate::openapi;
-use crate::reads::JobReads;
-use crate::routes::{admin, console, events, files, series, system, workflows};
-use crate::views::{Job, JobList, JobSummary};
-
-/// Jobs of a list whose tasks are read at the same time.
-const LIST_READS_AT_ONCE: usize = 8;
-
-/// Event stream timing.
-#[derive(Debug, Clone, Copy)]
-pub struct EventTiming {
-    /// How often a stream re-reads its job.
-    pub poll: Duration,
-    /// Longest silence before a keep-alive comment.
-    pub keepalive: Duration,
-}
-
-/// The address a request reached the server at (`http://host:port`, following `Forwarded` /
-/// `X-Forwarded-*` behind a proxy): media URLs of job reads are made absolute with it when no
-/// `artifacts.public_base_url` is configured.
-pub fn own_base(req: &HttpRequest) -> String {
-    let info = req.connection_info();
-    format!("{}://{}", info.scheme(), info.host())
-}
-
-/// What handlers share.
-pub struct AppState {
-    pub engine: Engine,
-    /// Coalesced job reads (status polling, event streams).
-    pub reads: Arc<JobReads>,
-    /// Live watching of jobs, shared by every event stream of the process.
-    pub watch: Arc<crate::watch::JobWatch>,
-    pub models: Arc<dyn ModelCatalog>,
-    /// Generated media: served under `/files/`, and the URLs job reads carry.
-    pub artifacts: Arc<Artifacts>,
-    pub events: EventTiming,
-    /// `Retry-After` of a quota answer.
-    pub quota_retry_after_secs: u64,
-    /// Fires when the server starts shutting down: event streams end, readiness fails.
-    pub shutdown: CancellationToken,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("engine", &self.engine)
-            .finish_non_exhaustive()
-    }
-}
-
-impl AppState {
-    /// `json` with its artifact references replaced by URLs that load now for this request's
-    /// reader (absolute at `public_base_url`, or at the address the request reached).
-    pub async fn with_links(&self, req: &HttpRequest, json: &[u8]) -> Vec<u8> {
-        let own = own_base(req);
-        nosyntask_artifacts::links::rewrite_json(&self.artifacts, json, Some(&own)).await
-    }
-
-    /// A JSON response of `value` with working artifact URLs.
-    pub async fn json_with_links<T: serde::Serialize>(
-        &self,
-        req: &HttpRequest,
-        status: actix_web::http::StatusCode,
-        value: &T,
-    ) -> Result<HttpResponse, ApiError> {
-        let body = serde_json::to_vec(value).map_err(ApiError::internal)?;
-        let body = self.with_links(req, &body).await;
-        Ok(HttpResponse::build(status)
-            .content_type("application/json")
-            .body(body))
-    }
-
-    /// The HTTP error of an engine error.
-    pub fn error(&self, err: EngineError) -> ApiError {
-        ApiError::from_engine(err, self.quota_retry_after_secs)
-    }
-
-    /// The definition of a registered workflow type.
-    pub fn definition(&self, workflow_type: &str) -> Option<&WorkflowDefinition> {
-        self.engine
-            .registry()
-            .get(workflow_type)
-            .map(|definition| definition.as_ref())
-    }
-
-    /// List views of jobs, with their tasks when `with_tasks` (read a few jobs at a time; a job
-    /// pruned in between is left out).
-    pub async fn job_list(
-        &self,
-        viewer: &Viewer,
-        jobs: &[DomainJob],
-        with_tasks: bool,
-        lang: Lang,
-    ) -> Result<JobList, ApiError> {
-        if !with_tasks {
-            let jobs = jobs
-                .iter()
-                .map(|job| JobSummary::new(job, self.definition(&job.workflow_type), lang).into())
-                .collect();
-            return Ok(JobList::of(jobs));
-        }
-        let reads = futures::stream::iter(jobs.iter().map(|job| self.engine.get(viewer, job.id)))
-            .buffered(LIST_READS_AT_ONCE)
-            .collect::<Vec<_>>()
-            .await;
-        let mut listed = Vec::with_capacity(reads.len());
-        for read in reads {
-            match read {
-                Ok(job) => listed
-                    .push(Job::new(&job, self.definition(&job.job.workflow_type), lang).into()),
-                Err(EngineError::NotFound(_)) => {}
-                Err(err) => return Err(self.error(err)),
-            }
-        }
-        Ok(JobList::of(listed))
-    }
-}
+use crate::routes::{self, api_routes, system_routes};
+pub use crate::state::{AppState, EventTiming, own_base};
 
 /// Everything an app instance is built from; cloned into each HTTP worker thread.
 #[derive(Clone)]
@@ -170,7 +45,10 @@ impl AppParts {
         body_limit_bytes: usize,
         cors_allowed_origins: Vec<String>,
     ) -> Self {
-        let openapi = openapi::document();
+        let models = state.models.list();
+        let openapi = openapi::document(&openapi::ModelLists::of(
+            models.iter().map(|m| (m.name.as_str(), m.kind)),
+        ));
         let served = route_doc(role);
         AppParts {
             state: web::Data::new(state),
@@ -192,30 +70,6 @@ impl AppParts {
         self.edge = web::Data::new(edge);
         self
     }
-}
-
-/// Registers the authenticated API routes. Order matters: fixed segments (`types`, `active`)
-/// before `{jobId}`.
-pub fn api_routes(cfg: &mut ServiceConfig) {
-    cfg.service(workflows::workflow_types)
-        .service(workflows::active_jobs)
-        .service(workflows::list_jobs)
-        .service(workflows::start_workflow)
-        .service(events::job_events)
-        .service(workflows::get_job)
-        .service(workflows::consume_job)
-        .service(workflows::cancel_job)
-        .service(workflows::resume_job)
-        .service(system::models)
-        .service(admin::admin_stats)
-        .service(series::model_series);
-}
-
-/// Registers health, readiness and metrics (served in every role).
-pub fn system_routes(cfg: &mut ServiceConfig) {
-    cfg.service(system::healthz)
-        .service(system::readyz)
-        .service(system::metrics);
 }
 
 /// The OpenAPI paths a process of `role` serves.
@@ -268,15 +122,7 @@ pub fn build_app(
     let mut app = app.into_app();
     if parts.role.serves_api() {
         let openapi = Arc::unwrap_or_clone(parts.openapi);
-        app = app
-            .configure(console::routes)
-            .route("/docs", web::get().to(docs_redirect))
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi))
-            .service(
-                web::resource("/files/{key:.*}")
-                    .route(web::get().to(files::serve))
-                    .route(web::head().to(files::serve)),
-            );
+        app = app.configure(|cfg| routes::pages(cfg, openapi));
     }
     let cors = !parts.cors_allowed_origins.is_empty();
     app.default_service(web::to(move |req: HttpRequest| {
@@ -319,12 +165,6 @@ fn cors_middleware(origins: &[String]) -> Cors {
         }
     }
     cors
-}
-
-async fn docs_redirect() -> HttpResponse {
-    HttpResponse::PermanentRedirect()
-        .insert_header((LOCATION, "/docs/"))
-        .finish()
 }
 
 /// The served routes by pattern, to answer 405 (with `Allow`) for a known path with another

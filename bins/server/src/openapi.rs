@@ -1,9 +1,12 @@
 //! The OpenAPI 3.1 document, collected from the handlers' `#[utoipa::path]` annotations.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix_web::App;
-use nosyntask_providers::Catalog;
+use nosyntask_domain::ParamsSchema;
+use nosyntask_engine::ports::ModelKind;
+use nosyntask_providers::{Catalog, default_models};
 use serde_json::{Value, json};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -11,7 +14,7 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
-use crate::app::{api_routes, system_routes};
+use crate::routes::{api_routes, system_routes};
 
 /// The document's fixed parts; paths and schemas come from the registered routes.
 #[derive(OpenApi)]
@@ -51,8 +54,34 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The full document (every route, whatever the role of this process).
-pub fn document() -> Document {
+/// The configured models' names by the list name model params refer to (see
+/// `nosyntask_workflows::model_list`): what the document lists as those params' `enum`.
+#[derive(Debug, Clone, Default)]
+pub struct ModelLists(BTreeMap<String, Vec<String>>);
+
+impl ModelLists {
+    pub fn of<'a>(models: impl IntoIterator<Item = (&'a str, ModelKind)>) -> Self {
+        let mut lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, kind) in models {
+            lists
+                .entry(nosyntask_workflows::model_list(kind))
+                // An empty name stands for the kind's default model.
+                .or_insert_with(|| vec![String::new()])
+                .push(name.to_owned());
+        }
+        ModelLists(lists)
+    }
+
+    /// The models of the embedded defaults, which the committed document describes.
+    pub fn defaults() -> Self {
+        let models = default_models();
+        Self::of(models.iter().map(|m| (m.name.as_str(), m.kind)))
+    }
+}
+
+/// The full document (every route, whatever the role of this process), its model params listing
+/// `models`.
+pub fn document(models: &ModelLists) -> Document {
     let mut document = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
@@ -60,15 +89,16 @@ pub fn document() -> Document {
         .configure(api_routes)
         .split_for_parts()
         .1;
-    type_start_requests(&mut document);
+    type_start_requests(&mut document, models);
     document
 }
 
 /// `StartWorkflowRequest` as one schema per workflow type (`oneOf` by `workflowType`), each with
 /// that workflow's params schema, the one `GET /api/workflows/types` serves: a client generated
 /// from the document (or a fuzzer) knows what each workflow needs.
-fn type_start_requests(document: &mut Document) {
-    // Params schemas do not depend on the configured models: an empty catalog will do.
+fn type_start_requests(document: &mut Document, models: &ModelLists) {
+    // Params schemas do not depend on the configured models (their values are listed below): an
+    // empty catalog will do.
     let registry = nosyntask_workflows::registry(Arc::new(Catalog::new(None)));
     let Some(components) = document.components.as_mut() else {
         return;
@@ -86,7 +116,7 @@ fn type_start_requests(document: &mut Document) {
         let name = format!("{START}_{}", definition.workflow_type);
         let reference = format!("#/components/schemas/{name}");
         let mut schema = base.clone();
-        let params = documented_params(definition.params.to_json_schema());
+        let params = documented_params(listing(&definition.params, models));
         // `projectId` must be there, if only as `null` (a job outside any project).
         let mut required = vec![json!("workflowType"), json!("projectId")];
         if params["required"].as_array().is_some_and(|r| !r.is_empty())
@@ -121,6 +151,18 @@ fn type_start_requests(document: &mut Document) {
 
 const START: &str = "StartWorkflowRequest";
 
+/// A params schema whose listed params (see `ParamSpec::listed_in`) take one of their list's
+/// values: the server refuses any other.
+fn listing(params: &ParamsSchema, models: &ModelLists) -> Value {
+    let mut schema = params.to_json_schema();
+    for spec in params.params() {
+        if let Some(values) = spec.listed_in.as_ref().and_then(|list| models.0.get(list)) {
+            schema["properties"][&spec.name]["enum"] = json!(values);
+        }
+    }
+    schema
+}
+
 /// A workflow's params schema as the document states it: what the server accepts, exactly.
 /// An optional param may be `null` (the server reads it as absent); "one of a, b" groups are
 /// spelled out ([`spelled_out_any_of`]).
@@ -150,6 +192,9 @@ fn nullable_optionals(schema: &mut Value) {
             && let Some(kind) = property["type"].as_str()
         {
             property["type"] = json!([kind, "null"]);
+            if let Some(values) = property["enum"].as_array_mut() {
+                values.push(Value::Null);
+            }
         }
     }
 }
@@ -184,5 +229,40 @@ fn spelled_out_any_of(mut params: Value) -> Value {
 
 /// The document as YAML, as committed in `openapi.yaml`.
 pub fn yaml() -> Result<String, String> {
-    document().to_yaml().map_err(|err| err.to_string())
+    document(&ModelLists::defaults())
+        .to_yaml()
+        .map_err(|err| err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model param lists the configured models of its kind (and the empty name and `null`
+    /// that stand for the default): the server refuses every other name.
+    #[test]
+    fn model_params_list_the_configured_models() {
+        let lists = ModelLists::of([("gpt-4o", ModelKind::Text), ("flux", ModelKind::Image)]);
+        let document = serde_json::to_value(document(&lists)).unwrap();
+        let schemas = &document["components"]["schemas"];
+        let params =
+            &schemas["StartWorkflowRequest_scene_image_generation"]["properties"]["params"];
+        let branch = params.get("anyOf").map_or(params, |branches| &branches[0]);
+        assert_eq!(
+            branch["properties"]["imageModel"]["enum"],
+            json!(["", "flux", null])
+        );
+        assert_eq!(
+            branch["properties"]["textModel"]["enum"],
+            json!(["", "gpt-4o", null])
+        );
+        assert_eq!(
+            branch["properties"]["modelName"]["enum"],
+            json!(["", "flux", null])
+        );
+        // No video model configured: nothing to list, and `videoModel` of scene_video is open.
+        let video = &schemas["StartWorkflowRequest_scene_video"]["properties"]["params"];
+        let video = video.get("anyOf").map_or(video, |branches| &branches[0]);
+        assert!(video["properties"]["videoModel"].get("enum").is_none());
+    }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use nosyntask_domain as domain;
 use nosyntask_engine::WorkflowDefinition;
 use nosyntask_engine::ports::{ModelInfo, ModelKind as PortModelKind};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
@@ -385,31 +385,6 @@ impl Task {
         );
         self
     }
-}
-
-/// `POST /api/workflows` body.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StartWorkflowRequest {
-    /// A registered workflow type (see `GET /api/workflows/types`).
-    #[schema(example = "prompt_generate")]
-    pub workflow_type: String,
-    /// The project the job belongs to (a numeric string is accepted too); `null` for a job
-    /// outside any project (NanoStory's model test page). Required, but may be `null`.
-    #[schema(example = 1, minimum = 1)]
-    pub project_id: Option<i64>,
-    /// The workflow's params, checked against its `paramsSchema` (`GET /api/workflows/types`);
-    /// a missing or invalid param answers 422 naming it.
-    #[schema(value_type = Object, example = json!({"description": "a lighthouse at dawn"}))]
-    pub params: Option<Value>,
-    /// Same key from the same user within 24 h returns the original job. The
-    /// `Idempotency-Key` header does the same (send one of them, or both alike).
-    #[schema(max_length = 255)]
-    pub idempotency_key: Option<String>,
-    /// -100 to 100, default 0: the caller's jobs of a higher priority are claimed before the
-    /// caller's lower ones (interactive over batch); other users' fair share is unaffected.
-    #[schema(example = 0, minimum = -100, maximum = 100)]
-    pub priority: Option<i32>,
 }
 
 /// A task as the start answer lists it.

@@ -54,6 +54,15 @@ pub struct ParamSpec {
     pub max_length: Option<usize>,
     /// An array whose items must be objects (records: shots, scenes).
     pub records: bool,
+    /// The named list of values this param takes (`text models`: the configured text models'
+    /// names), known only where the list is (the server's document lists them as an `enum`). The
+    /// workflow checks them when a job starts, not [`ParamsSchema::validate`].
+    pub listed_in: Option<String>,
+    /// The JSON Schema of a records array's items, where the workflow checks more than "an
+    /// object" (documented; the workflow's own start check enforces it).
+    pub items: Option<Value>,
+    /// The most items an array param takes (documented; enforced by the workflow).
+    pub max_items: Option<usize>,
 }
 
 impl ParamSpec {
@@ -69,7 +78,28 @@ impl ParamSpec {
             allowed: None,
             max_length: None,
             records: false,
+            listed_in: None,
+            items: None,
+            max_items: None,
         }
+    }
+
+    /// The schema of a records array's items (see [`ParamSpec::items`]).
+    pub fn items(mut self, schema: Value) -> Self {
+        self.items = Some(schema);
+        self
+    }
+
+    /// At most `max` items (see [`ParamSpec::max_items`]).
+    pub fn max_items(mut self, max: usize) -> Self {
+        self.max_items = Some(max);
+        self
+    }
+
+    /// Takes the values of the named list (see [`ParamSpec::listed_in`]).
+    pub fn listed_in(mut self, list: &str) -> Self {
+        self.listed_in = Some(list.to_owned());
+        self
     }
 
     /// An array of records: each item must be a JSON object.
@@ -185,11 +215,16 @@ impl ParamSpec {
         if let Some(max) = self.max_length {
             schema.insert("maxLength".into(), json!(max));
         }
-        if self.records {
+        if let Some(items) = &self.items {
+            schema.insert("items".into(), items.clone());
+        } else if self.records {
             schema.insert(
                 "items".into(),
                 json!({"type": "object", "additionalProperties": true}),
             );
+        }
+        if let Some(max) = self.max_items {
+            schema.insert("maxItems".into(), json!(max));
         }
         // A required string must not be blank (see `check`).
         if self.required && self.kind == ParamKind::String {
@@ -279,18 +314,17 @@ impl ParamsSchema {
                         out.insert(spec.name.clone(), default.clone());
                     }
                 }
-                // Ids arrive as strings from routes that pass `req.params.id` along: an
-                // integer-valued string is that integer, stored as a number.
-                Some(Value::String(text)) if spec.kind == ParamKind::Integer => {
-                    match lenient_integer(&Value::String(text.clone())) {
-                        Some(number) => {
-                            let value = Value::from(number);
-                            spec.check(&value)?;
-                            out.insert(spec.name.clone(), value);
-                        }
-                        None => spec.check(&Value::String(text.clone()))?,
+                // Ids arrive as strings from routes that pass `req.params.id` along, and an
+                // integral float (`3.0`) is an integer to JSON Schema: either is stored as the
+                // integer it stands for, so handlers read it as one.
+                Some(value) if spec.kind == ParamKind::Integer => match lenient_integer(value) {
+                    Some(number) => {
+                        let value = Value::from(number);
+                        spec.check(&value)?;
+                        out.insert(spec.name.clone(), value);
                     }
-                }
+                    None => spec.check(value)?,
+                },
                 Some(value) => spec.check(value)?,
             }
         }
@@ -340,9 +374,23 @@ impl ParamsSchema {
 /// An integer given as a JSON number or a numeric string (`12`, `"12"`): how ids arrive from
 /// frontends.
 pub fn lenient_integer(value: &Value) -> Option<i64> {
+    // 2^63 as a float: integral floats below it in magnitude convert exactly.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
     match value {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
+        // `3.0` is an integer to JSON Schema (and to JavaScript) too.
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < LIMIT)
+                .map(|f| f as i64)
+        }),
+        Value::String(s) => {
+            let s = s.trim();
+            s.parse().ok().or_else(|| {
+                s.parse::<f64>()
+                    .ok()
+                    .and_then(|f| lenient_integer(&Value::from(f)))
+            })
+        }
         _ => None,
     }
 }
@@ -359,6 +407,29 @@ fn is_present(value: Option<&Value>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_are_read_as_json_schema_counts_them() {
+        for (value, expected) in [
+            (json!(12), Some(12)),
+            (json!(12.0), Some(12)),
+            (json!("12"), Some(12)),
+            (json!(" 12.0 "), Some(12)),
+            (json!(-3.0), Some(-3)),
+            (json!(1.5), None),
+            (json!("1.5"), None),
+            (json!(1e30), None),
+            (json!("NaN"), None),
+            (json!(true), None),
+        ] {
+            assert_eq!(lenient_integer(&value), expected, "{value}");
+        }
+        let schema = ParamsSchema::new().param(ParamSpec::new("n", ParamKind::Integer, ""));
+        assert_eq!(
+            schema.validate(&json!({"n": 7.0})).unwrap(),
+            json!({"n": 7})
+        );
+    }
 
     fn schema() -> ParamsSchema {
         ParamsSchema::new()

@@ -18,6 +18,9 @@
 mod batch;
 mod character_views;
 mod common;
+
+/// The name of the list of a kind's configured models that model params take their values from.
+pub use common::models::list as model_list;
 mod extraction;
 mod frames;
 mod prompt_generate;

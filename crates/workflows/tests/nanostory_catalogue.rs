@@ -195,6 +195,17 @@ fn models_are_resolved_at_start_naming_the_field() {
         out["textModel"], "DeepSeek Chat",
         "an empty field is absent"
     );
+    // Integers as JSON Schema counts them: `3.0` is 3, for a param and inside a shot.
+    let out = prepare(
+        "batch_scene_video_generation",
+        json!({"storyboards": [{"id": 1, "prompt": "a", "duration": 4.0}], "duration": 3.0,
+               "maxConcurrency": 2.0}),
+    )
+    .unwrap();
+    assert_eq!(
+        (&out["duration"], &out["maxConcurrency"]),
+        (&json!(3), &json!(2))
+    );
     for (workflow, params, field, says) in [
         (
             "storyboard_generation",
@@ -217,6 +228,13 @@ fn models_are_resolved_at_start_naming_the_field() {
         (
             "prompt_generate",
             json!({"description": "x", "modelName": "nope"}),
+            "modelName",
+            "unknown model",
+        ),
+        // `modelName` is checked even where the typed field wins over it.
+        (
+            "storyboard_generation",
+            json!({"scriptContent": "x", "textModel": "sim-text", "modelName": "GPT-9"}),
             "modelName",
             "unknown model",
         ),

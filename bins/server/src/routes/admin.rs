@@ -9,9 +9,9 @@ use nosyntask_engine::ports::TaskActivity;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 use crate::views::timestamp;
 
 /// The window of the "recent" counts.

@@ -15,10 +15,10 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::app::AppState;
 use crate::auth::StreamCaller;
 use crate::error::{ApiError, ErrorBody};
 use crate::reads::{JobSnapshot, etag_of, if_none_match};
+use crate::state::AppState;
 use crate::views::JobEvent;
 use crate::watch::Latest;
 
@@ -64,7 +64,7 @@ pub async fn job_events(
         .get(&caller.0, id)
         .await
         .map_err(|e| state.error(e))?;
-    let own_base = crate::app::own_base(&req);
+    let own_base = crate::state::own_base(&req);
     let changes = match web::Query::<EventsQuery>::from_query(req.query_string())
         .ok()
         .and_then(|q| q.into_inner().changes)

@@ -17,8 +17,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures::StreamExt;
 use nosyntask_artifacts::{ArtifactKey, Artifacts, GetRange, SignatureError, UrlMode};
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The handler of `/files/{key:.*}` (GET and HEAD).
 pub async fn serve(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

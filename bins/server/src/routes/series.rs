@@ -11,9 +11,9 @@ use nosyntask_engine::ports::ModelBucket;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 use crate::views::timestamp;
 
 /// Buckets per window, whatever its length.

@@ -9,10 +9,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::middleware::HttpMetrics;
+use crate::state::AppState;
 use crate::views::{Health, Model, ModelList};
 
 /// Liveness: the process answers.

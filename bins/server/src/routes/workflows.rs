@@ -6,17 +6,18 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use nosyntask_domain::{JobStatus, JobWithTasks, TaskStatus, lenient_integer};
 use nosyntask_engine::{ListQuery, StartRequest};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use utoipa::IntoParams;
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::i18n;
 use crate::reads::{etag_of, if_none_match};
+use crate::requests::StartWorkflowRequest;
+use crate::state::AppState;
 use crate::views::{
-    ConsumeResponse, Job, JobList, JobStatusChange, NO_PROJECT, StartWorkflowRequest,
-    StartWorkflowResponse, WorkflowType, WorkflowTypes,
+    ConsumeResponse, Job, JobList, JobStatusChange, NO_PROJECT, StartWorkflowResponse,
+    WorkflowType, WorkflowTypes,
 };
 
 const MAX_LIST_LIMIT: u64 = 200;
@@ -116,82 +117,13 @@ fn parse_start(
     body: Value,
     header_key: Option<String>,
 ) -> Result<StartRequest, ApiError> {
-    let Value::Object(mut body) = body else {
-        return Err(ApiError::unprocessable(
-            "invalid_body",
-            "the request body must be a JSON object",
-        )
-        .zh("请求体必须是 JSON 对象"));
-    };
-    let workflow_type = match body.remove("workflowType") {
-        Some(Value::String(s)) if !s.trim().is_empty() => s,
-        None | Some(Value::Null) => {
-            return Err(
-                ApiError::unprocessable("invalid_body", "workflowType is required")
-                    .zh("workflowType 为必填项"),
-            );
-        }
-        Some(_) => {
-            return Err(ApiError::unprocessable(
-                "invalid_body",
-                "workflowType must be a non-empty string",
-            )
-            .zh("workflowType 必须是非空字符串"));
-        }
-    };
-    let project_id = match body.remove("projectId") {
-        None => {
-            return Err(
-                ApiError::unprocessable("invalid_body", "projectId is required")
-                    .zh("projectId 为必填项"),
-            );
-        }
-        // NanoStory's model test page starts jobs outside any project.
-        Some(Value::Null) => NO_PROJECT,
-        Some(value) => lenient_integer(&value)
-            .filter(|id| *id > NO_PROJECT)
-            .ok_or_else(|| {
-                ApiError::unprocessable(
-                    "invalid_body",
-                    "projectId must be a positive integer or null",
-                )
-                .zh("projectId 必须是正整数或 null")
-            })?,
-    };
-    let params = match body.remove("params") {
-        None | Some(Value::Null) => Value::Object(Map::new()),
-        Some(params @ Value::Object(_)) => params,
-        Some(_) => {
-            return Err(
-                ApiError::unprocessable("invalid_params", "params must be a JSON object")
-                    .zh("params 必须是 JSON 对象"),
-            );
-        }
-    };
+    let body = StartWorkflowRequest::from_json(body)?;
+    // NanoStory's model test page starts jobs outside any project.
+    let project_id = body.project_id.unwrap_or(NO_PROJECT);
+    let params = Value::Object(body.params.unwrap_or_default());
     // Orders the caller's own jobs (interactive over batch); other users' share is unaffected.
-    let priority = match body.remove("priority") {
-        None | Some(Value::Null) => 0,
-        Some(value) => lenient_integer(&value)
-            .and_then(|p| i32::try_from(p).ok())
-            .filter(|p| (-100..=100).contains(p))
-            .ok_or_else(|| {
-                ApiError::unprocessable(
-                    "invalid_body",
-                    "priority must be an integer from -100 to 100",
-                )
-                .zh("priority 必须是 -100 到 100 之间的整数")
-            })?,
-    };
-    let body_key = match body.remove("idempotencyKey") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(_) => {
-            return Err(
-                ApiError::unprocessable("invalid_body", "idempotencyKey must be a string")
-                    .zh("idempotencyKey 必须是字符串"),
-            );
-        }
-    };
+    let priority = body.priority.unwrap_or(0);
+    let body_key = body.idempotency_key;
     let idempotency_key = match (body_key, header_key) {
         // Each is valid on its own; together they contradict each other.
         (Some(a), Some(b)) if a != b => {
@@ -220,7 +152,7 @@ fn parse_start(
     Ok(StartRequest {
         user_id: caller.0.user_id,
         project_id,
-        workflow_type,
+        workflow_type: body.workflow_type,
         params,
         idempotency_key,
         priority,
@@ -572,10 +504,12 @@ pub async fn resume_job(
 fn optional_id(name: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
     match raw {
         None => Ok(None),
-        Some(text) => text.parse::<i64>().map(Some).map_err(|_| {
-            ApiError::bad_request("invalid_query", format!("{name} must be an integer"))
-                .zh(format!("{name} 必须是整数"))
-        }),
+        Some(text) => lenient_integer(&Value::from(text))
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_query", format!("{name} must be an integer"))
+                    .zh(format!("{name} 必须是整数"))
+            }),
     }
 }
 
@@ -595,8 +529,9 @@ fn flag(name: &str, raw: Option<&str>) -> Result<bool, ApiError> {
 fn limit_of(raw: Option<&str>, default: u64) -> Result<u64, ApiError> {
     match raw {
         None => Ok(default),
-        Some(text) => match text.parse::<u64>() {
-            Ok(limit) if (1..=MAX_LIST_LIMIT).contains(&limit) => Ok(limit),
+        Some(text) => match lenient_integer(&Value::from(text)).and_then(|n| u64::try_from(n).ok())
+        {
+            Some(limit) if (1..=MAX_LIST_LIMIT).contains(&limit) => Ok(limit),
             _ => Err(ApiError::bad_request(
                 "invalid_query",
                 format!("limit must be an integer between 1 and {MAX_LIST_LIMIT}"),

@@ -569,23 +569,49 @@ export interface components {
                  * @default 576
                  */
                 height: number | null;
-                /** @description Name of a configured image model (GET /api/models); the default image model when absent or empty. */
-                imageModel?: string | null;
+                /**
+                 * @description Name of a configured image model (GET /api/models); the default image model when absent or empty.
+                 * @enum {string|null}
+                 */
+                imageModel?: "" | "sim-image" | null;
                 /**
                  * @description Shots generated at the same time.
                  * @default 20
                  */
                 maxConcurrency: number | null;
-                /** @description Alias of imageModel (used when that field is absent): a configured image model. */
-                modelName?: string | null;
+                /**
+                 * @description Alias of imageModel (used when that field is absent): a configured image model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-image" | null;
                 /** @description Paint shots that already have a frame again. */
                 overwriteFrames?: boolean | null;
                 /** @description The NanoStory script; one batch per script runs at a time. */
                 scriptId?: number | null;
                 /** @description The script's shots, [{id, prompt or description, hasAction, startFrame, endFrame, imageUrl, videoUrl, duration}] (NanoStory's engine reads them by scriptId; standalone they are required). */
-                storyboards: {
+                storyboards: (({
+                    description?: string | null;
+                    duration?: number | null;
+                    endFrame?: string | null;
+                    hasAction?: boolean;
+                    imageUrl?: string | null;
+                    prompt: string;
+                    startFrame?: string | null;
+                    videoUrl?: string | null;
+                } & {
                     [key: string]: unknown;
-                }[];
+                }) | ({
+                    description: string;
+                    duration?: number | null;
+                    endFrame?: string | null;
+                    hasAction?: boolean;
+                    imageUrl?: string | null;
+                    prompt?: string | null;
+                    startFrame?: string | null;
+                    videoUrl?: string | null;
+                } & {
+                    [key: string]: unknown;
+                }))[];
                 /**
                  * @description Image width in pixels.
                  * @default 1024
@@ -627,25 +653,54 @@ export interface components {
                  * @default 3
                  */
                 maxConcurrency: number | null;
-                /** @description Alias of videoModel (used when that field is absent): a configured video model. */
-                modelName?: string | null;
+                /**
+                 * @description Alias of videoModel (used when that field is absent): a configured video model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-video" | null;
                 /** @description Make clips of shots that already have one again. */
                 overwriteVideos?: boolean | null;
                 /** @description The NanoStory script; one batch per script runs at a time. */
                 scriptId?: number | null;
                 /** @description The script's shots, [{id, prompt or description, hasAction, startFrame, endFrame, imageUrl, videoUrl, duration}] (NanoStory's engine reads them by scriptId; standalone they are required). */
-                storyboards: {
+                storyboards: (({
+                    description?: string | null;
+                    duration?: number | null;
+                    endFrame?: string | null;
+                    hasAction?: boolean;
+                    imageUrl?: string | null;
+                    prompt: string;
+                    startFrame?: string | null;
+                    videoUrl?: string | null;
+                } & {
                     [key: string]: unknown;
-                }[];
-                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
-                textModel?: string | null;
+                }) | ({
+                    description: string;
+                    duration?: number | null;
+                    endFrame?: string | null;
+                    hasAction?: boolean;
+                    imageUrl?: string | null;
+                    prompt?: string | null;
+                    startFrame?: string | null;
+                    videoUrl?: string | null;
+                } & {
+                    [key: string]: unknown;
+                }))[];
+                /**
+                 * @description Name of a configured text model (GET /api/models); the default text model when absent or empty.
+                 * @enum {string|null}
+                 */
+                textModel?: "" | "sim-text" | null;
                 /**
                  * @description Ask the text model for its deep-thinking mode (ignored where the model has none).
                  * @default true
                  */
                 think: boolean | null;
-                /** @description Name of a configured video model (GET /api/models); the default video model when absent or empty. */
-                videoModel?: string | null;
+                /**
+                 * @description Name of a configured video model (GET /api/models); the default video model when absent or empty.
+                 * @enum {string|null}
+                 */
+                videoModel?: "" | "sim-video" | null;
             };
             /**
              * Format: int32
@@ -689,16 +744,22 @@ export interface components {
                 endFrame?: string | null;
                 /** @description Whether something moves between the first and the last frame. */
                 hasAction?: boolean | null;
-                /** @description Alias of textModel (used when that field is absent): a configured text model. */
-                modelName?: string | null;
+                /**
+                 * @description Alias of textModel (used when that field is absent): a configured text model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-text" | null;
                 /** @description Shot size: 特写, 中景, wide shot… */
                 shotType?: string | null;
                 /** @description What the first frame shows. */
                 startFrame?: string | null;
                 /** @description The NanoStory storyboard (shot). */
                 storyboardId?: number | null;
-                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
-                textModel?: string | null;
+                /**
+                 * @description Name of a configured text model (GET /api/models); the default text model when absent or empty.
+                 * @enum {string|null}
+                 */
+                textModel?: "" | "sim-text" | null;
                 /**
                  * @description Ask the text model for its deep-thinking mode (ignored where the model has none).
                  * @default true
@@ -733,8 +794,11 @@ export interface components {
              */
             idempotencyKey?: string | null;
             params: {
-                /** @description Alias of textModel (used when that field is absent): a configured text model. */
-                modelName?: string | null;
+                /**
+                 * @description Alias of textModel (used when that field is absent): a configured text model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-text" | null;
                 /** @description The NanoStory project. */
                 projectId?: number | null;
                 /** @description Storyboard shots to read instead of the script (the storyboard's `scenes`). */
@@ -745,13 +809,19 @@ export interface components {
                 scriptContent: string;
                 /** @description The script; one extraction per script runs at a time. */
                 scriptId?: number | null;
-                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
-                textModel?: string | null;
+                /**
+                 * @description Name of a configured text model (GET /api/models); the default text model when absent or empty.
+                 * @enum {string|null}
+                 */
+                textModel?: "" | "sim-text" | null;
                 /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
                 think?: boolean | null;
             } | {
-                /** @description Alias of textModel (used when that field is absent): a configured text model. */
-                modelName?: string | null;
+                /**
+                 * @description Alias of textModel (used when that field is absent): a configured text model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-text" | null;
                 /** @description The NanoStory project. */
                 projectId?: number | null;
                 /** @description Storyboard shots to read instead of the script (the storyboard's `scenes`). */
@@ -762,8 +832,11 @@ export interface components {
                 scriptContent?: string | null;
                 /** @description The script; one extraction per script runs at a time. */
                 scriptId?: number | null;
-                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
-                textModel?: string | null;
+                /**
+                 * @description Name of a configured text model (GET /api/models); the default text model when absent or empty.
+                 * @enum {string|null}
+                 */
+                textModel?: "" | "sim-text" | null;
                 /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
                 think?: boolean | null;
             };
@@ -808,16 +881,25 @@ export interface components {
                  * @default 768
                  */
                 height: number | null;
-                /** @description Name of a configured image model (GET /api/models); the default image model when absent or empty. */
-                imageModel?: string | null;
-                /** @description Alias of imageModel (used when that field is absent): a configured image model. */
-                modelName?: string | null;
+                /**
+                 * @description Name of a configured image model (GET /api/models); the default image model when absent or empty.
+                 * @enum {string|null}
+                 */
+                imageModel?: "" | "sim-image" | null;
+                /**
+                 * @description Alias of imageModel (used when that field is absent): a configured image model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-image" | null;
                 /** @description The character's temperament. */
                 personality?: string | null;
                 /** @description Visual style, e.g. 动漫风格 or cinematic realism. */
                 style?: string | null;
-                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
-                textModel?: string | null;
+                /**
+                 * @description Name of a configured text model (GET /api/models); the default text model when absent or empty.
+                 * @enum {string|null}
+                 */
+                textModel?: "" | "sim-text" | null;
                 /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
                 think?: boolean | null;
                 /**
@@ -859,10 +941,16 @@ export interface components {
                  * @default 576
                  */
                 height: number | null;
-                /** @description Name of a configured image model (GET /api/models); the default image model when absent or empty. */
-                imageModel?: string | null;
-                /** @description Alias of imageModel (used when that field is absent): a configured image model. */
-                modelName?: string | null;
+                /**
+                 * @description Name of a configured image model (GET /api/models); the default image model when absent or empty.
+                 * @enum {string|null}
+                 */
+                imageModel?: "" | "sim-image" | null;
+                /**
+                 * @description Alias of imageModel (used when that field is absent): a configured image model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-image" | null;
                 /** @description The shot: what happens from its first to its last frame. */
                 prompt: string;
                 /** @description The NanoStory storyboard (shot) the frames are for; kept for the frontend's recovery. */
@@ -909,12 +997,18 @@ export interface components {
                  * @enum {string|null}
                  */
                 kind: "image" | "video" | null;
-                /** @description Alias of textModel (used when that field is absent): a configured text model. */
-                modelName?: string | null;
+                /**
+                 * @description Alias of textModel (used when that field is absent): a configured text model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-text" | null;
                 /** @description Visual style, e.g. 动漫风格 or cinematic realism. */
                 style?: string | null;
-                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
-                textModel?: string | null;
+                /**
+                 * @description Name of a configured text model (GET /api/models); the default text model when absent or empty.
+                 * @enum {string|null}
+                 */
+                textModel?: "" | "sim-text" | null;
                 /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
                 think?: boolean | null;
             };
@@ -946,8 +1040,11 @@ export interface components {
              */
             idempotencyKey?: string | null;
             params: {
-                /** @description Alias of textModel (used when that field is absent): a configured text model. */
-                modelName?: string | null;
+                /**
+                 * @description Alias of textModel (used when that field is absent): a configured text model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-text" | null;
                 /** @description The NanoStory project. */
                 projectId?: number | null;
                 /** @description Storyboard shots to read instead of the script (the storyboard's `scenes`). */
@@ -958,13 +1055,19 @@ export interface components {
                 scriptContent: string;
                 /** @description The script; one extraction per script runs at a time. */
                 scriptId?: number | null;
-                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
-                textModel?: string | null;
+                /**
+                 * @description Name of a configured text model (GET /api/models); the default text model when absent or empty.
+                 * @enum {string|null}
+                 */
+                textModel?: "" | "sim-text" | null;
                 /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
                 think?: boolean | null;
             } | {
-                /** @description Alias of textModel (used when that field is absent): a configured text model. */
-                modelName?: string | null;
+                /**
+                 * @description Alias of textModel (used when that field is absent): a configured text model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-text" | null;
                 /** @description The NanoStory project. */
                 projectId?: number | null;
                 /** @description Storyboard shots to read instead of the script (the storyboard's `scenes`). */
@@ -975,8 +1078,11 @@ export interface components {
                 scriptContent?: string | null;
                 /** @description The script; one extraction per script runs at a time. */
                 scriptId?: number | null;
-                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
-                textModel?: string | null;
+                /**
+                 * @description Name of a configured text model (GET /api/models); the default text model when absent or empty.
+                 * @enum {string|null}
+                 */
+                textModel?: "" | "sim-text" | null;
                 /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
                 think?: boolean | null;
             };
@@ -1019,12 +1125,18 @@ export interface components {
                  * @default 576
                  */
                 height: number | null;
-                /** @description Name of a configured image model (GET /api/models); the default image model when absent or empty. */
-                imageModel?: string | null;
+                /**
+                 * @description Name of a configured image model (GET /api/models); the default image model when absent or empty.
+                 * @enum {string|null}
+                 */
+                imageModel?: "" | "sim-image" | null;
                 /** @description Light sources, direction, colour. */
                 lighting?: string | null;
-                /** @description Alias of imageModel (used when that field is absent): a configured image model. */
-                modelName?: string | null;
+                /**
+                 * @description Alias of imageModel (used when that field is absent): a configured image model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-image" | null;
                 /** @description Atmosphere. */
                 mood?: string | null;
                 /** @description The scene; one image job per scene runs at a time. */
@@ -1033,8 +1145,11 @@ export interface components {
                 sceneName: string;
                 /** @description Visual style, e.g. 动漫风格 or cinematic realism. */
                 style?: string | null;
-                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
-                textModel?: string | null;
+                /**
+                 * @description Name of a configured text model (GET /api/models); the default text model when absent or empty.
+                 * @enum {string|null}
+                 */
+                textModel?: "" | "sim-text" | null;
                 /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
                 think?: boolean | null;
                 /**
@@ -1054,12 +1169,18 @@ export interface components {
                  * @default 576
                  */
                 height: number | null;
-                /** @description Name of a configured image model (GET /api/models); the default image model when absent or empty. */
-                imageModel?: string | null;
+                /**
+                 * @description Name of a configured image model (GET /api/models); the default image model when absent or empty.
+                 * @enum {string|null}
+                 */
+                imageModel?: "" | "sim-image" | null;
                 /** @description Light sources, direction, colour. */
                 lighting?: string | null;
-                /** @description Alias of imageModel (used when that field is absent): a configured image model. */
-                modelName?: string | null;
+                /**
+                 * @description Alias of imageModel (used when that field is absent): a configured image model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-image" | null;
                 /** @description Atmosphere. */
                 mood?: string | null;
                 /** @description The scene; one image job per scene runs at a time. */
@@ -1068,8 +1189,11 @@ export interface components {
                 sceneName?: string | null;
                 /** @description Visual style, e.g. 动漫风格 or cinematic realism. */
                 style?: string | null;
-                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
-                textModel?: string | null;
+                /**
+                 * @description Name of a configured text model (GET /api/models); the default text model when absent or empty.
+                 * @enum {string|null}
+                 */
+                textModel?: "" | "sim-text" | null;
                 /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
                 think?: boolean | null;
                 /**
@@ -1117,20 +1241,29 @@ export interface components {
                 endFrame?: string | null;
                 /** @description A reference image; the first frame when no startFrame is given. */
                 imageUrl?: string | null;
-                /** @description Alias of videoModel (used when that field is absent): a configured video model. */
-                modelName?: string | null;
+                /**
+                 * @description Alias of videoModel (used when that field is absent): a configured video model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-video" | null;
                 /** @description What happens in the clip. */
                 prompt: string;
                 /** @description The clip's first frame (e.g. frame_generation's startFrame). */
                 startFrame?: string | null;
                 /** @description The NanoStory storyboard (shot); kept for the frontend's recovery. */
                 storyboardId?: number | null;
-                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
-                textModel?: string | null;
+                /**
+                 * @description Name of a configured text model (GET /api/models); the default text model when absent or empty.
+                 * @enum {string|null}
+                 */
+                textModel?: "" | "sim-text" | null;
                 /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
                 think?: boolean | null;
-                /** @description Name of a configured video model (GET /api/models); the default video model when absent or empty. */
-                videoModel?: string | null;
+                /**
+                 * @description Name of a configured video model (GET /api/models); the default video model when absent or empty.
+                 * @enum {string|null}
+                 */
+                videoModel?: "" | "sim-video" | null;
             } | {
                 /** @description The shot, when no prompt is given: the text model writes the video prompt from it. */
                 description: string;
@@ -1143,20 +1276,29 @@ export interface components {
                 endFrame?: string | null;
                 /** @description A reference image; the first frame when no startFrame is given. */
                 imageUrl?: string | null;
-                /** @description Alias of videoModel (used when that field is absent): a configured video model. */
-                modelName?: string | null;
+                /**
+                 * @description Alias of videoModel (used when that field is absent): a configured video model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-video" | null;
                 /** @description What happens in the clip. */
                 prompt?: string | null;
                 /** @description The clip's first frame (e.g. frame_generation's startFrame). */
                 startFrame?: string | null;
                 /** @description The NanoStory storyboard (shot); kept for the frontend's recovery. */
                 storyboardId?: number | null;
-                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
-                textModel?: string | null;
+                /**
+                 * @description Name of a configured text model (GET /api/models); the default text model when absent or empty.
+                 * @enum {string|null}
+                 */
+                textModel?: "" | "sim-text" | null;
                 /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
                 think?: boolean | null;
-                /** @description Name of a configured video model (GET /api/models); the default video model when absent or empty. */
-                videoModel?: string | null;
+                /**
+                 * @description Name of a configured video model (GET /api/models); the default video model when absent or empty.
+                 * @enum {string|null}
+                 */
+                videoModel?: "" | "sim-video" | null;
             };
             /**
              * Format: int32
@@ -1192,14 +1334,20 @@ export interface components {
                 episodeNumber?: number | null;
                 /** @description How long: 短篇 / 中篇 / 长篇, or short / medium / long. */
                 length?: string | null;
-                /** @description Alias of textModel (used when that field is absent): a configured text model. */
-                modelName?: string | null;
+                /**
+                 * @description Alias of textModel (used when that field is absent): a configured text model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-text" | null;
                 /** @description The NanoStory project. */
                 projectId?: number | null;
                 /** @description Visual style, e.g. 动漫风格 or cinematic realism. */
                 style?: string | null;
-                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
-                textModel?: string | null;
+                /**
+                 * @description Name of a configured text model (GET /api/models); the default text model when absent or empty.
+                 * @enum {string|null}
+                 */
+                textModel?: "" | "sim-text" | null;
                 /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
                 think?: boolean | null;
                 /** @description The script's title. */
@@ -1211,14 +1359,20 @@ export interface components {
                 episodeNumber?: number | null;
                 /** @description How long: 短篇 / 中篇 / 长篇, or short / medium / long. */
                 length?: string | null;
-                /** @description Alias of textModel (used when that field is absent): a configured text model. */
-                modelName?: string | null;
+                /**
+                 * @description Alias of textModel (used when that field is absent): a configured text model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-text" | null;
                 /** @description The NanoStory project. */
                 projectId?: number | null;
                 /** @description Visual style, e.g. 动漫风格 or cinematic realism. */
                 style?: string | null;
-                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
-                textModel?: string | null;
+                /**
+                 * @description Name of a configured text model (GET /api/models); the default text model when absent or empty.
+                 * @enum {string|null}
+                 */
+                textModel?: "" | "sim-text" | null;
                 /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
                 think?: boolean | null;
                 /** @description The script's title. */
@@ -1252,12 +1406,18 @@ export interface components {
              */
             idempotencyKey?: string | null;
             params: {
-                /** @description Alias of textModel (used when that field is absent): a configured text model. */
-                modelName?: string | null;
+                /**
+                 * @description Alias of textModel (used when that field is absent): a configured text model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-text" | null;
                 /** @description The script text (Chinese or English; the answer is in the script's language). */
                 scriptContent: string;
-                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
-                textModel?: string | null;
+                /**
+                 * @description Name of a configured text model (GET /api/models); the default text model when absent or empty.
+                 * @enum {string|null}
+                 */
+                textModel?: "" | "sim-text" | null;
                 /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
                 think?: boolean | null;
             };
@@ -1296,16 +1456,25 @@ export interface components {
                  * @default 576
                  */
                 height: number | null;
-                /** @description Name of a configured image model (GET /api/models); the default image model when absent or empty. */
-                imageModel?: string | null;
-                /** @description Alias of imageModel (used when that field is absent): a configured image model. */
-                modelName?: string | null;
+                /**
+                 * @description Name of a configured image model (GET /api/models); the default image model when absent or empty.
+                 * @enum {string|null}
+                 */
+                imageModel?: "" | "sim-image" | null;
+                /**
+                 * @description Alias of imageModel (used when that field is absent): a configured image model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-image" | null;
                 /** @description The NanoStory storyboard (shot) the frame is for; kept for the frontend's recovery. */
                 storyboardId?: number | null;
                 /** @description Visual style, e.g. 动漫风格 or cinematic realism. */
                 style?: string | null;
-                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
-                textModel?: string | null;
+                /**
+                 * @description Name of a configured text model (GET /api/models); the default text model when absent or empty.
+                 * @enum {string|null}
+                 */
+                textModel?: "" | "sim-text" | null;
                 /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
                 think?: boolean | null;
                 /**
@@ -1346,10 +1515,16 @@ export interface components {
                 apiDoc: string;
                 /** @description Extra instructions for the parser. */
                 customPrompt?: string | null;
-                /** @description Alias of textModel (used when that field is absent): a configured text model. */
-                modelName?: string | null;
-                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
-                textModel?: string | null;
+                /**
+                 * @description Alias of textModel (used when that field is absent): a configured text model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-text" | null;
+                /**
+                 * @description Name of a configured text model (GET /api/models); the default text model when absent or empty.
+                 * @enum {string|null}
+                 */
+                textModel?: "" | "sim-text" | null;
                 /** @description Ask the text model for its deep-thinking mode (ignored where the model has none). */
                 think?: boolean | null;
             };
@@ -1381,14 +1556,20 @@ export interface components {
              */
             idempotencyKey?: string | null;
             params: {
-                /** @description Alias of textModel (used when that field is absent): a configured text model. */
-                modelName?: string | null;
+                /**
+                 * @description Alias of textModel (used when that field is absent): a configured text model.
+                 * @enum {string|null}
+                 */
+                modelName?: "" | "sim-text" | null;
                 /** @description The script text (Chinese or English; the answer is in the script's language). */
                 scriptContent: string;
                 /** @description Title of the script. */
                 scriptTitle?: string | null;
-                /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
-                textModel?: string | null;
+                /**
+                 * @description Name of a configured text model (GET /api/models); the default text model when absent or empty.
+                 * @enum {string|null}
+                 */
+                textModel?: "" | "sim-text" | null;
                 /**
                  * @description Ask the text model for its deep-thinking mode (ignored where the model has none).
                  * @default true

@@ -34,9 +34,29 @@ export interface components {
             /** @description The NanoStory script; one batch per script runs at a time. */
             scriptId?: number;
             /** @description The script's shots, [{id, prompt or description, hasAction, startFrame, endFrame, imageUrl, videoUrl, duration}] (NanoStory's engine reads them by scriptId; standalone they are required). */
-            storyboards: {
+            storyboards: (({
+                description?: string | null;
+                duration?: number | null;
+                endFrame?: string | null;
+                hasAction?: boolean;
+                imageUrl?: string | null;
+                prompt: string;
+                startFrame?: string | null;
+                videoUrl?: string | null;
+            } & {
                 [key: string]: unknown;
-            }[];
+            }) | ({
+                description: string;
+                duration?: number | null;
+                endFrame?: string | null;
+                hasAction?: boolean;
+                imageUrl?: string | null;
+                prompt?: string | null;
+                startFrame?: string | null;
+                videoUrl?: string | null;
+            } & {
+                [key: string]: unknown;
+            }))[];
             /**
              * @description Image width in pixels.
              * @default 1024
@@ -72,9 +92,29 @@ export interface components {
             /** @description The NanoStory script; one batch per script runs at a time. */
             scriptId?: number;
             /** @description The script's shots, [{id, prompt or description, hasAction, startFrame, endFrame, imageUrl, videoUrl, duration}] (NanoStory's engine reads them by scriptId; standalone they are required). */
-            storyboards: {
+            storyboards: (({
+                description?: string | null;
+                duration?: number | null;
+                endFrame?: string | null;
+                hasAction?: boolean;
+                imageUrl?: string | null;
+                prompt: string;
+                startFrame?: string | null;
+                videoUrl?: string | null;
+            } & {
                 [key: string]: unknown;
-            }[];
+            }) | ({
+                description: string;
+                duration?: number | null;
+                endFrame?: string | null;
+                hasAction?: boolean;
+                imageUrl?: string | null;
+                prompt?: string | null;
+                startFrame?: string | null;
+                videoUrl?: string | null;
+            } & {
+                [key: string]: unknown;
+            }))[];
             /** @description Name of a configured text model (GET /api/models); the default text model when absent or empty. */
             textModel?: string;
             /**

@@ -24,7 +24,7 @@ use nosyntask_engine::{ItemFailure, StepContext, StepDefinition, StepHandler, Wo
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::common::input::{declared_params, non_empty};
+use crate::common::input::{declared_params, lenient_count, non_empty};
 use crate::common::models::{self, Uses};
 use crate::common::params;
 use crate::common::steps::ATTEMPTS;
@@ -42,7 +42,37 @@ fn storyboards_param() -> ParamSpec {
          they are required).",
     )
     .records()
+    .items(shot_schema())
+    .max_items(MAX_SHOTS)
     .required()
+}
+
+/// A [`Shot`] as JSON Schema: its fields' types, and a prompt or a description that is not
+/// blank (one branch for each, as the document's schema model keeps either properties or
+/// `anyOf`).
+fn shot_schema() -> Value {
+    let text = json!({"type": ["string", "null"]});
+    let properties = json!({
+        "prompt": text,
+        "description": text,
+        "hasAction": {"type": "boolean"},
+        "startFrame": text,
+        "endFrame": text,
+        "imageUrl": text,
+        "videoUrl": text,
+        "duration": {"type": ["integer", "null"], "minimum": 0, "maximum": u32::MAX},
+    });
+    let branch = |field: &str| {
+        let mut properties = properties.clone();
+        properties[field] = json!({"type": "string", "pattern": "\\S"});
+        json!({
+            "type": "object",
+            "additionalProperties": true,
+            "properties": properties,
+            "required": [field],
+        })
+    };
+    json!({"anyOf": [branch("prompt"), branch("description")]})
 }
 
 fn script_id_param() -> ParamSpec {
@@ -76,6 +106,7 @@ struct Shot {
     end_frame: Option<String>,
     image_url: Option<String>,
     video_url: Option<String>,
+    #[serde(default, deserialize_with = "lenient_count")]
     duration: Option<u32>,
 }
 

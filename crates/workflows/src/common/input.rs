@@ -37,3 +37,18 @@ pub(crate) fn parse_input<T: DeserializeOwned>(input: &Value) -> Result<T, TaskE
 pub(crate) fn non_empty(text: Option<&str>) -> Option<&str> {
     text.map(str::trim).filter(|s| !s.is_empty())
 }
+
+/// An optional count (`3`, `3.0` or `"3"`: JSON Schema's integers, and how frontends send them)
+/// for a record field the params schema documents as an integer.
+pub(crate) fn lenient_count<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u32>, D::Error> {
+    let value = <Value as serde::Deserialize>::deserialize(deserializer)?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    nosyntask_domain::lenient_integer(&value)
+        .and_then(|n| u32::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("`{value}` is not a whole number ≥ 0")))
+}

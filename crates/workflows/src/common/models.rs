@@ -63,7 +63,8 @@ pub(crate) fn declare(mut schema: ParamsSchema, uses: Uses) -> ParamsSchema {
                      model when absent or empty."
                 ),
             )
-            .max_length(200),
+            .max_length(200)
+            .listed_in(&list(kind)),
         );
     }
     schema.param(
@@ -76,8 +77,15 @@ pub(crate) fn declare(mut schema: ParamsSchema, uses: Uses) -> ParamsSchema {
                 uses.main
             ),
         )
-        .max_length(200),
+        .max_length(200)
+        .listed_in(&list(uses.main)),
     )
+}
+
+/// The name of the list of `kind`'s configured models (see [`ParamSpec::listed_in`]): a field
+/// declared here takes one of them, or an empty string (or nothing) for the kind's default.
+pub fn list(kind: ModelKind) -> String {
+    format!("{kind} models")
 }
 
 /// The start-time check of [`declare`]d fields: each used kind's field is set to the resolved
@@ -94,6 +102,11 @@ fn resolve(catalog: &dyn ModelCatalog, uses: Uses, params: Value) -> Result<Valu
         Value::Object(map) => map,
         _ => Map::new(),
     };
+    // `modelName` names a model of the main kind even where the typed field wins over it: a
+    // name that is no such model is refused either way.
+    if let Some((given_as, name)) = named(&params, MODEL_NAME) {
+        check(catalog, uses.main, given_as, &name)?;
+    }
     for kind in uses.kinds() {
         let typed = field(kind);
         let named = named(&params, typed).or_else(|| {
