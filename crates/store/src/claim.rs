@@ -15,7 +15,7 @@ use crate::error::{Result, retrying};
 use crate::history;
 use crate::sql::{
     self, FENCE_HOLDS, IN_LIST_CHUNK, IS_COMPLETED_BY_KEY, IS_PENDING_BY_KEY, JOB_COLUMNS,
-    TASK_COLUMNS, TASK_FIELDS, col, ms, padded_ids, padded_len, placeholders, stmt,
+    JOB_PREFIX, TASK_COLUMNS, col, ms, named, padded_ids, padded_len, placeholders, stmt,
 };
 use crate::store::{Store, begin_on};
 
@@ -42,11 +42,10 @@ fn claimed(
     now: DateTime<Utc>,
     previous_results: BTreeMap<i32, serde_json::Value>,
 ) -> Result<ClaimedTask, DbErr> {
-    let task = sql::decode_task(row, 0)?;
-    let checkpoint =
-        sql::parse_opt_json(col(row, TASK_FIELDS.len())?, "generation_tasks.checkpoint")?;
-    let epoch: i64 = col(row, TASK_FIELDS.len() + 1)?;
-    let job = started(sql::decode_job(row, TASK_FIELDS.len() + 2)?, now);
+    let task = sql::decode_task(row, "")?;
+    let checkpoint = sql::parse_opt_json(named(row, "checkpoint")?, "generation_tasks.checkpoint")?;
+    let epoch: i64 = named(row, "claim_epoch")?;
+    let job = started(sql::decode_job(row, JOB_PREFIX)?, now);
     Ok(ClaimedTask {
         fence: Fence {
             task_id: task.id,
@@ -126,7 +125,7 @@ impl Store {
                SELECT json_object_agg(p.step_index, p.result_data::json)::text \
                FROM generation_tasks p WHERE p.job_id = c.job_id \
                AND p.step_index < c.step_index AND p.status {completed} AND p.item_index < 0 \
-               AND p.result_data IS NOT NULL) END \
+               AND p.result_data IS NOT NULL) END AS previous_results \
              FROM claimed c JOIN workflow_jobs j ON j.id = c.job_id",
             tasks = *TASK_COLUMNS,
             jobs = *JOB_COLUMNS,
@@ -153,11 +152,10 @@ impl Store {
             .write
             .query_all_raw(stmt(DbBackend::Postgres, &sql, values))
             .await?;
-        let results_at = TASK_FIELDS.len() + 2 + sql::JOB_FIELDS.len();
         let claimed = rows
             .iter()
             .map(|row| {
-                let previous = sql::results_from_object(col(row, results_at)?)?;
+                let previous = sql::results_from_object(named(row, "previous_results")?)?;
                 claimed(row, owner, now, previous)
             })
             .collect::<Result<Vec<_>, DbErr>>()?;
@@ -255,9 +253,9 @@ impl Store {
         let mut job_ids = Vec::with_capacity(rows.len());
         let mut later_steps = Vec::new();
         for row in &rows {
-            let job_id: i64 = col(row, 1)?;
+            let job_id: i64 = named(row, "job_id")?;
             job_ids.push(job_id);
-            if col::<i32>(row, 2)? > 0 {
+            if named::<i32>(row, "step_index")? > 0 {
                 later_steps.push(job_id);
             }
         }
@@ -292,12 +290,12 @@ impl Store {
                 .await?;
             for row in &previous {
                 if let Some(result) =
-                    sql::parse_opt_json(col(row, 2)?, "generation_tasks.result_data")?
+                    sql::parse_opt_json(named(row, "result_data")?, "generation_tasks.result_data")?
                 {
                     results
-                        .entry(col(row, 0)?)
+                        .entry(named(row, "job_id")?)
                         .or_default()
-                        .insert(col(row, 1)?, result);
+                        .insert(named(row, "step_index")?, result);
                 }
             }
         }
@@ -433,12 +431,12 @@ pub(crate) async fn held_fences(
             .await?;
         for row in &rows {
             current.insert(
-                col::<i64>(row, 0)?,
+                named::<i64>(row, "id")?,
                 (
-                    col::<Option<String>>(row, 1)?,
-                    col::<i64>(row, 2)?,
-                    col::<i64>(row, 3)?,
-                    col::<i32>(row, 4)?,
+                    named::<Option<String>>(row, "lease_owner")?,
+                    named::<i64>(row, "claim_epoch")?,
+                    named::<i64>(row, "job_id")?,
+                    named::<i32>(row, "step_index")?,
                 ),
             );
         }

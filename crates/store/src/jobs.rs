@@ -9,8 +9,8 @@ use nosyntask_engine::StoreError;
 use nosyntask_engine::ports::{JobFilter, JobVersion, StoreStats};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, IdenStatic, Iterable,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait,
+    IdenStatic, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::entities::{generation_tasks, workflow_jobs};
@@ -223,50 +223,9 @@ impl Store {
     }
 
     async fn cancel_once(&self, id: JobId, now: DateTime<Utc>) -> Result<Job> {
-        use generation_tasks::Column as T;
-        use workflow_jobs::Column as J;
-        let now_ms = ms(now);
         let txn = self.begin().await?;
-        match lock_job(&txn, id).await?.status {
-            JobStatus::Completed => return Err(already_completed(id)),
-            JobStatus::Cancelled => {
-                let job = load(&txn, id).await?;
-                txn.commit().await?;
-                return Ok(job);
-            }
-            _ => {}
-        }
-        history::record_cancelled(&txn, id, now).await?;
-        // Tasks first, then the job: the lock order of every transaction. Running tasks keep
-        // their lease owner so the worker running them learns of the cancellation.
-        generation_tasks::Entity::update_many()
-            .col_expr(T::Status, literal("cancelled"))
-            .col_expr(T::ReadyAt, null_int())
-            .col_expr(T::CompletedAt, Expr::value(now_ms))
-            .col_expr(T::UpdatedAt, Expr::value(now_ms))
-            .filter(T::JobId.eq(id))
-            .filter(status_in(T::Status, &["pending", "running"]))
-            .exec(&txn)
-            .await?;
-        let updated = workflow_jobs::Entity::update_many()
-            .col_expr(J::Status, literal("cancelled"))
-            .col_expr(J::CompletedAt, Expr::value(now_ms))
-            .col_expr(J::UpdatedAt, Expr::value(now_ms))
-            .col_expr(J::UniqueKey, null_text())
-            .filter(J::Id.eq(id))
-            .filter(status_in(J::Status, &["pending", "running", "failed"]))
-            .exec(&txn)
-            .await?;
-        if updated.rows_affected == 0 {
-            // A completion or another cancel committed in between.
-            let status = status_of(&txn, id).await?;
-            if status == JobStatus::Completed {
-                return Err(already_completed(id));
-            }
-        }
-        let job = load(&txn, id).await?;
-        txn.commit().await?;
-        Ok(job)
+        let cancelled = cancel_in(&txn, id, now).await;
+        settle(txn, cancelled).await
     }
 
     pub(crate) async fn resume_job_impl(
@@ -286,22 +245,34 @@ impl Store {
         max_active_per_user: Option<u64>,
         now: DateTime<Utc>,
     ) -> Result<Job> {
+        let txn = self.begin().await?;
+        let resumed = self.resume_in(&txn, id, max_active_per_user, now).await;
+        settle(txn, resumed).await
+    }
+
+    /// Resumes the job in `txn` (see [`Store::resume_job_impl`]); the caller settles `txn`.
+    async fn resume_in(
+        &self,
+        txn: &DatabaseTransaction,
+        id: JobId,
+        max_active_per_user: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Result<Job> {
         use generation_tasks::Column as T;
         use workflow_jobs::Column as J;
         let now_ms = ms(now);
-        let txn = self.begin().await?;
         if max_active_per_user.is_some() {
             // The user's starts and resumes take turns, so the quota count is exact.
             let user_id: i64 = workflow_jobs::Entity::find_by_id(id)
                 .select_only()
                 .column(J::UserId)
                 .into_tuple()
-                .one(&txn)
+                .one(txn)
                 .await?
                 .ok_or(StoreError::NotFound(id))?;
-            self.lock_user(&txn, user_id).await?;
+            self.lock_user(txn, user_id).await?;
         }
-        let locked = lock_job(&txn, id).await?;
+        let locked = lock_job(txn, id).await?;
         let status = locked.status;
         if !matches!(status, JobStatus::Failed | JobStatus::Cancelled) {
             return Err(StoreError::Conflict(format!(
@@ -313,10 +284,9 @@ impl Store {
             let active = workflow_jobs::Entity::find()
                 .filter(J::UserId.eq(locked.user_id))
                 .filter(status_in(J::Status, &["pending", "running"]))
-                .count(&txn)
+                .count(txn)
                 .await?;
             if active >= limit {
-                txn.rollback().await?;
                 return Err(StoreError::QuotaExceeded {
                     user_id: locked.user_id,
                     active,
@@ -337,7 +307,7 @@ impl Store {
             .order_by_asc(T::StepIndex)
             .limit(1)
             .into_tuple::<i32>()
-            .one(&txn)
+            .one(txn)
             .await?
         else {
             return Err(StoreError::Conflict(format!("job {id} has no unfinished step")).into());
@@ -363,7 +333,7 @@ impl Store {
             .col_expr(T::UpdatedAt, Expr::value(now_ms))
             .filter(unfinished())
             .filter(T::StepIndex.gte(step))
-            .exec(&txn)
+            .exec(txn)
             .await?;
         let total = locked.total_steps;
         let progress = if total > 0 { step * 100 / total } else { 0 };
@@ -377,12 +347,11 @@ impl Store {
             .col_expr(J::UpdatedAt, Expr::value(now_ms))
             .filter(J::Id.eq(id))
             .filter(status_in(J::Status, &["failed", "cancelled"]))
-            .exec(&txn)
+            .exec(txn)
             .await;
         match resumed {
             Ok(_) => {}
             Err(err) if crate::error::is_unique_violation(&err) => {
-                txn.rollback().await?;
                 return Err(StoreError::Conflict(format!(
                     "job {id} cannot resume: another active job of the same kind holds its \
                      uniqueness key"
@@ -391,9 +360,7 @@ impl Store {
             }
             Err(err) => return Err(err.into()),
         }
-        let job = load(&txn, id).await?;
-        txn.commit().await?;
-        Ok(job)
+        load(txn, id).await
     }
 
     pub(crate) async fn cancelled_claims_impl(
@@ -703,6 +670,66 @@ fn contains_pattern(text: &str) -> String {
     }
     pattern.push('%');
     pattern
+}
+
+/// Cancels the job in `txn` (see [`Store::cancel_job_impl`]); the caller settles `txn`.
+async fn cancel_in(txn: &DatabaseTransaction, id: JobId, now: DateTime<Utc>) -> Result<Job> {
+    use generation_tasks::Column as T;
+    use workflow_jobs::Column as J;
+    let now_ms = ms(now);
+    match lock_job(txn, id).await?.status {
+        JobStatus::Completed => return Err(already_completed(id)),
+        JobStatus::Cancelled => return load(txn, id).await,
+        _ => {}
+    }
+    history::record_cancelled(txn, id, now).await?;
+    // Tasks first, then the job: the lock order of every transaction. Running tasks keep
+    // their lease owner so the worker running them learns of the cancellation.
+    generation_tasks::Entity::update_many()
+        .col_expr(T::Status, literal("cancelled"))
+        .col_expr(T::ReadyAt, null_int())
+        .col_expr(T::CompletedAt, Expr::value(now_ms))
+        .col_expr(T::UpdatedAt, Expr::value(now_ms))
+        .filter(T::JobId.eq(id))
+        .filter(status_in(T::Status, &["pending", "running"]))
+        .exec(txn)
+        .await?;
+    let updated = workflow_jobs::Entity::update_many()
+        .col_expr(J::Status, literal("cancelled"))
+        .col_expr(J::CompletedAt, Expr::value(now_ms))
+        .col_expr(J::UpdatedAt, Expr::value(now_ms))
+        .col_expr(J::UniqueKey, null_text())
+        .filter(J::Id.eq(id))
+        .filter(status_in(J::Status, &["pending", "running", "failed"]))
+        .exec(txn)
+        .await?;
+    if updated.rows_affected == 0 {
+        // A completion or another cancel committed in between.
+        let status = status_of(txn, id).await?;
+        if status == JobStatus::Completed {
+            return Err(already_completed(id));
+        }
+    }
+    load(txn, id).await
+}
+
+/// Commits `txn` when `result` is a success and rolls it back otherwise, so no refusal leaves
+/// its row locks to a dropped transaction: sqlx rolls one back only when its connection is next
+/// used, and until then a claim's `SKIP LOCKED` passes over the job's tasks (seen as a job
+/// stuck pending after a refused resume in the admin storm on PostgreSQL).
+async fn settle<T>(txn: DatabaseTransaction, result: Result<T>) -> Result<T> {
+    match result {
+        Ok(value) => {
+            txn.commit().await?;
+            Ok(value)
+        }
+        Err(err) => {
+            // The refusal is the answer; a rollback that fails too (a lost connection) ends
+            // the transaction anyway.
+            let _ = txn.rollback().await;
+            Err(err)
+        }
+    }
 }
 
 fn already_completed(id: JobId) -> crate::error::Error {

@@ -177,20 +177,37 @@ pub(crate) const TASK_FIELDS: [&str; 23] = [
     "item_index",
 ];
 
-fn columns(prefix: &str, fields: &[&str]) -> String {
+fn columns(table: &str, alias: &str, fields: &[&str]) -> String {
     fields
         .iter()
-        .map(|field| format!("{prefix}{field}"))
+        // Unaliased where the name is the column's own: `usage` is a reserved word of MySQL,
+        // fine after `t.` but not as an alias.
+        .map(|field| match alias {
+            "" => format!("{table}{field}"),
+            _ => format!("{table}{field} AS {alias}{field}"),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// Job columns of a table aliased `j`, in the order `decode_job` reads them.
-pub(crate) static JOB_COLUMNS: LazyLock<String> = LazyLock::new(|| columns("j.", &JOB_FIELDS));
-/// Task columns of a table aliased `t`, in the order `decode_task` reads them.
-pub(crate) static TASK_COLUMNS: LazyLock<String> = LazyLock::new(|| columns("t.", &TASK_FIELDS));
-fn get<T: TryGetable>(row: &QueryResult, index: usize) -> Result<T, DbErr> {
-    row.try_get_by_index(index)
+/// Job columns of a table aliased `j`, each named `j_<column>` (beside a task's columns) for
+/// `decode_job(row, JOB_PREFIX)`.
+pub(crate) static JOB_COLUMNS: LazyLock<String> =
+    LazyLock::new(|| columns("j.", JOB_PREFIX, &JOB_FIELDS));
+/// The prefix of [`JOB_COLUMNS`]' names.
+pub(crate) const JOB_PREFIX: &str = "j_";
+/// Task columns of a table aliased `t`, under their own names, for `decode_task(row, "")`.
+pub(crate) static TASK_COLUMNS: LazyLock<String> =
+    LazyLock::new(|| columns("t.", "", &TASK_FIELDS));
+
+/// Reads the column named `prefix` + `name` of a row.
+fn get<T: TryGetable>(row: &QueryResult, prefix: &str, name: &str) -> Result<T, DbErr> {
+    row.try_get(prefix, name)
+}
+
+/// Reads the column `name` of a row.
+pub(crate) fn named<T: TryGetable>(row: &QueryResult, name: &str) -> Result<T, DbErr> {
+    row.try_get("", name)
 }
 
 pub(crate) fn parse_status<S: std::str::FromStr>(text: &str) -> Result<S, DbErr> {
@@ -198,69 +215,76 @@ pub(crate) fn parse_status<S: std::str::FromStr>(text: &str) -> Result<S, DbErr>
         .map_err(|_| DbErr::Type(format!("unknown status `{text}`")))
 }
 
-/// Reads a job from `JOB_COLUMNS` starting at column `at`.
-pub(crate) fn decode_job(row: &QueryResult, at: usize) -> Result<Job, DbErr> {
-    let status: String = get(row, at + 4)?;
-    let params: String = get(row, at + 7)?;
+/// Reads a job from the columns named `prefix` + its column names ([`JOB_COLUMNS`]).
+pub(crate) fn decode_job(row: &QueryResult, prefix: &str) -> Result<Job, DbErr> {
+    let status: String = get(row, prefix, "status")?;
+    let params: String = get(row, prefix, "input_params")?;
     Ok(Job {
-        id: get(row, at)?,
-        user_id: get(row, at + 1)?,
-        project_id: get(row, at + 2)?,
-        workflow_type: get(row, at + 3)?,
+        id: get(row, prefix, "id")?,
+        user_id: get(row, prefix, "user_id")?,
+        project_id: get(row, prefix, "project_id")?,
+        workflow_type: get(row, prefix, "workflow_type")?,
         status: parse_status::<JobStatus>(&status)?,
-        current_step_index: get(row, at + 5)?,
-        total_steps: get(row, at + 6)?,
+        current_step_index: get(row, prefix, "current_step_index")?,
+        total_steps: get(row, prefix, "total_steps")?,
         input_params: parse_json(&params, "workflow_jobs.input_params")?,
-        error_message: get(row, at + 8)?,
-        is_consumed: get(row, at + 9)?,
-        progress: get(row, at + 10)?,
-        created_at: time(get(row, at + 11)?),
-        updated_at: time(get(row, at + 12)?),
-        started_at: get::<Option<i64>>(row, at + 13)?.map(time),
-        completed_at: get::<Option<i64>>(row, at + 14)?.map(time),
+        error_message: get(row, prefix, "error_message")?,
+        is_consumed: get(row, prefix, "is_consumed")?,
+        progress: get(row, prefix, "progress")?,
+        created_at: time(get(row, prefix, "created_at")?),
+        updated_at: time(get(row, prefix, "updated_at")?),
+        started_at: get::<Option<i64>>(row, prefix, "started_at")?.map(time),
+        completed_at: get::<Option<i64>>(row, prefix, "completed_at")?.map(time),
     })
 }
 
-/// Reads a task from `TASK_COLUMNS` starting at column `at`.
-pub(crate) fn decode_task(row: &QueryResult, at: usize) -> Result<Task, DbErr> {
-    let status: String = get(row, at + 8)?;
+/// Reads a task from the columns named `prefix` + its column names ([`TASK_COLUMNS`]).
+pub(crate) fn decode_task(row: &QueryResult, prefix: &str) -> Result<Task, DbErr> {
+    let status: String = get(row, prefix, "status")?;
     let status = parse_status::<TaskStatus>(&status)?;
-    let attempts: i32 = get(row, at + 12)?;
-    let ready_at = get::<Option<i64>>(row, at + 19)?.map(time);
+    let attempts: i32 = get(row, prefix, "attempts")?;
+    let time_of = |name| get::<Option<i64>>(row, prefix, name).map(|t| t.map(time));
+    let ready_at = time_of("ready_at")?;
     Ok(Task {
-        id: get(row, at)?,
-        job_id: get(row, at + 1)?,
-        step_index: get(row, at + 2)?,
-        task_type: get(row, at + 3)?,
-        target_type: get(row, at + 4)?,
-        target_id: get(row, at + 5)?,
-        model_name: get(row, at + 6)?,
-        input_params: parse_opt_json(get(row, at + 7)?, "generation_tasks.input_params")?,
+        id: get(row, prefix, "id")?,
+        job_id: get(row, prefix, "job_id")?,
+        step_index: get(row, prefix, "step_index")?,
+        task_type: get(row, prefix, "task_type")?,
+        target_type: get(row, prefix, "target_type")?,
+        target_id: get(row, prefix, "target_id")?,
+        model_name: get(row, prefix, "model_name")?,
+        input_params: parse_opt_json(
+            get(row, prefix, "input_params")?,
+            "generation_tasks.input_params",
+        )?,
         status,
-        progress: get(row, at + 9)?,
-        result_data: parse_opt_json(get(row, at + 10)?, "generation_tasks.result_data")?,
-        error_message: get(row, at + 11)?,
+        progress: get(row, prefix, "progress")?,
+        result_data: parse_opt_json(
+            get(row, prefix, "result_data")?,
+            "generation_tasks.result_data",
+        )?,
+        error_message: get(row, prefix, "error_message")?,
         attempts,
-        max_attempts: get(row, at + 13)?,
-        external_task_id: get(row, at + 14)?,
-        started_at: get::<Option<i64>>(row, at + 15)?.map(time),
-        completed_at: get::<Option<i64>>(row, at + 16)?.map(time),
-        updated_at: time(get(row, at + 17)?),
-        attempt_started_at: get::<Option<i64>>(row, at + 18)?.map(time),
+        max_attempts: get(row, prefix, "max_attempts")?,
+        external_task_id: get(row, prefix, "external_task_id")?,
+        started_at: time_of("started_at")?,
+        completed_at: time_of("completed_at")?,
+        updated_at: time(get(row, prefix, "updated_at")?),
+        attempt_started_at: time_of("attempt_started_at")?,
         // A pending task that has run before waits for its retry (or, after a lapsed lease or a
         // hand-back, is ready at once).
         next_attempt_at: ready_at.filter(|_| status == TaskStatus::Pending && attempts > 0),
-        usage: parse_opt_json(get(row, at + 20)?, "generation_tasks.usage")?
+        usage: parse_opt_json(get(row, prefix, "usage")?, "generation_tasks.usage")?
             .and_then(|usage| serde_json::from_value(usage).ok()),
-        parent_task_id: get(row, at + 21)?,
-        item_index: Some(get::<i32>(row, at + 22)?).filter(|i| *i >= 0),
+        parent_task_id: get(row, prefix, "parent_task_id")?,
+        item_index: Some(get::<i32>(row, prefix, "item_index")?).filter(|i| *i >= 0),
         waiting_reason: None,
     })
 }
 
 /// Reads column `index` of a row.
 pub(crate) fn col<T: TryGetable>(row: &QueryResult, index: usize) -> Result<T, DbErr> {
-    get(row, index)
+    row.try_get_by_index(index)
 }
 
 /// Results by step index from a JSON object keyed by step (PostgreSQL `json_object_agg`).
