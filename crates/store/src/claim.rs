@@ -15,7 +15,7 @@ use crate::error::{Result, retrying};
 use crate::history;
 use crate::sql::{
     self, FENCE_HOLDS, IN_LIST_CHUNK, IS_COMPLETED_BY_KEY, IS_PENDING_BY_KEY, JOB_COLUMNS,
-    JOB_PREFIX, TASK_COLUMNS, col, ms, named, padded_ids, padded_len, placeholders, stmt,
+    TASK_COLUMNS, col, ms, named, padded_ids, padded_len, placeholders, stmt,
 };
 use crate::store::{Store, begin_on};
 
@@ -42,10 +42,10 @@ fn claimed(
     now: DateTime<Utc>,
     previous_results: BTreeMap<i32, serde_json::Value>,
 ) -> Result<ClaimedTask, DbErr> {
-    let task = sql::decode_task(row, "")?;
+    let task = sql::decode_task(row)?;
     let checkpoint = sql::parse_opt_json(named(row, "checkpoint")?, "generation_tasks.checkpoint")?;
     let epoch: i64 = named(row, "claim_epoch")?;
-    let job = started(sql::decode_job(row, JOB_PREFIX)?, now);
+    let job = started(sql::decode_job(row)?, now);
     Ok(ClaimedTask {
         fence: Fence {
             task_id: task.id,

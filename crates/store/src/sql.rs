@@ -191,23 +191,22 @@ fn columns(table: &str, alias: &str, fields: &[&str]) -> String {
 }
 
 /// Job columns of a table aliased `j`, each named `j_<column>` (beside a task's columns) for
-/// `decode_job(row, JOB_PREFIX)`.
+/// `decode_job`.
 pub(crate) static JOB_COLUMNS: LazyLock<String> =
-    LazyLock::new(|| columns("j.", JOB_PREFIX, &JOB_FIELDS));
-/// The prefix of [`JOB_COLUMNS`]' names.
-pub(crate) const JOB_PREFIX: &str = "j_";
-/// Task columns of a table aliased `t`, under their own names, for `decode_task(row, "")`.
+    LazyLock::new(|| columns("j.", "j_", &JOB_FIELDS));
+/// Task columns of a table aliased `t`, under their own names, for `decode_task`.
 pub(crate) static TASK_COLUMNS: LazyLock<String> =
     LazyLock::new(|| columns("t.", "", &TASK_FIELDS));
 
-/// Reads the column named `prefix` + `name` of a row.
-fn get<T: TryGetable>(row: &QueryResult, prefix: &str, name: &str) -> Result<T, DbErr> {
-    row.try_get(prefix, name)
+/// Reads the column `name` of a row (the name whole: sea-orm's `try_get(prefix, name)` would
+/// allocate the joined name for every column of every claimed row).
+fn get<T: TryGetable>(row: &QueryResult, name: &str) -> Result<T, DbErr> {
+    row.try_get_by(name)
 }
 
 /// Reads the column `name` of a row.
 pub(crate) fn named<T: TryGetable>(row: &QueryResult, name: &str) -> Result<T, DbErr> {
-    row.try_get("", name)
+    get(row, name)
 }
 
 pub(crate) fn parse_status<S: std::str::FromStr>(text: &str) -> Result<S, DbErr> {
@@ -215,69 +214,63 @@ pub(crate) fn parse_status<S: std::str::FromStr>(text: &str) -> Result<S, DbErr>
         .map_err(|_| DbErr::Type(format!("unknown status `{text}`")))
 }
 
-/// Reads a job from the columns named `prefix` + its column names ([`JOB_COLUMNS`]).
-pub(crate) fn decode_job(row: &QueryResult, prefix: &str) -> Result<Job, DbErr> {
-    let status: String = get(row, prefix, "status")?;
-    let params: String = get(row, prefix, "input_params")?;
+/// Reads a job from the columns [`JOB_COLUMNS`] names (`j_id`, `j_status`, …).
+pub(crate) fn decode_job(row: &QueryResult) -> Result<Job, DbErr> {
+    let status: String = get(row, "j_status")?;
+    let params: String = get(row, "j_input_params")?;
     Ok(Job {
-        id: get(row, prefix, "id")?,
-        user_id: get(row, prefix, "user_id")?,
-        project_id: get(row, prefix, "project_id")?,
-        workflow_type: get(row, prefix, "workflow_type")?,
+        id: get(row, "j_id")?,
+        user_id: get(row, "j_user_id")?,
+        project_id: get(row, "j_project_id")?,
+        workflow_type: get(row, "j_workflow_type")?,
         status: parse_status::<JobStatus>(&status)?,
-        current_step_index: get(row, prefix, "current_step_index")?,
-        total_steps: get(row, prefix, "total_steps")?,
+        current_step_index: get(row, "j_current_step_index")?,
+        total_steps: get(row, "j_total_steps")?,
         input_params: parse_json(&params, "workflow_jobs.input_params")?,
-        error_message: get(row, prefix, "error_message")?,
-        is_consumed: get(row, prefix, "is_consumed")?,
-        progress: get(row, prefix, "progress")?,
-        created_at: time(get(row, prefix, "created_at")?),
-        updated_at: time(get(row, prefix, "updated_at")?),
-        started_at: get::<Option<i64>>(row, prefix, "started_at")?.map(time),
-        completed_at: get::<Option<i64>>(row, prefix, "completed_at")?.map(time),
+        error_message: get(row, "j_error_message")?,
+        is_consumed: get(row, "j_is_consumed")?,
+        progress: get(row, "j_progress")?,
+        created_at: time(get(row, "j_created_at")?),
+        updated_at: time(get(row, "j_updated_at")?),
+        started_at: get::<Option<i64>>(row, "j_started_at")?.map(time),
+        completed_at: get::<Option<i64>>(row, "j_completed_at")?.map(time),
     })
 }
 
-/// Reads a task from the columns named `prefix` + its column names ([`TASK_COLUMNS`]).
-pub(crate) fn decode_task(row: &QueryResult, prefix: &str) -> Result<Task, DbErr> {
-    let status: String = get(row, prefix, "status")?;
+/// Reads a task from the columns [`TASK_COLUMNS`] names (the task table's own).
+pub(crate) fn decode_task(row: &QueryResult) -> Result<Task, DbErr> {
+    let status: String = get(row, "status")?;
     let status = parse_status::<TaskStatus>(&status)?;
-    let attempts: i32 = get(row, prefix, "attempts")?;
-    let time_of = |name| get::<Option<i64>>(row, prefix, name).map(|t| t.map(time));
+    let attempts: i32 = get(row, "attempts")?;
+    let time_of = |name| get::<Option<i64>>(row, name).map(|t| t.map(time));
     let ready_at = time_of("ready_at")?;
     Ok(Task {
-        id: get(row, prefix, "id")?,
-        job_id: get(row, prefix, "job_id")?,
-        step_index: get(row, prefix, "step_index")?,
-        task_type: get(row, prefix, "task_type")?,
-        target_type: get(row, prefix, "target_type")?,
-        target_id: get(row, prefix, "target_id")?,
-        model_name: get(row, prefix, "model_name")?,
-        input_params: parse_opt_json(
-            get(row, prefix, "input_params")?,
-            "generation_tasks.input_params",
-        )?,
+        id: get(row, "id")?,
+        job_id: get(row, "job_id")?,
+        step_index: get(row, "step_index")?,
+        task_type: get(row, "task_type")?,
+        target_type: get(row, "target_type")?,
+        target_id: get(row, "target_id")?,
+        model_name: get(row, "model_name")?,
+        input_params: parse_opt_json(get(row, "input_params")?, "generation_tasks.input_params")?,
         status,
-        progress: get(row, prefix, "progress")?,
-        result_data: parse_opt_json(
-            get(row, prefix, "result_data")?,
-            "generation_tasks.result_data",
-        )?,
-        error_message: get(row, prefix, "error_message")?,
+        progress: get(row, "progress")?,
+        result_data: parse_opt_json(get(row, "result_data")?, "generation_tasks.result_data")?,
+        error_message: get(row, "error_message")?,
         attempts,
-        max_attempts: get(row, prefix, "max_attempts")?,
-        external_task_id: get(row, prefix, "external_task_id")?,
+        max_attempts: get(row, "max_attempts")?,
+        external_task_id: get(row, "external_task_id")?,
         started_at: time_of("started_at")?,
         completed_at: time_of("completed_at")?,
-        updated_at: time(get(row, prefix, "updated_at")?),
+        updated_at: time(get(row, "updated_at")?),
         attempt_started_at: time_of("attempt_started_at")?,
         // A pending task that has run before waits for its retry (or, after a lapsed lease or a
         // hand-back, is ready at once).
         next_attempt_at: ready_at.filter(|_| status == TaskStatus::Pending && attempts > 0),
-        usage: parse_opt_json(get(row, prefix, "usage")?, "generation_tasks.usage")?
+        usage: parse_opt_json(get(row, "usage")?, "generation_tasks.usage")?
             .and_then(|usage| serde_json::from_value(usage).ok()),
-        parent_task_id: get(row, prefix, "parent_task_id")?,
-        item_index: Some(get::<i32>(row, prefix, "item_index")?).filter(|i| *i >= 0),
+        parent_task_id: get(row, "parent_task_id")?,
+        item_index: Some(get::<i32>(row, "item_index")?).filter(|i| *i >= 0),
         waiting_reason: None,
     })
 }
