@@ -11,15 +11,15 @@ use nosyntask_engine::ports::{ModelBucket, TaskActivity};
 use sea_orm::sea_query::Expr;
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, QuerySelect, SelectModel, Selector,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
+    QuerySelect, SelectModel, Selector,
 };
 
 use crate::entities::generation_tasks;
-use crate::query::{literal, status_in};
+use crate::query::{status_in, status_is};
 
 use crate::error::retrying;
-use crate::sql::{col, ms, stmt, time};
+use crate::sql::{col, ms, parse_status, stmt, time};
 use crate::store::Store;
 
 /// One group of [`task_activity`](Store::task_activity_impl)'s counts.
@@ -63,10 +63,10 @@ impl Store {
             Condition::any()
                 .add(
                     Condition::all()
-                        .add(T::Status.into_expr().eq(literal("pending")))
+                        .add(status_is(T::Status, "pending"))
                         .add(T::ReadyAt.is_not_null()),
                 )
-                .add(T::Status.into_expr().eq(literal("running")))
+                .add(status_is(T::Status, "running"))
         };
         let finished = || {
             Condition::all()
@@ -79,10 +79,7 @@ impl Store {
             rows.extend(activity_groups(finished()).all(read).await?);
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                let status = row
-                    .status
-                    .parse::<TaskStatus>()
-                    .map_err(|_| DbErr::Type(format!("unknown task status `{}`", row.status)))?;
+                let status = parse_status::<TaskStatus>(&row.status)?;
                 out.push(TaskActivity {
                     model_name: row.model_name,
                     task_type: row.task_type,

@@ -17,7 +17,7 @@ use crate::entities::{generation_tasks, workflow_jobs};
 use crate::error::{Result, retrying, retrying_read};
 use crate::from_entities;
 use crate::history;
-use crate::query::{literal, null_int, null_text, status_in};
+use crate::query::{literal, null_int, null_text, status_in, status_is};
 use crate::sql::{
     IN_LIST_CHUNK, col, ms, padded_ids, padded_len, placeholders, stmt, storable_text, time,
 };
@@ -564,7 +564,7 @@ impl Store {
         use generation_tasks::Column as T;
         use workflow_jobs::Column as J;
         let now_ms = ms(now);
-        let pending = || T::Status.into_expr().eq(literal("pending"));
+        let pending = || status_is(T::Status, "pending");
         retrying_read(|| async {
             let read = &self.inner.read;
             // Each count names its status inline, so PostgreSQL serves it from the partial
@@ -583,8 +583,7 @@ impl Store {
             let ready = count(Condition::all().add(pending()).add(T::ReadyAt.lte(now_ms))).await?;
             let scheduled =
                 count(Condition::all().add(pending()).add(T::ReadyAt.gt(now_ms))).await?;
-            let running =
-                count(Condition::all().add(T::Status.into_expr().eq(literal("running")))).await?;
+            let running = count(Condition::all().add(status_is(T::Status, "running"))).await?;
             // Active jobs only, through the partial index of active jobs: the cost follows the
             // work in flight, never the history kept in the table.
             let rows: Vec<(String, i64)> = workflow_jobs::Entity::find()

@@ -10,6 +10,11 @@ pub(crate) fn literal(status: &str) -> Expr {
     Expr::Constant(status.into())
 }
 
+/// `column = status`, the status inline (see [`literal`]).
+pub(crate) fn status_is<C: ColumnTrait>(column: C, status: &str) -> Expr {
+    column.into_expr().eq(literal(status))
+}
+
 /// `column IN (statuses…)`, the statuses inline (see [`literal`]).
 pub(crate) fn status_in<C: ColumnTrait>(column: C, statuses: &[&str]) -> Expr {
     column

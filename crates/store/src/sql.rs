@@ -198,15 +198,11 @@ pub(crate) static JOB_COLUMNS: LazyLock<String> =
 pub(crate) static TASK_COLUMNS: LazyLock<String> =
     LazyLock::new(|| columns("t.", "", &TASK_FIELDS));
 
-/// Reads the column `name` of a row (the name whole: sea-orm's `try_get(prefix, name)` would
-/// allocate the joined name for every column of every claimed row).
-fn get<T: TryGetable>(row: &QueryResult, name: &str) -> Result<T, DbErr> {
-    row.try_get_by(name)
-}
-
 /// Reads the column `name` of a row.
 pub(crate) fn named<T: TryGetable>(row: &QueryResult, name: &str) -> Result<T, DbErr> {
-    get(row, name)
+    // The name whole: sea-orm's `try_get(prefix, name)` would allocate the joined name for every
+    // column of every claimed row.
+    row.try_get_by(name)
 }
 
 pub(crate) fn parse_status<S: std::str::FromStr>(text: &str) -> Result<S, DbErr> {
@@ -216,61 +212,61 @@ pub(crate) fn parse_status<S: std::str::FromStr>(text: &str) -> Result<S, DbErr>
 
 /// Reads a job from the columns [`JOB_COLUMNS`] names (`j_id`, `j_status`, …).
 pub(crate) fn decode_job(row: &QueryResult) -> Result<Job, DbErr> {
-    let status: String = get(row, "j_status")?;
-    let params: String = get(row, "j_input_params")?;
+    let status: String = named(row, "j_status")?;
+    let params: String = named(row, "j_input_params")?;
     Ok(Job {
-        id: get(row, "j_id")?,
-        user_id: get(row, "j_user_id")?,
-        project_id: get(row, "j_project_id")?,
-        workflow_type: get(row, "j_workflow_type")?,
+        id: named(row, "j_id")?,
+        user_id: named(row, "j_user_id")?,
+        project_id: named(row, "j_project_id")?,
+        workflow_type: named(row, "j_workflow_type")?,
         status: parse_status::<JobStatus>(&status)?,
-        current_step_index: get(row, "j_current_step_index")?,
-        total_steps: get(row, "j_total_steps")?,
+        current_step_index: named(row, "j_current_step_index")?,
+        total_steps: named(row, "j_total_steps")?,
         input_params: parse_json(&params, "workflow_jobs.input_params")?,
-        error_message: get(row, "j_error_message")?,
-        is_consumed: get(row, "j_is_consumed")?,
-        progress: get(row, "j_progress")?,
-        created_at: time(get(row, "j_created_at")?),
-        updated_at: time(get(row, "j_updated_at")?),
-        started_at: get::<Option<i64>>(row, "j_started_at")?.map(time),
-        completed_at: get::<Option<i64>>(row, "j_completed_at")?.map(time),
+        error_message: named(row, "j_error_message")?,
+        is_consumed: named(row, "j_is_consumed")?,
+        progress: named(row, "j_progress")?,
+        created_at: time(named(row, "j_created_at")?),
+        updated_at: time(named(row, "j_updated_at")?),
+        started_at: named::<Option<i64>>(row, "j_started_at")?.map(time),
+        completed_at: named::<Option<i64>>(row, "j_completed_at")?.map(time),
     })
 }
 
 /// Reads a task from the columns [`TASK_COLUMNS`] names (the task table's own).
 pub(crate) fn decode_task(row: &QueryResult) -> Result<Task, DbErr> {
-    let status: String = get(row, "status")?;
+    let status: String = named(row, "status")?;
     let status = parse_status::<TaskStatus>(&status)?;
-    let attempts: i32 = get(row, "attempts")?;
-    let time_of = |name| get::<Option<i64>>(row, name).map(|t| t.map(time));
+    let attempts: i32 = named(row, "attempts")?;
+    let time_of = |name| named::<Option<i64>>(row, name).map(|t| t.map(time));
     let ready_at = time_of("ready_at")?;
     Ok(Task {
-        id: get(row, "id")?,
-        job_id: get(row, "job_id")?,
-        step_index: get(row, "step_index")?,
-        task_type: get(row, "task_type")?,
-        target_type: get(row, "target_type")?,
-        target_id: get(row, "target_id")?,
-        model_name: get(row, "model_name")?,
-        input_params: parse_opt_json(get(row, "input_params")?, "generation_tasks.input_params")?,
+        id: named(row, "id")?,
+        job_id: named(row, "job_id")?,
+        step_index: named(row, "step_index")?,
+        task_type: named(row, "task_type")?,
+        target_type: named(row, "target_type")?,
+        target_id: named(row, "target_id")?,
+        model_name: named(row, "model_name")?,
+        input_params: parse_opt_json(named(row, "input_params")?, "generation_tasks.input_params")?,
         status,
-        progress: get(row, "progress")?,
-        result_data: parse_opt_json(get(row, "result_data")?, "generation_tasks.result_data")?,
-        error_message: get(row, "error_message")?,
+        progress: named(row, "progress")?,
+        result_data: parse_opt_json(named(row, "result_data")?, "generation_tasks.result_data")?,
+        error_message: named(row, "error_message")?,
         attempts,
-        max_attempts: get(row, "max_attempts")?,
-        external_task_id: get(row, "external_task_id")?,
+        max_attempts: named(row, "max_attempts")?,
+        external_task_id: named(row, "external_task_id")?,
         started_at: time_of("started_at")?,
         completed_at: time_of("completed_at")?,
-        updated_at: time(get(row, "updated_at")?),
+        updated_at: time(named(row, "updated_at")?),
         attempt_started_at: time_of("attempt_started_at")?,
         // A pending task that has run before waits for its retry (or, after a lapsed lease or a
         // hand-back, is ready at once).
         next_attempt_at: ready_at.filter(|_| status == TaskStatus::Pending && attempts > 0),
-        usage: parse_opt_json(get(row, "usage")?, "generation_tasks.usage")?
+        usage: parse_opt_json(named(row, "usage")?, "generation_tasks.usage")?
             .and_then(|usage| serde_json::from_value(usage).ok()),
-        parent_task_id: get(row, "parent_task_id")?,
-        item_index: Some(get::<i32>(row, "item_index")?).filter(|i| *i >= 0),
+        parent_task_id: named(row, "parent_task_id")?,
+        item_index: Some(named::<i32>(row, "item_index")?).filter(|i| *i >= 0),
         waiting_reason: None,
     })
 }
