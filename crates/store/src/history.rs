@@ -4,12 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use nosyntask_domain::{AttemptOutcome, JobId, TaskAttempt};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Value};
+use sea_orm::{ConnectionTrait, DbErr, Value};
 
-use crate::entities::task_attempts;
-use crate::from_entities;
-
-use crate::sql::{ms, padded_ids, placeholders, stmt};
+use crate::sql::{ms, named, padded_ids, placeholders, stmt, time};
 
 /// The columns of a history row, in the order every insert lists them.
 pub(crate) const INSERT: &str = "INSERT INTO task_attempts (task_id, job_id, attempt, \
@@ -129,21 +126,35 @@ pub(crate) async fn record_cancelled(
     Ok(())
 }
 
-/// The job's finished attempts, oldest first.
+/// The job's finished attempts, oldest first. Part of every job read (see `jobs::LOAD_JOB`):
+/// one fixed statement, decoded by name.
 pub(crate) async fn load(
     conn: &impl ConnectionTrait,
     job_id: JobId,
 ) -> Result<Vec<TaskAttempt>, DbErr> {
-    use task_attempts::Column as A;
-    task_attempts::Entity::find()
-        .filter(A::JobId.eq(job_id))
-        .order_by_asc(A::TaskId)
-        .order_by_asc(A::ClaimEpoch)
-        .order_by_asc(A::Id)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(from_entities::attempt)
+    let rows = conn
+        .query_all_raw(stmt(
+            conn.get_database_backend(),
+            "SELECT task_id, attempt, worker, started_at, ended_at, outcome, error_message \
+             FROM task_attempts WHERE job_id = ? ORDER BY task_id, claim_epoch, id",
+            vec![job_id.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let outcome: String = named(row, "outcome")?;
+            Ok(TaskAttempt {
+                task_id: named(row, "task_id")?,
+                attempt: named(row, "attempt")?,
+                worker: named(row, "worker")?,
+                started_at: named::<Option<i64>>(row, "started_at")?.map(time),
+                ended_at: time(named(row, "ended_at")?),
+                outcome: outcome
+                    .parse()
+                    .map_err(|_| DbErr::Type(format!("unknown attempt outcome `{outcome}`")))?,
+                error_message: named(row, "error_message")?,
+            })
+        })
         .collect()
 }
 

@@ -2,8 +2,9 @@
 //!
 //! The [`JobStore`] of the engine on SQLite, PostgreSQL and MySQL/MariaDB, through sea-orm
 //! connections and hand-written SQL: every hot path is a few index lookups, batched per call.
-//! Cold paths move to the [`entities`] and sea-orm's query builder (so far: `consume_job` and
-//! `prune`).
+//! Cold paths (list, active, consume, cancel, resume, prune, stats, activity) go through the
+//! [`entities`] and sea-orm's query builder. The job read of status polling (`get`) is measured
+//! as a hot path and stays one fixed statement decoded by name (docs/benchmarks.md, "Issue 11").
 //!
 //! - **SQLite**: WAL, one writer connection (write transactions queue instead of failing with
 //!   `SQLITE_BUSY`), a small read pool beside it for files; `sqlite::memory:` is one connection.
