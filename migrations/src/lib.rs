@@ -16,6 +16,7 @@ mod m20261202_000100_model_limits;
 mod m20261202_000101_fair_share;
 mod m20261202_000102_fan_out;
 mod m20261202_000201_task_usage;
+mod m20261203_000300_hook_error;
 
 /// Every migration of the schema, in order.
 #[derive(Debug, Clone, Copy, Default)]
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000101_fair_share::Migration),
             Box::new(m20261202_000102_fan_out::Migration),
             Box::new(m20261202_000005_active_indexes::Migration),
+            Box::new(m20261203_000300_hook_error::Migration),
         ]
     }
 }

@@ -243,6 +243,7 @@ mod tests {
                 updated_at: now,
                 started_at: None,
                 completed_at: None,
+                hook_error: None,
             },
             tasks: Vec::new(),
             history: Vec::new(),

@@ -100,6 +100,10 @@ pub struct JobSummary {
     pub started_at: Option<String>,
     #[schema(format = DateTime)]
     pub completed_at: Option<String>,
+    /// The last failure of an embedding service's in-transaction completion hook (the event
+    /// and its message): the result is stored, the hook's own writes were rolled back.
+    /// `null` when no hook failed.
+    pub hook_error: Option<String>,
 }
 
 impl JobSummary {
@@ -127,6 +131,7 @@ impl JobSummary {
             updated_at: timestamp(job.updated_at),
             started_at: job.started_at.map(timestamp),
             completed_at: job.completed_at.map(timestamp),
+            hook_error: job.hook_error.clone(),
         }
     }
 }
@@ -699,6 +704,7 @@ mod tests {
                 updated_at: at,
                 started_at: Some(at),
                 completed_at: None,
+                hook_error: None,
             },
             tasks: vec![domain::Task {
                 id: 11,
@@ -764,6 +770,7 @@ mod tests {
             "updated_at",
             "started_at",
             "completed_at",
+            "hook_error",
             "tasks",
             "usage",
         ];

@@ -28,6 +28,9 @@ pub struct Job {
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The last failure of an in-transaction completion hook of this job (the event and the
+    /// hook's message): its writes were rolled back, the result they followed committed.
+    pub hook_error: Option<String>,
 }
 
 /// One step of a job (a `generation_tasks` row).

@@ -13,6 +13,8 @@ use serde_json::json;
 use crate::claim::held_fences;
 use crate::error::{Result, retrying};
 use crate::history;
+use crate::hooks::{Happened, HookEventKind};
+use crate::jobs::settle;
 use crate::sql::{
     FENCE_HOLDS, IS_PENDING_BY_KEY, col, json_text, ms, padded_ids, padded_len, placeholders, stmt,
 };
@@ -55,6 +57,16 @@ pub(crate) fn merge(mut a: serde_json::Value, b: serde_json::Value) -> serde_jso
     a
 }
 
+/// The events of a completed step: its job's too when it was the last.
+fn completed(job_id: i64, task_id: i64, last: bool) -> Happened {
+    let kinds: &[HookEventKind] = if last {
+        &[HookEventKind::StepCompleted, HookEventKind::JobCompleted]
+    } else {
+        &[HookEventKind::StepCompleted]
+    };
+    Happened::new(job_id, Some(task_id), kinds)
+}
+
 /// The completion's usage as the column stores it.
 fn usage_text(completion: &Completion) -> Option<String> {
     let usage = completion.usage.as_ref().filter(|u| !u.is_empty())?;
@@ -71,8 +83,25 @@ impl Store {
             return Ok(Vec::new());
         }
         let (held, advanced) = retrying(|| async {
-            match self.backend() {
-                DbBackend::Postgres => self.complete_pg(completions, now).await,
+            match (self.backend(), self.has_hook()) {
+                (DbBackend::Postgres, false) => {
+                    let (held, advanced, _) = self
+                        .complete_pg(&self.inner.write, completions, now)
+                        .await?;
+                    Ok((held, advanced))
+                }
+                // The hook needs the completion's transaction: the one statement runs in one.
+                (DbBackend::Postgres, true) => {
+                    let txn = self.begin().await?;
+                    let completed = async {
+                        let (held, advanced, happened) =
+                            self.complete_pg(&txn, completions, now).await?;
+                        self.fire(&txn, &happened).await?;
+                        Ok((held, advanced))
+                    }
+                    .await;
+                    settle(txn, completed).await
+                }
                 _ => self.complete_generic(completions, now).await,
             }
         })
@@ -86,12 +115,13 @@ impl Store {
             .collect())
     }
 
-    /// One statement for the whole batch.
+    /// One statement for the whole batch, on `conn`; with the events a hook is told of.
     async fn complete_pg(
         &self,
+        conn: &impl ConnectionTrait,
         completions: &[Completion],
         now: DateTime<Utc>,
-    ) -> Result<(HashSet<i64>, bool)> {
+    ) -> Result<(HashSet<i64>, bool, Vec<Happened>)> {
         let input: Vec<_> = completions
             .iter()
             .map(|c| {
@@ -110,9 +140,7 @@ impl Store {
             })
             .collect();
         let now_ms = ms(now);
-        let rows = self
-            .inner
-            .write
+        let rows = conn
             .query_all_raw(stmt(
                 DbBackend::Postgres,
                 // See IS_PENDING_BY_KEY: with `= 'pending'` the planner scanned every pending
@@ -154,7 +182,7 @@ impl Store {
                    FROM done d WHERE w.id = ANY(ARRAY(SELECT job_id FROM done)) \
                    AND w.id = d.job_id RETURNING w.id \
                  ) \
-                 SELECT d.id, (SELECT count(*) FROM next) FROM done d",
+                 SELECT d.id, (SELECT count(*) FROM next), d.job_id, d.last FROM done d",
                     pending = IS_PENDING_BY_KEY,
                     fence = FENCE_HOLDS,
                     history = history::INSERT,
@@ -174,11 +202,17 @@ impl Store {
             .await?;
         let mut held = HashSet::with_capacity(rows.len());
         let mut advanced = false;
+        let mut happened = Vec::new();
         for row in &rows {
-            held.insert(col::<i64>(row, 0)?);
+            let task_id = col::<i64>(row, 0)?;
+            held.insert(task_id);
             advanced |= col::<i64>(row, 1)? > 0;
+            if self.has_hook() {
+                happened.push(completed(col(row, 2)?, task_id, col(row, 3)?));
+            }
         }
-        Ok((held, advanced))
+        happened.sort_by_key(|h| h.task_id);
+        Ok((held, advanced, happened))
     }
 
     /// Lock the fenced rows, then a handful of statements for the whole batch.
@@ -341,6 +375,11 @@ impl Store {
             ))
             .await?;
         }
+        let happened: Vec<Happened> = done
+            .iter()
+            .map(|c| completed(c.fence.job_id, c.fence.task_id, c.is_last_step))
+            .collect();
+        self.fire(&txn, &happened).await?;
         txn.commit().await?;
         Ok((held.into_keys().collect(), !advancing.is_empty()))
     }

@@ -403,6 +403,7 @@ pub(crate) fn built(
             updated_at: now,
             started_at: None,
             completed_at: None,
+            hook_error: None,
         },
         tasks,
         history: Vec::new(),

@@ -12,6 +12,7 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, Value};
 use crate::error::{Result, retrying};
 use crate::finish::{FENCE, fence_values, started_set};
 use crate::history;
+use crate::hooks::{Happened, HookEventKind};
 use crate::sql::{
     self, IN_LIST_CHUNK, col, json_text, ms, padded_ids, padded_len, placeholders, stmt,
 };
@@ -219,6 +220,12 @@ impl Store {
             if held {
                 history::record_one(&txn, fence.task_id, &fence.owner, now, ended, error, 0)
                     .await?;
+                let kind = match outcome {
+                    Ok(_) => HookEventKind::StepCompleted,
+                    Err(_) => HookEventKind::StepFailed,
+                };
+                let happened = Happened::new(fence.job_id, Some(fence.task_id), &[kind]);
+                self.fire(&txn, &[happened]).await?;
             }
             txn.commit().await?;
             Ok(held)

@@ -12,6 +12,7 @@ use crate::claim::held_fences;
 use crate::complete::{merge, started_json};
 use crate::error::{Result, retrying};
 use crate::history;
+use crate::hooks::{Happened, HookEventKind};
 use crate::sql::{FENCE_HOLDS, json_text, ms, stmt};
 use crate::store::Store;
 
@@ -128,6 +129,12 @@ impl Store {
                 ],
             ))
             .await?;
+            let happened = Happened::new(
+                failure.fence.job_id,
+                Some(failure.fence.task_id),
+                &[HookEventKind::StepFailed, HookEventKind::JobFailed],
+            );
+            self.fire(&txn, &[happened]).await?;
         }
         txn.commit().await?;
         Ok(true)

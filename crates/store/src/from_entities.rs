@@ -28,5 +28,6 @@ pub(crate) fn job(row: workflow_jobs::Model) -> Result<Job, DbErr> {
         updated_at: time(row.updated_at),
         started_at: row.started_at.map(time),
         completed_at: row.completed_at.map(time),
+        hook_error: row.hook_error,
     })
 }

@@ -18,6 +18,7 @@ use crate::entities::{generation_tasks, workflow_jobs};
 use crate::error::{Result, retrying, retrying_read};
 use crate::from_entities;
 use crate::history;
+use crate::hooks::{Happened, HookEventKind};
 use crate::query::{literal, null_int, null_text, status_in, status_is};
 use crate::sql::{
     self, IN_LIST_CHUNK, JOB_COLUMNS, TASK_COLUMNS, col, ms, named, padded_ids, padded_len,
@@ -243,7 +244,17 @@ impl Store {
 
     async fn cancel_once(&self, id: JobId, now: DateTime<Utc>) -> Result<Job> {
         let txn = self.begin().await?;
-        let cancelled = cancel_in(&txn, id, now).await;
+        let cancelled = async {
+            let (job, newly) = cancel_in(&txn, id, now).await?;
+            if newly {
+                let happened = Happened::new(id, None, &[HookEventKind::JobCancelled]);
+                self.fire(&txn, &[happened]).await?;
+                // The hook may have recorded its failure on the job.
+                return load(&txn, id).await;
+            }
+            Ok(job)
+        }
+        .await;
         settle(txn, cancelled).await
     }
 
@@ -690,14 +701,19 @@ fn contains_pattern(text: &str) -> String {
     pattern
 }
 
-/// Cancels the job in `txn` (see [`Store::cancel_job_impl`]); the caller settles `txn`.
-async fn cancel_in(txn: &DatabaseTransaction, id: JobId, now: DateTime<Utc>) -> Result<Job> {
+/// Cancels the job in `txn` (see [`Store::cancel_job_impl`]); the caller settles `txn`. With
+/// whether this call cancelled it (not a cancel before it).
+async fn cancel_in(
+    txn: &DatabaseTransaction,
+    id: JobId,
+    now: DateTime<Utc>,
+) -> Result<(Job, bool)> {
     use generation_tasks::Column as T;
     use workflow_jobs::Column as J;
     let now_ms = ms(now);
     match lock_job(txn, id).await?.status {
         JobStatus::Completed => return Err(already_completed(id)),
-        JobStatus::Cancelled => return load(txn, id).await,
+        JobStatus::Cancelled => return Ok((load(txn, id).await?, false)),
         _ => {}
     }
     history::record_cancelled(txn, id, now).await?;
@@ -728,14 +744,14 @@ async fn cancel_in(txn: &DatabaseTransaction, id: JobId, now: DateTime<Utc>) -> 
             return Err(already_completed(id));
         }
     }
-    load(txn, id).await
+    Ok((load(txn, id).await?, updated.rows_affected > 0))
 }
 
 /// Commits `txn` when `result` is a success and rolls it back otherwise, so no refusal leaves
 /// its row locks to a dropped transaction: sqlx rolls one back only when its connection is next
 /// used, and until then a claim's `SKIP LOCKED` passes over the job's tasks (seen as a job
 /// stuck pending after a refused resume in the admin storm on PostgreSQL).
-async fn settle<T>(txn: DatabaseTransaction, result: Result<T>) -> Result<T> {
+pub(crate) async fn settle<T>(txn: DatabaseTransaction, result: Result<T>) -> Result<T> {
     match result {
         Ok(value) => {
             txn.commit().await?;

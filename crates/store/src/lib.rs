@@ -38,6 +38,7 @@ mod fanout;
 mod finish;
 mod from_entities;
 mod history;
+mod hooks;
 mod jobs;
 mod models;
 mod notify;
@@ -60,6 +61,7 @@ use nosyntask_engine::{JobStore, StoreError};
 use sea_orm::DbBackend;
 use serde_json::Value;
 
+pub use hooks::{HookEvent, HookEventKind, TransactionHook};
 pub use store::{Store, StoreOptions};
 
 #[async_trait]

@@ -133,7 +133,7 @@ pub(crate) const IS_PENDING_BY_KEY: &str = "NOT IN ('running', 'completed', 'fai
 /// 22 of 25 ms per claim).
 pub(crate) const IS_COMPLETED_BY_KEY: &str = "NOT IN ('pending', 'running', 'failed', 'cancelled')";
 
-pub(crate) const JOB_FIELDS: [&str; 15] = [
+pub(crate) const JOB_FIELDS: [&str; 16] = [
     "id",
     "user_id",
     "project_id",
@@ -149,6 +149,7 @@ pub(crate) const JOB_FIELDS: [&str; 15] = [
     "updated_at",
     "started_at",
     "completed_at",
+    "hook_error",
 ];
 
 pub(crate) const TASK_FIELDS: [&str; 23] = [
@@ -230,6 +231,7 @@ pub(crate) fn decode_job(row: &QueryResult) -> Result<Job, DbErr> {
         updated_at: time(named(row, "j_updated_at")?),
         started_at: named::<Option<i64>>(row, "j_started_at")?.map(time),
         completed_at: named::<Option<i64>>(row, "j_completed_at")?.map(time),
+        hook_error: named(row, "j_hook_error")?,
     })
 }
 

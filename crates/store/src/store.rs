@@ -71,6 +71,9 @@ pub(crate) struct Inner {
     /// Model limits were recorded through this store: its claims go through the limited path
     /// (see `crate::models`).
     pub(crate) limits_in_use: std::sync::atomic::AtomicBool,
+    /// The embedding service's in-transaction completion hook (see `crate::hooks`).
+    pub(crate) hook: std::sync::OnceLock<Arc<dyn crate::TransactionHook>>,
+    pub(crate) hook_failures: std::sync::atomic::AtomicU64,
     /// PostgreSQL: signals the task that sends `NOTIFY` to other processes.
     announce: Option<Arc<Notify>>,
     /// PostgreSQL: the `LISTEN` and `NOTIFY` tasks.
@@ -200,6 +203,8 @@ impl Store {
                 heartbeat,
                 wake,
                 limits_in_use: std::sync::atomic::AtomicBool::new(false),
+                hook: std::sync::OnceLock::new(),
+                hook_failures: std::sync::atomic::AtomicU64::new(0),
                 announce: None,
                 tasks: Vec::new(),
             }),

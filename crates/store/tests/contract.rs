@@ -4,8 +4,10 @@
 
 mod suite;
 
+/// `$access`: what each test gets, `shared` (the store as the engine takes it) or `store` (the
+/// `Store` itself, for its own methods such as completion hooks).
 macro_rules! backend {
-    ($module:ident, $backend:literal, [$($test:ident),* $(,)?]) => {
+    ($module:ident, $backend:literal, $access:ident, [$($test:ident),* $(,)?]) => {
         mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -16,7 +18,7 @@ macro_rules! backend {
                     else {
                         return;
                     };
-                    crate::suite::$test(db.shared()).await;
+                    crate::suite::$test(db.$access().clone()).await;
                     db.cleanup().await;
                 }
             )*
@@ -24,16 +26,26 @@ macro_rules! backend {
     };
 }
 
-macro_rules! contract {
-    ($($test:ident),* $(,)?) => {
-        backend!(sqlite_memory, "sqlite", [$($test),*]);
-        backend!(sqlite_file, "sqlite-file", [$($test),*]);
-        backend!(postgres, "postgres", [$($test),*]);
-        backend!(mysql, "mysql", [$($test),*]);
+macro_rules! every_backend {
+    ($access:ident, $($test:ident),* $(,)?) => {
+        backend!(sqlite_memory, "sqlite", $access, [$($test),*]);
+        backend!(sqlite_file, "sqlite-file", $access, [$($test),*]);
+        backend!(postgres, "postgres", $access, [$($test),*]);
+        backend!(mysql, "mysql", $access, [$($test),*]);
     };
 }
 
-contract!(
+mod store {
+    every_backend!(
+        store,
+        hook_commits_with_the_result_at_every_kill_point,
+        a_failing_hook_keeps_the_result_and_says_so,
+        hook_sees_failures_and_cancellations_once,
+    );
+}
+
+every_backend!(
+    shared,
     attempt_history_survives_retries_losses_cancel_and_resume,
     job_versions_move_with_every_write,
     a_lapsed_lease_is_taken_back_by_its_live_runner,

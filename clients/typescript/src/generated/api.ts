@@ -429,6 +429,12 @@ export interface components {
             current_step_index: number;
             /** @description Why it failed; for a cancelled job a cancellation message (in the request's language). */
             error_message?: string | null;
+            /**
+             * @description The last failure of an embedding service's in-transaction completion hook (the event
+             *     and its message): the result is stored, the hook's own writes were rolled back.
+             *     `null` when no hook failed.
+             */
+            hook_error?: string | null;
             /** Format: int64 */
             id: number;
             /**

@@ -33,6 +33,8 @@ pub struct Model {
     pub started_at: Option<i64>,
     pub completed_at: Option<i64>,
     pub priority: i32,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub hook_error: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
