@@ -17,6 +17,7 @@ mod m20261202_000101_fair_share;
 mod m20261202_000102_fan_out;
 mod m20261202_000201_task_usage;
 mod m20261203_000300_hook_error;
+mod m20261203_000301_event_outbox;
 
 /// Every migration of the schema, in order.
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000102_fan_out::Migration),
             Box::new(m20261202_000005_active_indexes::Migration),
             Box::new(m20261203_000300_hook_error::Migration),
+            Box::new(m20261203_000301_event_outbox::Migration),
         ]
     }
 }

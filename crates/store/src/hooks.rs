@@ -156,19 +156,22 @@ impl Store {
         self.inner.hook_failures.load(Ordering::Relaxed)
     }
 
+    /// Whether events are wanted: a hook, or outbox subscribers.
     pub(crate) fn has_hook(&self) -> bool {
-        self.inner.hook.get().is_some()
+        self.inner.hook.get().is_some() || !self.outbox_subscribers().is_empty()
     }
 
-    /// Runs the registered hook for `happened`, in `txn`, before it commits.
+    /// Runs the registered hook for `happened`, and records the events in the outbox, in
+    /// `txn`, before it commits.
     pub(crate) async fn fire(
         &self,
         txn: &DatabaseTransaction,
         happened: &[Happened],
     ) -> Result<()> {
-        let Some(hook) = self.inner.hook.get() else {
+        if !self.has_hook() {
             return Ok(());
-        };
+        }
+        let hook = self.inner.hook.get();
         for happening in happened {
             let Some(read) = load_job(txn, happening.job_id).await? else {
                 continue;
@@ -181,6 +184,10 @@ impl Store {
                     kind,
                     job: read.job.clone(),
                     task: task.clone(),
+                };
+                crate::outbox::record(txn, self.outbox_subscribers(), &event).await?;
+                let Some(hook) = hook else {
+                    continue;
                 };
                 let savepoint = txn.begin().await?;
                 let Err(err) = hook.on_event(&savepoint, &event).await else {

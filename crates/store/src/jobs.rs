@@ -14,7 +14,7 @@ use sea_orm::{
     IdenStatic, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use crate::entities::{generation_tasks, workflow_jobs};
+use crate::entities::{event_outbox, generation_tasks, workflow_jobs};
 use crate::error::{Result, retrying, retrying_read};
 use crate::from_entities;
 use crate::history;
@@ -535,6 +535,10 @@ impl Store {
             return Ok((0, candidates.len() == PRUNE_BATCH));
         }
         history::delete_for_jobs(&txn, &ids).await?;
+        event_outbox::Entity::delete_many()
+            .filter(event_outbox::Column::JobId.is_in(padded(&ids)))
+            .exec(&txn)
+            .await?;
         generation_tasks::Entity::delete_many()
             .filter(T::JobId.is_in(padded(&ids)))
             .exec(&txn)

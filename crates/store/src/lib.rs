@@ -42,6 +42,7 @@ mod hooks;
 mod jobs;
 mod models;
 mod notify;
+mod outbox;
 mod query;
 mod sql;
 mod store;
@@ -62,6 +63,7 @@ use sea_orm::DbBackend;
 use serde_json::Value;
 
 pub use hooks::{HookEvent, HookEventKind, TransactionHook};
+pub use outbox::{DeliveryStatus, OutboxDelivery, OutboxFilter, OutboxSubscriber};
 pub use store::{Store, StoreOptions};
 
 #[async_trait]

@@ -74,6 +74,8 @@ pub(crate) struct Inner {
     /// The embedding service's in-transaction completion hook (see `crate::hooks`).
     pub(crate) hook: std::sync::OnceLock<Arc<dyn crate::TransactionHook>>,
     pub(crate) hook_failures: std::sync::atomic::AtomicU64,
+    /// Who the outbox keeps events for (see `crate::outbox`).
+    pub(crate) outbox: std::sync::OnceLock<Vec<crate::OutboxSubscriber>>,
     /// PostgreSQL: signals the task that sends `NOTIFY` to other processes.
     announce: Option<Arc<Notify>>,
     /// PostgreSQL: the `LISTEN` and `NOTIFY` tasks.
@@ -205,6 +207,7 @@ impl Store {
                 limits_in_use: std::sync::atomic::AtomicBool::new(false),
                 hook: std::sync::OnceLock::new(),
                 hook_failures: std::sync::atomic::AtomicU64::new(0),
+                outbox: std::sync::OnceLock::new(),
                 announce: None,
                 tasks: Vec::new(),
             }),

@@ -41,6 +41,7 @@ mod store {
         hook_commits_with_the_result_at_every_kill_point,
         a_failing_hook_keeps_the_result_and_says_so,
         hook_sees_failures_and_cancellations_once,
+        outbox_delivers_each_event_in_order_per_job,
     );
 }
 

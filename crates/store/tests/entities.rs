@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use nosyntask_store::entities::{
-    generation_tasks, model_limits, task_attempts, workflow_jobs, workflow_user_locks,
+    event_outbox, generation_tasks, model_limits, task_attempts, workflow_jobs, workflow_user_locks,
 };
 use nosyntask_store::testing::test_store;
 use sea_orm::{
@@ -99,6 +99,7 @@ fn entities() -> BTreeMap<String, Columns> {
         entity::<workflow_jobs::Entity>(),
         entity::<generation_tasks::Entity>(),
         entity::<task_attempts::Entity>(),
+        entity::<event_outbox::Entity>(),
         entity::<model_limits::Entity>(),
         entity::<workflow_user_locks::Entity>(),
     ]

@@ -2,6 +2,7 @@
 
 pub mod prelude;
 
+pub mod event_outbox;
 pub mod generation_tasks;
 pub mod model_limits;
 pub mod task_attempts;

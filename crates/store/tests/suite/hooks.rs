@@ -12,7 +12,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use nosyntask_domain::{JobStatus, TaskStatus};
 use nosyntask_engine::ports::Failure;
-use nosyntask_store::{HookEvent, Store, TransactionHook};
+use nosyntask_store::{
+    DeliveryStatus, HookEvent, HookEventKind, OutboxFilter, OutboxSubscriber, Store,
+    TransactionHook,
+};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Statement};
 use serde_json::json;
 
@@ -258,4 +261,152 @@ pub async fn hook_sees_failures_and_cancellations_once(store: Store) {
             ("job.cancelled".into(), None, None),
         ]
     );
+}
+
+fn subscriber(name: &str, events: Option<Vec<HookEventKind>>) -> OutboxSubscriber {
+    OutboxSubscriber {
+        name: name.into(),
+        events,
+    }
+}
+
+pub async fn outbox_delivers_each_event_in_order_per_job(store: Store) {
+    assert!(
+        store
+            .set_outbox_subscribers(vec![
+                subscriber("all", None),
+                subscriber("done", Some(vec![HookEventKind::JobCompleted])),
+            ])
+            .is_ok()
+    );
+    let shared: Shared = Arc::new(store.clone());
+    let job = create(&shared, new_job(1, 2), at(0)).await;
+    let first = claim_one(&shared, "w1", at(1)).await;
+    super::complete(&shared, &first, json!({"n": 1}), at(2)).await;
+    let second = claim_one(&shared, "w1", at(3)).await;
+    super::complete(&shared, &second, json!({"n": 2}), at(4)).await;
+    // Another job's event, between.
+    let other = create(&shared, new_job(2, 2), at(5)).await;
+    shared.cancel_job(other.job.id, at(6)).await.unwrap();
+
+    let lease = Duration::from_secs(10);
+    // Of each job only the earliest pending event: job 1's first step, the other's cancel.
+    let claimed = store.claim_outbox("all", 10, lease, at(10)).await.unwrap();
+    let events: Vec<(i64, &str)> = claimed
+        .iter()
+        .map(|d| (d.job_id, d.event.as_str()))
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            (job.job.id, "step.completed"),
+            (other.job.id, "job.cancelled")
+        ]
+    );
+    assert_eq!(claimed[0].payload["type"], "step.completed");
+    assert_eq!(claimed[0].payload["data"]["result"], json!({"n": 1}));
+    assert_eq!(claimed[0].payload["data"]["taskId"], first.task.id);
+    assert_eq!(claimed[0].attempts, 1);
+    // Leased: nobody else gets them, and job 1's later events wait for its first.
+    assert!(
+        store
+            .claim_outbox("all", 10, lease, at(11))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The first fails and is retried later; the lease of the other lapses (its process died).
+    store
+        .outbox_attempt_failed(claimed[0].id, "HTTP 503", Some(at(20_000)))
+        .await
+        .unwrap();
+    let lapsed = store
+        .claim_outbox("all", 10, lease, at(19_000))
+        .await
+        .unwrap();
+    let ids: Vec<i64> = lapsed.iter().map(|d| d.id).collect();
+    assert_eq!(
+        ids,
+        vec![claimed[1].id],
+        "the lapsed lease, not the retry before its time"
+    );
+    let retried = store
+        .claim_outbox("all", 10, lease, at(20_000))
+        .await
+        .unwrap();
+    let ids: Vec<i64> = retried.iter().map(|d| d.id).collect();
+    assert_eq!(ids, vec![claimed[0].id]);
+    assert_eq!(retried[0].attempts, 2);
+    assert_eq!(retried[0].last_error.as_deref(), Some("HTTP 503"));
+    for d in lapsed.iter().chain(&retried) {
+        store.outbox_delivered(d.id, at(20_001)).await.unwrap();
+    }
+    // Then job 1's next two events, one at a time in order.
+    let mut order = Vec::new();
+    loop {
+        let batch = store
+            .claim_outbox("all", 10, lease, at(20_002))
+            .await
+            .unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        assert_eq!(batch.len(), 1, "one event of a job at a time");
+        order.push(batch[0].event.clone());
+        store
+            .outbox_delivered(batch[0].id, at(20_003))
+            .await
+            .unwrap();
+    }
+    assert_eq!(order, vec!["step.completed", "job.completed"]);
+
+    // The other subscriber got only what it asked for; it gives up, then a redelivery.
+    let done = store
+        .claim_outbox("done", 10, lease, at(30_000))
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].event, "job.completed");
+    store
+        .outbox_attempt_failed(done[0].id, "gone", None)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_outbox("done", 10, lease, at(90_000))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let log = store
+        .list_outbox(&OutboxFilter {
+            subscriber: Some("done".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].status, DeliveryStatus::Failed);
+    let redelivered = store.redeliver(done[0].id, at(91_000)).await.unwrap();
+    assert_eq!(redelivered.status, DeliveryStatus::Pending);
+    let done_again = store
+        .claim_outbox("done", 10, lease, at(91_000))
+        .await
+        .unwrap();
+    assert_eq!(done_again[0].id, done[0].id, "the same delivery id");
+    assert!(matches!(
+        store.redeliver(i64::MAX, at(91_000)).await,
+        Err(nosyntask_engine::StoreError::NotFound(_))
+    ));
+    let all = store
+        .list_outbox(&OutboxFilter {
+            job_id: Some(job.job.id),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 4, "three events for `all`, one for `done`");
 }
