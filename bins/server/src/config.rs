@@ -122,6 +122,8 @@ pub struct Settings {
     pub retention: RetentionSettings,
     /// `[[models]]`; absent: the simulated default models.
     pub models: Option<Vec<ModelConfig>>,
+    /// `[[webhooks]]`: endpoints that get the engine's events, signed (Standard Webhooks).
+    pub webhooks: Vec<crate::webhooks::WebhookSettings>,
 }
 
 /// `[server]`
@@ -548,6 +550,8 @@ impl Settings {
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.bind_addr()?;
+        crate::webhooks::validate(&self.webhooks)
+            .map_err(|(key, message)| ConfigError::invalid(&key, message))?;
         if self.server.body_limit_bytes < 1024 {
             return Err(ConfigError::invalid(
                 "server.body_limit_bytes",

@@ -18,3 +18,4 @@ pub mod state;
 pub mod telemetry;
 pub mod views;
 pub mod watch;
+pub mod webhooks;

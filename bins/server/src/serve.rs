@@ -20,6 +20,7 @@ use nosyntask_server::config::{Secret, Settings};
 use nosyntask_server::edge::{ConnectionLimiter, EdgeConfig};
 use nosyntask_server::reads::JobReads;
 use nosyntask_server::watch::JobWatch;
+use nosyntask_server::webhooks;
 use nosyntask_store::{Store, StoreOptions};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -73,8 +74,19 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if settings.database.auto_migrate {
         store.migrate().await.context("migration failed")?;
     }
+    if !settings.webhooks.is_empty() {
+        // Before any request or worker: every event from now on gets its outbox rows.
+        let _ = store.set_outbox_subscribers(webhooks::subscribers(&settings.webhooks));
+    }
     let store = Arc::new(store);
-    let store_for_retention = store.clone();
+    let store_impl = store.clone();
+    let shutdown = CancellationToken::new();
+    let deliveries = if role.runs_workers() {
+        webhooks::spawn(store.clone(), &settings.webhooks, shutdown.clone())
+            .context("invalid [[webhooks]] configuration")?
+    } else {
+        Vec::new()
+    };
     let store: Arc<dyn JobStore> = store;
 
     let models = settings.models.clone().unwrap_or_else(default_models);
@@ -110,13 +122,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let retention = (role.runs_workers() && settings.retention.enabled).then(|| {
         nosyntask_server::artifact_retention::spawn(
             artifacts.clone(),
-            store_for_retention.clone(),
+            store_impl.clone(),
             Duration::from_secs(settings.retention.interval_secs),
             Duration::from_secs(settings.artifacts.retention_grace_secs),
         )
     });
 
-    let shutdown = CancellationToken::new();
     let reads = JobReads::new(engine.clone());
     let watch = JobWatch::start(
         Arc::clone(&reads),
@@ -135,6 +146,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             keepalive: Duration::from_secs(settings.server.events_keepalive_secs),
         },
         quota_retry_after_secs: settings.limits.quota_retry_after_secs,
+        outbox: store_impl.clone(),
         shutdown: shutdown.clone(),
     };
     let parts = AppParts::new(
@@ -176,6 +188,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     shutdown.cancel();
     if let Some(retention) = retention {
         retention.abort();
+    }
+    for delivery in deliveries {
+        // A delivery cut off here is claimed again when its lease lapses.
+        delivery.abort();
     }
     handle.stop(true).await;
     if let Some(worker) = worker {

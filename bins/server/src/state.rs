@@ -51,6 +51,8 @@ pub struct AppState {
     pub events: EventTiming,
     /// `Retry-After` of a quota answer.
     pub quota_retry_after_secs: u64,
+    /// The store's event outbox: the webhook delivery log and redelivery.
+    pub outbox: Arc<nosyntask_store::Store>,
     /// Fires when the server starts shutting down: event streams end, readiness fails.
     pub shutdown: CancellationToken,
 }

@@ -13,6 +13,7 @@ pub mod events;
 pub mod files;
 pub mod series;
 pub mod system;
+pub mod webhooks;
 pub mod workflows;
 
 /// Registers the authenticated API routes. Order matters: fixed segments (`types`, `active`)
@@ -29,6 +30,8 @@ pub fn api_routes(cfg: &mut ServiceConfig) {
         .service(workflows::resume_job)
         .service(system::models)
         .service(admin::admin_stats)
+        .service(webhooks::webhook_deliveries)
+        .service(webhooks::redeliver)
         .service(series::model_series);
 }
 

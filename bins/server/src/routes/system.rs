@@ -110,6 +110,26 @@ async fn store_registry(state: &AppState) -> Registry {
             "Whole reads of followed jobs whose version moved (one per change, any watcher count)",
             state.watch.change_reads(),
         ),
+        (
+            "hook_failures",
+            "Completion hook events that failed in this process (their writes rolled back, the results kept)",
+            state.outbox.hook_failures(),
+        ),
+        (
+            "webhook_deliveries",
+            "Webhook deliveries this process made that the receiver accepted",
+            crate::webhooks::counts().delivered,
+        ),
+        (
+            "webhook_attempts_failed",
+            "Webhook attempts of this process that failed (retried later, or given up on)",
+            crate::webhooks::counts().failed,
+        ),
+        (
+            "webhook_deliveries_given_up",
+            "Webhook deliveries this process gave up on after their retry period",
+            crate::webhooks::counts().given_up,
+        ),
     ] {
         let counter = Counter::<u64>::default();
         counter.inc_by(value);

@@ -501,7 +501,7 @@ pub async fn resume_job(
     }))
 }
 
-fn optional_id(name: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+pub(crate) fn optional_id(name: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
     match raw {
         None => Ok(None),
         Some(text) => lenient_integer(&Value::from(text))
@@ -526,7 +526,7 @@ fn flag(name: &str, raw: Option<&str>) -> Result<bool, ApiError> {
     }
 }
 
-fn limit_of(raw: Option<&str>, default: u64) -> Result<u64, ApiError> {
+pub(crate) fn limit_of(raw: Option<&str>, default: u64) -> Result<u64, ApiError> {
     match raw {
         None => Ok(default),
         Some(text) => match lenient_integer(&Value::from(text)).and_then(|n| u64::try_from(n).ok())

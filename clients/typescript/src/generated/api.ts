@@ -41,6 +41,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/webhooks/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The webhook delivery log, newest first: every event for every endpoint, with its attempts
+         *     and last error.
+         */
+        get: operations["webhook_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/webhooks/deliveries/{deliveryId}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sends a delivery again, delivered or given up on, with the same delivery id: it is pending
+         *     and due now (after the job's earlier pending events, to keep their order).
+         */
+        post: operations["redeliver"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/models": {
         parameters: {
             query?: never;
@@ -352,6 +392,40 @@ export interface components {
         ConsumeResponse: {
             /** @example true */
             success: boolean;
+        };
+        /** @description One event for one endpoint, and how its delivery went. */
+        Delivery: {
+            /** Format: int32 */
+            attempts: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            deliveredAt?: string | null;
+            /** @description `step.completed`, `step.failed`, `job.completed`, `job.failed` or `job.cancelled`. */
+            event: string;
+            /**
+             * Format: int64
+             * @description The delivery id; sent as `webhook-id: msg_<id>`, the same on every attempt.
+             */
+            id: number;
+            /** Format: int64 */
+            jobId: number;
+            /** @description Why the last attempt did not count (`HTTP 503`, a connection error). */
+            lastError?: string | null;
+            /** Format: date-time */
+            nextAttemptAt: string;
+            /** @description The body that is sent: `{type, timestamp, data}`. */
+            payload: Record<string, never>;
+            /** @description `pending` (due at `nextAttemptAt`), `delivered` or `failed` (given up on). */
+            status: string;
+            /** Format: int64 */
+            taskId?: number | null;
+            /** @description The endpoint's name (`[[webhooks]] name`, default its URL). */
+            webhook: string;
+        };
+        /** @description A page of the delivery log, newest first. */
+        DeliveryList: {
+            deliveries: components["schemas"]["Delivery"][];
         };
         /**
          * @description The body of every error answer. The frontend shows `message` (in the request's
@@ -1864,6 +1938,139 @@ export interface operations {
             };
             /** @description The token's role is not admin */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    webhook_deliveries: {
+        parameters: {
+            query?: {
+                /** @description Only this endpoint's deliveries (its name). */
+                webhook?: string;
+                /** @description Only this job's. */
+                jobId?: number;
+                /** @description Only deliveries in this status. */
+                status?: string;
+                /** @description 1–200, default 50. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deliveries */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryList"];
+                };
+            };
+            /** @description A query parameter is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is not admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Store unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    redeliver: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Delivery id */
+                deliveryId: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The delivery, pending again */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Delivery"];
+                };
+            };
+            /** @description The delivery id is not an integer */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The token's role is not admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such delivery */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
