@@ -5,6 +5,7 @@
 //! run the engine over the real store, which itself depends on the engine.
 
 pub mod counting;
+pub mod hook_log;
 pub mod proxy;
 pub mod standin;
 pub mod workflows;

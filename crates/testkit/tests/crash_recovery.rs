@@ -25,18 +25,16 @@ struct WorkerProcess {
 }
 
 fn spawn_worker(url: &str, dir: &std::path::Path, n: usize) -> WorkerProcess {
+    spawn_worker_with(url, dir, n, &["--sleep-ms", "100"])
+}
+
+fn spawn_worker_with(url: &str, dir: &std::path::Path, n: usize, extra: &[&str]) -> WorkerProcess {
     let log = dir.join(format!("worker-{n}.log"));
     let child = Command::new(env!("CARGO_BIN_EXE_nosyntask-testkit-worker"))
         .args(["--db", url, "--log"])
         .arg(&log)
-        .args([
-            "--concurrency",
-            "16",
-            "--sleep-ms",
-            "100",
-            "--lease-ms",
-            "2000",
-        ])
+        .args(["--concurrency", "16", "--lease-ms", "2000"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -203,4 +201,148 @@ async fn killing_a_worker_process_loses_and_duplicates_nothing() {
         resumed_from_victim > 0,
         "steps checkpointed by the killed process resumed with their checkpoint"
     );
+}
+
+/// Starts `count` crashy jobs.
+async fn start_crashy(engine: &Engine, count: usize) {
+    for i in 0..count {
+        engine
+            .start(nosyntask_engine::StartRequest {
+                user_id: 1,
+                project_id: 1,
+                workflow_type: "crashy".into(),
+                params: json!({"n": i}),
+                idempotency_key: None,
+                priority: 0,
+            })
+            .await
+            .unwrap();
+    }
+}
+
+/// The in-transaction completion hook across SIGKILLs: two worker processes with the
+/// [`HookLog`](nosyntask_testkit::hook_log::HookLog) hook, which holds each completion's
+/// transaction open a few milliseconds after its insert; one of them is killed and replaced
+/// every 150 ms, so kills land before completions, inside their open transactions and right
+/// after their commits. At the end every completed step has exactly one hook row, holding the
+/// result stored on the task, and there is no row for anything else.
+async fn hook_rows_commit_with_their_results_across_kills(backend: &str) {
+    const HOOKED_JOBS: usize = 200;
+    let Some(database) = test_store(backend).await.expect("creating a test database") else {
+        return;
+    };
+    use sea_orm::ConnectionTrait;
+    let connection = database.store().connection();
+    connection
+        .execute_unprepared(nosyntask_testkit::hook_log::CREATE_TABLE)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = Registry::new();
+    let unused_log = std::fs::File::create(dir.path().join("unused.log")).unwrap();
+    registry.register(crashy_workflow(
+        Duration::ZERO,
+        Arc::new(Mutex::new(unused_log)),
+    ));
+    let engine = Engine::new(database.shared(), registry).with_config(EngineConfig {
+        max_active_jobs_per_user: None,
+        ..Default::default()
+    });
+    start_crashy(&engine, HOOKED_JOBS).await;
+    let hooked = ["--sleep-ms", "10", "--hook-pause-ms", "5"];
+    let mut spawned = 0;
+    let mut spawn = |dir: &std::path::Path| {
+        spawned += 1;
+        spawn_worker_with(database.url(), dir, spawned, &hooked)
+    };
+    let mut workers = vec![spawn(dir.path()), spawn(dir.path())];
+    let mut killed = 0;
+    for round in 0..20 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let victim = &mut workers[round % 2];
+        victim.child.kill().unwrap();
+        victim.child.wait().unwrap();
+        killed += 1;
+        workers[round % 2] = spawn(dir.path());
+    }
+    let viewer = Viewer::admin(0);
+    nosyntask_testkit::wait_for("every job to complete", Duration::from_secs(120), || {
+        let engine = engine.clone();
+        async move {
+            let done = engine
+                .list(
+                    &viewer,
+                    ListQuery {
+                        statuses: vec![JobStatus::Completed],
+                        limit: 10_000,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map(|jobs| jobs.len())
+                .unwrap_or(0);
+            (done == HOOKED_JOBS).then_some(())
+        }
+    })
+    .await;
+    for worker in &mut workers {
+        let _ = worker.child.kill();
+        let _ = worker.child.wait();
+    }
+
+    let rows = connection
+        .query_all_raw(sea_orm::Statement::from_string(
+            connection.get_database_backend(),
+            "SELECT task_id, result FROM hook_log",
+        ))
+        .await
+        .unwrap();
+    let mut hook_rows: HashMap<i64, Vec<String>> = HashMap::new();
+    for row in &rows {
+        hook_rows
+            .entry(row.try_get_by("task_id").unwrap())
+            .or_default()
+            .push(row.try_get_by("result").unwrap());
+    }
+    let jobs = engine
+        .list(
+            &viewer,
+            ListQuery {
+                limit: 10_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut steps = 0;
+    let mut retried = 0;
+    for summary in &jobs {
+        let job = engine.get(&viewer, summary.id).await.unwrap();
+        for task in &job.tasks {
+            steps += 1;
+            retried += usize::from(task.attempts > 1);
+            let stored = task.result_data.as_ref().unwrap();
+            let written = hook_rows.get(&task.id).map(Vec::as_slice).unwrap_or(&[]);
+            assert_eq!(written.len(), 1, "task {}: hook rows {written:?}", task.id);
+            let seen: serde_json::Value = serde_json::from_str(&written[0]).unwrap();
+            assert_eq!(
+                &seen, stored,
+                "task {}: the hook saw another result",
+                task.id
+            );
+        }
+    }
+    assert_eq!(rows.len(), steps, "a hook row without its completed step");
+    assert!(killed >= 20);
+    assert!(retried > 0, "kills interrupted running steps");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_rows_commit_with_their_results_across_kills_on_postgres() {
+    hook_rows_commit_with_their_results_across_kills("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_rows_commit_with_their_results_across_kills_on_mysql() {
+    hook_rows_commit_with_their_results_across_kills("mysql").await;
 }

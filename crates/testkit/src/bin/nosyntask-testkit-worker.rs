@@ -10,6 +10,9 @@
 //!        nosyntask-testkit-worker --db URL --model-call ADDR --model-limit N [--concurrency N]
 //!        nosyntask-testkit-worker --db URL --fan-out ADDR [--concurrency N]   (the `fan_out` workflow)
 //!        nosyntask-testkit-worker --db URL --start N   (migrate, start N `crashy` jobs, exit)
+//!
+//! `--hook-pause-ms MS` registers the [`HookLog`](nosyntask_testkit::hook_log::HookLog)
+//! completion hook, holding each completion's transaction open MS after its insert.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,7 +57,15 @@ async fn main() -> anyhow::Result<()> {
     let sleep = Duration::from_millis(number("--sleep-ms", 50)?);
     let lease = Duration::from_millis(number("--lease-ms", 2000)?);
 
-    let store: Arc<dyn JobStore> = Arc::new(nosyntask_store::Store::connect(&db).await?);
+    let store = nosyntask_store::Store::connect(&db).await?;
+    if let Some(pause) = arg(&args, "--hook-pause-ms") {
+        let pause = Duration::from_millis(pause.parse().context("--hook-pause-ms MS")?);
+        let hook = Arc::new(nosyntask_testkit::hook_log::HookLog { pause });
+        if store.set_transaction_hook(hook).is_err() {
+            bail!("a completion hook is already registered");
+        }
+    }
+    let store: Arc<dyn JobStore> = Arc::new(store);
     let mut registry = Registry::new();
     let mut model_limits = Vec::new();
     if let Some(addr) = arg(&args, "--fan-out") {
