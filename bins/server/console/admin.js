@@ -1,12 +1,14 @@
 // The engine at a glance, for admins: queue depth, running tasks, jobs by status, and the last
-// hour's completions, failures and retries per model and per task type, and per-model charts of
-// the hour (charts.js).
+// hour's completions, failures and retries per model and per task type, per-model charts of
+// the hour (charts.js), and the webhook delivery log with redelivery.
 
 import { ApiError } from './api.js';
 import { drawCharts, loadChartLibrary } from './charts.js';
 import { h, message, replace, time } from './dom.js';
 
 const REFRESH_MS = 5000;
+/** Webhook deliveries shown: the newest. */
+const DELIVERIES = 20;
 
 /**
  * @param {HTMLElement} view
@@ -20,6 +22,7 @@ export function renderAdmin(view, ctx) {
   const body = h('div', { class: 'admin' });
   const charts = h('div', { class: 'charts' });
   const chartStatus = h('p', { class: 'list-status' });
+  const deliveries = h('div', { class: 'deliveries' });
   replace(view,
     h('h1', { text: 'Engine' }),
     h('p', { class: 'lead' }, 'What every process sharing this database is doing. Counts over the last hour; refreshed every few seconds. Prometheus metrics are at ',
@@ -29,7 +32,56 @@ export function renderAdmin(view, ctx) {
     h('h2', { text: 'Last hour, per model, over time' }),
     h('p', { class: 'lead', text: 'Tasks completed per minute, their mean run time, failures and spend, in 2-minute buckets.' }),
     chartStatus,
-    charts);
+    charts,
+    h('h2', { text: 'Webhook deliveries' }),
+    h('p', { class: 'lead' }, 'The newest events sent to the ',
+      h('code', { text: '[[webhooks]]' }), ' endpoints: at least once, in order per job, retried with backoff. A redelivery sends one again with the same ',
+      h('code', { text: 'webhook-id' }), '.'),
+    deliveries);
+
+  const redeliverButton = (delivery) => h('button', {
+    type: 'button',
+    class: 'button-quiet',
+    'aria-label': `Redeliver delivery ${delivery.id}`,
+    text: 'Redeliver',
+    onclick: async (event) => {
+      event.currentTarget.disabled = true;
+      try {
+        await ctx.api.redeliver(delivery.id);
+        await loadDeliveries();
+      } catch (err) {
+        replace(deliveries, message('error', `Cannot redeliver ${delivery.id}: ${err.message}`));
+      }
+    },
+  });
+
+  const deliveryTable = (list) => h('div', { class: 'table-wrap', tabindex: 0 },
+    h('table', { class: 'activity' },
+      h('caption', { text: 'Webhook deliveries, newest first' }),
+      h('thead', {}, h('tr', {}, ['Delivery', 'Endpoint', 'Event', 'Job', 'Status', 'Attempts', 'Last error', 'Created', '']
+        .map((c, i) => h('th', { scope: 'col', class: i === 5 ? 'num' : null, text: c })))),
+      h('tbody', {}, list.length
+        ? list.map((d) => h('tr', { class: d.status === 'failed' ? 'has-failures' : null },
+          h('th', { scope: 'row' }, h('code', { text: `msg_${d.id}` })),
+          h('td', {}, h('code', { text: d.webhook })),
+          h('td', {}, h('code', { text: d.event })),
+          h('td', {}, h('a', { href: `#/jobs/${d.jobId}`, text: `#${d.jobId}` })),
+          h('td', {}, h('span', { class: `badge badge-${d.status}`, text: d.status })),
+          h('td', { class: 'num', text: d.attempts }),
+          h('td', {}, d.lastError ? h('span', { class: 'bad', text: d.lastError }) : h('span', { class: 'muted', text: '—' })),
+          h('td', {}, time(d.createdAt)),
+          h('td', {}, d.status === 'pending' ? null : redeliverButton(d))))
+        : h('tr', {}, h('td', { colspan: 9, class: 'empty', text: 'No deliveries: no [[webhooks]] endpoint is configured, or no event happened yet.' })))));
+
+  async function loadDeliveries() {
+    try {
+      const answer = await ctx.api.webhookDeliveries(DELIVERIES, controller.signal);
+      replace(deliveries, deliveryTable(answer.deliveries || []));
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      replace(deliveries, message('error', `Cannot read the webhook deliveries: ${err.message}`));
+    }
+  }
 
   const card = (label, value, note) => h('div', { class: 'stat card' },
     h('span', { class: 'stat-label', text: label }),
@@ -89,7 +141,7 @@ export function renderAdmin(view, ctx) {
         table('Tasks per step type: queued and running now; completed, failed, cancelled and retried in the last hour',
           'Step type', stats.taskTypes, '—'));
       replace(status, 'Read at ', time(stats.generatedAt), ` from ${stats.backend}.`);
-      await loadCharts();
+      await Promise.all([loadCharts(), loadDeliveries()]);
     } catch (err) {
       if (err.name === 'AbortError') return;
       const text = err instanceof ApiError && err.status === 403

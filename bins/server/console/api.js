@@ -155,6 +155,16 @@ export class Api {
     return this.request('GET', '/api/admin/stats', undefined, signal);
   }
 
+  /** The webhook delivery log, newest first (admins). */
+  webhookDeliveries(limit, signal) {
+    return this.request('GET', `/api/admin/webhooks/deliveries?limit=${encodeURIComponent(limit)}`, undefined, signal);
+  }
+
+  /** Sends a webhook delivery again, with the same delivery id (admins). */
+  redeliver(id) {
+    return this.request('POST', `/api/admin/webhooks/deliveries/${encodeURIComponent(id)}/redeliver`);
+  }
+
   /** Per-model figures per time bucket over the last `minutes` (admins). */
   adminSeries(minutes, signal) {
     return this.request('GET', `/api/admin/series?minutes=${encodeURIComponent(minutes)}`, undefined, signal);

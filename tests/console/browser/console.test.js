@@ -7,11 +7,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 
 import { accessibilityViolations } from '../lib/axe.js';
 import { launchBrowser } from '../lib/browser.js';
-import { REPO, startServer } from '../lib/server.js';
+import { REPO, slowModels, startServer } from '../lib/server.js';
 
 const SHOTS = join(REPO, 'test-artifacts', 'console');
 const LONG = 60000;
@@ -22,6 +23,9 @@ let server;
 let browser;
 /** @type {import('playwright-core').Page} */
 let page;
+/** A webhook receiver on loopback: it accepts every delivery and counts them. */
+let receiver;
+let received = 0;
 const problems = [];
 const foreignRequests = [];
 const failedResponses = [];
@@ -29,7 +33,14 @@ const failedResponses = [];
 before(async () => {
   rmSync(SHOTS, { recursive: true, force: true });
   mkdirSync(SHOTS, { recursive: true });
-  server = await startServer();
+  receiver = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => { received += 1; res.writeHead(204).end(); });
+  });
+  await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const hook = `\n[[webhooks]]\nname = "app"\nurl = "http://127.0.0.1:${receiver.address().port}/hooks"\n`
+    + 'secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"\n';
+  server = await startServer({ config: slowModels() + hook });
   browser = await launchBrowser();
   page = browser.context.pages()[0] ?? (await browser.context.newPage());
   page.setDefaultTimeout(LONG);
@@ -54,6 +65,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await server?.stop();
+  receiver?.close();
 });
 
 const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
@@ -419,6 +431,18 @@ test('an admin sees every job and the engine statistics', async () => {
   assert.match(await charts.nth(2).locator('.chart-canvas').getAttribute('aria-label'), /sim-image: none/);
   // One legend names the models the charts draw.
   assert.deepEqual((await page.locator('.chart-legend li').allTextContents()).sort(), ['sim-image', 'sim-text']);
+  // The webhook delivery log: the jobs' events, delivered to the receiver; one is redelivered.
+  const log = page.getByRole('table', { name: 'Webhook deliveries, newest first' });
+  await log.getByRole('row', { name: /job\.completed/ }).first().waitFor();
+  const delivered = log.getByRole('row', { name: /delivered/ });
+  assert.ok(await delivered.count() > 0, 'some deliveries are delivered');
+  const before = received;
+  const redelivered = page.waitForResponse((r) => /\/redeliver$/.test(new URL(r.url()).pathname));
+  await delivered.first().getByRole('button', { name: /^Redeliver delivery/ }).click();
+  assert.equal((await redelivered).status(), 200);
+  const deadline = Date.now() + 20000;
+  while (received <= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(received > before, 'the redelivery reached the receiver');
   await shotAndAudit('12-admin-engine');
 });
 
