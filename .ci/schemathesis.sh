@@ -20,18 +20,15 @@ if [ ! -x "$VENV/bin/st" ]; then
 fi
 
 work=$(mktemp -d)
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+. .ci/serve-lib.sh
+port=$(free_port)
 # One token sends thousands of starts: the per-user quota of active jobs would answer most of
 # them (and the stateful phase's) with 429 instead of exercising the API.
 (cd "$work" && exec env NOSYNTASK__SERVER__BIND="127.0.0.1:$port" \
   NOSYNTASK__LIMITS__MAX_ACTIVE_JOBS_PER_USER=1000000 "$server_bin" serve >server.log 2>&1) &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 60); do
-  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-  sleep 0.5
-done
-curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$work/server.log" >&2; echo "FATAL: the server did not become ready" >&2; exit 1; }
+wait_ready "$port" "$work/server.log"
 
 # An admin token: the admin routes are exercised too (an admin reads every user's jobs).
 token=$(cd "$work" && "$server_bin" token --user 1 --role admin)

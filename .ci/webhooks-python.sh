@@ -19,7 +19,7 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import standardwebhoo
   "$VENV/bin/pip" install --quiet "standardwebhooks==$VERSION"
 fi
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+. .ci/serve-lib.sh
 work=$(mktemp -d)
 secret="whsec_$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
 hook_port=$(free_port)
@@ -35,11 +35,7 @@ TOML
 (cd "$work" && exec env NOSYNTASK__SERVER__BIND="127.0.0.1:$port" "$server_bin" serve --config config.toml >server.log 2>&1) &
 server=$!
 trap 'kill "$server" "$receiver" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 60); do
-  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-  sleep 0.5
-done
-curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$work/server.log" >&2; echo "FATAL: the server did not become ready" >&2; exit 1; }
+wait_ready "$port" "$work/server.log"
 
 token=$(cd "$work" && "$server_bin" token --user 1)
 job=$(curl -fs -X POST "http://127.0.0.1:$port/api/workflows" -H "Authorization: Bearer $token" \

@@ -68,29 +68,8 @@ async fn killing_a_worker_process_loses_and_duplicates_nothing() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut registry = Registry::new();
-    let unused_log = std::fs::File::create(dir.path().join("unused.log")).unwrap();
-    registry.register(crashy_workflow(
-        Duration::ZERO,
-        Arc::new(Mutex::new(unused_log)),
-    ));
-    let engine = Engine::new(database.shared(), registry).with_config(EngineConfig {
-        max_active_jobs_per_user: None,
-        ..Default::default()
-    });
-    for i in 0..JOBS {
-        engine
-            .start(nosyntask_engine::StartRequest {
-                user_id: 1,
-                project_id: 1,
-                workflow_type: "crashy".into(),
-                params: json!({"n": i}),
-                idempotency_key: None,
-                priority: 0,
-            })
-            .await
-            .unwrap();
-    }
+    let engine = crashy_engine(&database, dir.path());
+    start_crashy(&engine, JOBS).await;
 
     let mut workers: Vec<WorkerProcess> = (0..3)
         .map(|n| spawn_worker(database.url(), dir.path(), n))
@@ -203,6 +182,20 @@ async fn killing_a_worker_process_loses_and_duplicates_nothing() {
     );
 }
 
+/// An engine (no workers of its own) for the drills' `crashy` jobs, to start and read them.
+fn crashy_engine(database: &nosyntask_store::testing::TestStore, dir: &std::path::Path) -> Engine {
+    let mut registry = Registry::new();
+    let unused_log = std::fs::File::create(dir.join("unused.log")).unwrap();
+    registry.register(crashy_workflow(
+        Duration::ZERO,
+        Arc::new(Mutex::new(unused_log)),
+    ));
+    Engine::new(database.shared(), registry).with_config(EngineConfig {
+        max_active_jobs_per_user: None,
+        ..Default::default()
+    })
+}
+
 /// Starts `count` crashy jobs.
 async fn start_crashy(engine: &Engine, count: usize) {
     for i in 0..count {
@@ -238,16 +231,7 @@ async fn hook_rows_commit_with_their_results_across_kills(backend: &str) {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut registry = Registry::new();
-    let unused_log = std::fs::File::create(dir.path().join("unused.log")).unwrap();
-    registry.register(crashy_workflow(
-        Duration::ZERO,
-        Arc::new(Mutex::new(unused_log)),
-    ));
-    let engine = Engine::new(database.shared(), registry).with_config(EngineConfig {
-        max_active_jobs_per_user: None,
-        ..Default::default()
-    });
+    let engine = crashy_engine(&database, dir.path());
     start_crashy(&engine, HOOKED_JOBS).await;
     let hooked = ["--sleep-ms", "10", "--hook-pause-ms", "5"];
     let mut spawned = 0;
