@@ -1,6 +1,7 @@
 //! `nosyntask-server`: the command line. `serve` (default) runs the API and/or workers,
 //! `token` prints a JWT for the configured secret, `openapi` writes the OpenAPI YAML, `migrate`
-//! applies the database migrations.
+//! applies the database migrations, `nanostory-upgrade` moves NanoStory's own workflow tables
+//! aside on its database and brings their history into the engine's.
 
 mod serve;
 
@@ -49,6 +50,10 @@ enum Command {
     },
     /// Applies pending database migrations and exits.
     Migrate,
+    /// On NanoStory's own database: moves NanoStory's `workflow_jobs` and `generation_tasks`
+    /// aside (to `nanostory_*`), migrates, and copies their history into the engine's tables.
+    /// Safe to run again.
+    NanostoryUpgrade,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -95,6 +100,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             telemetry::init(settings.server.log_format, &settings.server.log_level);
             runtime()?.block_on(serve::migrate(&settings))
+        }
+        Command::NanostoryUpgrade => {
+            telemetry::init(settings.server.log_format, &settings.server.log_level);
+            runtime()?.block_on(serve::nanostory_upgrade(&settings))
         }
         Command::Serve => {
             telemetry::init(settings.server.log_format, &settings.server.log_level);

@@ -64,6 +64,28 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Moves NanoStory's own workflow tables aside and copies their history (the
+/// `nanostory-upgrade` command; see `nosyntask_nanostory`).
+pub async fn nanostory_upgrade(settings: &Settings) -> anyhow::Result<()> {
+    let store = connect(settings).await?;
+    let report = nosyntask_nanostory::upgrade(&store)
+        .await
+        .context("the NanoStory upgrade failed")?;
+    store.close().await;
+    if report.renamed {
+        println!(
+            "moved NanoStory's tables aside: {} and {}",
+            nosyntask_nanostory::LEGACY_JOBS,
+            nosyntask_nanostory::LEGACY_TASKS
+        );
+    }
+    println!(
+        "copied {} jobs and {} tasks ({} interrupted jobs are failed and can be resumed; {} task rows left in the backup only)",
+        report.jobs_copied, report.tasks_copied, report.jobs_interrupted, report.tasks_left_aside
+    );
+    Ok(())
+}
+
 /// Runs the process until SIGTERM/SIGINT.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let role = settings.server.role;

@@ -226,6 +226,21 @@ impl Store {
         self
     }
 
+    /// Whether the database holds a `workflow_jobs` table the engine did not create (NanoStory's
+    /// own engine's): [`Store::migrate`] refuses to run beside it.
+    pub async fn has_foreign_workflow_tables(&self) -> Result<bool, StoreError> {
+        foreign_workflow_jobs(&self.inner.write)
+            .await
+            .map_err(|err| classify(&err))
+    }
+
+    /// Whether `table` exists in the store's database.
+    pub async fn has_table(&self, table: &str) -> Result<bool, StoreError> {
+        table_exists(&self.inner.write, table)
+            .await
+            .map_err(|err| classify(&err))
+    }
+
     /// Applies every pending schema migration. Processes starting together take turns
     /// (a PostgreSQL advisory lock, a MySQL named lock), so each migration runs once.
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -240,6 +255,7 @@ impl Store {
                 let txn = write.begin().await?;
                 txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
                     .await?;
+                refuse_foreign_tables(&txn).await?;
                 Migrator::up(&txn, None).await?;
                 txn.commit().await
             }
@@ -254,13 +270,19 @@ impl Store {
                 sqlx::Executor::execute(&mut *lock, "SELECT GET_LOCK('nosyntask_migrate', 300)")
                     .await
                     .map_err(sqlx_err)?;
-                let migrated = Migrator::up(write, None).await;
+                let migrated = match refuse_foreign_tables(write).await {
+                    Ok(()) => Migrator::up(write, None).await,
+                    Err(err) => Err(err),
+                };
                 sqlx::Executor::execute(&mut *lock, "SELECT RELEASE_LOCK('nosyntask_migrate')")
                     .await
                     .map_err(sqlx_err)?;
                 migrated
             }
-            _ => Migrator::up(write, None).await,
+            _ => {
+                refuse_foreign_tables(write).await?;
+                Migrator::up(write, None).await
+            }
         }
     }
 
@@ -296,6 +318,70 @@ impl Store {
             announce.notify_one();
         }
     }
+}
+
+/// The engine's first migration: a database whose migration log lacks it did not get its
+/// `workflow_jobs` from the engine.
+const FIRST_MIGRATION: &str = "m20250101_000001_create_jobs";
+
+/// Refuses to migrate a database that holds a `workflow_jobs` table the engine did not create
+/// (NanoStory's own engine keeps one of another shape): the migrations' `CREATE TABLE IF NOT
+/// EXISTS` would pass over it, and every statement after would fail on its columns.
+async fn refuse_foreign_tables(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
+    if !foreign_workflow_jobs(conn).await? {
+        return Ok(());
+    }
+    Err(DbErr::Migration(
+        "the database already has a `workflow_jobs` table that nosyntask did not create (NanoStory's \
+         own engine keeps one); nothing was changed. Move NanoStory's tables aside first: \
+         `nosyntask-server nanostory-upgrade` (docs/integration.md, \"NanoStory's own tables\")"
+            .into(),
+    ))
+}
+
+/// Whether `table` exists in the connection's database (schema, on PostgreSQL).
+pub(crate) async fn table_exists(conn: &impl ConnectionTrait, table: &str) -> Result<bool, DbErr> {
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+        DbBackend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = ?"
+        }
+        _ => {
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_schema = DATABASE() AND table_name = ?"
+        }
+    };
+    count(conn, crate::sql::stmt(backend, sql, vec![table.into()]))
+        .await
+        .map(|n| n > 0)
+}
+
+async fn count(conn: &impl ConnectionTrait, statement: sea_orm::Statement) -> Result<i64, DbErr> {
+    let row = conn.query_one_raw(statement).await?;
+    row.map_or(Ok(0), |row| crate::sql::col::<i64>(&row, 0))
+}
+
+/// Whether the database holds a `workflow_jobs` table the engine's migrations did not create.
+async fn foreign_workflow_jobs(conn: &impl ConnectionTrait) -> Result<bool, DbErr> {
+    if !table_exists(conn, "workflow_jobs").await? {
+        return Ok(false);
+    }
+    if !table_exists(conn, "seaql_migrations").await? {
+        return Ok(true);
+    }
+    let backend = conn.get_database_backend();
+    let ours = count(
+        conn,
+        crate::sql::stmt(
+            backend,
+            "SELECT COUNT(*) FROM seaql_migrations WHERE version = ?",
+            vec![FIRST_MIGRATION.into()],
+        ),
+    )
+    .await?;
+    Ok(ours == 0)
 }
 
 /// Starts a write transaction on `conn` (`BEGIN IMMEDIATE` on SQLite, so it never needs

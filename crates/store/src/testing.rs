@@ -176,6 +176,16 @@ fn random_name() -> String {
 /// A fresh migrated store for `backend` (see [`BACKENDS`]). `Ok(None)` when the backend's URL
 /// variable is not set: the caller skips (a note says so on stderr).
 pub async fn test_store(backend: &str) -> Result<Option<TestStore>, StoreError> {
+    fresh_store(backend, true).await
+}
+
+/// A store on a fresh, empty database (no migration run), for tests of what a database held
+/// before the engine's schema: an upgrade, a foreign table of the same name.
+pub async fn unmigrated_test_store(backend: &str) -> Result<Option<TestStore>, StoreError> {
+    fresh_store(backend, false).await
+}
+
+async fn fresh_store(backend: &str, migrate: bool) -> Result<Option<TestStore>, StoreError> {
     let (url, cleanup) = match backend {
         "sqlite" => ("sqlite::memory:".to_owned(), None),
         "sqlite-file" => {
@@ -254,6 +264,9 @@ pub async fn test_store(backend: &str) -> Result<Option<TestStore>, StoreError> 
         url,
         cleanup,
     };
+    if !migrate {
+        return Ok(Some(test_store));
+    }
     if let Err(err) = test_store.store.migrate().await {
         if let Some(cleanup) = test_store.cleanup.take() {
             test_store.store.close().await;

@@ -218,3 +218,50 @@ async fn postgres_recovers_after_connections_are_dropped() {
     println!("recovered after {failures} failed calls");
     db.cleanup().await;
 }
+
+/// A `workflow_jobs` table the engine did not create (NanoStory's own engine keeps one): the
+/// migrations would pass over it with `CREATE TABLE IF NOT EXISTS` and fail on every statement
+/// after, so `migrate` refuses, naming the upgrade, and changes nothing.
+async fn migrate_refuses_a_foreign_workflow_jobs_table(backend: &str) {
+    let Some(db) = nosyntask_store::testing::unmigrated_test_store(backend)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    use sea_orm::ConnectionTrait;
+    db.store()
+        .connection()
+        .execute_unprepared("CREATE TABLE workflow_jobs (id INT PRIMARY KEY, status VARCHAR(20))")
+        .await
+        .unwrap();
+    assert!(db.store().has_foreign_workflow_tables().await.unwrap());
+    let err = db.store().migrate().await.unwrap_err();
+    assert!(err.to_string().contains("nanostory-upgrade"), "{err}");
+    assert!(!db.store().has_table("seaql_migrations").await.unwrap());
+    assert!(!db.store().has_table("generation_tasks").await.unwrap());
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn migrate_refuses_a_foreign_workflow_jobs_table_on_sqlite() {
+    migrate_refuses_a_foreign_workflow_jobs_table("sqlite-file").await;
+}
+
+#[tokio::test]
+async fn migrate_refuses_a_foreign_workflow_jobs_table_on_postgres() {
+    migrate_refuses_a_foreign_workflow_jobs_table("postgres").await;
+}
+
+#[tokio::test]
+async fn migrate_refuses_a_foreign_workflow_jobs_table_on_mysql() {
+    migrate_refuses_a_foreign_workflow_jobs_table("mysql").await;
+}
+
+#[tokio::test]
+async fn a_migrated_store_migrates_again() {
+    let db = test_store("sqlite-file").await.unwrap().unwrap();
+    assert!(!db.store().has_foreign_workflow_tables().await.unwrap());
+    db.store().migrate().await.unwrap();
+    db.cleanup().await;
+}
