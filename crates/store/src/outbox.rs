@@ -40,8 +40,7 @@ impl OutboxSubscriber {
 }
 
 /// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryStatus {
     /// Not delivered yet: due at `next_attempt_at` (or being delivered, under a lease).
     Pending,
@@ -80,21 +79,36 @@ pub struct OutboxFilter {
     pub limit: u64,
 }
 
-fn status_name(status: DeliveryStatus) -> &'static str {
-    match status {
-        DeliveryStatus::Pending => "pending",
-        DeliveryStatus::Delivered => "delivered",
-        DeliveryStatus::Failed => "failed",
+const DELIVERY_STATUSES: [DeliveryStatus; 3] = [
+    DeliveryStatus::Pending,
+    DeliveryStatus::Delivered,
+    DeliveryStatus::Failed,
+];
+
+impl DeliveryStatus {
+    /// The status as the `status` column and the API spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::str::FromStr for DeliveryStatus {
+    type Err = ();
+
+    fn from_str(text: &str) -> std::result::Result<Self, ()> {
+        DELIVERY_STATUSES
+            .into_iter()
+            .find(|status| status.as_str() == text)
+            .ok_or(())
     }
 }
 
 fn delivery(row: event_outbox::Model) -> Result<OutboxDelivery, sea_orm::DbErr> {
-    let status = match row.status.as_str() {
-        "pending" => DeliveryStatus::Pending,
-        "delivered" => DeliveryStatus::Delivered,
-        "failed" => DeliveryStatus::Failed,
-        other => return Err(sea_orm::DbErr::Type(format!("unknown status `{other}`"))),
-    };
+    let status = crate::sql::parse_status::<DeliveryStatus>(&row.status)?;
     Ok(OutboxDelivery {
         id: row.id,
         subscriber: row.subscriber,
@@ -285,25 +299,18 @@ impl Store {
         error: &str,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        let error = crate::sql::storable_text(error);
-        match retry_at {
-            Some(at) => {
-                self.settle_delivery(
-                    "next_attempt_at = ?, lease_expires_at = NULL, last_error = ?",
-                    vec![ms(at).into(), error.into()],
-                    id,
-                )
-                .await
-            }
-            None => {
-                self.settle_delivery(
-                    "status = 'failed', lease_expires_at = NULL, last_error = ?",
-                    vec![error.into()],
-                    id,
-                )
-                .await
-            }
-        }
+        let (set, mut values): (_, Vec<sea_orm::Value>) = match retry_at {
+            Some(at) => (
+                "next_attempt_at = ?, lease_expires_at = NULL, last_error = ?",
+                vec![ms(at).into()],
+            ),
+            None => (
+                "status = 'failed', lease_expires_at = NULL, last_error = ?",
+                Vec::new(),
+            ),
+        };
+        values.push(crate::sql::storable_text(error).into());
+        self.settle_delivery(set, values, id).await
     }
 
     async fn settle_delivery(
@@ -339,7 +346,7 @@ impl Store {
                 query = query.filter(O::JobId.eq(job_id));
             }
             if let Some(status) = filter.status {
-                query = query.filter(O::Status.eq(status_name(status)));
+                query = query.filter(O::Status.eq(status.as_str()));
             }
             let rows = query
                 .order_by_desc(O::Id)

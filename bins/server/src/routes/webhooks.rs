@@ -54,10 +54,7 @@ impl From<OutboxDelivery> for Delivery {
             event: d.event,
             job_id: d.job_id,
             task_id: d.task_id,
-            status: serde_json::to_value(d.status)
-                .ok()
-                .and_then(|s| s.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            status: d.status.as_str().to_owned(),
             attempts: d.attempts,
             next_attempt_at: timestamp(d.next_attempt_at),
             last_error: d.last_error,
@@ -93,19 +90,18 @@ pub struct DeliveryParams {
 }
 
 fn status_of(raw: Option<&str>) -> Result<Option<DeliveryStatus>, ApiError> {
-    match raw {
-        None => Ok(None),
-        Some("pending") => Ok(Some(DeliveryStatus::Pending)),
-        Some("delivered") => Ok(Some(DeliveryStatus::Delivered)),
-        Some("failed") => Ok(Some(DeliveryStatus::Failed)),
-        Some(other) => Err(ApiError::bad_request(
+    let Some(text) = raw else {
+        return Ok(None);
+    };
+    text.parse().map(Some).map_err(|()| {
+        ApiError::bad_request(
             "invalid_query",
-            format!("status: unknown status `{other}` (pending, delivered, failed)"),
+            format!("status: unknown status `{text}` (pending, delivered, failed)"),
         )
         .zh(format!(
-            "status：未知状态“{other}”（可选 pending、delivered、failed）"
-        ))),
-    }
+            "status：未知状态“{text}”（可选 pending、delivered、failed）"
+        ))
+    })
 }
 
 fn unavailable(err: nosyntask_engine::StoreError) -> ApiError {
