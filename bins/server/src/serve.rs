@@ -102,13 +102,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     let store = Arc::new(store);
     let store_impl = store.clone();
-    let shutdown = CancellationToken::new();
-    let deliveries = if role.runs_workers() {
-        webhooks::spawn(store.clone(), &settings.webhooks, shutdown.clone())
-            .context("invalid [[webhooks]] configuration")?
-    } else {
-        Vec::new()
-    };
     let store: Arc<dyn JobStore> = store;
 
     let models = settings.models.clone().unwrap_or_else(default_models);
@@ -136,6 +129,19 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .sync()
         .await
         .context("cannot read the database clock")?;
+    let shutdown = CancellationToken::new();
+    let deliveries = if role.runs_workers() {
+        let clock = engine.clock().clone();
+        webhooks::spawn(
+            store_impl.clone(),
+            clock,
+            &settings.webhooks,
+            shutdown.clone(),
+        )
+        .context("invalid [[webhooks]] configuration")?
+    } else {
+        Vec::new()
+    };
 
     let worker = role.runs_workers().then(|| {
         let limits = nosyntask_engine::ports::model_limits(&catalog.list());

@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use nosyntask_engine::{Backoff, CancellationToken, JobStore};
+use nosyntask_engine::ports::Clock;
+use nosyntask_engine::{Backoff, CancellationToken};
 use nosyntask_store::{HookEventKind, OutboxDelivery, OutboxSubscriber, Store};
 use serde::Deserialize;
 use tokio::task::JoinHandle;
@@ -159,9 +160,11 @@ pub fn subscribers(webhooks: &[WebhookSettings]) -> Vec<OutboxSubscriber> {
         .collect()
 }
 
-/// Starts one delivery loop per endpoint; they stop with `shutdown`.
+/// Starts one delivery loop per endpoint; they stop with `shutdown`. `clock` is the engine's
+/// (the database's time, as every lease of the engine).
 pub fn spawn(
     store: Arc<Store>,
+    clock: Arc<dyn Clock>,
     webhooks: &[WebhookSettings],
     shutdown: CancellationToken,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
@@ -180,9 +183,14 @@ pub fn spawn(
                 ),
                 timeout: Duration::from_secs(hook.timeout_secs),
             };
-            let (store, client, shutdown) = (store.clone(), client.clone(), shutdown.clone());
+            let (store, clock, client, shutdown) = (
+                store.clone(),
+                clock.clone(),
+                client.clone(),
+                shutdown.clone(),
+            );
             Ok(tokio::spawn(async move {
-                endpoint.run(&store, &client, shutdown).await;
+                endpoint.run(&store, &*clock, &client, shutdown).await;
             }))
         })
         .collect()
@@ -202,21 +210,21 @@ impl Endpoint {
         self.timeout + Duration::from_secs(5)
     }
 
-    async fn run(&self, store: &Store, client: &reqwest::Client, shutdown: CancellationToken) {
+    async fn run(
+        &self,
+        store: &Store,
+        clock: &dyn Clock,
+        client: &reqwest::Client,
+        shutdown: CancellationToken,
+    ) {
         let backoff = Backoff {
             base: Duration::from_secs(1),
             max: Duration::from_secs(3600),
         };
         while !shutdown.is_cancelled() {
-            // The database's clock, as every lease of the engine.
-            let claimed = match store.database_time().await {
-                Ok(now) => {
-                    store
-                        .claim_outbox(&self.name, BATCH, self.lease(), now)
-                        .await
-                }
-                Err(err) => Err(err),
-            };
+            let claimed = store
+                .claim_outbox(&self.name, BATCH, self.lease(), clock.now())
+                .await;
             let deliveries = match claimed {
                 Ok(deliveries) => deliveries,
                 Err(err) => {
@@ -232,7 +240,8 @@ impl Endpoint {
             }
             for delivery in deliveries {
                 let outcome = self.attempt(client, &delivery).await;
-                if let Err(err) = self.settle(store, &delivery, outcome, &backoff).await {
+                let settled = self.settle(store, clock.now(), &delivery, outcome, &backoff);
+                if let Err(err) = settled.await {
                     // The lease lapses and the delivery is claimed again.
                     warn!(webhook = %self.name, delivery = delivery.id, error = %err,
                         "cannot record a webhook delivery");
@@ -275,11 +284,11 @@ impl Endpoint {
     async fn settle(
         &self,
         store: &Store,
+        now: DateTime<Utc>,
         delivery: &OutboxDelivery,
         outcome: Result<(), String>,
         backoff: &Backoff,
     ) -> Result<(), nosyntask_engine::StoreError> {
-        let now: DateTime<Utc> = store.database_time().await?;
         let Err(error) = outcome else {
             debug!(webhook = %self.name, delivery = delivery.id, "webhook delivered");
             DELIVERED.fetch_add(1, Ordering::Relaxed);

@@ -99,6 +99,7 @@ async fn store_registry(state: &AppState) -> Registry {
         "Whole-job reads this process made (polls, event streams), after coalescing",
         reads,
     );
+    let webhooks = crate::webhooks::counts();
     for (name, help, value) in [
         (
             "watch_polls",
@@ -118,17 +119,17 @@ async fn store_registry(state: &AppState) -> Registry {
         (
             "webhook_deliveries",
             "Webhook deliveries this process made that the receiver accepted",
-            crate::webhooks::counts().delivered,
+            webhooks.delivered,
         ),
         (
             "webhook_attempts_failed",
             "Webhook attempts of this process that failed (retried later, or given up on)",
-            crate::webhooks::counts().failed,
+            webhooks.failed,
         ),
         (
             "webhook_deliveries_given_up",
             "Webhook deliveries this process gave up on after their retry period",
-            crate::webhooks::counts().given_up,
+            webhooks.given_up,
         ),
     ] {
         let counter = Counter::<u64>::default();
