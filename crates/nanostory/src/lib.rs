@@ -88,6 +88,26 @@ fn millis(expr: &str) -> String {
     format!("CAST(UNIX_TIMESTAMP({expr}) * 1000 AS SIGNED)")
 }
 
+/// A NanoStory row's four times (table alias `row`) as the engine's epoch milliseconds: the
+/// engine's `created_at` and `updated_at` are never NULL.
+struct Times {
+    created: String,
+    updated: String,
+    started: String,
+    completed: String,
+}
+
+fn times(row: &str) -> Times {
+    Times {
+        created: millis(&format!("COALESCE({row}.created_at, NOW())")),
+        updated: millis(&format!(
+            "COALESCE({row}.updated_at, {row}.created_at, NOW())"
+        )),
+        started: millis(&format!("{row}.started_at")),
+        completed: millis(&format!("{row}.completed_at")),
+    }
+}
+
 /// Moves NanoStory's workflow tables aside, migrates, and copies their history (module docs).
 pub async fn upgrade(store: &Store) -> Result<UpgradeReport, UpgradeError> {
     let conn = store.connection();
@@ -112,6 +132,12 @@ pub async fn upgrade(store: &Store) -> Result<UpgradeReport, UpgradeError> {
     txn.execute_unprepared("SET time_zone = @@global.time_zone")
         .await?;
     let active = "n.status IS NULL OR n.status IN ('pending', 'running')";
+    let Times {
+        created,
+        updated,
+        started,
+        completed,
+    } = times("n");
     let jobs = txn
         .execute_raw(Statement::from_sql_and_values(
             DbBackend::MySql,
@@ -132,11 +158,7 @@ pub async fn upgrade(store: &Store) -> Result<UpgradeReport, UpgradeError> {
                  CASE WHEN {active} THEN {updated} ELSE {completed} END, 0 \
                  FROM {LEGACY_JOBS} n \
                  WHERE NOT EXISTS (SELECT 1 FROM workflow_jobs w WHERE w.id = n.id) \
-                 ORDER BY n.id",
-                created = millis("COALESCE(n.created_at, NOW())"),
-                updated = millis("COALESCE(n.updated_at, n.created_at, NOW())"),
-                started = millis("n.started_at"),
-                completed = millis("n.completed_at"),
+                 ORDER BY n.id"
             ),
             [INTERRUPTED.into()],
         ))
@@ -147,6 +169,12 @@ pub async fn upgrade(store: &Store) -> Result<UpgradeReport, UpgradeError> {
         "t.job_id IS NOT NULL AND t.id = (SELECT MAX(t2.id) FROM {LEGACY_TASKS} t2 \
          WHERE t2.job_id = t.job_id AND t2.step_index <=> t.step_index)"
     );
+    let Times {
+        created,
+        updated,
+        started,
+        completed,
+    } = times("t");
     let tasks = txn
         .execute_raw(Statement::from_sql_and_values(
             DbBackend::MySql,
@@ -172,11 +200,7 @@ pub async fn upgrade(store: &Store) -> Result<UpgradeReport, UpgradeError> {
                  FROM {LEGACY_TASKS} t JOIN workflow_jobs j ON j.id = t.job_id \
                  WHERE {newest} \
                  AND NOT EXISTS (SELECT 1 FROM generation_tasks g WHERE g.id = t.id) \
-                 ORDER BY t.id",
-                created = millis("COALESCE(t.created_at, NOW())"),
-                updated = millis("COALESCE(t.updated_at, t.created_at, NOW())"),
-                started = millis("t.started_at"),
-                completed = millis("t.completed_at"),
+                 ORDER BY t.id"
             ),
             [INTERRUPTED.into()],
         ))

@@ -203,11 +203,12 @@ impl Store {
         let mut held = HashSet::with_capacity(rows.len());
         let mut advanced = false;
         let mut happened = Vec::new();
+        let wanted = self.has_hook();
         for row in &rows {
             let task_id = col::<i64>(row, 0)?;
             held.insert(task_id);
             advanced |= col::<i64>(row, 1)? > 0;
-            if self.has_hook() {
+            if wanted {
                 happened.push(completed(col(row, 2)?, task_id, col(row, 3)?));
             }
         }

@@ -75,24 +75,10 @@ async fn killing_a_worker_process_loses_and_duplicates_nothing() {
         .map(|n| spawn_worker(database.url(), dir.path(), n))
         .collect();
     let viewer = Viewer::admin(0);
-    let completed = |engine: Engine| async move {
-        engine
-            .list(
-                &viewer,
-                ListQuery {
-                    statuses: vec![JobStatus::Completed],
-                    limit: 10_000,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map(|jobs| jobs.len())
-            .unwrap_or(0)
-    };
     // Kill one process with SIGKILL once a quarter of the work is done.
     nosyntask_testkit::wait_for("a quarter of the jobs", Duration::from_secs(60), || {
         let engine = engine.clone();
-        async move { (completed(engine).await >= JOBS / 4).then_some(()) }
+        async move { (completed_jobs(&engine).await >= JOBS / 4).then_some(()) }
     })
     .await;
     let victim_pid = workers[0].child.id();
@@ -101,7 +87,7 @@ async fn killing_a_worker_process_loses_and_duplicates_nothing() {
 
     nosyntask_testkit::wait_for("every job to complete", Duration::from_secs(120), || {
         let engine = engine.clone();
-        async move { (completed(engine).await == JOBS).then_some(()) }
+        async move { (completed_jobs(&engine).await == JOBS).then_some(()) }
     })
     .await;
     for worker in &mut workers[1..] {
@@ -196,6 +182,22 @@ fn crashy_engine(database: &nosyntask_store::testing::TestStore, dir: &std::path
     })
 }
 
+/// How many jobs are completed (0 while the store does not answer).
+async fn completed_jobs(engine: &Engine) -> usize {
+    engine
+        .list(
+            &Viewer::admin(0),
+            ListQuery {
+                statuses: vec![JobStatus::Completed],
+                limit: 10_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .map(|jobs| jobs.len())
+        .unwrap_or(0)
+}
+
 /// Starts `count` crashy jobs.
 async fn start_crashy(engine: &Engine, count: usize) {
     for i in 0..count {
@@ -240,33 +242,17 @@ async fn hook_rows_commit_with_their_results_across_kills(backend: &str) {
         spawn_worker_with(database.url(), dir, spawned, &hooked)
     };
     let mut workers = vec![spawn(dir.path()), spawn(dir.path())];
-    let mut killed = 0;
     for round in 0..20 {
         tokio::time::sleep(Duration::from_millis(150)).await;
         let victim = &mut workers[round % 2];
         victim.child.kill().unwrap();
         victim.child.wait().unwrap();
-        killed += 1;
         workers[round % 2] = spawn(dir.path());
     }
     let viewer = Viewer::admin(0);
     nosyntask_testkit::wait_for("every job to complete", Duration::from_secs(120), || {
         let engine = engine.clone();
-        async move {
-            let done = engine
-                .list(
-                    &viewer,
-                    ListQuery {
-                        statuses: vec![JobStatus::Completed],
-                        limit: 10_000,
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map(|jobs| jobs.len())
-                .unwrap_or(0);
-            (done == HOOKED_JOBS).then_some(())
-        }
+        async move { (completed_jobs(&engine).await == HOOKED_JOBS).then_some(()) }
     })
     .await;
     for worker in &mut workers {
@@ -317,7 +303,6 @@ async fn hook_rows_commit_with_their_results_across_kills(backend: &str) {
         }
     }
     assert_eq!(rows.len(), steps, "a hook row without its completed step");
-    assert!(killed >= 20);
     assert!(retried > 0, "kills interrupted running steps");
 }
 
