@@ -124,6 +124,30 @@ pub struct Settings {
     pub models: Option<Vec<ModelConfig>>,
     /// `[[webhooks]]`: endpoints that get the engine's events, signed (Standard Webhooks).
     pub webhooks: Vec<crate::webhooks::WebhookSettings>,
+    /// `[nanostory]`: NanoStory mode.
+    pub nanostory: NanostorySettings,
+}
+
+/// `[nanostory]`: NanoStory mode, on NanoStory's own MySQL database. Workflows started with an
+/// id read the row it names, and results are written into NanoStory's tables in the transaction
+/// that stores them (see `nosyntask_nanostory`). Run `nosyntask-server nanostory-upgrade` once
+/// first: it moves NanoStory's own `workflow_jobs` and `generation_tasks` aside.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NanostorySettings {
+    /// NanoStory's database (`mysql://…`). Set: NanoStory mode, and the engine's own tables live
+    /// on this database too (so a result commits with NanoStory's rows); `database.url` then
+    /// names the same database or is left out.
+    pub database_url: Option<Secret>,
+    /// The base of the media URLs written into NanoStory's columns (where this server's
+    /// `/files/` is reached from NanoStory's pages); unset: `artifacts.public_base_url`.
+    pub media_base_url: Option<String>,
+}
+
+impl NanostorySettings {
+    pub fn enabled(&self) -> bool {
+        self.database_url.is_some()
+    }
 }
 
 /// `[server]`
@@ -539,12 +563,78 @@ impl Settings {
             )
             .build()
             .map_err(|err| ConfigError::Read(err.to_string()))?;
-        let settings: Settings = serde_path_to_error::deserialize(config).map_err(|err| {
+        let mut settings: Settings = serde_path_to_error::deserialize(config).map_err(|err| {
             let key = err.path().to_string();
             ConfigError::invalid(&key, strip_key_suffix(&err.inner().to_string()))
         })?;
+        settings.use_nanostory_database()?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// In NanoStory mode the engine's database is NanoStory's.
+    fn use_nanostory_database(&mut self) -> Result<(), ConfigError> {
+        let Some(url) = &self.nanostory.database_url else {
+            return Ok(());
+        };
+        let given = self.database.url.expose();
+        if given != DatabaseSettings::default().url.expose() && given != url.expose() {
+            return Err(ConfigError::invalid(
+                "nanostory.database_url",
+                "names another database than database.url: NanoStory mode keeps the engine's \
+                 tables on NanoStory's database (results commit with NanoStory's rows); set only \
+                 one of them",
+            ));
+        }
+        self.database.url = url.clone();
+        Ok(())
+    }
+
+    /// The base of the media URLs NanoStory mode writes.
+    pub fn nanostory_media_base(&self) -> Option<&str> {
+        self.nanostory
+            .media_base_url
+            .as_deref()
+            .or(self.artifacts.public_base_url.as_deref())
+    }
+
+    /// NanoStory mode runs on MySQL, and writes URLs that load from NanoStory's pages for as
+    /// long as NanoStory keeps them.
+    fn validate_nanostory(&self) -> Result<(), ConfigError> {
+        if !self.nanostory.enabled() {
+            return Ok(());
+        }
+        let url = self.database.url.expose();
+        if !(url.starts_with("mysql:") || url.starts_with("mariadb:")) {
+            return Err(ConfigError::invalid(
+                "nanostory.database_url",
+                "must be NanoStory's MySQL database (mysql://…)",
+            ));
+        }
+        match self.nanostory_media_base() {
+            None => {
+                return Err(ConfigError::invalid(
+                    "nanostory.media_base_url",
+                    "is needed (or artifacts.public_base_url): NanoStory's pages load the media \
+                     URLs written into its tables as they are, from another origin",
+                ));
+            }
+            Some(base) if !(base.starts_with("http://") || base.starts_with("https://")) => {
+                return Err(ConfigError::invalid(
+                    "nanostory.media_base_url",
+                    format!("must be an http(s) URL, got {base:?}"),
+                ));
+            }
+            Some(_) => {}
+        }
+        if self.artifacts.urls != UrlModeSetting::Public {
+            return Err(ConfigError::invalid(
+                "artifacts.urls",
+                "must be \"public\" in NanoStory mode: the URLs written into NanoStory's tables \
+                 are kept there, and signed or presigned ones expire",
+            ));
+        }
+        Ok(())
     }
 
     /// Checks what types alone cannot.
@@ -621,6 +711,7 @@ impl Settings {
             ));
         }
         self.artifacts.validate()?;
+        self.validate_nanostory()?;
         let w = &self.worker;
         if w.concurrency == 0 {
             return Err(ConfigError::invalid(
@@ -882,6 +973,26 @@ mod tests {
                 "[artifacts]\nbackend = \"s3\"\nurls = \"presigned\"\nurl_ttl_secs = 604801\n[artifacts.s3]\nbucket = \"b\"\n",
                 "artifacts.url_ttl_secs",
             ),
+            (
+                "[nanostory]\ndatabase_url = \"mysql://root@h/nanostory\"\n",
+                "nanostory.media_base_url",
+            ),
+            (
+                "[nanostory]\ndatabase_url = \"postgres://h/db\"\nmedia_base_url = \"https://m\"\n",
+                "nanostory.database_url",
+            ),
+            (
+                "[database]\nurl = \"mysql://root@h/engine\"\n[nanostory]\ndatabase_url = \"mysql://root@h/nanostory\"\nmedia_base_url = \"https://m\"\n",
+                "nanostory.database_url",
+            ),
+            (
+                "[nanostory]\ndatabase_url = \"mysql://root@h/n\"\nmedia_base_url = \"m.example\"\n",
+                "nanostory.media_base_url",
+            ),
+            (
+                "[artifacts]\nurls = \"signed\"\nsigning_key = \"a-signing-key-of-at-least-32-bytes!!\"\n[nanostory]\ndatabase_url = \"mysql://root@h/n\"\nmedia_base_url = \"https://m\"\n",
+                "artifacts.urls",
+            ),
         ];
         for (text, key) in cases {
             let f = file(text);
@@ -922,6 +1033,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("artifacts.signing_key"), "{err}");
+    }
+
+    /// `[nanostory] database_url` is the engine's database too; the media base falls back to
+    /// the artifacts' public base.
+    #[test]
+    fn nanostory_mode_runs_on_nanostorys_database() {
+        let f = file(
+            "[artifacts]\npublic_base_url = \"https://api.example.com\"\n\
+             [nanostory]\ndatabase_url = \"mysql://root@db/nanostory\"\n",
+        );
+        let settings = Settings::load_from(Some(f.path()), env(&[]), None).unwrap();
+        assert!(settings.nanostory.enabled());
+        assert_eq!(settings.database.url.expose(), "mysql://root@db/nanostory");
+        assert_eq!(
+            settings.nanostory_media_base(),
+            Some("https://api.example.com")
+        );
+        let off = Settings::load_from(None, env(&[]), None).unwrap();
+        assert!(!off.nanostory.enabled());
     }
 
     #[test]

@@ -100,6 +100,20 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         // Before any request or worker: every event from now on gets its outbox rows.
         let _ = store.set_outbox_subscribers(webhooks::subscribers(&settings.webhooks));
     }
+    let nanostory = match settings.nanostory_media_base() {
+        Some(base) if settings.nanostory.enabled() => {
+            let media = nosyntask_nanostory::MediaUrls::new(base);
+            let source = nosyntask_nanostory::Mode::enable(&store, media)
+                .await
+                .context("cannot start NanoStory mode ([nanostory])")?;
+            tracing::info!(
+                media_base = base,
+                "NanoStory mode: results land in NanoStory's tables"
+            );
+            Some(source)
+        }
+        _ => None,
+    };
     let store = Arc::new(store);
     let store_impl = store.clone();
     let store: Arc<dyn JobStore> = store;
@@ -116,13 +130,16 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     );
     let registry = nosyntask_workflows::registry(catalog.clone());
     let limit = settings.limits.max_active_jobs_per_user;
-    let engine = Engine::new(store.clone(), registry)
+    let mut engine = Engine::new(store.clone(), registry)
         .with_metrics(metrics)
         .with_config(EngineConfig {
             max_active_jobs_per_user: (limit > 0).then_some(limit),
             fair_share_quantum: Duration::from_secs(settings.limits.fair_share_quantum_secs),
             ..EngineConfig::default()
         });
+    if let Some(source) = nanostory {
+        engine = engine.with_params_source(source);
+    }
     // Ready times and leases follow the database's clock from the first request on.
     engine
         .clock()

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Options, Server, admin_token, command};
+use common::{Options, Server, admin_token, run_on};
 use nosyntask_store::testing::unmigrated_test_store;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::json;
@@ -20,7 +20,7 @@ async fn checksums(conn: &impl ConnectionTrait) -> Vec<(String, Option<i64>)> {
     let rows = conn
         .query_all_raw(Statement::from_string(
             DbBackend::MySql,
-            "CHECKSUM TABLE users, projects, characters",
+            "CHECKSUM TABLE users, projects, scripts, storyboards, characters, scenes",
         ))
         .await
         .unwrap();
@@ -46,48 +46,24 @@ async fn count(conn: &impl ConnectionTrait, table: &str) -> i64 {
     row.try_get_by_index(0).unwrap()
 }
 
-fn run(url: &str, dir: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let output = command(dir)
-        .args(args)
-        .env("NOSYNTASK__DATABASE__URL", url)
-        .env("JWT_SECRET", common::SECRET)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nanostorys_tables_move_aside_and_their_jobs_read_through_the_api() {
     let Some(db) = unmigrated_test_store("mysql").await.unwrap() else {
         return;
     };
     let conn = db.store().connection();
-    // Comment lines first (they hold semicolons), then one statement per `;`.
-    let sql: Vec<&str> = FIXTURE
-        .lines()
-        .filter(|line| !line.trim_start().starts_with("--"))
-        .collect();
-    for statement in sql.join("\n").split(';').map(str::trim) {
-        if !statement.is_empty() {
-            conn.execute_unprepared(statement).await.unwrap();
-        }
-    }
+    common::run_sql(conn, FIXTURE).await;
     let before = checksums(conn).await;
     let dir = tempfile::tempdir().unwrap();
 
     // Migrating over NanoStory's tables is refused, naming the upgrade, and changes nothing.
-    let (ok, text) = run(db.url(), dir.path(), &["migrate"]);
+    let (ok, text) = run_on(db.url(), dir.path(), &["migrate"]);
     assert!(!ok, "{text}");
     assert!(text.contains("nanostory-upgrade"), "{text}");
     assert_eq!(count(conn, "workflow_jobs").await, 3);
     assert!(!db.store().has_table("seaql_migrations").await.unwrap());
 
-    let (ok, text) = run(db.url(), dir.path(), &["nanostory-upgrade"]);
+    let (ok, text) = run_on(db.url(), dir.path(), &["nanostory-upgrade"]);
     assert!(ok, "{text}");
     assert!(text.contains("moved NanoStory's tables aside"), "{text}");
     assert!(
@@ -99,7 +75,7 @@ async fn nanostorys_tables_move_aside_and_their_jobs_read_through_the_api() {
         "{text}"
     );
     // Again: nothing to move, nothing more to copy.
-    let (ok, text) = run(db.url(), dir.path(), &["nanostory-upgrade"]);
+    let (ok, text) = run_on(db.url(), dir.path(), &["nanostory-upgrade"]);
     assert!(ok, "{text}");
     assert!(text.contains("copied 0 jobs and 0 tasks"), "{text}");
     assert!(!text.contains("moved"), "{text}");

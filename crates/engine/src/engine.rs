@@ -10,7 +10,9 @@ use nosyntask_domain::{
 use serde_json::Value;
 
 use crate::metrics::Metrics;
-use crate::ports::{Clock, DatabaseClock, JobFilter, JobStore, NewJob, NewTask, StoreError};
+use crate::ports::{
+    Clock, DatabaseClock, JobFilter, JobStore, NewJob, NewTask, ParamsSource, Starter, StoreError,
+};
 use crate::workflow::{Registry, StepContext, WorkflowDefinition};
 
 /// Limits applied when jobs start.
@@ -126,6 +128,7 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     config: EngineConfig,
+    params_source: Option<Arc<dyn ParamsSource>>,
 }
 
 impl Engine {
@@ -137,7 +140,15 @@ impl Engine {
             registry: Arc::new(registry),
             metrics: Arc::new(Metrics::new()),
             config: EngineConfig::default(),
+            params_source: None,
         }
+    }
+
+    /// Completes every job's params from `source` before they are checked (NanoStory mode reads
+    /// the rows a request names by id).
+    pub fn with_params_source(mut self, source: Arc<dyn ParamsSource>) -> Self {
+        self.params_source = Some(source);
+        self
     }
 
     pub fn with_config(mut self, config: EngineConfig) -> Self {
@@ -190,11 +201,24 @@ impl Engine {
     }
 
     /// Validates the params and creates the job with one task per step, atomically.
-    pub async fn start(&self, request: StartRequest) -> Result<Started, EngineError> {
+    pub async fn start(&self, mut request: StartRequest) -> Result<Started, EngineError> {
         let definition = self.workflow(&request.workflow_type)?;
+        let given = match &self.params_source {
+            Some(source) => {
+                let starter = Starter {
+                    user_id: request.user_id,
+                    project_id: request.project_id,
+                };
+                let params = std::mem::take(&mut request.params);
+                source
+                    .complete(&request.workflow_type, starter, params)
+                    .await?
+            }
+            None => std::mem::take(&mut request.params),
+        };
         let params = definition
             .params
-            .validate(&request.params)
+            .validate(&given)
             .map_err(EngineError::InvalidParams)?;
         let params = match &definition.prepare {
             Some(prepare) => prepare(params).map_err(EngineError::InvalidParams)?,

@@ -245,11 +245,22 @@ impl Server {
         self.client.post(self.url(path)).bearer_auth(token)
     }
 
-    /// Starts a workflow and returns the job id (asserting 202).
+    /// Starts a workflow in project 1 and returns the job id (asserting 202).
     pub async fn start_job(&self, token: &str, workflow_type: &str, params: Value) -> i64 {
+        self.start_job_in(token, 1, workflow_type, params).await
+    }
+
+    /// Starts a workflow in `project` and returns the job id (asserting 202).
+    pub async fn start_job_in(
+        &self,
+        token: &str,
+        project: i64,
+        workflow_type: &str,
+        params: Value,
+    ) -> i64 {
         let response = self
             .post("/api/workflows", token)
-            .json(&json!({"workflowType": workflow_type, "projectId": 1, "params": params}))
+            .json(&json!({"workflowType": workflow_type, "projectId": project, "params": params}))
             .send()
             .await
             .unwrap();
@@ -307,6 +318,38 @@ impl Drop for Server {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Runs the server binary with `args` on the database `url` in `dir`: whether it succeeded,
+/// and its output.
+pub fn run_on(url: &str, dir: &Path, args: &[&str]) -> (bool, String) {
+    let output = command(dir)
+        .args(args)
+        .env("NOSYNTASK__DATABASE__URL", url)
+        .env("JWT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// Runs a SQL script of `;`-separated statements (`--` comment lines may hold semicolons).
+pub async fn run_sql(conn: &impl sea_orm::ConnectionTrait, script: &str) {
+    let sql: Vec<&str> = script
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect();
+    for statement in sql.join("\n").split(';').map(str::trim) {
+        if !statement.is_empty() {
+            conn.execute_unprepared(statement)
+                .await
+                .unwrap_or_else(|err| panic!("{statement}: {err}"));
+        }
     }
 }
 

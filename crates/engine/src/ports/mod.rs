@@ -3,8 +3,10 @@
 
 mod clock;
 mod models;
+mod params;
 mod store;
 
 pub use clock::{Clock, DatabaseClock, SystemClock};
 pub use models::*;
+pub use params::{ParamsSource, Starter};
 pub use store::*;
