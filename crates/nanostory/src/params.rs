@@ -74,9 +74,12 @@ impl RowParams {
                 if workflow_type == "scene_video" {
                     fill_missing(params, "startFrame", shot.first_frame_url.clone());
                     fill_missing(params, "endFrame", shot.last_frame_url.clone());
-                    if let Some(duration) = variables(&shot).get("duration").cloned() {
-                        fill_missing(params, "duration", Some(duration));
-                    }
+                    // A length the clip can have (1–10 s, whole seconds), else the default.
+                    let duration = variables(&shot)
+                        .get("duration")
+                        .and_then(lenient_integer)
+                        .filter(|d| (1..=10).contains(d));
+                    fill_missing(params, "duration", duration);
                 }
             }
             "character_views_generation" => {
