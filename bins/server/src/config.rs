@@ -440,6 +440,8 @@ pub struct WorkerSettings {
     pub heartbeat_interval_secs: u64,
     pub poll_interval_ms: u64,
     pub progress_interval_ms: u64,
+    /// Most tasks one progress flush writes (the longest unwritten first).
+    pub progress_writes_per_flush: usize,
     pub cancel_check_interval_ms: u64,
     pub sweep_interval_secs: u64,
     pub shutdown_grace_secs: u64,
@@ -453,6 +455,7 @@ impl Default for WorkerSettings {
             heartbeat_interval_secs: 10,
             poll_interval_ms: 1000,
             progress_interval_ms: 1000,
+            progress_writes_per_flush: 1000,
             cancel_check_interval_ms: 1000,
             sweep_interval_secs: 5,
             shutdown_grace_secs: 10,
@@ -729,6 +732,10 @@ impl Settings {
         }
         positive("worker.poll_interval_ms", w.poll_interval_ms)?;
         positive("worker.progress_interval_ms", w.progress_interval_ms)?;
+        positive(
+            "worker.progress_writes_per_flush",
+            w.progress_writes_per_flush as u64,
+        )?;
         positive(
             "worker.cancel_check_interval_ms",
             w.cancel_check_interval_ms,

@@ -257,6 +257,7 @@ fn worker_config(settings: &Settings, model_limits: Vec<ModelLimit>) -> WorkerCo
         heartbeat_interval: Duration::from_secs(w.heartbeat_interval_secs),
         poll_interval: Duration::from_millis(w.poll_interval_ms),
         progress_interval: Duration::from_millis(w.progress_interval_ms),
+        progress_writes_per_flush: w.progress_writes_per_flush,
         cancel_check_interval: Duration::from_millis(w.cancel_check_interval_ms),
         sweep_interval: Duration::from_secs(w.sweep_interval_secs),
         shutdown_grace: Duration::from_secs(w.shutdown_grace_secs),

@@ -36,6 +36,11 @@ impl ProgressSlot {
         self.value.load(Ordering::Acquire)
     }
 
+    /// Whether the value changed since it was last taken.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty.load(Ordering::Acquire)
+    }
+
     /// Marks the current value as not yet written (after a failed write).
     pub fn mark_dirty(&self) {
         self.dirty.store(true, Ordering::Release);

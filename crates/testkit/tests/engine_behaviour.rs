@@ -353,6 +353,51 @@ async fn progress_is_coalesced_to_one_write_per_task_per_interval(h: Harness) {
     );
 }
 
+for_each_backend!(a_progress_flush_writes_at_most_its_limit_oldest_first);
+async fn a_progress_flush_writes_at_most_its_limit_oldest_first(h: Harness) {
+    let step = StepDefinition::new(
+        "chatty",
+        "test",
+        scripted(|run: StepRun| async move {
+            // Progress that moves every few milliseconds until every task has shown some.
+            let began = Instant::now();
+            while began.elapsed() < Duration::from_secs(4) {
+                run.progress
+                    .report(began.elapsed().as_secs_f64() / 4.0 * 100.0);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok(json!({}))
+        }),
+    );
+    let engine = h.engine(one_step("chatty", step));
+    let worker = h.worker_with(&engine, |c| {
+        c.progress_interval = Duration::from_millis(100);
+        c.progress_writes_per_flush = 2;
+    });
+    let mut jobs = Vec::new();
+    for _ in 0..6 {
+        jobs.push(h.start(&engine, "chatty", json!({})).await);
+    }
+    // Though each flush writes two of the six, every task's progress is written in turn.
+    for &job in &jobs {
+        let seen = h
+            .wait_until(&engine, job, |j| j.tasks[0].progress > 0)
+            .await;
+        assert!(seen.tasks[0].progress < 100, "{:?}", seen.tasks[0]);
+    }
+    for &job in &jobs {
+        h.wait_terminal(&engine, job).await;
+    }
+    worker.shutdown().await;
+    // Each update writes the task and its job: at most four rows per flush.
+    let [rows, calls] = h.counting.counters().snapshot()["progress"];
+    assert!(calls > 0);
+    assert!(
+        rows <= 4 * calls,
+        "{rows} rows in {calls} progress flushes of at most 2 tasks"
+    );
+}
+
 for_each_backend!(concurrent_identical_starts_with_one_idempotency_key_make_one_job);
 async fn concurrent_identical_starts_with_one_idempotency_key_make_one_job(h: Harness) {
     let engine = h.engine(nosyntask_testkit::workflows::counting_registry(

@@ -133,6 +133,7 @@ fn prepare_attempt(
             cancel: cancel.clone(),
             labels: labels.clone(),
             started_at: Instant::now(),
+            progress_written_at: Instant::now(),
             lease_confirmed_until,
             fenced_off: false,
             result_pending: false,

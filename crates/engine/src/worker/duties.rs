@@ -96,13 +96,23 @@ pub(super) async fn fence_off_unconfirmed(state: Arc<State>) {
 pub(super) async fn flush_progress(state: Arc<State>) {
     let updates: Vec<ProgressUpdate> = {
         let running = state.running();
-        running
-            .values()
-            .filter_map(|r| {
+        // What has something to write: new attempts' starts first, then the progress written
+        // longest ago, up to the flush's limit.
+        let mut waiting: Vec<(bool, Instant, TaskId)> = running
+            .iter()
+            .filter(|(_, r)| r.unwritten_start.is_some() || r.progress.is_dirty())
+            .map(|(id, r)| (r.unwritten_start.is_none(), r.progress_written_at, *id))
+            .collect();
+        let limit = state.config.progress_writes_per_flush.max(1);
+        if waiting.len() > limit {
+            waiting.select_nth_unstable(limit - 1);
+            waiting.truncate(limit);
+        }
+        waiting
+            .iter()
+            .filter_map(|(_, _, id)| {
+                let r = running.get(id)?;
                 let moved = r.progress.take_if_dirty();
-                if moved.is_none() && r.unwritten_start.is_none() {
-                    return None;
-                }
                 let progress = moved.unwrap_or_else(|| r.progress.current());
                 Some(ProgressUpdate {
                     fence: r.fence.clone(),
@@ -119,12 +129,14 @@ pub(super) async fn flush_progress(state: Arc<State>) {
     let now = state.now();
     match state.engine.store().write_progress(&updates, now).await {
         Ok(()) => {
+            let written = Instant::now();
             let mut running = state.running();
             for update in &updates {
-                if let Some(r) = running.get_mut(&update.fence.task_id)
-                    && update.started.is_some()
-                {
-                    r.unwritten_start = None;
+                if let Some(r) = running.get_mut(&update.fence.task_id) {
+                    r.progress_written_at = written;
+                    if update.started.is_some() {
+                        r.unwritten_start = None;
+                    }
                 }
             }
         }

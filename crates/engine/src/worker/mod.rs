@@ -99,6 +99,8 @@ struct Running {
     progress: Arc<ProgressSlot>,
     /// Input and model not yet written (written by the first progress flush or the completion).
     unwritten_start: Option<StepStarted>,
+    /// When a progress flush last wrote this attempt (its claim, before the first).
+    progress_written_at: Instant,
     cancel: CancellationToken,
     labels: WorkflowLabels,
     started_at: Instant,
