@@ -2,6 +2,8 @@
 //! progress flushing, cancellation watching, sweeping expired leases, pruning old jobs.
 
 use std::collections::HashSet;
+
+use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,11 +35,25 @@ pub(super) async fn every<F, Fut>(
     }
 }
 
+/// Leases renewed per store call. Each chunk's confirmation counts from the moment that chunk
+/// was sent, so with many tasks (100,000 are 100 chunks) a slow round does not leave the tasks
+/// of its first chunks unconfirmed until its last one answers.
+const RENEW_CHUNK: usize = 1_000;
+
+/// Chunks renewed at once (the store keeps two connections apart for heartbeats).
+const RENEWALS_IN_FLIGHT: usize = 2;
+
 pub(super) async fn renew_leases(state: Arc<State>) {
     let fences: Vec<Fence> = state.running().values().map(|r| r.fence.clone()).collect();
     if fences.is_empty() {
         return;
     }
+    futures::stream::iter(fences.chunks(RENEW_CHUNK))
+        .for_each_concurrent(RENEWALS_IN_FLIGHT, |chunk| renew_chunk(&state, chunk))
+        .await;
+}
+
+async fn renew_chunk(state: &State, fences: &[Fence]) {
     // The database extends each lease from its own "now", which comes after this instant: the
     // lease surely lasts until `sent + TTL` on this process's monotonic clock.
     let sent = Instant::now();
@@ -45,13 +61,13 @@ pub(super) async fn renew_leases(state: Arc<State>) {
     match state
         .engine
         .store()
-        .renew_leases(&fences, state.config.lease_ttl, now)
+        .renew_leases(fences, state.config.lease_ttl, now)
         .await
     {
         Ok(lost) => {
             let lost: HashSet<TaskId> = lost.into_iter().collect();
             let mut running = state.running();
-            for fence in &fences {
+            for fence in fences {
                 let Some(r) = running
                     .get_mut(&fence.task_id)
                     .filter(|r| r.fence == *fence)
