@@ -42,6 +42,20 @@ impl ResultWriter {
         ResultWriter { media }
     }
 
+    /// A shot's first and last frames (`startFrame`, `endFrame`) as NanoStory stores them.
+    fn frames(&self, result: &Value) -> [(storyboards::Column, Option<String>); 2] {
+        [
+            (
+                storyboards::Column::FirstFrameUrl,
+                self.url(result, "startFrame"),
+            ),
+            (
+                storyboards::Column::LastFrameUrl,
+                self.url(result, "endFrame"),
+            ),
+        ]
+    }
+
     /// A result's URL field as NanoStory stores it.
     fn url(&self, result: &Value, key: &str) -> Option<String> {
         result
@@ -133,16 +147,7 @@ impl ResultWriter {
                     .await?;
             }
             "frame_generation" => {
-                let frames = [
-                    (
-                        storyboards::Column::FirstFrameUrl,
-                        self.url(result, "startFrame"),
-                    ),
-                    (
-                        storyboards::Column::LastFrameUrl,
-                        self.url(result, "endFrame"),
-                    ),
-                ];
+                let frames = self.frames(result);
                 update_shot(txn, job, id(params, "storyboardId"), &frames).await?;
             }
             "single_frame_generation" => {
@@ -191,16 +196,7 @@ impl ResultWriter {
         let shot = id(result, "storyboardId");
         match workflow {
             "batch_frame_generation" => {
-                let frames = [
-                    (
-                        storyboards::Column::FirstFrameUrl,
-                        self.url(result, "startFrame"),
-                    ),
-                    (
-                        storyboards::Column::LastFrameUrl,
-                        self.url(result, "endFrame"),
-                    ),
-                ];
+                let frames = self.frames(result);
                 update_shot(txn, job, shot, &frames).await
             }
             "batch_scene_video_generation" => {
