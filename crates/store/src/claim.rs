@@ -326,8 +326,21 @@ impl Store {
         // Bounded statements however many tasks run: SQLite's variable limit, and no single
         // statement that holds thousands of row locks for long.
         for chunk in fences.chunks(RENEW_CHUNK) {
-            let held = retrying(|| self.renew_chunk(chunk, until)).await?;
+            // First the rows no one else holds locked: a renewal never waits with a thousand
+            // row locks taken for the one row a checkpoint or a progress flush has locked (under
+            // load such waits chained into convoys of seconds, and healthy handlers fenced
+            // themselves off). Then the few rows that were locked, waiting for them.
+            let (held, decided) = retrying(|| self.renew_chunk(chunk, until, true)).await?;
             renewed.extend(held);
+            let busy: Vec<Fence> = chunk
+                .iter()
+                .filter(|f| !decided.contains(&f.task_id))
+                .cloned()
+                .collect();
+            if !busy.is_empty() {
+                let (held, _) = retrying(|| self.renew_chunk(&busy, until, false)).await?;
+                renewed.extend(held);
+            }
         }
         Ok(fences
             .iter()
@@ -337,9 +350,18 @@ impl Store {
     }
 
     /// Renews (or takes back, see [`FENCE_HOLDS`]) the leases of one chunk of claims, on the
-    /// connections kept for heartbeats so that a busy pool never starves them.
-    async fn renew_chunk(&self, fences: &[Fence], until: i64) -> Result<Vec<TaskId>> {
+    /// connections kept for heartbeats so that a busy pool never starves them. Gives back the
+    /// tasks renewed and the tasks decided (renewed, or whose fence no longer holds). With
+    /// `skip_locked`, rows another transaction holds locked are skipped: neither renewed nor
+    /// decided.
+    async fn renew_chunk(
+        &self,
+        fences: &[Fence],
+        until: i64,
+        skip_locked: bool,
+    ) -> Result<(Vec<TaskId>, HashSet<TaskId>)> {
         let conn = &self.inner.heartbeat;
+        let skip = if skip_locked { " SKIP LOCKED" } else { "" };
         match self.backend() {
             DbBackend::Postgres => {
                 let input: Vec<_> = fences
@@ -351,11 +373,16 @@ impl Store {
                         DbBackend::Postgres,
                         &format!(
                             "WITH input AS (SELECT * FROM json_to_recordset(?::json) \
-                               AS x(id bigint, owner text, epoch bigint)) \
-                             UPDATE generation_tasks t SET lease_expires_at = ?, status = 'running' \
-                             FROM input x \
-                             WHERE t.id = ANY(ARRAY(SELECT id FROM input)) AND t.id = x.id \
-                             AND {FENCE_HOLDS} RETURNING t.id"
+                               AS x(id bigint, owner text, epoch bigint)), \
+                             free AS (SELECT id FROM generation_tasks \
+                               WHERE id = ANY(ARRAY(SELECT id FROM input)) \
+                               ORDER BY id FOR UPDATE{skip}), \
+                             renewed AS (UPDATE generation_tasks t \
+                               SET lease_expires_at = ?, status = 'running' FROM input x \
+                               WHERE t.id IN (SELECT id FROM free) AND t.id = x.id \
+                               AND {FENCE_HOLDS} RETURNING t.id) \
+                             SELECT f.id, (r.id IS NOT NULL) AS renewed FROM free f \
+                             LEFT JOIN renewed r ON r.id = f.id"
                         ),
                         vec![
                             serde_json::Value::Array(input).to_string().into(),
@@ -363,14 +390,28 @@ impl Store {
                         ],
                     ))
                     .await?;
-                Ok(rows
-                    .iter()
-                    .map(|row| col::<i64>(row, 0))
-                    .collect::<Result<Vec<_>, DbErr>>()?)
+                let mut held = Vec::with_capacity(rows.len());
+                let mut decided = HashSet::with_capacity(rows.len());
+                for row in &rows {
+                    let id: i64 = col(row, 0)?;
+                    if col::<bool>(row, 1)? {
+                        held.push(id);
+                    }
+                    decided.insert(id);
+                }
+                if !skip_locked {
+                    decided.extend(fences.iter().map(|f| f.task_id));
+                }
+                Ok((held, decided))
             }
             backend => {
                 let txn = begin_on(conn, backend).await?;
-                let held = held_fences(&txn, backend, fences).await?;
+                let (held, mut decided) = if skip_locked && backend == DbBackend::MySql {
+                    held_fences_unlocked(&txn, fences).await?
+                } else {
+                    let held = held_fences(&txn, backend, fences).await?;
+                    (held, HashSet::new())
+                };
                 if !held.is_empty() {
                     let ids: Vec<i64> = held.keys().copied().collect();
                     let mut values: Vec<Value> = vec![until.into()];
@@ -387,10 +428,61 @@ impl Store {
                     .await?;
                 }
                 txn.commit().await?;
-                Ok(held.into_keys().collect())
+                // SQLite has one writer and no row locks: every row is decided at once.
+                if !(skip_locked && backend == DbBackend::MySql) {
+                    decided.extend(fences.iter().map(|f| f.task_id));
+                }
+                Ok((held.into_keys().collect(), decided))
             }
         }
     }
+}
+
+/// MySQL: [`held_fences`] over the rows no other transaction holds locked (`SKIP LOCKED`),
+/// locking them; also gives back every row it looked at (renewed or not, its fate is decided).
+async fn held_fences_unlocked(
+    txn: &impl ConnectionTrait,
+    fences: &[Fence],
+) -> Result<(HashMap<TaskId, (i64, i32)>, HashSet<TaskId>), DbErr> {
+    let mut ids: Vec<i64> = fences.iter().map(|f| f.task_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let rows = txn
+        .query_all_raw(stmt(
+            DbBackend::MySql,
+            &format!(
+                "SELECT id, lease_owner, claim_epoch, status, job_id, step_index \
+                 FROM generation_tasks WHERE id IN ({}) ORDER BY id FOR UPDATE SKIP LOCKED",
+                placeholders(padded_len(ids.len()))
+            ),
+            padded_ids(ids.iter().copied()),
+        ))
+        .await?;
+    let mut current = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let status: String = named(row, "status")?;
+        let live = !matches!(status.as_str(), "completed" | "failed" | "cancelled");
+        current.insert(
+            named::<i64>(row, "id")?,
+            (
+                live,
+                named::<Option<String>>(row, "lease_owner")?,
+                named::<i64>(row, "claim_epoch")?,
+                named::<i64>(row, "job_id")?,
+                named::<i32>(row, "step_index")?,
+            ),
+        );
+    }
+    let decided = current.keys().copied().collect();
+    let held = fences
+        .iter()
+        .filter_map(|f| {
+            let (live, owner, epoch, job_id, step) = current.get(&f.task_id)?;
+            (*live && owner.as_deref() == Some(f.owner.as_str()) && *epoch == f.epoch)
+                .then_some((f.task_id, (*job_id, *step)))
+        })
+        .collect();
+    Ok((held, decided))
 }
 
 /// Claims renewed per statement.

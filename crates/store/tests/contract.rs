@@ -35,6 +35,22 @@ macro_rules! every_backend {
     };
 }
 
+/// Row locks: PostgreSQL and MySQL only (SQLite has one writer and no row locks).
+mod row_locks {
+    backend!(
+        postgres,
+        "postgres",
+        store,
+        [a_renewal_does_not_hold_its_chunk_for_a_locked_row]
+    );
+    backend!(
+        mysql,
+        "mysql",
+        store,
+        [a_renewal_does_not_hold_its_chunk_for_a_locked_row]
+    );
+}
+
 mod store {
     every_backend!(
         store,

@@ -578,3 +578,72 @@ pub async fn concurrent_workers_run_each_step_once_in_order(store: Shared) {
     assert_eq!(completed_jobs(&store).await, jobs);
     assert_eq!((stats.ready, stats.running), (0, 0));
 }
+
+/// A task's lease as stored (epoch milliseconds), read outside any transaction of the test.
+async fn lease_of(store: &nosyntask_store::Store, task: i64) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let conn = store.connection();
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            match conn.get_database_backend() {
+                sea_orm::DbBackend::Postgres => {
+                    "SELECT lease_expires_at FROM generation_tasks WHERE id = $1"
+                }
+                _ => "SELECT lease_expires_at FROM generation_tasks WHERE id = ?",
+            },
+            [task.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index(0).unwrap()
+}
+
+/// PostgreSQL and MySQL: a renewal does not wait, with the rest of its chunk locked, for a row
+/// another transaction holds (a checkpoint or a progress flush of the same task). The free rows
+/// are renewed and committed at once; the locked one is renewed when its lock goes.
+pub async fn a_renewal_does_not_hold_its_chunk_for_a_locked_row(store: nosyntask_store::Store) {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let shared: Shared = Arc::new(store.clone());
+    create(&shared, new_job(1, 1), at(0)).await;
+    create(&shared, new_job(1, 1), at(0)).await;
+    let claimed = claim(&shared, "w", 2, at(1)).await;
+    let (free, locked) = (&claimed[0], &claimed[1]);
+    let claimed_lease = lease_of(&store, free.task.id).await;
+
+    let locker = store.connection().begin().await.unwrap();
+    let backend = locker.get_database_backend();
+    locker
+        .execute_raw(sea_orm::Statement::from_string(
+            backend,
+            format!(
+                "UPDATE generation_tasks SET progress = progress WHERE id = {}",
+                locked.task.id
+            ),
+        ))
+        .await
+        .unwrap();
+    let fences: Vec<Fence> = claimed.iter().map(|c| c.fence.clone()).collect();
+    let renewing = tokio::spawn({
+        let shared = shared.clone();
+        async move { shared.renew_leases(&fences, LEASE, at(20_000)).await }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while lease_of(&store, free.task.id).await == claimed_lease {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the free row's renewal waited for the locked row"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!renewing.is_finished(), "the locked row waits for its lock");
+    assert_eq!(lease_of(&store, locked.task.id).await, claimed_lease);
+    locker.commit().await.unwrap();
+    let lost = renewing.await.unwrap().unwrap();
+    assert!(lost.is_empty(), "{lost:?}");
+    assert_eq!(
+        lease_of(&store, locked.task.id).await,
+        lease_of(&store, free.task.id).await
+    );
+}
