@@ -18,6 +18,7 @@ mod m20261202_000102_fan_out;
 mod m20261202_000201_task_usage;
 mod m20261203_000300_hook_error;
 mod m20261203_000301_event_outbox;
+mod m20261204_000400_owner_leases;
 
 /// Every migration of the schema, in order.
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000005_active_indexes::Migration),
             Box::new(m20261203_000300_hook_error::Migration),
             Box::new(m20261203_000301_event_outbox::Migration),
+            Box::new(m20261204_000400_owner_leases::Migration),
         ]
     }
 }

@@ -19,7 +19,7 @@ use crate::sql::{
 };
 use crate::store::{Store, begin_on};
 
-fn lease_until(now: DateTime<Utc>, lease: Duration) -> i64 {
+pub(crate) fn lease_until(now: DateTime<Utc>, lease: Duration) -> i64 {
     ms(now).saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
 }
 
@@ -496,17 +496,35 @@ pub(crate) async fn held_fences(
     backend: DbBackend,
     fences: &[Fence],
 ) -> Result<HashMap<TaskId, (i64, i32)>, DbErr> {
+    let lock = if backend == DbBackend::MySql {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    read_held_fences(txn, backend, fences, lock).await
+}
+
+/// [`held_fences`] read as of now, locking nothing: for checking claims, not writing them.
+pub(crate) async fn held_fences_without_locks(
+    conn: &impl ConnectionTrait,
+    backend: DbBackend,
+    fences: &[Fence],
+) -> Result<HashMap<TaskId, (i64, i32)>, DbErr> {
+    read_held_fences(conn, backend, fences, "").await
+}
+
+async fn read_held_fences(
+    txn: &impl ConnectionTrait,
+    backend: DbBackend,
+    fences: &[Fence],
+    lock: &str,
+) -> Result<HashMap<TaskId, (i64, i32)>, DbErr> {
     if fences.is_empty() {
         return Ok(HashMap::new());
     }
     let mut ids: Vec<i64> = fences.iter().map(|f| f.task_id).collect();
     ids.sort_unstable();
     ids.dedup();
-    let lock = if backend == DbBackend::MySql {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
     let mut current = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(IN_LIST_CHUNK) {
         let rows = txn

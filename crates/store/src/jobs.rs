@@ -19,6 +19,7 @@ use crate::error::{Result, retrying, retrying_read};
 use crate::from_entities;
 use crate::history;
 use crate::hooks::{Happened, HookEventKind};
+use crate::owner_lease;
 use crate::query::{literal, null_int, null_text, status_in, status_is};
 use crate::sql::{
     self, IN_LIST_CHUNK, JOB_COLUMNS, TASK_COLUMNS, col, ms, named, padded_ids, padded_len,
@@ -423,22 +424,20 @@ impl Store {
             let txn = crate::store::begin_on(&self.inner.heartbeat, backend).await?;
             // Owner and epoch stay: a runner that is alive but lost the database for a while
             // takes its task back with its next renewal, unless another claim came first.
-            let requeued = txn
-                .execute_raw(stmt(
-                    backend,
-                    "UPDATE generation_tasks SET status = 'pending', ready_at = ?, \
-                     updated_at = ? WHERE status = 'running' AND lease_expires_at < ?",
-                    vec![now_ms.into(), now_ms.into(), now_ms.into()],
-                ))
-                .await?
-                .rows_affected();
-            // Cancelled tasks keep their owner only until their lease would have run out: long
-            // enough for the worker to see the cancellation, and `cancelled_claims` stays short.
+            let requeued = owner_lease::requeue_lapsed(&txn, now).await?;
+            // Cancelled tasks keep their owner only until their lease would have run out (or,
+            // while their owner's lease holds, a while after the cancel): long enough for the
+            // worker to see the cancellation, and `cancelled_claims` stays short.
             txn.execute_raw(stmt(
                 backend,
                 "UPDATE generation_tasks SET lease_owner = NULL, lease_expires_at = NULL \
-                 WHERE status = 'cancelled' AND lease_expires_at < ?",
-                vec![now_ms.into()],
+                 WHERE status = 'cancelled' AND lease_expires_at < ? AND (completed_at < ? \
+                 OR NOT EXISTS (SELECT 1 FROM owner_leases o \
+                 WHERE o.owner = generation_tasks.lease_owner))",
+                vec![
+                    now_ms.into(),
+                    (now_ms - owner_lease::CANCEL_NOTICE_MS).into(),
+                ],
             ))
             .await?;
             txn.commit().await?;

@@ -43,6 +43,7 @@ mod jobs;
 mod models;
 mod notify;
 mod outbox;
+mod owner_lease;
 mod query;
 mod sql;
 mod store;
@@ -138,6 +139,28 @@ impl JobStore for Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<TaskId>, StoreError> {
         self.renew_leases_impl(fences, lease, now).await
+    }
+
+    async fn renew_owner_lease(
+        &self,
+        owner: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.renew_owner_lease_impl(owner, lease, now).await
+    }
+
+    async fn start_owner_lease(
+        &self,
+        owner: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.start_owner_lease_impl(owner, lease, now).await
+    }
+
+    async fn lost_fences(&self, fences: &[Fence]) -> Result<Vec<TaskId>, StoreError> {
+        self.lost_fences_impl(fences).await
     }
 
     async fn write_progress(

@@ -19,7 +19,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use nosyntask_store::entities::{
-    event_outbox, generation_tasks, model_limits, task_attempts, workflow_jobs, workflow_user_locks,
+    event_outbox, generation_tasks, model_limits, owner_leases, task_attempts, workflow_jobs,
+    workflow_user_locks,
 };
 use nosyntask_store::testing::test_store;
 use sea_orm::{
@@ -101,6 +102,7 @@ fn entities() -> BTreeMap<String, Columns> {
         entity::<task_attempts::Entity>(),
         entity::<event_outbox::Entity>(),
         entity::<model_limits::Entity>(),
+        entity::<owner_leases::Entity>(),
         entity::<workflow_user_locks::Entity>(),
     ]
     .into_iter()

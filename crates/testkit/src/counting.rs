@@ -30,6 +30,8 @@ pub enum Write {
     Create,
     Claim,
     Renew,
+    /// An owner's own lease (one row per process).
+    OwnerLease,
     Progress,
     Checkpoint,
     Complete,
@@ -42,10 +44,11 @@ pub enum Write {
 }
 
 impl Write {
-    const ALL: [Write; 11] = [
+    const ALL: [Write; 12] = [
         Write::Create,
         Write::Claim,
         Write::Renew,
+        Write::OwnerLease,
         Write::Progress,
         Write::Checkpoint,
         Write::Complete,
@@ -61,6 +64,7 @@ impl Write {
             Write::Create => "create",
             Write::Claim => "claim",
             Write::Renew => "renew_lease",
+            Write::OwnerLease => "owner_lease",
             Write::Progress => "progress",
             Write::Checkpoint => "checkpoint",
             Write::Complete => "complete",
@@ -253,6 +257,32 @@ impl JobStore for CountingStore {
         self.counters
             .add(Write::Renew, fences.len().saturating_sub(lost.len()));
         Ok(lost)
+    }
+
+    async fn renew_owner_lease(
+        &self,
+        owner: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let renewed = self.inner.renew_owner_lease(owner, lease, now).await?;
+        self.counters.add(Write::OwnerLease, usize::from(renewed));
+        Ok(renewed)
+    }
+
+    async fn start_owner_lease(
+        &self,
+        owner: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.start_owner_lease(owner, lease, now).await?;
+        self.counters.add(Write::OwnerLease, 1);
+        Ok(())
+    }
+
+    async fn lost_fences(&self, fences: &[Fence]) -> Result<Vec<TaskId>, StoreError> {
+        self.inner.lost_fences(fences).await
     }
 
     async fn write_progress(

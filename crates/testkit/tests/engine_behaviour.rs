@@ -398,6 +398,48 @@ async fn a_progress_flush_writes_at_most_its_limit_oldest_first(h: Harness) {
     );
 }
 
+for_each_backend!(a_heartbeat_renews_the_owner_lease_not_every_task);
+async fn a_heartbeat_renews_the_owner_lease_not_every_task(h: Harness) {
+    let step = StepDefinition::new(
+        "slow",
+        "test",
+        scripted(|_run: StepRun| async move {
+            // Several times the lease: the tasks' own leases (from the claim) run out.
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            Ok(json!({}))
+        }),
+    );
+    let engine = h.engine(one_step("slow", step));
+    let worker = h.worker_with(&engine, |c| {
+        c.concurrency = 12;
+        c.lease_ttl = Duration::from_millis(1_500);
+        c.heartbeat_interval = Duration::from_millis(250);
+        c.sweep_interval = Duration::from_millis(100);
+    });
+    let mut jobs = Vec::new();
+    for _ in 0..12 {
+        jobs.push(h.start(&engine, "slow", json!({})).await);
+    }
+    for &job in &jobs {
+        let done = h.wait_terminal(&engine, job).await;
+        assert_eq!(done.job.status, JobStatus::Completed, "{:?}", done.tasks);
+        // Never swept back and claimed again while its runner lived.
+        assert_eq!(done.tasks[0].attempts, 1, "{:?}", done.tasks);
+    }
+    worker.shutdown().await;
+    // The first heartbeat renews each task and takes the owner lease; later ones renew that
+    // one row (renewing every task each time would be 12 rows per heartbeat, ~190 in 4 s).
+    let counts = h.counting.counters().snapshot();
+    let [task_rows, _] = counts["renew_lease"];
+    let [owner_rows, owner_calls] = counts["owner_lease"];
+    assert!(task_rows <= 2 * 12, "{task_rows} task leases renewed");
+    assert!(
+        owner_calls >= 8,
+        "{owner_calls} owner lease renewals in 4 s"
+    );
+    assert_eq!(owner_rows, owner_calls);
+}
+
 for_each_backend!(concurrent_identical_starts_with_one_idempotency_key_make_one_job);
 async fn concurrent_identical_starts_with_one_idempotency_key_make_one_job(h: Harness) {
     let engine = h.engine(nosyntask_testkit::workflows::counting_registry(

@@ -407,6 +407,39 @@ pub trait JobStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Vec<TaskId>, StoreError>;
 
+    /// Extends `owner`'s own lease to `now + lease`: one row however many tasks the owner runs.
+    /// While it holds, the expiry sweep requeues none of the owner's running tasks, even those
+    /// whose own lease (from the claim or the last [`JobStore::renew_leases`]) ran out. `false`:
+    /// the owner holds no lease (never started, or it lapsed and a sweep deleted it and requeued
+    /// the owner's tasks in the same transaction): renew the tasks one by one with
+    /// [`JobStore::renew_leases`], which takes back what nobody claimed since, then
+    /// [`JobStore::start_owner_lease`]. A store without owner leases answers `false`.
+    async fn renew_owner_lease(
+        &self,
+        _owner: &str,
+        _lease: Duration,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    /// Takes (or extends) `owner`'s own lease until `now + lease`; see
+    /// [`JobStore::renew_owner_lease`]. Call it only after every task the owner runs was renewed
+    /// with [`JobStore::renew_leases`] since its owner lease was last found gone.
+    async fn start_owner_lease(
+        &self,
+        _owner: &str,
+        _lease: Duration,
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The task ids among `fences` whose fence no longer holds (claimed by another, cancelled,
+    /// resumed or finished), read without writing or locking anything: what
+    /// [`JobStore::renew_leases`] reports, for claims an owner lease keeps.
+    async fn lost_fences(&self, fences: &[Fence]) -> Result<Vec<TaskId>, StoreError>;
+
     /// Writes coalesced progress (task and job) in one transaction; stale fences are skipped.
     async fn write_progress(
         &self,
@@ -444,7 +477,8 @@ pub trait JobStore: Send + Sync {
     async fn cancelled_claims(&self, owner: &str) -> Result<Vec<TaskId>, StoreError>;
 
     /// Makes running tasks whose lease expired before `now` claimable again (their worker died,
-    /// or lost the database for longer than the lease). They keep their lease owner and epoch,
+    /// or lost the database for longer than the lease): tasks whose own lease ran out and that
+    /// no owner lease holding at `now` covers (see [`JobStore::renew_owner_lease`]). They keep their lease owner and epoch,
     /// so a live runner can still take them back until another claim does. Returns how many.
     async fn requeue_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use futures::StreamExt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nosyntask_domain::TaskId;
@@ -43,17 +44,54 @@ const RENEW_CHUNK: usize = 1_000;
 /// Chunks renewed at once (the store keeps two connections apart for heartbeats).
 const RENEWALS_IN_FLIGHT: usize = 2;
 
+/// A heartbeat. While this process holds its owner lease, it renews that one row, which keeps
+/// every task it runs, then checks (reading, not writing) which of its claims were taken from it
+/// meanwhile (a cancel, a resume). Otherwise, and after the owner lease was found gone (it lapsed
+/// and a sweep requeued its tasks), it renews the tasks one by one, which takes back those nobody
+/// claimed since, and then takes its owner lease again.
 pub(super) async fn renew_leases(state: Arc<State>) {
     let fences: Vec<Fence> = state.running().values().map(|r| r.fence.clone()).collect();
     if fences.is_empty() {
         return;
     }
+    let store = state.engine.store();
+    let (owner, ttl) = (&state.config.owner, state.config.lease_ttl);
+    if state.owner_lease_held.load(Ordering::Acquire) {
+        let sent = Instant::now();
+        match store.renew_owner_lease(owner, ttl, state.now()).await {
+            Ok(true) => {
+                confirm(&state, &fences, &HashSet::new(), sent);
+                futures::stream::iter(fences.chunks(RENEW_CHUNK))
+                    .for_each_concurrent(RENEWALS_IN_FLIGHT, |chunk| check_chunk(&state, chunk))
+                    .await;
+                return;
+            }
+            Ok(false) => {
+                warn!(owner, "the owner lease lapsed; renewing each task's lease");
+                state.owner_lease_held.store(false, Ordering::Release);
+            }
+            Err(err) => {
+                warn!(error = %err, "renewing the owner lease failed");
+                return;
+            }
+        }
+    }
+    let failed = AtomicBool::new(false);
     futures::stream::iter(fences.chunks(RENEW_CHUNK))
-        .for_each_concurrent(RENEWALS_IN_FLIGHT, |chunk| renew_chunk(&state, chunk))
+        .for_each_concurrent(RENEWALS_IN_FLIGHT, |chunk| {
+            renew_chunk(&state, chunk, &failed)
+        })
         .await;
+    if !failed.load(Ordering::Relaxed) {
+        match store.start_owner_lease(owner, ttl, state.now()).await {
+            Ok(()) => state.owner_lease_held.store(true, Ordering::Release),
+            Err(err) => warn!(error = %err, "taking the owner lease failed"),
+        }
+    }
 }
 
-async fn renew_chunk(state: &State, fences: &[Fence]) {
+/// Renews one chunk of task leases; sets `failed` when the store call failed.
+async fn renew_chunk(state: &State, fences: &[Fence], failed: &AtomicBool) {
     // The database extends each lease from its own "now", which comes after this instant: the
     // lease surely lasts until `sent + TTL` on this process's monotonic clock.
     let sent = Instant::now();
@@ -64,28 +102,52 @@ async fn renew_chunk(state: &State, fences: &[Fence]) {
         .renew_leases(fences, state.config.lease_ttl, now)
         .await
     {
-        Ok(lost) => {
-            let lost: HashSet<TaskId> = lost.into_iter().collect();
-            let mut running = state.running();
-            for fence in fences {
-                let Some(r) = running
-                    .get_mut(&fence.task_id)
-                    .filter(|r| r.fence == *fence)
-                else {
-                    continue;
-                };
-                if lost.contains(&fence.task_id) {
-                    // A finished attempt whose completion just committed reads as lost too.
-                    if !r.result_pending {
-                        warn!(task_id = fence.task_id, "lease lost; stopping the handler");
-                        r.cancel.cancel();
-                    }
-                } else {
-                    r.lease_confirmed_until = sent + state.config.lease_ttl;
-                }
-            }
+        Ok(lost) => confirm(state, fences, &lost.into_iter().collect(), sent),
+        Err(err) => {
+            warn!(error = %err, "renewing leases failed");
+            failed.store(true, Ordering::Relaxed);
         }
-        Err(err) => warn!(error = %err, "renewing leases failed"),
+    }
+}
+
+/// Stops the handlers of the claims among `fences` that were taken from this process.
+async fn check_chunk(state: &State, fences: &[Fence]) {
+    match state.engine.store().lost_fences(fences).await {
+        Ok(lost) if !lost.is_empty() => stop_lost(state, fences, &lost.into_iter().collect()),
+        Ok(_) => {}
+        Err(err) => warn!(error = %err, "checking the claims held failed"),
+    }
+}
+
+/// Records a renewal sent at `sent`: the leases of `fences` not `lost` are confirmed until
+/// `sent + TTL`; the handlers of the lost ones are stopped.
+fn confirm(state: &State, fences: &[Fence], lost: &HashSet<TaskId>, sent: Instant) {
+    stop_lost(state, fences, lost);
+    let mut running = state.running();
+    for fence in fences {
+        if let Some(r) = running
+            .get_mut(&fence.task_id)
+            .filter(|r| r.fence == *fence && !lost.contains(&fence.task_id))
+        {
+            r.lease_confirmed_until = sent + state.config.lease_ttl;
+        }
+    }
+}
+
+fn stop_lost(state: &State, fences: &[Fence], lost: &HashSet<TaskId>) {
+    if lost.is_empty() {
+        return;
+    }
+    let running = state.running();
+    for fence in fences.iter().filter(|f| lost.contains(&f.task_id)) {
+        // A finished attempt whose completion just committed reads as lost too.
+        if let Some(r) = running
+            .get(&fence.task_id)
+            .filter(|r| r.fence == *fence && !r.result_pending)
+        {
+            warn!(task_id = fence.task_id, "lease lost; stopping the handler");
+            r.cancel.cancel();
+        }
     }
 }
 

@@ -136,6 +136,9 @@ struct State {
     stopping: AtomicBool,
     /// The next attempt number (`Running::seq`).
     next_seq: AtomicU64,
+    /// This process holds its owner lease (see `JobStore::renew_owner_lease`): a heartbeat
+    /// renews that one row, not every task.
+    owner_lease_held: AtomicBool,
     /// Permits for single-task writes (see `WorkerConfig::task_writes_in_flight`).
     task_writes: Arc<Semaphore>,
 }
@@ -220,6 +223,7 @@ impl Worker {
             work_ready: Notify::new(),
             stopping: AtomicBool::new(false),
             next_seq: AtomicU64::new(0),
+            owner_lease_held: AtomicBool::new(false),
             task_writes,
         });
         let stop = CancellationToken::new();

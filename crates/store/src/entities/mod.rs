@@ -5,6 +5,7 @@ pub mod prelude;
 pub mod event_outbox;
 pub mod generation_tasks;
 pub mod model_limits;
+pub mod owner_leases;
 pub mod task_attempts;
 pub mod workflow_jobs;
 pub mod workflow_user_locks;

@@ -3,6 +3,7 @@
 pub use super::event_outbox::Entity as EventOutbox;
 pub use super::generation_tasks::Entity as GenerationTasks;
 pub use super::model_limits::Entity as ModelLimits;
+pub use super::owner_leases::Entity as OwnerLeases;
 pub use super::task_attempts::Entity as TaskAttempts;
 pub use super::workflow_jobs::Entity as WorkflowJobs;
 pub use super::workflow_user_locks::Entity as WorkflowUserLocks;

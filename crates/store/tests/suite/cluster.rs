@@ -239,6 +239,9 @@ pub async fn renewals_and_progress_cover_any_number_of_running_tasks(store: Shar
     let lost = store.renew_leases(&fences, LEASE, at(2)).await.unwrap();
     assert_eq!(lost.len(), 20_000);
     assert!(!lost.contains(&claimed.task.id));
+    let lost = store.lost_fences(&fences).await.unwrap();
+    assert_eq!(lost.len(), 20_000);
+    assert!(!lost.contains(&claimed.task.id));
     let updates: Vec<ProgressUpdate> = fences
         .iter()
         .map(|fence| ProgressUpdate {

@@ -11,6 +11,7 @@ mod history;
 mod hooks;
 mod jobs;
 mod lifecycle;
+mod owner_leases;
 mod usage;
 
 pub use activity::*;
@@ -20,6 +21,7 @@ pub use history::*;
 pub use hooks::*;
 pub use jobs::*;
 pub use lifecycle::*;
+pub use owner_leases::*;
 pub use usage::*;
 
 use std::sync::Arc;
