@@ -40,9 +40,11 @@ pub struct WaitingArgs {
     /// How often memory and writes are sampled.
     #[arg(long, default_value_t = 200)]
     sample_ms: u64,
-    /// Give up this long after the model's latency.
-    #[arg(long, default_value_t = 300)]
-    grace_secs: u64,
+    /// Give up this long after the model's latency. Default: 300 s plus 3 ms per task, since
+    /// every task renders its simulated video when it finishes (on this process's CPUs: about
+    /// 250 a second on two cores while the engine and the database share them).
+    #[arg(long)]
+    grace_secs: Option<u64>,
 }
 
 const WORKFLOW: &str = "scene_video";
@@ -100,7 +102,10 @@ pub async fn run(args: WaitingArgs) -> anyhow::Result<()> {
     )
     .spawn();
     let began = Instant::now();
-    let deadline = Duration::from_secs(args.latency_secs + args.grace_secs);
+    let grace = args
+        .grace_secs
+        .unwrap_or(300 + (args.tasks as u64).saturating_mul(3) / 1000);
+    let deadline = Duration::from_secs(args.latency_secs + grace);
     let mut ticker = tokio::time::interval(Duration::from_millis(args.sample_ms.max(10)));
     let mut peak_rss_sampled: f64 = 0.0;
     let mut peak_waiting = 0usize;

@@ -371,7 +371,8 @@ impl MediaModel for LimitedMedia {
             self.limits.used(usage);
         }
         let entry = json!({"provider": self.limits.info.adapter, "output": output});
-        match ctx.save_checkpoint_entry(&key, entry, None).await {
+        // Boxed: a state the waiting call does not need (see `poll::submit_and_poll`).
+        match Box::pin(ctx.save_checkpoint_entry(&key, entry, None)).await {
             Ok(()) => {}
             Err(TaskError::Cancelled) => return Err(TaskError::Cancelled),
             Err(err) => warn!(error = %err, "could not checkpoint the stored file; continuing"),

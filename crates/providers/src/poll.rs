@@ -135,7 +135,9 @@ pub async fn submit_and_poll<J: RemoteJob>(
             resumed = true;
             task
         }
-        None => match submit(job, key, ctx, options).await? {
+        // The calls made once are boxed (here and below): their states would otherwise be part
+        // of every waiting task's future, which holds only the poll loop's while it waits.
+        None => match Box::pin(submit(job, key, ctx, options)).await? {
             Submitted::Done(output) => return Ok(output),
             Submitted::Started(task) => task,
         },
@@ -166,7 +168,7 @@ pub async fn submit_and_poll<J: RemoteJob>(
                 // Forget the task so that resuming the job submits a new one.
                 let entry =
                     json!({"provider": options.provider, "failedTask": task.id, "error": message});
-                ctx.save_checkpoint_entry(key, entry, None).await?;
+                Box::pin(ctx.save_checkpoint_entry(key, entry, None)).await?;
                 return Err(TaskError::permanent(format!(
                     "provider task {} failed: {message}",
                     task.id
@@ -177,7 +179,7 @@ pub async fn submit_and_poll<J: RemoteJob>(
                 // cancelled with its job, which has been resumed since.
                 info!(task_id = %task.id, "the checkpointed provider task was cancelled; submitting again");
                 resumed = false;
-                match submit(job, key, ctx, options).await? {
+                match Box::pin(submit(job, key, ctx, options)).await? {
                     Submitted::Done(output) => return Ok(output),
                     Submitted::Started(new_task) => task = new_task,
                 }
@@ -197,7 +199,7 @@ pub async fn submit_and_poll<J: RemoteJob>(
                 warn!(task_id = %task.id, reason = %message, "a task just submitted is not found yet; asking again");
             }
             Ok(PollState::Gone(message)) => {
-                return Err(forget(ctx, key, options, &task, &message).await);
+                return Err(Box::pin(forget(ctx, key, options, &task, &message)).await);
             }
             Err(TaskError::Cancelled) => return Err(TaskError::Cancelled),
             Err(err) if err.is_retryable() && poll_errors < options.max_poll_errors => {

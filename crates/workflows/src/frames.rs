@@ -109,8 +109,9 @@ struct FramesHandler {
 
 #[async_trait]
 impl StepHandler for FramesHandler {
-    async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
-        let input: Input = parse_input(&run.input)?;
+    async fn run(&self, mut run: StepRun) -> Result<Value, TaskError> {
+        // The input moves into the typed one: a waiting handler keeps no copy of its JSON.
+        let input: Input = parse_input(std::mem::take(&mut run.input))?;
         let prompt = non_empty(Some(&input.prompt))
             .ok_or_else(|| TaskError::permanent("prompt is empty"))?;
         run.progress.report(5.0);

@@ -186,8 +186,9 @@ struct SceneImageHandler {
 
 #[async_trait]
 impl StepHandler for SceneImageHandler {
-    async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
-        let input: Input = parse_input(&run.input)?;
+    async fn run(&self, mut run: StepRun) -> Result<Value, TaskError> {
+        // The input moves into the typed one: a waiting handler keeps no copy of its JSON.
+        let input: Input = parse_input(std::mem::take(&mut run.input))?;
         let brief_text = input
             .brief_text()
             .ok_or_else(|| TaskError::permanent("sceneName or description: one must be given"))?;

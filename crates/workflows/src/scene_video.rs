@@ -108,8 +108,9 @@ struct SceneVideoHandler {
 
 #[async_trait]
 impl StepHandler for SceneVideoHandler {
-    async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
-        let input: Input = parse_input(&run.input)?;
+    async fn run(&self, mut run: StepRun) -> Result<Value, TaskError> {
+        // The input moves into the typed one: a waiting handler keeps no copy of its JSON.
+        let input: Input = parse_input(std::mem::take(&mut run.input))?;
         run.progress.report(5.0);
         let model = self.models.video(input.model_name.as_deref())?;
         run.progress.report(10.0);
@@ -145,6 +146,8 @@ impl StepHandler for SceneVideoHandler {
             end_image_url: non_empty(input.end_frame.as_deref()).map(str::to_owned),
             ..MediaRequest::default()
         };
+        // Not kept across the minutes the model takes.
+        drop(input);
         let url = generate_once(
             &model,
             request,

@@ -84,8 +84,9 @@ struct SingleFrameHandler {
 
 #[async_trait]
 impl StepHandler for SingleFrameHandler {
-    async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
-        let input: Input = parse_input(&run.input)?;
+    async fn run(&self, mut run: StepRun) -> Result<Value, TaskError> {
+        // The input moves into the typed one: a waiting handler keeps no copy of its JSON.
+        let input: Input = parse_input(std::mem::take(&mut run.input))?;
         let description = non_empty(Some(&input.description))
             .ok_or_else(|| TaskError::permanent("description is empty"))?;
         run.progress.report(5.0);

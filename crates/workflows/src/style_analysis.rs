@@ -92,7 +92,7 @@ pub(crate) struct StyleAnalysisHandler {
 #[async_trait]
 impl StepHandler for StyleAnalysisHandler {
     async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
-        let input: Input = parse_input(&run.input)?;
+        let input: Input = parse_input(run.input.clone())?;
         run.progress.report(5.0);
         let model = self.models.text(input.model_name.as_deref())?;
         let scene = [&input.scene_name, &input.description, &input.environment]

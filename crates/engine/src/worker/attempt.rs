@@ -1,10 +1,12 @@
 //! One attempt of one task: build its input, run its handler under timeout and cancellation, and
 //! record a failure (successes go to the completer).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use nosyntask_domain::{TaskError, TaskId, TaskUsage};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -47,7 +49,17 @@ pub(super) fn start_task(
                 Ok(attempt) => execute_attempt(&state, attempt, &meter).await,
                 Err(error) => Err(error),
             };
-            record_outcome(&state, task_id, seq, outcome, meter.usage(), &finished).await;
+            // Boxed: its state (1.5 KB, the failure paths' store calls) would otherwise be part
+            // of every waiting attempt's future, tripling it (100,000 waiting tasks: ~100 MB).
+            Box::pin(record_outcome(
+                &state,
+                task_id,
+                seq,
+                outcome,
+                meter.usage(),
+                &finished,
+            ))
+            .await;
         }
         .instrument(span),
     );
@@ -116,29 +128,35 @@ fn prepare_attempt(
         .and_then(Value::as_str)
         .map(str::to_owned)
         .or_else(|| task.model_name.clone());
-    let replaced = state.running().insert(
-        task.id,
-        Running {
-            role,
-            seq,
-            fence: fence.clone(),
-            step_index: task.step_index,
-            total_steps: job.total_steps,
-            model_name: model_name.clone(),
-            progress: progress.clone(),
-            unwritten_start: Some(StepStarted {
-                input_params: input.clone(),
-                model_name,
-            }),
-            cancel: cancel.clone(),
-            labels: labels.clone(),
-            started_at: Instant::now(),
-            progress_written_at: Instant::now(),
-            lease_confirmed_until,
-            fenced_off: false,
-            result_pending: false,
-        },
-    );
+    let attempt = Running {
+        role,
+        seq,
+        fence: fence.clone(),
+        step_index: task.step_index,
+        total_steps: job.total_steps,
+        model_name: model_name.clone(),
+        progress: progress.clone(),
+        unwritten_start: Some(StepStarted {
+            input_params: input.clone(),
+            model_name,
+        }),
+        cancel: cancel.clone(),
+        labels: labels.clone(),
+        started_at: Instant::now(),
+        progress_written_at: Instant::now(),
+        lease_confirmed_until,
+        fenced_off: false,
+        result_pending: false,
+    };
+    let replaced = {
+        let mut running = state.running();
+        state.count_in(&attempt);
+        let replaced = running.insert(task.id, attempt);
+        if let Some(old) = &replaced {
+            state.count_out(old);
+        }
+        replaced
+    };
     if let Some(old) = replaced {
         // The old attempt was cancelled and is winding down; it no longer counts as running.
         old.cancel.cancel();
@@ -214,8 +232,9 @@ fn prepare_attempt(
     })
 }
 
-/// Runs the handler on its own task (so a panic is caught) under the step's timeout, and gives a
-/// cancelled handler `cancel_grace` to clean up before it is dropped.
+/// Runs the handler under the step's timeout, catching a panic, and gives a cancelled handler
+/// `cancel_grace` to clean up before it is dropped. It runs inside the attempt's own task rather
+/// than on one more: a waiting attempt costs one task, not two.
 /// The model calls' usage lands in `meter`.
 async fn execute_attempt(
     state: &Arc<State>,
@@ -228,25 +247,18 @@ async fn execute_attempt(
         timeout,
         cancel,
     } = attempt;
-    let meter = meter.clone();
-    let mut joined =
-        tokio::spawn(async move { meter.measure(handler.run(run)).await }.in_current_span());
+    let work = AssertUnwindSafe(meter.measure(handler.run(run))).catch_unwind();
     let grace = state.config.cancel_grace;
     tokio::select! {
-        result = &mut joined => match result {
-            Ok(result) => result,
-            Err(err) if err.is_panic() => Err(TaskError::permanent("the step handler panicked")),
-            Err(_) => Err(TaskError::Cancelled),
-        },
+        result = work => result
+            .unwrap_or_else(|_| Err(TaskError::permanent("the step handler panicked"))),
         _ = tokio::time::sleep(timeout) => {
             cancel.cancel();
-            joined.abort();
             Err(TaskError::retryable(format!(
                 "step timed out after {} s", timeout.as_secs_f64()
             )))
         }
         _ = async { cancel.cancelled().await; tokio::time::sleep(grace).await } => {
-            joined.abort();
             Err(TaskError::Cancelled)
         }
     }
@@ -270,9 +282,7 @@ async fn record_outcome(
             return;
         }
         Ok(result) => {
-            if let Some(r) = state.running().get_mut(&task_id).filter(|r| r.seq == seq) {
-                r.result_pending = true;
-            }
+            state.result_pending(task_id, seq);
             // The handler's slot is free (see `State::slots_used`).
             state.slot_freed.notify_one();
             if finished

@@ -2,7 +2,7 @@
 //! crate documentation for the loop; this module keeps every database write batched per process.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -141,6 +141,11 @@ struct State {
     owner_lease_held: AtomicBool,
     /// Permits for single-task writes (see `WorkerConfig::task_writes_in_flight`).
     task_writes: Arc<Semaphore>,
+    /// Attempts in `running` that hold a slot, by kind: handlers running, results waiting
+    /// (coordinators count in neither). Changed only with the `running` lock held, so that
+    /// `slots_used` need not walk 100,000 waiting attempts at every freed slot.
+    handlers_running: AtomicUsize,
+    results_waiting: AtomicUsize,
 }
 
 impl State {
@@ -166,16 +171,45 @@ impl State {
     /// the same: at most `concurrency` of them hold no slot, so a slow completion path slows
     /// claiming down instead of piling up finished attempts.
     fn slots_used(&self) -> usize {
-        let running = self.running();
-        let (mut handlers, mut results) = (0_usize, 0_usize);
-        for r in running.values().filter(|r| r.role != Role::Coordinator) {
-            if r.result_pending {
-                results += 1;
-            } else {
-                handlers += 1;
-            }
-        }
+        let handlers = self.handlers_running.load(Ordering::Relaxed);
+        let results = self.results_waiting.load(Ordering::Relaxed);
         handlers + results.saturating_sub(self.config.concurrency)
+    }
+
+    /// The count `r` is in: handlers running or results waiting (coordinators hold no slot).
+    fn slot_count(&self, r: &Running) -> Option<&AtomicUsize> {
+        match (r.role, r.result_pending) {
+            (Role::Coordinator, _) => None,
+            (_, false) => Some(&self.handlers_running),
+            (_, true) => Some(&self.results_waiting),
+        }
+    }
+
+    /// Counts an attempt added to `running` (call with its lock held).
+    fn count_in(&self, r: &Running) {
+        if let Some(count) = self.slot_count(r) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Uncounts an attempt removed from `running`, or about to change (lock held).
+    fn count_out(&self, r: &Running) {
+        if let Some(count) = self.slot_count(r) {
+            count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The attempt's handler returned a result that now waits for the completer.
+    fn result_pending(&self, task_id: TaskId, seq: u64) {
+        let mut running = self.running();
+        if let Some(r) = running
+            .get_mut(&task_id)
+            .filter(|r| r.seq == seq && !r.result_pending)
+        {
+            self.count_out(r);
+            r.result_pending = true;
+            self.count_in(r);
+        }
     }
 
     /// Removes attempt `seq` of the task (not a newer attempt of the same task).
@@ -183,7 +217,10 @@ impl State {
         let removed = {
             let mut running = self.running();
             match running.get(&task_id) {
-                Some(r) if r.seq == seq => running.remove(&task_id),
+                Some(r) if r.seq == seq => {
+                    self.count_out(r);
+                    running.remove(&task_id)
+                }
                 _ => None,
             }
         };
@@ -225,6 +262,8 @@ impl Worker {
             next_seq: AtomicU64::new(0),
             owner_lease_held: AtomicBool::new(false),
             task_writes,
+            handlers_running: AtomicUsize::new(0),
+            results_waiting: AtomicUsize::new(0),
         });
         let stop = CancellationToken::new();
         let main = tokio::spawn(run_pool(state.clone(), stop.clone()));

@@ -215,8 +215,9 @@ impl CharacterViewsHandler {
 
 #[async_trait]
 impl StepHandler for CharacterViewsHandler {
-    async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
-        let input: Input = parse_input(&run.input)?;
+    async fn run(&self, mut run: StepRun) -> Result<Value, TaskError> {
+        // The input moves into the typed one: a waiting handler keeps no copy of its JSON.
+        let input: Input = parse_input(std::mem::take(&mut run.input))?;
         if input.character_name.trim().is_empty() {
             return Err(TaskError::permanent("characterName is empty"));
         }

@@ -28,8 +28,8 @@ pub(crate) fn pick(params: &Value, names: &[String]) -> Value {
 
 /// Reads a step input into the handler's typed input. A mismatch is a permanent error: retrying
 /// the same input cannot fix it.
-pub(crate) fn parse_input<T: DeserializeOwned>(input: &Value) -> Result<T, TaskError> {
-    serde_json::from_value(input.clone())
+pub(crate) fn parse_input<T: DeserializeOwned>(input: Value) -> Result<T, TaskError> {
+    serde_json::from_value(input)
         .map_err(|err| TaskError::permanent(format!("invalid step input: {err}")))
 }
 

@@ -63,13 +63,13 @@ pub(crate) async fn generate_once_keyed(
     request.checkpoint_key = call_key;
     let ctx = MediaContext::new(progress, checkpoint.clone(), cancel.clone());
     let output = model.generate(request, ctx).await?;
-    checkpoint
-        .merge_entry(
-            &done_key,
-            json!({"url": output.url, "model": model.info().name, "usage": output.usage}),
-            None,
-        )
-        .await?;
+    // Boxed: its state would otherwise be part of every waiting call's future.
+    Box::pin(checkpoint.merge_entry(
+        &done_key,
+        json!({"url": output.url, "model": model.info().name, "usage": output.usage}),
+        None,
+    ))
+    .await?;
     Ok(output.url)
 }
 

@@ -30,7 +30,7 @@ struct Input {
 impl Source {
     /// The script when it is given, else the shots.
     pub(crate) fn from_input(input: &Value) -> Result<Source, TaskError> {
-        let input: Input = parse_input(input)?;
+        let input: Input = parse_input(input.clone())?;
         if let Some(script) = non_empty(input.script_content.as_deref()) {
             return Ok(Source {
                 text: script.to_owned(),

@@ -144,7 +144,7 @@ struct PromptHandler {
 #[async_trait]
 impl StepHandler for PromptHandler {
     async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
-        let input: Input = parse_input(&run.input)?;
+        let input: Input = parse_input(run.input.clone())?;
         let description = non_empty(Some(&input.description))
             .ok_or_else(|| TaskError::permanent("description is empty"))?;
         run.progress.report(5.0);

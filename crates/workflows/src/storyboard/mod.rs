@@ -143,7 +143,7 @@ pub(crate) struct StoryboardHandler {
 #[async_trait]
 impl StepHandler for StoryboardHandler {
     async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
-        let input: Input = parse_input(&run.input)?;
+        let input: Input = parse_input(run.input.clone())?;
         let script = non_empty(Some(&input.script_content))
             .ok_or_else(|| TaskError::permanent("scriptContent is empty"))?;
         run.progress.report(5.0);

@@ -119,7 +119,7 @@ struct CameraRunHandler {
 #[async_trait]
 impl StepHandler for CameraRunHandler {
     async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
-        let input: Input = parse_input(&run.input)?;
+        let input: Input = parse_input(run.input.clone())?;
         let description = non_empty(Some(&input.description))
             .ok_or_else(|| TaskError::permanent("description is empty"))?;
         run.progress.report(5.0);

@@ -110,7 +110,7 @@ struct ScriptHandler {
 #[async_trait]
 impl StepHandler for ScriptHandler {
     async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
-        let input: Input = parse_input(&run.input)?;
+        let input: Input = parse_input(run.input.clone())?;
         let title = non_empty(input.title.as_deref());
         let premise = non_empty(input.description.as_deref());
         if title.is_none() && premise.is_none() {

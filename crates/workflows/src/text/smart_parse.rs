@@ -97,7 +97,7 @@ struct SmartParseHandler {
 #[async_trait]
 impl StepHandler for SmartParseHandler {
     async fn run(&self, run: StepRun) -> Result<Value, TaskError> {
-        let input: Input = parse_input(&run.input)?;
+        let input: Input = parse_input(run.input.clone())?;
         let doc = non_empty(Some(&input.api_doc))
             .ok_or_else(|| TaskError::permanent("apiDoc is empty"))?;
         run.progress.report(5.0);
