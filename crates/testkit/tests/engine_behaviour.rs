@@ -93,6 +93,32 @@ async fn retryable_errors_are_retried_with_backoff_and_retry_after(h: Harness) {
     );
 }
 
+for_each_backend!(a_panicking_handler_fails_its_step_and_the_worker_goes_on);
+async fn a_panicking_handler_fails_its_step_and_the_worker_goes_on(h: Harness) {
+    let panicking = scripted(|run: StepRun| async move {
+        if run.input.get("boom").is_some() {
+            panic!("handler bug");
+        }
+        Ok(json!({"fine": true}))
+    });
+    let step = StepDefinition::new("fragile", "test", panicking).max_attempts(3);
+    let engine = h.engine(one_step("fragile", step));
+    let worker = h.worker(&engine);
+    let bad = h.start(&engine, "fragile", json!({"boom": 1})).await;
+    let good = h.start(&engine, "fragile", json!({})).await;
+    let bad = h.wait_terminal(&engine, bad).await;
+    let good = h.wait_terminal(&engine, good).await;
+    worker.shutdown().await;
+    // A panic is a bug, not a passing fault: no retry.
+    assert_eq!(bad.job.status, JobStatus::Failed);
+    assert_eq!(bad.tasks[0].attempts, 1);
+    assert_eq!(
+        bad.job.error_message.as_deref(),
+        Some("the step handler panicked")
+    );
+    assert_eq!(good.job.status, JobStatus::Completed);
+}
+
 for_each_backend!(permanent_errors_fail_the_job_at_once);
 async fn permanent_errors_fail_the_job_at_once(h: Harness) {
     let calls = Arc::new(AtomicUsize::new(0));
