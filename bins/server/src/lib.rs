@@ -11,6 +11,7 @@ pub mod error;
 pub mod i18n;
 pub mod middleware;
 pub mod openapi;
+pub mod read_batches;
 pub mod reads;
 pub mod requests;
 pub mod routes;

@@ -6,7 +6,8 @@
 //! the queued query (which starts only after the running one ends, so after the request
 //! arrived), or queues a new one. Every answer therefore reflects the database at some moment
 //! after the request came in: no cache, no staleness, just fewer identical queries. The queued
-//! query also serializes the job once for all of its readers.
+//! query also serializes the job once for all of its readers. Queries of different jobs are
+//! batched into one store read (`read_batches`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +21,7 @@ use nosyntask_domain::{JobId, JobWithTasks, Viewer};
 use nosyntask_engine::{Engine, EngineError};
 
 use crate::i18n;
+use crate::read_batches::ReadBatches;
 use crate::views::Job;
 
 /// One read of a job: the domain value, its JSON body and the body's ETag.
@@ -61,10 +63,16 @@ impl std::fmt::Debug for JobReads {
 
 impl JobReads {
     /// Reads through `engine`'s store.
+    /// Reads through `engine`'s store, batched with the reads of other jobs.
     pub fn new(engine: Engine) -> Arc<Self> {
+        let batches = ReadBatches::new(engine.clone());
         Self::with_fetch(Arc::new(move |id| {
-            let engine = engine.clone();
-            async move { snapshot(&engine, id).await }.boxed()
+            let (engine, batches) = (engine.clone(), Arc::clone(&batches));
+            async move {
+                let job = batches.read(id).await?.ok_or(EngineError::NotFound(id))?;
+                snapshot(&engine, job)
+            }
+            .boxed()
         }))
     }
 
@@ -168,12 +176,8 @@ impl JobReads {
     }
 }
 
-/// Reads the job and serializes it once for all its readers.
-async fn snapshot(engine: &Engine, id: JobId) -> Result<Arc<JobSnapshot>, EngineError> {
-    let job = engine
-        .read_any_job(id)
-        .await?
-        .ok_or(EngineError::NotFound(id))?;
+/// Serializes the job once for all its readers.
+fn snapshot(engine: &Engine, job: JobWithTasks) -> Result<Arc<JobSnapshot>, EngineError> {
     let definition = engine.registry().get(&job.job.workflow_type);
     // Shared by every reader, so in the default language; `get_job` re-renders the one field
     // that depends on the reader's (a cancelled job's message) for readers of another.

@@ -294,24 +294,32 @@ impl Engine {
     /// Says why the job's ready step waits, when its model is busy or paused (what
     /// [`Engine::get`] does; for readers of the store's own job reads).
     pub async fn explain_waiting(&self, job: &mut JobWithTasks) -> Result<(), EngineError> {
-        let current = job.job.current_step_index;
-        let active = matches!(job.job.status, JobStatus::Pending | JobStatus::Running);
-        let waiting = |task: &nosyntask_domain::Task| {
-            active
+        self.explain_waiting_all(std::slice::from_mut(job)).await
+    }
+
+    /// [`Engine::explain_waiting`] for many jobs, with one read of the models' usage.
+    pub async fn explain_waiting_all(&self, jobs: &mut [JobWithTasks]) -> Result<(), EngineError> {
+        fn waiting(job: &nosyntask_domain::Job, task: &nosyntask_domain::Task) -> bool {
+            matches!(job.status, JobStatus::Pending | JobStatus::Running)
                 && task.status == nosyntask_domain::TaskStatus::Pending
-                && task.step_index == current
+                && task.step_index == job.current_step_index
                 && task.model_name.is_some()
-        };
-        if !job.tasks.iter().any(waiting) {
+        }
+        if !jobs
+            .iter()
+            .any(|job| job.tasks.iter().any(|task| waiting(&job.job, task)))
+        {
             return Ok(());
         }
         let now = self.clock.now();
         let usage = self.store.model_usage(now).await?;
-        for task in job.tasks.iter_mut().filter(|task| waiting(task)) {
-            task.waiting_reason = usage
-                .iter()
-                .find(|m| Some(&m.name) == task.model_name.as_ref())
-                .and_then(|m| m.waiting_reason(now));
+        for job in jobs {
+            for task in job.tasks.iter_mut().filter(|task| waiting(&job.job, task)) {
+                task.waiting_reason = usage
+                    .iter()
+                    .find(|m| Some(&m.name) == task.model_name.as_ref())
+                    .and_then(|m| m.waiting_reason(now));
+            }
         }
         Ok(())
     }

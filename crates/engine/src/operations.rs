@@ -49,14 +49,13 @@ impl Engine {
         Ok(self.store().model_series(since, bucket).await?)
     }
 
-    /// A job with its tasks (and why its ready step waits), whoever owns it: for a reader that
-    /// checks each viewer itself, such as the server's one read shared by many requests.
-    /// Everyone else calls [`Engine::get`].
-    pub async fn read_any_job(&self, id: JobId) -> Result<Option<JobWithTasks>, EngineError> {
-        let Some(mut job) = self.store().get_job(id).await? else {
-            return Ok(None);
-        };
-        self.explain_waiting(&mut job).await?;
-        Ok(Some(job))
+    /// The jobs with `ids` that exist, with their tasks (and why their ready steps wait),
+    /// whoever owns them, in order of id, read by a few statements however many they are: for a
+    /// reader that checks each viewer itself, such as the server's reads shared by many
+    /// requests. Everyone else calls [`Engine::get`].
+    pub async fn read_any_jobs(&self, ids: &[JobId]) -> Result<Vec<JobWithTasks>, EngineError> {
+        let mut jobs = self.store().get_jobs(ids).await?;
+        self.explain_waiting_all(&mut jobs).await?;
+        Ok(jobs)
     }
 }

@@ -2,10 +2,14 @@
 //! transaction that ends the attempt, from the task row itself (its attempt count, claim epoch and
 //! attempt start), so the row and the end of the attempt commit together or not at all.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use chrono::{DateTime, Utc};
 use nosyntask_domain::{AttemptOutcome, JobId, TaskAttempt};
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
+use crate::jobs::{IN_SIZES, MAX_JOBS_PER_READ};
 use crate::sql::{ms, named, padded_ids, placeholders, stmt, time};
 
 /// The columns of a history row, in the order every insert lists them.
@@ -126,24 +130,31 @@ pub(crate) async fn record_cancelled(
     Ok(())
 }
 
-/// The job's finished attempts, oldest first. Part of every job read (see `jobs::LOAD_JOB`):
-/// one fixed statement, decoded by name.
-pub(crate) async fn load(
+/// The finished attempts of the jobs with `ids`, each job's oldest first. Part of every job read
+/// (see `jobs::load_jobs`): one statement per chunk of ids, written once per size, decoded by
+/// name.
+pub(crate) async fn load_for_jobs(
     conn: &impl ConnectionTrait,
-    job_id: JobId,
-) -> Result<Vec<TaskAttempt>, DbErr> {
-    let rows = conn
-        .query_all_raw(stmt(
-            conn.get_database_backend(),
-            "SELECT task_id, attempt, worker, started_at, ended_at, outcome, error_message \
-             FROM task_attempts WHERE job_id = ? ORDER BY task_id, claim_epoch, id",
-            vec![job_id.into()],
-        ))
-        .await?;
-    rows.iter()
-        .map(|row| {
+    job_ids: &[JobId],
+) -> Result<HashMap<JobId, Vec<TaskAttempt>>, DbErr> {
+    static STATEMENTS: [OnceLock<String>; IN_SIZES] = [const { OnceLock::new() }; IN_SIZES];
+    let mut histories: HashMap<JobId, Vec<TaskAttempt>> = HashMap::new();
+    for chunk in job_ids.chunks(MAX_JOBS_PER_READ) {
+        let values = padded_ids(chunk.iter().copied());
+        let sql = STATEMENTS[values.len().trailing_zeros() as usize].get_or_init(|| {
+            format!(
+                "SELECT job_id, task_id, attempt, worker, started_at, ended_at, outcome, \
+                 error_message FROM task_attempts WHERE job_id IN ({}) \
+                 ORDER BY job_id, task_id, claim_epoch, id",
+                placeholders(values.len())
+            )
+        });
+        let rows = conn
+            .query_all_raw(stmt(conn.get_database_backend(), sql, values))
+            .await?;
+        for row in &rows {
             let outcome: String = named(row, "outcome")?;
-            Ok(TaskAttempt {
+            let attempt = TaskAttempt {
                 task_id: named(row, "task_id")?,
                 attempt: named(row, "attempt")?,
                 worker: named(row, "worker")?,
@@ -153,9 +164,14 @@ pub(crate) async fn load(
                     .parse()
                     .map_err(|_| DbErr::Type(format!("unknown attempt outcome `{outcome}`")))?,
                 error_message: named(row, "error_message")?,
-            })
-        })
-        .collect()
+            };
+            histories
+                .entry(named(row, "job_id")?)
+                .or_default()
+                .push(attempt);
+        }
+    }
+    Ok(histories)
 }
 
 /// Deletes the history of the jobs with `ids` (pruning).

@@ -2,7 +2,7 @@
 //! statistics.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use nosyntask_domain::{Job, JobId, JobStatus, JobWithTasks, TaskId};
@@ -30,47 +30,76 @@ use crate::store::Store;
 /// Rows deleted per prune transaction, so pruning never holds locks for long.
 const PRUNE_BATCH: usize = 500;
 
-/// The statement of [`load_job`]. Status polling reads one job per request from every open
-/// frontend, so this read is a hot path: written once (no query building per request) and
-/// decoded by name with the claim's decoders, selecting only the columns a job read shows
-/// (docs/benchmarks.md, "Issue 11": through the entities' query builder it read 0.76x as
-/// many jobs per second).
-static LOAD_JOB: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT {}, {} FROM workflow_jobs j LEFT JOIN generation_tasks t ON t.job_id = j.id \
-         WHERE j.id = ? ORDER BY t.item_index >= 0, t.step_index, t.item_index, t.id",
-        *JOB_COLUMNS, *TASK_COLUMNS
-    )
-});
+/// The statement of [`load_jobs`] for `count` ids (a power of two, see [`padded_ids`]). Status
+/// polling reads jobs for every open frontend, so this read is a hot path: each statement is
+/// written once per process (no query building per request, a handful of statements for the
+/// connections' statement caches) and decoded by name with the claim's decoders, selecting only
+/// the columns a job read shows (docs/benchmarks.md, "Issue 11": through the entities' query
+/// builder it read 0.76x as many jobs per second).
+fn load_jobs_statement(count: usize) -> &'static str {
+    static STATEMENTS: [OnceLock<String>; IN_SIZES] = [const { OnceLock::new() }; IN_SIZES];
+    debug_assert!(count.is_power_of_two() && count <= MAX_JOBS_PER_READ);
+    STATEMENTS[count.trailing_zeros() as usize].get_or_init(|| {
+        format!(
+            "SELECT {}, {} FROM workflow_jobs j LEFT JOIN generation_tasks t ON t.job_id = j.id \
+             WHERE j.id IN ({}) ORDER BY j.id, t.item_index >= 0, t.step_index, t.item_index, t.id",
+            *JOB_COLUMNS,
+            *TASK_COLUMNS,
+            placeholders(count)
+        )
+    })
+}
+
+/// Most jobs [`load_jobs`] reads in one statement (a power of two).
+pub(crate) const MAX_JOBS_PER_READ: usize = 256;
+/// How many padded sizes of id lists up to [`MAX_JOBS_PER_READ`] there are.
+pub(crate) const IN_SIZES: usize = MAX_JOBS_PER_READ.trailing_zeros() as usize + 1;
 
 /// A job with its tasks (in step order, a fan-out's items after their step) in one statement.
 pub(crate) async fn load_job(
     conn: &impl ConnectionTrait,
     id: JobId,
 ) -> Result<Option<JobWithTasks>, DbErr> {
-    let rows = conn
-        .query_all_raw(stmt(
-            conn.get_database_backend(),
-            &LOAD_JOB,
-            vec![id.into()],
-        ))
-        .await?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let job = sql::decode_job(first)?;
-    let mut tasks = Vec::with_capacity(rows.len());
-    for row in &rows {
-        // A job without tasks joins one row of NULL task columns.
-        if named::<Option<i64>>(row, "id")?.is_some() {
-            tasks.push(sql::decode_task(row)?);
+    Ok(load_jobs(conn, &[id]).await?.pop())
+}
+
+/// The jobs with `ids` that exist, with their tasks, in order of id: one statement per
+/// [`MAX_JOBS_PER_READ`] ids, however many tasks they have.
+pub(crate) async fn load_jobs(
+    conn: &impl ConnectionTrait,
+    ids: &[JobId],
+) -> Result<Vec<JobWithTasks>, DbErr> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut jobs: Vec<JobWithTasks> = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(MAX_JOBS_PER_READ) {
+        let values = padded_ids(chunk.iter().copied());
+        let rows = conn
+            .query_all_raw(stmt(
+                conn.get_database_backend(),
+                load_jobs_statement(values.len()),
+                values,
+            ))
+            .await?;
+        for row in &rows {
+            let job_id: JobId = named(row, "j_id")?;
+            if jobs.last().is_none_or(|last| last.job.id != job_id) {
+                jobs.push(JobWithTasks {
+                    job: sql::decode_job(row)?,
+                    tasks: Vec::new(),
+                    history: Vec::new(),
+                });
+            }
+            // A job without tasks joins one row of NULL task columns.
+            if named::<Option<i64>>(row, "id")?.is_some()
+                && let Some(job) = jobs.last_mut()
+            {
+                job.tasks.push(sql::decode_task(row)?);
+            }
         }
     }
-    Ok(Some(JobWithTasks {
-        job,
-        tasks,
-        history: Vec::new(),
-    }))
+    Ok(jobs)
 }
 
 async fn load(conn: &impl ConnectionTrait, id: JobId) -> Result<Job> {
@@ -138,12 +167,23 @@ struct LockedJob {
 
 impl Store {
     pub(crate) async fn get_job_impl(&self, id: JobId) -> Result<Option<JobWithTasks>, StoreError> {
+        Ok(self.get_jobs_impl(&[id]).await?.pop())
+    }
+
+    /// The jobs with `ids` that exist, in order of id, each with its tasks and history: two
+    /// statements for up to [`MAX_JOBS_PER_READ`] jobs.
+    pub(crate) async fn get_jobs_impl(
+        &self,
+        ids: &[JobId],
+    ) -> Result<Vec<JobWithTasks>, StoreError> {
         retrying_read(|| async {
-            let Some(mut job) = load_job(&self.inner.read, id).await? else {
-                return Ok(None);
-            };
-            job.history = history::load(&self.inner.read, id).await?;
-            Ok(Some(job))
+            let mut jobs = load_jobs(&self.inner.read, ids).await?;
+            let found: Vec<JobId> = jobs.iter().map(|j| j.job.id).collect();
+            let mut histories = history::load_for_jobs(&self.inner.read, &found).await?;
+            for job in &mut jobs {
+                job.history = histories.remove(&job.job.id).unwrap_or_default();
+            }
+            Ok(jobs)
         })
         .await
     }

@@ -97,6 +97,10 @@ impl JobStore for Store {
         self.get_job_impl(id).await
     }
 
+    async fn get_jobs(&self, ids: &[JobId]) -> Result<Vec<JobWithTasks>, StoreError> {
+        self.get_jobs_impl(ids).await
+    }
+
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
         self.list_jobs_impl(filter).await
     }

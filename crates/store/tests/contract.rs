@@ -78,6 +78,7 @@ every_backend!(
     text_with_nul_characters_is_stored,
     database_time_is_the_databases_clock,
     create_and_get,
+    many_jobs_read_as_each_does,
     idempotency_key_returns_the_same_job,
     concurrent_identical_starts_make_one_job,
     unique_key_holds_while_active,

@@ -202,6 +202,10 @@ impl JobStore for CountingStore {
         self.inner.get_job(id).await
     }
 
+    async fn get_jobs(&self, ids: &[JobId]) -> Result<Vec<JobWithTasks>, StoreError> {
+        self.inner.get_jobs(ids).await
+    }
+
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
         self.inner.list_jobs(filter).await
     }

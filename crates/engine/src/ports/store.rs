@@ -347,6 +347,20 @@ pub trait JobStore: Send + Sync {
 
     async fn get_job(&self, id: JobId) -> Result<Option<JobWithTasks>, StoreError>;
 
+    /// The jobs with `ids` that exist (each as `get_job` reads it), in order of id, duplicates
+    /// once: what many concurrent status reads of different jobs share (a few statements
+    /// however many jobs, instead of a few per job).
+    async fn get_jobs(&self, ids: &[JobId]) -> Result<Vec<JobWithTasks>, StoreError> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut jobs = Vec::with_capacity(ids.len());
+        for id in ids {
+            jobs.extend(self.get_job(id).await?);
+        }
+        Ok(jobs)
+    }
+
     /// The versions of the jobs with `ids` that exist, in one read whatever their number (a few
     /// index lookups per job): what event streams poll instead of reading every job whole.
     async fn job_versions(&self, ids: &[JobId]) -> Result<Vec<JobVersion>, StoreError> {

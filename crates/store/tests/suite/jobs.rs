@@ -52,6 +52,53 @@ pub async fn create_and_get(store: Shared) {
     assert!(["sqlite", "postgres", "mysql"].contains(&store.backend_name()));
 }
 
+/// Reading many jobs at once answers what reading each does: tasks in order, history per job,
+/// missing ids left out, duplicates once, whatever the number (more than one statement's worth).
+pub async fn many_jobs_read_as_each_does(store: Shared) {
+    let mut ids = Vec::new();
+    for i in 0..300 {
+        ids.push(
+            create(&store, new_job(1 + i % 3, 1 + i as usize % 3), at(0))
+                .await
+                .job
+                .id,
+        );
+    }
+    // A job with a finished attempt in its history, and one in the middle of its steps.
+    let failed = claim_one(&store, "w1", at(10)).await;
+    let failure = nosyntask_engine::ports::Failure {
+        fence: failed.fence.clone(),
+        message: "provider said 503".to_owned(),
+        retry_at: Some(at(20)),
+        started: None,
+        job_progress: 0,
+    };
+    assert!(store.fail_task(&failure, at(15)).await.unwrap());
+    let first_step = claim(&store, "w1", 300, at(30)).await;
+    let two_steps = first_step
+        .iter()
+        .find(|c| c.job.total_steps > 1)
+        .expect("a job of several steps");
+    complete(&store, two_steps, json!({"ok": 1}), at(40)).await;
+
+    let missing = ids.iter().max().unwrap() + 1_000;
+    let mut asked: Vec<i64> = ids.iter().rev().copied().collect();
+    asked.extend([missing, ids[5], ids[5]]);
+    let many = store.get_jobs(&asked).await.unwrap();
+    assert_eq!(many.len(), ids.len(), "each job that exists, once");
+    for (read, id) in many.iter().zip(&ids) {
+        assert_eq!(read.job.id, *id, "in order of id");
+        assert_eq!(read, &get(&store, *id).await);
+    }
+    let with_history = many.iter().find(|j| j.job.id == failed.job.id).unwrap();
+    assert_eq!(with_history.history.len(), 1);
+    let advanced = many.iter().find(|j| j.job.id == two_steps.job.id).unwrap();
+    assert_eq!(advanced.job.current_step_index, 1);
+    assert_eq!(advanced.tasks.len(), advanced.job.total_steps as usize);
+    assert!(store.get_jobs(&[]).await.unwrap().is_empty());
+    assert!(store.get_jobs(&[missing]).await.unwrap().is_empty());
+}
+
 fn keyed(user: i64, key: &str) -> NewJob {
     let mut job = new_job(user, 1);
     job.idempotency_key = Some(key.to_owned());
