@@ -109,8 +109,8 @@ impl ReadBatches {
     }
 }
 
-/// Gives a reader's place back if its task ends without emptying the queue (a panic, or the
-/// runtime shutting down); the queued reads then start a new reader.
+/// Gives a reader's place back if its task panics, and fails the reads still queued, so nobody
+/// waits for a reader that is gone; the next read starts a new one.
 struct Reader<'a>(&'a ReadBatches);
 
 impl Drop for Reader<'_> {
@@ -118,7 +118,6 @@ impl Drop for Reader<'_> {
         if std::thread::panicking() {
             let mut queue = self.0.lock();
             queue.readers -= 1;
-            // Whoever waits is told, rather than left waiting for a reader that is gone.
             queue.waiting.clear();
         }
     }
@@ -162,8 +161,8 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::sync::Semaphore;
 
-    use chrono::Utc;
-    use nosyntask_domain::{Job, JobStatus};
+    use crate::reads::tests::until;
+    use nosyntask_domain::JobStatus;
 
     /// A fake store holding jobs 1..=1000: it records each batch and holds it until a permit.
     struct Fake {
@@ -174,29 +173,9 @@ mod tests {
     }
 
     fn job(id: JobId) -> JobWithTasks {
-        let now = Utc::now();
-        JobWithTasks {
-            job: Job {
-                id,
-                user_id: 1,
-                project_id: 1,
-                workflow_type: "t".into(),
-                status: JobStatus::Completed,
-                current_step_index: 0,
-                total_steps: 1,
-                input_params: serde_json::json!({}),
-                error_message: None,
-                is_consumed: false,
-                progress: 100,
-                created_at: now,
-                updated_at: now,
-                started_at: None,
-                completed_at: None,
-                hook_error: None,
-            },
-            tasks: Vec::new(),
-            history: Vec::new(),
-        }
+        let mut job = crate::reads::tests::job(JobStatus::Completed, 1);
+        job.job.id = id;
+        job
     }
 
     fn batches(fake: &Arc<Fake>) -> Arc<ReadBatches> {
@@ -225,14 +204,6 @@ mod tests {
             permits: Semaphore::new(0),
             fail,
         })
-    }
-
-    async fn until(what: &str, check: impl Fn() -> bool) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !check() {
-            assert!(std::time::Instant::now() < deadline, "timed out: {what}");
-            tokio::task::yield_now().await;
-        }
     }
 
     fn spawn_read(reads: &Arc<ReadBatches>, id: JobId) -> tokio::task::JoinHandle<Answer> {

@@ -62,7 +62,6 @@ impl std::fmt::Debug for JobReads {
 }
 
 impl JobReads {
-    /// Reads through `engine`'s store.
     /// Reads through `engine`'s store, batched with the reads of other jobs.
     pub fn new(engine: Engine) -> Arc<Self> {
         let batches = ReadBatches::new(engine.clone());
@@ -214,7 +213,7 @@ pub fn etag_of(body: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::Utc;
     use nosyntask_domain::{Job as DomainJob, JobStatus};
@@ -228,7 +227,8 @@ mod tests {
         permits: Semaphore,
     }
 
-    fn job(status: JobStatus, owner: i64) -> JobWithTasks {
+    /// A job of one step in `status`, owned by `owner` (also for the batch tests).
+    pub(crate) fn job(status: JobStatus, owner: i64) -> JobWithTasks {
         let now = Utc::now();
         JobWithTasks {
             job: DomainJob {
@@ -276,7 +276,8 @@ mod tests {
         }))
     }
 
-    async fn until(what: &str, check: impl Fn() -> bool) {
+    /// Yields until `check` holds (five seconds at most).
+    pub(crate) async fn until(what: &str, check: impl Fn() -> bool) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while !check() {
             assert!(std::time::Instant::now() < deadline, "timed out: {what}");

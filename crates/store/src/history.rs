@@ -3,14 +3,14 @@
 //! attempt start), so the row and the end of the attempt commit together or not at all.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use nosyntask_domain::{AttemptOutcome, JobId, TaskAttempt};
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
-use crate::jobs::{IN_SIZES, MAX_JOBS_PER_READ};
-use crate::sql::{ms, named, padded_ids, placeholders, stmt, time};
+use crate::sql::{
+    InListStatements, MAX_JOBS_PER_READ, ms, named, padded_ids, placeholders, stmt, time,
+};
 
 /// The columns of a history row, in the order every insert lists them.
 pub(crate) const INSERT: &str = "INSERT INTO task_attempts (task_id, job_id, attempt, \
@@ -137,16 +137,15 @@ pub(crate) async fn load_for_jobs(
     conn: &impl ConnectionTrait,
     job_ids: &[JobId],
 ) -> Result<HashMap<JobId, Vec<TaskAttempt>>, DbErr> {
-    static STATEMENTS: [OnceLock<String>; IN_SIZES] = [const { OnceLock::new() }; IN_SIZES];
+    static STATEMENTS: InListStatements = InListStatements::new();
     let mut histories: HashMap<JobId, Vec<TaskAttempt>> = HashMap::new();
     for chunk in job_ids.chunks(MAX_JOBS_PER_READ) {
         let values = padded_ids(chunk.iter().copied());
-        let sql = STATEMENTS[values.len().trailing_zeros() as usize].get_or_init(|| {
+        let sql = STATEMENTS.get(values.len(), |list| {
             format!(
                 "SELECT job_id, task_id, attempt, worker, started_at, ended_at, outcome, \
-                 error_message FROM task_attempts WHERE job_id IN ({}) \
-                 ORDER BY job_id, task_id, claim_epoch, id",
-                placeholders(values.len())
+                 error_message FROM task_attempts WHERE job_id IN ({list}) \
+                 ORDER BY job_id, task_id, claim_epoch, id"
             )
         });
         let rows = conn

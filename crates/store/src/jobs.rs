@@ -2,7 +2,6 @@
 //! statistics.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use nosyntask_domain::{Job, JobId, JobStatus, JobWithTasks, TaskId};
@@ -22,8 +21,8 @@ use crate::hooks::{Happened, HookEventKind};
 use crate::owner_lease;
 use crate::query::{literal, null_int, null_text, status_in, status_is};
 use crate::sql::{
-    self, IN_LIST_CHUNK, JOB_COLUMNS, TASK_COLUMNS, col, ms, named, padded_ids, padded_len,
-    placeholders, stmt, storable_text, time,
+    self, IN_LIST_CHUNK, InListStatements, JOB_COLUMNS, MAX_JOBS_PER_READ, TASK_COLUMNS, col, ms,
+    named, padded_ids, padded_len, placeholders, stmt, storable_text, time,
 };
 use crate::store::Store;
 
@@ -37,23 +36,15 @@ const PRUNE_BATCH: usize = 500;
 /// the columns a job read shows (docs/benchmarks.md, "Issue 11": through the entities' query
 /// builder it read 0.76x as many jobs per second).
 fn load_jobs_statement(count: usize) -> &'static str {
-    static STATEMENTS: [OnceLock<String>; IN_SIZES] = [const { OnceLock::new() }; IN_SIZES];
-    debug_assert!(count.is_power_of_two() && count <= MAX_JOBS_PER_READ);
-    STATEMENTS[count.trailing_zeros() as usize].get_or_init(|| {
+    static STATEMENTS: InListStatements = InListStatements::new();
+    STATEMENTS.get(count, |list| {
         format!(
             "SELECT {}, {} FROM workflow_jobs j LEFT JOIN generation_tasks t ON t.job_id = j.id \
-             WHERE j.id IN ({}) ORDER BY j.id, t.item_index >= 0, t.step_index, t.item_index, t.id",
-            *JOB_COLUMNS,
-            *TASK_COLUMNS,
-            placeholders(count)
+             WHERE j.id IN ({list}) ORDER BY j.id, t.item_index >= 0, t.step_index, t.item_index, t.id",
+            *JOB_COLUMNS, *TASK_COLUMNS
         )
     })
 }
-
-/// Most jobs [`load_jobs`] reads in one statement (a power of two).
-pub(crate) const MAX_JOBS_PER_READ: usize = 256;
-/// How many padded sizes of id lists up to [`MAX_JOBS_PER_READ`] there are.
-pub(crate) const IN_SIZES: usize = MAX_JOBS_PER_READ.trailing_zeros() as usize + 1;
 
 /// A job with its tasks (in step order, a fan-out's items after their step) in one statement.
 pub(crate) async fn load_job(

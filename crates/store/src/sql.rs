@@ -2,7 +2,7 @@
 //! decoding and time conversion.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use chrono::{DateTime, Utc};
 use nosyntask_domain::{Job, JobStatus, Task, TaskStatus};
@@ -88,6 +88,34 @@ pub(crate) fn padded_ids(ids: impl IntoIterator<Item = i64>) -> Vec<Value> {
         values.resize(padded_len(values.len()), last);
     }
     values
+}
+
+/// Most ids one job read's `IN` list takes (a power of two).
+pub(crate) const MAX_JOBS_PER_READ: usize = 256;
+
+/// A statement over an `IN` list per padded size up to [`MAX_JOBS_PER_READ`], each written
+/// once per process: a handful of statements for the connections' statement caches.
+pub(crate) struct InListStatements([OnceLock<String>; IN_LIST_SIZES]);
+
+/// How many padded sizes of id lists up to [`MAX_JOBS_PER_READ`] there are.
+const IN_LIST_SIZES: usize = MAX_JOBS_PER_READ.trailing_zeros() as usize + 1;
+
+impl InListStatements {
+    /// None written yet, for a `static`.
+    pub(crate) const fn new() -> Self {
+        InListStatements([const { OnceLock::new() }; IN_LIST_SIZES])
+    }
+
+    /// The statement for `count` ids (a [`padded_len`]), written by `write` from its
+    /// placeholders the first time.
+    pub(crate) fn get(
+        &'static self,
+        count: usize,
+        write: impl FnOnce(&str) -> String,
+    ) -> &'static str {
+        debug_assert!(count.is_power_of_two() && count <= MAX_JOBS_PER_READ);
+        self.0[count.trailing_zeros() as usize].get_or_init(|| write(&placeholders(count)))
+    }
 }
 
 /// Serializes a JSON value for a TEXT column.
